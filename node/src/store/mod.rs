@@ -1,0 +1,395 @@
+//! Durable embedded storage (redb) with group commit.
+//!
+//! A [`Store`] owns one redb file. All writes go through a single dedicated writer thread that
+//! gathers the jobs waiting at that moment into **one** write transaction and commits it with
+//! `Durability::Immediate` (fsync) before answering any of them. This is how DocAxis gets
+//! throughput from a disk whose fsync costs milliseconds: many documents share one fsync, and
+//! none of them is acknowledged before that fsync returned.
+//!
+//! Invariants:
+//! - A job's result reaches its caller only after the transaction holding its writes committed
+//!   durably. Callers acknowledge to peers or clerks only after `write` returned `Ok`.
+//! - A job that fails leaves no trace: when any job of a batch fails, the whole transaction is
+//!   aborted and every job of the batch is re-run alone in its own transaction. Jobs are
+//!   therefore `FnMut` and must be safe to run again (they only touch the transaction).
+//! - Reads use redb's MVCC snapshots and never block the writer; they run on the blocking pool.
+//! - Nothing here runs on the async executor: the writer is a plain thread and reads go through
+//!   `spawn_blocking`.
+
+pub mod codec;
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+/// Errors of the storage layer itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error("database transaction failed: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("database table error: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("database storage error: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("database commit failed (nothing from this batch was acknowledged): {0}")]
+    Commit(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
+}
+
+impl From<redb::CommitError> for StoreError {
+    fn from(e: redb::CommitError) -> Self {
+        StoreError::Commit(e.to_string())
+    }
+}
+
+/// Converts any redb error into a [`StoreError`], so `?` works in functions whose error type
+/// wraps `StoreError`: `txn.open_table(T).db()?`.
+pub trait DbResult<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<StoreError>> DbResult<T> for Result<T, E> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(Into::into)
+    }
+}
+
+type AnyBox = Box<dyn Any + Send>;
+type JobFn = Box<dyn FnMut(&WriteTransaction) -> Result<AnyBox, AnyBox> + Send>;
+
+struct Job {
+    run: JobFn,
+    reply: tokio::sync::oneshot::Sender<JobOutcome>,
+}
+
+enum JobOutcome {
+    Ok(AnyBox),
+    Err(AnyBox),
+    Store(StoreError),
+}
+
+/// Largest number of jobs that share one transaction.
+const MAX_BATCH: usize = 256;
+
+/// A redb database with a group-committing writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    jobs: mpsc::SyncSender<Job>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    /// `init` runs once in a write transaction before anything else (create tables here).
+    pub fn open(
+        path: &Path,
+        init: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let txn = db.begin_write()?;
+        init(&txn)?;
+        txn.commit()?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_BATCH);
+        let writer_db = Arc::clone(&db);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(&writer_db, &rx))
+            .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            db,
+            jobs: tx,
+            path: Arc::new(path.to_owned()),
+        })
+    }
+
+    /// Where the database file lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `job` in a write transaction shared with other concurrent jobs and returns its
+    /// result once that transaction is durably committed. If the job returns `Err`, none of
+    /// its writes are kept.
+    pub async fn write<R, E, F>(&self, job: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job {
+                run: box_job(job),
+                reply,
+            })
+            .map_err(|_| E::from(StoreError::WriterGone))?;
+        let outcome = answer.await.map_err(|_| E::from(StoreError::WriterGone))?;
+        unbox_outcome(outcome)
+    }
+
+    /// Like [`Store::write`] for code that is not async (CLI tools, blocking workers).
+    pub fn write_blocking<R, E, F>(&self, job: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job {
+                run: box_job(job),
+                reply,
+            })
+            .map_err(|_| E::from(StoreError::WriterGone))?;
+        let outcome = answer
+            .blocking_recv()
+            .map_err(|_| E::from(StoreError::WriterGone))?;
+        unbox_outcome(outcome)
+    }
+
+    /// Runs `f` on a consistent read snapshot, off the async executor.
+    pub async fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<R, E> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(StoreError::from)?;
+            f(&txn)
+        })
+        .await
+        .map_err(|_| E::from(StoreError::WriterGone))?
+    }
+
+    /// Runs `f` on a consistent read snapshot in the calling thread.
+    pub fn read_blocking<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&ReadTransaction) -> Result<R, E>,
+    {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        f(&txn)
+    }
+}
+
+fn box_job<R, E, F>(mut job: F) -> JobFn
+where
+    R: Send + 'static,
+    E: Send + 'static,
+    F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
+{
+    Box::new(move |txn| match job(txn) {
+        Ok(r) => Ok(Box::new(r) as AnyBox),
+        Err(e) => Err(Box::new(e) as AnyBox),
+    })
+}
+
+fn unbox_outcome<R: 'static, E: From<StoreError> + 'static>(outcome: JobOutcome) -> Result<R, E> {
+    match outcome {
+        JobOutcome::Ok(b) => b
+            .downcast::<R>()
+            .map(|r| *r)
+            .map_err(|_| E::from(StoreError::Corrupt("job result type mismatch".into()))),
+        JobOutcome::Err(b) => Err(b
+            .downcast::<E>()
+            .map(|e| *e)
+            .unwrap_or_else(|_| E::from(StoreError::Corrupt("job error type mismatch".into())))),
+        JobOutcome::Store(e) => Err(E::from(e)),
+    }
+}
+
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(db, batch);
+    }
+}
+
+/// Runs a batch in one transaction; falls back to one transaction per job if any job fails.
+fn run_batch(db: &Database, mut batch: Vec<Job>) {
+    if batch.len() > 1 {
+        match try_together(db, &mut batch) {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(JobOutcome::Ok(result));
+                }
+                return;
+            }
+            Err(()) => { /* a job failed or the commit failed: re-run each job alone */ }
+        }
+    }
+    for mut job in batch {
+        let outcome = run_alone(db, &mut job);
+        let _ = job.reply.send(outcome);
+    }
+}
+
+fn try_together(db: &Database, batch: &mut [Job]) -> Result<Vec<AnyBox>, ()> {
+    let txn = db.begin_write().map_err(|_| ())?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        match (job.run)(&txn) {
+            Ok(r) => results.push(r),
+            Err(_) => {
+                txn.abort().ok();
+                return Err(());
+            }
+        }
+    }
+    txn.commit().map_err(|_| ())?;
+    Ok(results)
+}
+
+fn run_alone(db: &Database, job: &mut Job) -> JobOutcome {
+    let txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => return JobOutcome::Store(e.into()),
+    };
+    match (job.run)(&txn) {
+        Ok(r) => match txn.commit() {
+            Ok(()) => JobOutcome::Ok(r),
+            Err(e) => JobOutcome::Store(e.into()),
+        },
+        Err(e) => {
+            txn.abort().ok();
+            JobOutcome::Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{ReadableTable, TableDefinition};
+
+    const T: TableDefinition<&str, u64> = TableDefinition::new("t");
+
+    #[derive(Debug, thiserror::Error)]
+    enum TestError {
+        #[error(transparent)]
+        Store(#[from] StoreError),
+        #[error("refused: {0}")]
+        Refused(String),
+    }
+
+    fn open(dir: &Path) -> Store {
+        Store::open(&dir.join("t.redb"), |txn| {
+            txn.open_table(T)?;
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_all_commit_and_a_failing_job_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut handles = Vec::new();
+        for i in 0..200u64 {
+            let s = store.clone();
+            handles.push(tokio::spawn(async move {
+                s.write(move |txn| -> Result<u64, TestError> {
+                    let mut t = txn.open_table(T).db()?;
+                    let key = format!("k{i}");
+                    t.insert(key.as_str(), i).db()?;
+                    if i % 50 == 7 {
+                        return Err(TestError::Refused(key));
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        let mut refused = Vec::new();
+        for h in handles {
+            match h.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(TestError::Refused(k)) => refused.push(k),
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(ok, 196);
+        assert_eq!(refused.len(), 4);
+        let present: Vec<String> = store
+            .read(|txn| -> Result<Vec<String>, TestError> {
+                let t = txn.open_table(T).db()?;
+                Ok(t.iter()
+                    .db()?
+                    .map(|r| r.map(|(k, _)| k.value().to_string()))
+                    .collect::<Result<_, _>>()
+                    .db()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(present.len(), 196);
+        for k in refused {
+            assert!(!present.contains(&k), "refused job {k} left a write behind");
+        }
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store
+                .write_blocking(|txn| -> Result<(), StoreError> {
+                    txn.open_table(T)?.insert("a", 1)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        // The writer thread holds the database until its channel closes; wait for release.
+        let mut reopened = None;
+        for _ in 0..100 {
+            match Database::create(dir.path().join("t.redb")) {
+                Ok(db) => {
+                    reopened = Some(db);
+                    break;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        let db = reopened.expect("database released after the store was dropped");
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(T).unwrap();
+        assert_eq!(t.get("a").unwrap().unwrap().value(), 1);
+    }
+}

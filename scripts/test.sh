@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the whole DocAxis test suite, exactly as CI does (.ci/run calls this script).
+#
+# Installs the Debian tools the tests use as independent witnesses when they are missing:
+#   xmlsec1 (XML-DSig interoperability), libxml2-utils (xmllint, XSD validation), openssl (PKI checks).
+# Then: formatting, clippy with warnings as errors, the binary, and every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
+command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if ((${#need[@]})); then
+  echo "==> installing Debian packages: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo build (the docaxis binary the end-to-end tests run)"
+cargo build --workspace --bins --locked
+echo "==> cargo test"
+cargo test --workspace --locked
