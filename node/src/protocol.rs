@@ -1,0 +1,196 @@
+//! The node ↔ hub wire protocol, version 1: paths, JSON bodies and error codes.
+//!
+//! Transport is HTTPS (HTTP/2 preferred) with mandatory client certificates; the client's
+//! certificate names the agency (subject UID), so no request carries an agency code of its own:
+//! a node can only ever act as itself.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | POST | `/v1/packets` | signed edXML (`application/xml`) | 200 signed submission receipt (`application/xml`), or [`ErrorBody`] |
+//! | GET | `/v1/inbox?wait=S&limit=N` | – | [`PendingList`]: packets waiting for the caller, most urgent first; long-polls up to `S` seconds |
+//! | GET | `/v1/packets/{id}` | – | the packet's signed bytes, if it is queued for or was delivered to the caller; else 404 |
+//! | POST | `/v1/acks` | [`AckRequest`] | [`AckResponse`]: one signed delivery receipt per acknowledged packet |
+//! | GET | `/v1/receipts?wait=S&limit=N` | – | [`ReceiptList`]: delivery receipts for packets the caller sent |
+//! | POST | `/v1/receipts/ack` | [`ReceiptAckRequest`] | 204: those receipts are no longer listed |
+//! | GET | `/v1/directory` | – | [`Directory`] JSON, with the hub's detached signature in header `x-docaxis-signature` |
+//!
+//! Anything a caller may not see (another agency's packet or receipt) is answered exactly like
+//! something that does not exist: 404 with code `not_found`.
+//!
+//! Invariants: the hub answers 200 to a submission only after the packet and its delivery rows
+//! are durably committed; resubmitting the same bytes returns the first receipt again.
+
+use serde::{Deserialize, Serialize};
+
+/// Submit a packet.
+pub const PACKETS: &str = "/v1/packets";
+/// List pending packets for the caller.
+pub const INBOX: &str = "/v1/inbox";
+/// Acknowledge fetched packets.
+pub const ACKS: &str = "/v1/acks";
+/// List delivery receipts for the caller's packets.
+pub const RECEIPTS: &str = "/v1/receipts";
+/// Acknowledge collected delivery receipts.
+pub const RECEIPTS_ACK: &str = "/v1/receipts/ack";
+/// The agency directory.
+pub const DIRECTORY: &str = "/v1/directory";
+/// Header carrying the hub's signature over a directory body (base64 of an XML-DSig document).
+pub const DIRECTORY_SIGNATURE_HEADER: &str = "x-docaxis-signature";
+
+/// Path to fetch one packet.
+pub fn packet_path(packet_id: &str) -> String {
+    format!("{PACKETS}/{packet_id}")
+}
+
+/// Longest long-poll the hub grants, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+/// Most items one list answer carries.
+pub const MAX_LIST: usize = 500;
+
+/// Machine-readable error codes, with the HTTP status the hub uses for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 413: the body is larger than the hub accepts.
+    TooLarge,
+    /// 400: not well-formed XML, a DTD, or not an edXML packet.
+    Malformed,
+    /// 422: the packet does not follow the strict schema.
+    Schema,
+    /// 422: the signature is missing, invalid, untrusted, expired or revoked.
+    Signature,
+    /// 403: the signing certificate is not registered for `From/OrganId`.
+    SignerNotRegistered,
+    /// 403: the TLS client certificate belongs to another agency than `From/OrganId`.
+    ClientNotSender,
+    /// 403: the agency is unknown to the hub or suspended.
+    AgencyNotActive,
+    /// 409: another packet already uses this (From, DocumentId, BussinessDocType).
+    DuplicateBusinessKey,
+    /// 422: no recipient of the packet can be routed to.
+    NoRecipient,
+    /// 404: nothing of that name exists for the caller.
+    NotFound,
+    /// 400: the request itself is wrong (bad id, bad JSON).
+    BadRequest,
+    /// 500/503: the hub failed; retry later.
+    Internal,
+}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// A sentence for a human: what is wrong, precisely.
+    pub message: String,
+}
+
+/// One packet waiting for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingItem {
+    pub packet_id: String,
+    pub from: String,
+    /// `document` or `status`.
+    pub kind: String,
+    /// edXML priority 0–4 (status packets: 0).
+    pub priority: u8,
+    pub size: u64,
+    /// When the hub accepted it (RFC 3339).
+    pub queued_at: String,
+}
+
+/// Answer of `GET /v1/inbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingList {
+    pub items: Vec<PendingItem>,
+}
+
+/// Body of `POST /v1/acks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRequest {
+    pub packet_ids: Vec<String>,
+}
+
+/// One acknowledged packet and the hub's signed delivery receipt for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckedPacket {
+    pub packet_id: String,
+    /// Signed receipt XML.
+    pub receipt: String,
+}
+
+/// Answer of `POST /v1/acks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckResponse {
+    pub acked: Vec<AckedPacket>,
+}
+
+/// A delivery receipt waiting for the sender to collect it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptItem {
+    pub seq: u64,
+    pub packet_id: String,
+    pub recipient: String,
+    /// Signed receipt XML.
+    pub receipt: String,
+}
+
+/// Answer of `GET /v1/receipts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptList {
+    pub items: Vec<ReceiptItem>,
+}
+
+/// Body of `POST /v1/receipts/ack`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptAckRequest {
+    pub seqs: Vec<u64>,
+}
+
+/// One agency as the hub publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    pub code: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// SHA-256 fingerprints (hex) of the certificates the agency may sign and connect with.
+    pub fingerprints: Vec<String>,
+    pub active: bool,
+}
+
+/// The agency directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// RFC 3339 time the hub produced this copy.
+    pub issued_at: String,
+    pub agencies: Vec<DirectoryEntry>,
+}
+
+/// Is `s` a packet id (64 lower-case hex digits)?
+pub fn is_packet_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_snake_case_on_the_wire() {
+        let body = ErrorBody {
+            code: ErrorCode::DuplicateBusinessKey,
+            message: "x".into(),
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert!(json.contains("\"duplicate_business_key\""), "{json}");
+    }
+
+    #[test]
+    fn packet_ids_are_strict() {
+        assert!(is_packet_id(&"a".repeat(64)));
+        assert!(!is_packet_id(&"A".repeat(64)));
+        assert!(!is_packet_id("../etc/passwd"));
+        assert!(!is_packet_id(&"a".repeat(63)));
+    }
+}
