@@ -3,6 +3,8 @@
 //! One crate plays both roles, the national **hub** and an agency **node**. This library holds
 //! everything; `src/main.rs` is a thin command-line front end over it.
 
+pub mod hub;
+pub mod packet_id;
 pub mod protocol;
 pub mod receipt;
 pub mod store;

@@ -1,0 +1,670 @@
+//! The hub's durable state: agencies, packets, delivery rows, queues and receipts (redb).
+//!
+//! Tables (keys → values):
+//! - `agencies`: code → [`Agency`] (JSON)
+//! - `packets`: packet id → signed bytes, exactly as received
+//! - `packet_meta`: packet id → [`PacketMeta`] (JSON; includes the signed submission receipt)
+//! - `business_keys`: "from␟document id␟bussiness doc type" → packet id (documents only)
+//! - `deliveries`: (packet id, recipient) → [`Delivery`] (JSON; one row per routed recipient)
+//! - `queue`: (recipient, urgency rank, seq) → packet id: what each recipient still has to fetch
+//! - `sender_receipts`: (sender, seq) → (packet id, recipient): delivery receipts to collect
+//! - `by_document`: (from, document id, packet id) → (): every packet of one business document,
+//!   status packets included, for tracking
+//! - `counters`: name → u64
+//!
+//! Invariants:
+//! - A packet, its meta (with its receipt), its business key and all its delivery and queue
+//!   rows are written in one transaction: a submission is entirely there or not at all.
+//! - Marking a delivery done, storing its receipt, removing its queue row and queueing the
+//!   receipt for the sender happen in one transaction.
+//! - A recipient can only reach packets for which a delivery row names it.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::packet_id::PacketId;
+use crate::store::codec::{decode, encode};
+use crate::store::{DbResult, Store, StoreError};
+
+const AGENCIES: TableDefinition<&str, &[u8]> = TableDefinition::new("agencies");
+const PACKETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packets");
+const PACKET_META: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packet_meta");
+const BUSINESS_KEYS: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("business_keys");
+const DELIVERIES: TableDefinition<(&[u8; 32], &str), &[u8]> = TableDefinition::new("deliveries");
+const QUEUE: TableDefinition<(&str, u8, u64), &[u8; 32]> = TableDefinition::new("queue");
+const SENDER_RECEIPTS: TableDefinition<(&str, u64), (&[u8; 32], &str)> =
+    TableDefinition::new("sender_receipts");
+const BY_DOCUMENT: TableDefinition<(&str, &str, &[u8; 32]), ()> =
+    TableDefinition::new("by_document");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// A registered agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agency {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// SHA-256 fingerprints (lower-case hex) of the certificates it may use.
+    pub fingerprints: Vec<String>,
+    pub active: bool,
+    /// RFC 3339.
+    pub added_at: String,
+}
+
+/// What the hub remembers about a packet besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketMeta {
+    /// `document` or `status`.
+    pub kind: String,
+    pub from: String,
+    pub document_id: String,
+    /// BussinessDocType for documents (0–3); None for status packets.
+    pub business_doc_type: Option<u8>,
+    /// Status code for status packets.
+    pub status_code: Option<String>,
+    pub priority: u8,
+    pub size: u64,
+    /// RFC 3339 time of the commit.
+    pub accepted_at: String,
+    pub recipients: Vec<String>,
+    pub refused: Vec<(String, String)>,
+    /// The signed submission receipt returned to the sender (and again on resubmission).
+    pub receipt: String,
+}
+
+/// Delivery state of one (packet, recipient) pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub queued_at: String,
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+    /// Signed delivery receipt, once delivered.
+    #[serde(default)]
+    pub receipt: Option<String>,
+    /// Queue position while pending: (urgency rank, seq).
+    pub queue_key: (u8, u64),
+}
+
+/// A verified submission ready to be committed.
+#[derive(Debug, Clone)]
+pub struct NewPacket {
+    pub id: PacketId,
+    pub bytes: Vec<u8>,
+    pub meta: PacketMeta,
+}
+
+/// Result of committing a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Newly stored; here is the receipt that was committed with it.
+    New { receipt: String },
+    /// These exact bytes were stored before: the original receipt.
+    Again { receipt: String },
+}
+
+/// Hub storage errors and refusals decided inside a transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum HubDbError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "a different packet already uses document id {document_id:?} from {from} with BussinessDocType {business_doc_type} (packet {existing}); send a new DocumentId, or an update/replace packet"
+    )]
+    DuplicateBusinessKey {
+        from: String,
+        document_id: String,
+        business_doc_type: u8,
+        existing: String,
+    },
+    #[error("agency {0} is already registered")]
+    AgencyExists(String),
+    #[error("agency {0} is not registered")]
+    UnknownAgency(String),
+}
+
+/// Urgency rank used in queue keys: lower is served first. Priority 4 (hỏa tốc hẹn giờ) and 3
+/// (hỏa tốc) first, then 2, 1, 0.
+pub fn urgency_rank(priority: u8) -> u8 {
+    4u8.saturating_sub(priority.min(4))
+}
+
+fn business_key(from: &str, document_id: &str, bdt: u8) -> String {
+    format!("{from}\u{1f}{document_id}\u{1f}{bdt}")
+}
+
+fn next_seq(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    let mut counters = txn.open_table(COUNTERS).db()?;
+    let next = counters.get(name).db()?.map(|v| v.value()).unwrap_or(0) + 1;
+    counters.insert(name, next).db()?;
+    Ok(next)
+}
+
+/// Typed access to the hub database.
+#[derive(Clone, Debug)]
+pub struct HubDb {
+    store: Store,
+}
+
+impl HubDb {
+    /// Opens or creates the hub database file.
+    pub fn open(path: &std::path::Path) -> Result<HubDb, StoreError> {
+        let store = Store::open(path, |txn| {
+            txn.open_table(AGENCIES).db()?;
+            txn.open_table(PACKETS).db()?;
+            txn.open_table(PACKET_META).db()?;
+            txn.open_table(BUSINESS_KEYS).db()?;
+            txn.open_table(DELIVERIES).db()?;
+            txn.open_table(QUEUE).db()?;
+            txn.open_table(SENDER_RECEIPTS).db()?;
+            txn.open_table(BY_DOCUMENT).db()?;
+            txn.open_table(COUNTERS).db()?;
+            Ok(())
+        })?;
+        Ok(HubDb { store })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- agencies ----
+
+    /// Registers an agency; refuses if the code exists.
+    pub async fn add_agency(&self, agency: Agency) -> Result<(), HubDbError> {
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(AGENCIES).db()?;
+                if t.get(agency.code.as_str()).db()?.is_some() {
+                    return Err(HubDbError::AgencyExists(agency.code.clone()));
+                }
+                t.insert(agency.code.as_str(), encode(&agency).as_slice())
+                    .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Changes an agency with `f` (suspend, resume, add a fingerprint …).
+    pub async fn update_agency(
+        &self,
+        code: &str,
+        f: impl Fn(&mut Agency) + Send + 'static,
+    ) -> Result<Agency, HubDbError> {
+        let code = code.to_string();
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(AGENCIES).db()?;
+                let mut agency: Agency = match t.get(code.as_str()).db()? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(HubDbError::UnknownAgency(code.clone())),
+                };
+                f(&mut agency);
+                t.insert(code.as_str(), encode(&agency).as_slice()).db()?;
+                Ok(agency)
+            })
+            .await
+    }
+
+    /// All agencies, by code.
+    pub async fn agencies(&self) -> Result<Vec<Agency>, HubDbError> {
+        self.store
+            .read(|txn| {
+                let t = txn.open_table(AGENCIES).db()?;
+                let mut out = Vec::new();
+                for row in t.iter().db()? {
+                    let (_, v) = row.db()?;
+                    out.push(decode(v.value())?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// One agency.
+    pub async fn agency(&self, code: &str) -> Result<Option<Agency>, HubDbError> {
+        let code = code.to_string();
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(AGENCIES).db()?;
+                match t.get(code.as_str()).db()? {
+                    Some(v) => Ok(Some(decode(v.value())?)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    // ---- submissions ----
+
+    /// The stored receipt for these exact bytes, if they were submitted before.
+    pub async fn existing_receipt(&self, id: PacketId) -> Result<Option<String>, HubDbError> {
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(PACKET_META).db()?;
+                match t.get(id.as_bytes()).db()? {
+                    Some(v) => Ok(Some(decode::<PacketMeta>(v.value())?.receipt)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// Commits a verified packet with its receipt and one delivery row per accepted recipient.
+    pub async fn submit(&self, packet: NewPacket) -> Result<Submitted, HubDbError> {
+        self.store
+            .write(move |txn| {
+                let id = packet.id;
+                let meta = &packet.meta;
+                {
+                    let metas = txn.open_table(PACKET_META).db()?;
+                    if let Some(v) = metas.get(id.as_bytes()).db()? {
+                        let old: PacketMeta = decode(v.value())?;
+                        return Ok(Submitted::Again {
+                            receipt: old.receipt,
+                        });
+                    }
+                }
+                if let Some(bdt) = meta.business_doc_type {
+                    let key = business_key(&meta.from, &meta.document_id, bdt);
+                    let mut keys = txn.open_table(BUSINESS_KEYS).db()?;
+                    if let Some(existing) = keys.get(key.as_str()).db()? {
+                        return Err(HubDbError::DuplicateBusinessKey {
+                            from: meta.from.clone(),
+                            document_id: meta.document_id.clone(),
+                            business_doc_type: bdt,
+                            existing: PacketId(*existing.value()).to_hex(),
+                        });
+                    }
+                    keys.insert(key.as_str(), id.as_bytes()).db()?;
+                }
+                txn.open_table(PACKETS)
+                    .db()?
+                    .insert(id.as_bytes(), packet.bytes.as_slice())
+                    .db()?;
+                txn.open_table(PACKET_META)
+                    .db()?
+                    .insert(id.as_bytes(), encode(meta).as_slice())
+                    .db()?;
+                txn.open_table(BY_DOCUMENT)
+                    .db()?
+                    .insert(
+                        (
+                            document_owner(meta).as_str(),
+                            meta.document_id.as_str(),
+                            id.as_bytes(),
+                        ),
+                        (),
+                    )
+                    .db()?;
+                let rank = urgency_rank(meta.priority);
+                for recipient in &meta.recipients {
+                    let seq = next_seq(txn, "queue")?;
+                    txn.open_table(QUEUE)
+                        .db()?
+                        .insert((recipient.as_str(), rank, seq), id.as_bytes())
+                        .db()?;
+                    let d = Delivery {
+                        queued_at: meta.accepted_at.clone(),
+                        delivered_at: None,
+                        receipt: None,
+                        queue_key: (rank, seq),
+                    };
+                    txn.open_table(DELIVERIES)
+                        .db()?
+                        .insert((id.as_bytes(), recipient.as_str()), encode(&d).as_slice())
+                        .db()?;
+                }
+                Ok(Submitted::New {
+                    receipt: meta.receipt.clone(),
+                })
+            })
+            .await
+    }
+
+    // ---- delivery ----
+
+    /// Packets waiting for `recipient`, most urgent first, then oldest first.
+    pub async fn pending(
+        &self,
+        recipient: &str,
+        limit: usize,
+    ) -> Result<Vec<(PacketId, PacketMeta)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let queue = txn.open_table(QUEUE).db()?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                let mut out = Vec::new();
+                let range =
+                    (recipient.as_str(), 0u8, 0u64)..=(recipient.as_str(), u8::MAX, u64::MAX);
+                for row in queue.range(range).db()? {
+                    let (_, v) = row.db()?;
+                    let id = PacketId(*v.value());
+                    let meta = match metas.get(id.as_bytes()).db()? {
+                        Some(m) => decode(m.value())?,
+                        None => {
+                            return Err(HubDbError::Store(StoreError::Corrupt(format!(
+                                "queued packet {id} has no meta"
+                            ))));
+                        }
+                    };
+                    out.push((id, meta));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// The packet bytes, if a delivery row names `recipient` (pending or delivered).
+    pub async fn fetch_for(
+        &self,
+        recipient: &str,
+        id: PacketId,
+    ) -> Result<Option<Vec<u8>>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                if deliveries
+                    .get((id.as_bytes(), recipient.as_str()))
+                    .db()?
+                    .is_none()
+                {
+                    return Ok(None);
+                }
+                let packets = txn.open_table(PACKETS).db()?;
+                Ok(packets.get(id.as_bytes()).db()?.map(|v| v.value().to_vec()))
+            })
+            .await
+    }
+
+    /// Meta of a packet, if `recipient` has a delivery row for it.
+    pub async fn meta_for(
+        &self,
+        recipient: &str,
+        id: PacketId,
+    ) -> Result<Option<(PacketMeta, Delivery)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let Some(d) = deliveries.get((id.as_bytes(), recipient.as_str())).db()? else {
+                    return Ok(None);
+                };
+                let d: Delivery = decode(d.value())?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                match metas.get(id.as_bytes()).db()? {
+                    Some(m) => Ok(Some((decode(m.value())?, d))),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// Records deliveries to `recipient` with their (already signed) receipts. Idempotent: a
+    /// packet delivered before keeps and returns its first receipt. Ids without a delivery row
+    /// for `recipient` are left out of the answer.
+    pub async fn record_deliveries(
+        &self,
+        recipient: &str,
+        acks: Vec<(PacketId, String, String)>, // (id, delivered_at, signed receipt)
+    ) -> Result<Vec<(PacketId, String)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .write(move |txn| {
+                let mut out = Vec::new();
+                for (id, at, receipt) in &acks {
+                    let mut deliveries = txn.open_table(DELIVERIES).db()?;
+                    let Some(row) = deliveries.get((id.as_bytes(), recipient.as_str())).db()?
+                    else {
+                        continue;
+                    };
+                    let mut d: Delivery = decode(row.value())?;
+                    drop(row);
+                    if let Some(existing) = &d.receipt {
+                        out.push((*id, existing.clone()));
+                        continue;
+                    }
+                    d.delivered_at = Some(at.clone());
+                    d.receipt = Some(receipt.clone());
+                    deliveries
+                        .insert((id.as_bytes(), recipient.as_str()), encode(&d).as_slice())
+                        .db()?;
+                    drop(deliveries);
+                    let (rank, seq) = d.queue_key;
+                    txn.open_table(QUEUE)
+                        .db()?
+                        .remove((recipient.as_str(), rank, seq))
+                        .db()?;
+                    let sender = {
+                        let metas = txn.open_table(PACKET_META).db()?;
+                        let m = metas.get(id.as_bytes()).db()?.ok_or_else(|| {
+                            StoreError::Corrupt(format!("delivered packet {id} has no meta"))
+                        })?;
+                        decode::<PacketMeta>(m.value())?.from
+                    };
+                    let rseq = next_seq(txn, "receipts")?;
+                    txn.open_table(SENDER_RECEIPTS)
+                        .db()?
+                        .insert((sender.as_str(), rseq), (id.as_bytes(), recipient.as_str()))
+                        .db()?;
+                    out.push((*id, receipt.clone()));
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Delivery receipts waiting for `sender`: (seq, packet id, recipient, receipt).
+    pub async fn receipts_for_sender(
+        &self,
+        sender: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, PacketId, String, String)>, HubDbError> {
+        let sender = sender.to_string();
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(SENDER_RECEIPTS).db()?;
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let mut out = Vec::new();
+                for row in t
+                    .range((sender.as_str(), 0u64)..=(sender.as_str(), u64::MAX))
+                    .db()?
+                {
+                    let (k, v) = row.db()?;
+                    let (_, seq) = k.value();
+                    let (id, recipient) = v.value();
+                    let id = PacketId(*id);
+                    let receipt = deliveries
+                        .get((id.as_bytes(), recipient))
+                        .db()?
+                        .map(|d| decode::<Delivery>(d.value()))
+                        .transpose()?
+                        .and_then(|d| d.receipt)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("receipt row {seq} has no receipt"))
+                        })?;
+                    out.push((seq, id, recipient.to_string(), receipt));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Forgets collected receipt rows of `sender` (the receipts stay with the deliveries).
+    pub async fn ack_receipts(&self, sender: &str, seqs: Vec<u64>) -> Result<(), HubDbError> {
+        let sender = sender.to_string();
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(SENDER_RECEIPTS).db()?;
+                for seq in &seqs {
+                    t.remove((sender.as_str(), *seq)).db()?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Every packet of one business document (the document, its updates and the statuses
+    /// about it), with each recipient's delivery state.
+    pub async fn document_history(
+        &self,
+        owner: &str,
+        document_id: &str,
+    ) -> Result<Vec<(PacketId, PacketMeta, BTreeMap<String, Delivery>)>, HubDbError> {
+        let owner = owner.to_string();
+        let document_id = document_id.to_string();
+        self.store
+            .read(move |txn| {
+                let idx = txn.open_table(BY_DOCUMENT).db()?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let lo = (owner.as_str(), document_id.as_str(), &[0u8; 32]);
+                let hi = (owner.as_str(), document_id.as_str(), &[0xffu8; 32]);
+                let mut out = Vec::new();
+                for row in idx.range(lo..=hi).db()? {
+                    let (k, _) = row.db()?;
+                    let id = PacketId(*k.value().2);
+                    let Some(m) = metas.get(id.as_bytes()).db()? else {
+                        continue;
+                    };
+                    let meta: PacketMeta = decode(m.value())?;
+                    let mut per = BTreeMap::new();
+                    for r in &meta.recipients {
+                        if let Some(d) = deliveries.get((id.as_bytes(), r.as_str())).db()? {
+                            per.insert(r.clone(), decode(d.value())?);
+                        }
+                    }
+                    out.push((id, meta, per));
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+/// Which agency "owns" the business document a packet belongs to: the sender for documents,
+/// the original sender (the status's recipient) for status packets.
+fn document_owner(meta: &PacketMeta) -> String {
+    if meta.kind == "status" {
+        meta.recipients.first().cloned().unwrap_or_default()
+    } else {
+        meta.from.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(from: &str, doc: &str, to: &[&str], priority: u8) -> PacketMeta {
+        PacketMeta {
+            kind: "document".into(),
+            from: from.into(),
+            document_id: doc.into(),
+            business_doc_type: Some(0),
+            status_code: None,
+            priority,
+            size: 10,
+            accepted_at: "2026-11-23T00:00:00Z".into(),
+            recipients: to.iter().map(|s| s.to_string()).collect(),
+            refused: vec![],
+            receipt: format!("receipt for {doc}"),
+        }
+    }
+
+    fn packet(bytes: &[u8], m: PacketMeta) -> NewPacket {
+        NewPacket {
+            id: PacketId::of(bytes),
+            bytes: bytes.to_vec(),
+            meta: m,
+        }
+    }
+
+    #[tokio::test]
+    async fn submit_is_idempotent_and_business_keys_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let p = packet(b"one", meta("A", "d1", &["B"], 0));
+        assert!(matches!(
+            db.submit(p.clone()).await.unwrap(),
+            Submitted::New { .. }
+        ));
+        match db.submit(p).await.unwrap() {
+            Submitted::Again { receipt } => assert_eq!(receipt, "receipt for d1"),
+            other => panic!("{other:?}"),
+        }
+        let clash = packet(b"two", meta("A", "d1", &["B"], 0));
+        let err = db.submit(clash).await.unwrap_err();
+        assert!(
+            matches!(err, HubDbError::DuplicateBusinessKey { .. }),
+            "{err}"
+        );
+        assert_eq!(db.pending("B", 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn urgent_first_and_only_own_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        db.submit(packet(b"normal", meta("A", "n", &["B"], 0)))
+            .await
+            .unwrap();
+        db.submit(packet(b"flash", meta("A", "f", &["B", "C"], 3)))
+            .await
+            .unwrap();
+        let pending = db.pending("B", 10).await.unwrap();
+        let docs: Vec<_> = pending
+            .iter()
+            .map(|(_, m)| m.document_id.as_str())
+            .collect();
+        assert_eq!(docs, ["f", "n"]);
+        let normal = PacketId::of(b"normal");
+        assert!(db.fetch_for("C", normal).await.unwrap().is_none());
+        assert_eq!(db.fetch_for("B", normal).await.unwrap().unwrap(), b"normal");
+    }
+
+    #[tokio::test]
+    async fn delivery_is_recorded_once_and_receipt_queued_for_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let id = PacketId::of(b"p");
+        db.submit(packet(b"p", meta("A", "d", &["B"], 0)))
+            .await
+            .unwrap();
+        let first = db
+            .record_deliveries("B", vec![(id, "t1".into(), "r1".into())])
+            .await
+            .unwrap();
+        assert_eq!(first, vec![(id, "r1".to_string())]);
+        let again = db
+            .record_deliveries("B", vec![(id, "t2".into(), "r2".into())])
+            .await
+            .unwrap();
+        assert_eq!(again, vec![(id, "r1".to_string())], "first receipt kept");
+        assert!(db.pending("B", 10).await.unwrap().is_empty());
+        let foreign = db
+            .record_deliveries("C", vec![(id, "t".into(), "r".into())])
+            .await
+            .unwrap();
+        assert!(foreign.is_empty(), "C has no delivery row for this packet");
+        let receipts = db.receipts_for_sender("A", 10).await.unwrap();
+        assert_eq!(receipts.len(), 1);
+        assert_eq!(receipts[0].2, "B");
+        db.ack_receipts("A", vec![receipts[0].0]).await.unwrap();
+        assert!(db.receipts_for_sender("A", 10).await.unwrap().is_empty());
+        let history = db.document_history("A", "d").await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].2["B"].delivered_at.as_deref(), Some("t1"));
+    }
+}
