@@ -8,4 +8,5 @@ pub mod hub;
 pub mod packet_id;
 pub mod protocol;
 pub mod receipt;
+pub mod schema;
 pub mod store;
