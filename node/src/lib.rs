@@ -2,3 +2,6 @@
 //!
 //! One crate plays both roles, the national **hub** and an agency **node**. This library holds
 //! everything; `src/main.rs` is a thin command-line front end over it.
+
+pub mod cli;
+pub mod pki;
