@@ -45,10 +45,14 @@ pub(crate) struct Validity {
 }
 
 impl Authority {
-    /// Makes a new self-signed development CA valid from `now - BACKDATE` for 20 years.
-    pub(crate) fn create(now: OffsetDateTime) -> Result<Self, PkiError> {
-        let not_before = now - profile::BACKDATE;
-        let not_after = now + profile::CA_VALIDITY;
+    /// Makes a new self-signed development CA valid for 20 years from `not_before` (default:
+    /// `now - BACKDATE`).
+    pub(crate) fn create(
+        now: OffsetDateTime,
+        not_before: Option<OffsetDateTime>,
+    ) -> Result<Self, PkiError> {
+        let not_before = not_before.map_or(now - profile::BACKDATE, profile::normalize_time);
+        let not_after = not_before + profile::CA_VALIDITY;
         let params = profile::ca_params(not_before, not_after)?;
         let key = KeyAlgorithm::EcdsaP256.generate()?;
         let cert = params
@@ -207,17 +211,17 @@ impl Authority {
         })
     }
 
-    /// Signs a CRL numbered `number` listing `revoked`, valid from `now` for 10 years (cut at
-    /// the CA's expiry). Returns it as PEM.
+    /// Signs a CRL numbered `number` listing `revoked`, issued at `this_update` and due again
+    /// 10 years later (cut at the CA's expiry). Returns it as PEM.
     pub(crate) fn sign_crl(
         &self,
         number: u64,
         revoked: Vec<RevokedCertParams>,
-        now: OffsetDateTime,
+        this_update: OffsetDateTime,
     ) -> Result<String, PkiError> {
-        let next_update = (now + profile::LEAF_VALIDITY).min(self.not_after);
+        let next_update = (this_update + profile::LEAF_VALIDITY).min(self.not_after);
         let params = CertificateRevocationListParams {
-            this_update: now,
+            this_update,
             next_update,
             crl_number: SerialNumber::from(number),
             issuing_distribution_point: None,
@@ -252,11 +256,11 @@ mod tests {
     #[test]
     fn default_validity_is_cut_at_the_ca_expiry() {
         let now = profile::now();
-        let ca = Authority::create(now).unwrap();
+        let ca = Authority::create(now, None).unwrap();
         let (nb, na) = ca.leaf_validity(Validity::default(), now).unwrap();
         assert_eq!(nb, now - profile::BACKDATE);
         assert_eq!(na, nb + profile::LEAF_VALIDITY);
-        let late = now + profile::CA_VALIDITY - time::Duration::days(365);
+        let late = ca.not_after() - time::Duration::days(365);
         let (_, na) = ca.leaf_validity(Validity::default(), late).unwrap();
         assert_eq!(na, ca.not_after());
     }
@@ -264,7 +268,7 @@ mod tests {
     #[test]
     fn explicit_validity_is_checked() {
         let now = profile::now();
-        let ca = Authority::create(now).unwrap();
+        let ca = Authority::create(now, None).unwrap();
         let past = Validity {
             not_before: Some(now - time::Duration::days(30)),
             not_after: Some(now - time::Duration::days(1)),

@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use time::OffsetDateTime;
+
 use super::PkiError;
 use super::authority::{Authority, Validity};
 use super::code::accept_agency_code;
@@ -49,16 +51,21 @@ pub fn development_agencies() -> Vec<AgencyIdentity> {
 pub struct InitOptions {
     /// Replace an existing PKI in the directory.
     pub force: bool,
-    /// Agencies to certify (ECDSA P-256 keys, default validity).
+    /// Agencies to certify (ECDSA P-256 keys).
     pub agencies: Vec<AgencyIdentity>,
+    /// Start of validity of every certificate; default: one hour ago. The CA lasts 20 years
+    /// from it, the hub and agency certificates 10 years. A date well in the past keeps a
+    /// committed PKI usable on machines whose clocks disagree.
+    pub valid_from: Option<OffsetDateTime>,
 }
 
 impl Default for InitOptions {
-    /// No force; the three development agencies.
+    /// No force; the three development agencies; validity from one hour ago.
     fn default() -> Self {
         InitOptions {
             force: false,
             agencies: development_agencies(),
+            valid_from: None,
         }
     }
 }
@@ -108,10 +115,15 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport, PkiError> {
 
     // Generate everything before touching the disk.
     let now = profile::now();
-    let authority = Authority::create(now)?;
+    let authority = Authority::create(now, opts.valid_from)?;
+    let validity = Validity {
+        not_before: opts.valid_from,
+        not_after: None,
+    };
+    let (not_before, not_after) = authority.leaf_validity(validity, now)?;
+    // The first CRL dates from the start of the PKI, like every certificate in it.
     let crl_number = 1;
-    let crl_pem = authority.sign_crl(crl_number, Vec::new(), now)?;
-    let (not_before, not_after) = authority.leaf_validity(Validity::default(), now)?;
+    let crl_pem = authority.sign_crl(crl_number, Vec::new(), not_before)?;
     let hub = authority.sign_leaf(
         LeafSubject::Hub,
         KeyAlgorithm::EcdsaP256,
@@ -234,6 +246,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let opts = InitOptions {
             force: false,
+            valid_from: None,
             agencies: vec![
                 AgencyIdentity::new("000.00.00.G22", "A"),
                 AgencyIdentity::new("000.00.00.G22", "B"),
