@@ -3,9 +3,11 @@
 //! One crate plays both roles, the national **hub** and an agency **node**. This library holds
 //! everything; `src/main.rs` is a thin command-line front end over it.
 
+pub mod cli;
 pub mod edxml;
 pub mod hub;
 pub mod packet_id;
+pub mod pki;
 pub mod protocol;
 pub mod receipt;
 pub mod schema;
