@@ -364,6 +364,11 @@ pub(crate) fn scan(xml: &str, limits: ScanLimits) -> Result<Layout, ScanError> {
                     )));
                 }
                 let in_header = is_header_path(&stack);
+                if ns == Ns::Dsig && local == "Signature" && signature.is_some() {
+                    return Err(ScanError::Profile(
+                        "more than one ds:Signature in the packet".into(),
+                    ));
+                }
                 if in_header && signature_closed_header_children {
                     return Err(ScanError::Profile(format!(
                         "ds:Signature must be the last child of edXMLHeader, but '{local}' \
@@ -383,11 +388,6 @@ pub(crate) fn scan(xml: &str, limits: ScanLimits) -> Result<Layout, ScanError> {
                              /edXML/edXMLEnvelope/edXMLHeader, found it at {}",
                             path_text(&stack)
                         )));
-                    }
-                    if signature.is_some() {
-                        return Err(ScanError::Profile(
-                            "more than one ds:Signature in the packet".into(),
-                        ));
                     }
                     if legacy {
                         return Err(ScanError::Profile(
