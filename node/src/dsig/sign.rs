@@ -1,0 +1,466 @@
+//! Signing edXML packets with the DocAxis XML-DSig profile.
+//!
+//! [`sign_packet`] inserts one `ds:Signature` (W3C namespace, prefix `ds`) as the last
+//! child of `edXMLHeader`, with exclusive C14N, one `Reference URI=""` whose transforms are
+//! exactly enveloped-signature then exclusive C14N, a SHA-256 digest, RSA-SHA256 or
+//! ECDSA-SHA256 chosen from the key, and the signer's certificate chain (leaf first, then
+//! intermediates) in `KeyInfo/X509Data`. bergshamra computes the digest and the signature
+//! value from that template.
+//!
+//! Invariants:
+//! - The input bytes are kept as they are; the only change is the inserted signature (plus
+//!   line-break/indent text around it so the result stays readable, and a dropped UTF-8
+//!   byte-order mark). The returned bytes are final: re-serialising them would break the
+//!   signature.
+//! - Input that already carries a `ds:Signature`, lacks `edXMLHeader`, or would fail the
+//!   verifier's profile (DOCTYPE, comments, processing instructions) is refused.
+//! - A legacy QCVN-namespace placeholder `Signature` is **refused, not stripped**: silently
+//!   removing content before signing would sign something other than what the caller
+//!   handed over. The caller (the edXML writer) removes it and signs the result.
+//! - The output is re-scanned with the verifier's profile check and must carry the whole
+//!   certificate chain; a key loaded without its chain therefore cannot produce a packet
+//!   with an empty `X509Data`.
+//!
+//! Signing is blocking and CPU-bound; async callers use `spawn_blocking`.
+
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine as _;
+use bergshamra::{DsigContext, KeysManager};
+use time::OffsetDateTime;
+
+use super::algorithms::{DigestAlgorithm, SignatureAlgorithm};
+use super::certs::{
+    CertInfo, Curve, KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, PublicKeyInfo, SigCheck,
+    fmt_time, pem_blocks,
+};
+use super::scan::{self, ScanError, SignatureState};
+use super::verify::Limits;
+use super::{DSIG_NS, ENVELOPED_SIGNATURE, EXC_C14N};
+
+/// Why a key could not be loaded or a packet could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// A key or certificate file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The private key is unusable.
+    #[error("signing key: {reason}")]
+    Key {
+        /// Why.
+        reason: String,
+    },
+    /// The certificate chain is unusable.
+    #[error("signing certificate chain: {reason}")]
+    Certificate {
+        /// Why.
+        reason: String,
+    },
+    /// The private key does not belong to the first (leaf) certificate.
+    #[error(
+        "the private key does not match the signing certificate '{subject}' (the first \
+         certificate of the chain must be the signer's own)"
+    )]
+    KeyCertificateMismatch {
+        /// Subject of the leaf certificate.
+        subject: String,
+    },
+    /// The input is not well-formed UTF-8 XML.
+    #[error("the packet to sign is not well-formed: {what}")]
+    Malformed {
+        /// What is wrong.
+        what: String,
+    },
+    /// The input is not a packet DocAxis can sign.
+    #[error("the packet cannot be signed: {what}")]
+    NotSignable {
+        /// What is wrong.
+        what: String,
+    },
+    /// The input already carries a W3C signature.
+    #[error("the packet is already signed (it has a ds:Signature); a signed packet is never changed")]
+    AlreadySigned,
+    /// The input carries a legacy placeholder signature.
+    #[error(
+        "the packet carries a legacy QCVN-namespace <Signature> placeholder (an unsigned legacy \
+         packet); remove that element before signing"
+    )]
+    LegacySignature,
+    /// bergshamra failed to sign.
+    #[error("the XML-DSig engine failed to sign: {reason}")]
+    Engine {
+        /// Its message.
+        reason: String,
+    },
+    /// The signed output did not pass the self-check.
+    #[error("internal check of the signed packet failed: {what}")]
+    OutputCheck {
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// A private key with its certificate chain, ready to sign packets.
+///
+/// Cheap to clone; shareable between threads.
+#[derive(Clone)]
+pub struct SigningIdentity {
+    key: bergshamra::Key,
+    chain: Vec<Vec<u8>>,
+    algorithm: SignatureAlgorithm,
+    subject: String,
+    agency_code: Option<String>,
+    not_after: OffsetDateTime,
+}
+
+impl fmt::Debug for SigningIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningIdentity")
+            .field("subject", &self.subject)
+            .field("agency_code", &self.agency_code)
+            .field("algorithm", &self.algorithm)
+            .field("chain_len", &self.chain.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl SigningIdentity {
+    /// Loads an identity from a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`) and a
+    /// PEM certificate chain: the signer's certificate first, then its intermediate CAs.
+    ///
+    /// Refuses a key that does not match the first certificate, a chain whose certificates
+    /// do not issue one another in order, a signer certificate outside its validity period
+    /// or without digitalSignature/nonRepudiation usage, and keys other than RSA ≥ 2048 bits
+    /// or EC P-256.
+    pub fn from_pem(key_pem: &[u8], chain_pem: &[u8]) -> Result<Self, SignError> {
+        let key = load_private_key(key_pem)?;
+        let chain = pem_blocks(chain_pem, "CERTIFICATE")
+            .map_err(|reason| SignError::Certificate { reason })?;
+        if chain.is_empty() {
+            return Err(SignError::Certificate {
+                reason: "no '-----BEGIN CERTIFICATE-----' block found".into(),
+            });
+        }
+        let certs = chain
+            .iter()
+            .enumerate()
+            .map(|(i, der)| {
+                CertInfo::parse(der).map_err(|reason| SignError::Certificate {
+                    reason: format!("certificate #{}: {reason}", i + 1),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let leaf = &certs[0];
+        for pair in certs.windows(2) {
+            match pair[0].check_issued_by(&pair[1]) {
+                Ok(()) => {}
+                Err(SigCheck::Invalid) => {
+                    return Err(SignError::Certificate {
+                        reason: format!(
+                            "'{}' is not issued by the next certificate '{}': the chain must \
+                             list the signer first, then each issuer in order",
+                            pair[0].subject, pair[1].subject
+                        ),
+                    });
+                }
+                Err(SigCheck::Unsupported(why)) => {
+                    return Err(SignError::Certificate {
+                        reason: format!("cannot check '{}': {why}", pair[0].subject),
+                    });
+                }
+            }
+        }
+        let key_spki = key.to_spki_der().ok_or_else(|| SignError::Key {
+            reason: "the key has no public part".into(),
+        })?;
+        let key_public =
+            PublicKeyInfo::from_spki_der(&key_spki).map_err(|reason| SignError::Key { reason })?;
+        if key_public != leaf.key {
+            return Err(SignError::KeyCertificateMismatch {
+                subject: leaf.subject.clone(),
+            });
+        }
+        let algorithm = match &leaf.key {
+            PublicKeyInfo::Rsa { bits, .. } if *bits >= super::certs::MIN_RSA_BITS => {
+                SignatureAlgorithm::RsaSha256
+            }
+            PublicKeyInfo::Ec {
+                curve: Curve::P256, ..
+            } => SignatureAlgorithm::EcdsaSha256,
+            other => {
+                return Err(SignError::Key {
+                    reason: format!(
+                        "{} keys cannot sign packets: use RSA (2048 bits or more) or EC P-256",
+                        other.describe()
+                    ),
+                });
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        if now < leaf.not_before || now > leaf.not_after {
+            return Err(SignError::Certificate {
+                reason: format!(
+                    "the signing certificate '{}' is valid only from {} to {}",
+                    leaf.subject,
+                    fmt_time(&leaf.not_before),
+                    fmt_time(&leaf.not_after)
+                ),
+            });
+        }
+        if let Some(ku) = leaf.key_usage
+            && ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION) == 0
+        {
+            return Err(SignError::Certificate {
+                reason: format!(
+                    "the keyUsage of '{}' allows neither digitalSignature nor nonRepudiation",
+                    leaf.subject
+                ),
+            });
+        }
+        Ok(SigningIdentity {
+            key,
+            algorithm,
+            subject: leaf.subject.clone(),
+            agency_code: leaf.agency_code.clone(),
+            not_after: leaf.not_after,
+            chain,
+        })
+    }
+
+    /// Loads an identity from a PKCS#8 PEM key file and a PEM chain file.
+    pub fn from_pem_files(key_path: &Path, chain_path: &Path) -> Result<Self, SignError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|source| SignError::Io {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let key = read(key_path)?;
+        let chain = read(chain_path)?;
+        Self::from_pem(&key, &chain)
+    }
+
+    /// The signature algorithm this identity signs with.
+    pub fn signature_algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    /// The signer certificate's subject.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The agency code (subject UID) of the signer certificate, if any.
+    pub fn agency_code(&self) -> Option<&str> {
+        self.agency_code.as_deref()
+    }
+
+    /// The certificate chain written into `KeyInfo`, leaf first.
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// End of the signer certificate's validity.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+}
+
+fn load_private_key(pem: &[u8]) -> Result<bergshamra::Key, SignError> {
+    let blocks = x509_parser::pem::Pem::iter_from_buffer(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SignError::Key {
+            reason: format!("malformed PEM: {e}"),
+        })?;
+    let mut keys = blocks.iter().filter(|b| b.label.contains("PRIVATE KEY"));
+    let block = match (keys.next(), keys.next()) {
+        (Some(b), None) => b,
+        (None, _) => {
+            return Err(SignError::Key {
+                reason: "no '-----BEGIN PRIVATE KEY-----' block found".into(),
+            });
+        }
+        (Some(_), Some(_)) => {
+            return Err(SignError::Key {
+                reason: "the key file holds more than one private key".into(),
+            });
+        }
+    };
+    if block.label != "PRIVATE KEY" {
+        return Err(SignError::Key {
+            reason: format!(
+                "'{}' keys are not accepted: provide an unencrypted PKCS#8 key \
+                 ('-----BEGIN PRIVATE KEY-----'), e.g. with `openssl pkcs8 -topk8 -nocrypt`",
+                block.label
+            ),
+        });
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&block.contents);
+    let mut text = String::with_capacity(b64.len() + 64);
+    text.push_str("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str("-----END PRIVATE KEY-----\n");
+    let mut key = bergshamra::keys::loader::load_pem_auto(text.as_bytes(), None).map_err(|e| {
+        SignError::Key {
+            reason: format!("cannot load the PKCS#8 key: {e}"),
+        }
+    })?;
+    if !key.has_private_key() {
+        return Err(SignError::Key {
+            reason: "the PEM block holds no private key".into(),
+        });
+    }
+    // The chain is written into the template by DocAxis, not by bergshamra.
+    key.x509_chain.clear();
+    Ok(key)
+}
+
+/// Signs an unsigned edXML packet and returns the final signed bytes.
+///
+/// Blocking and CPU-bound (digest over the whole packet, one private-key operation).
+pub fn sign_packet(unsigned: &[u8], id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+    let limits = Limits::default();
+    if unsigned.len() > limits.max_bytes {
+        return Err(SignError::NotSignable {
+            what: format!(
+                "{} bytes is over the {} byte packet limit",
+                unsigned.len(),
+                limits.max_bytes
+            ),
+        });
+    }
+    let text = scan::as_utf8(unsigned).map_err(scan_to_sign_error)?;
+    let layout = scan::scan(text, limits.scan_limits()).map_err(scan_to_sign_error)?;
+    match layout.signature {
+        SignatureState::None => {}
+        SignatureState::Signed(_) => return Err(SignError::AlreadySigned),
+        SignatureState::Legacy => return Err(SignError::LegacySignature),
+    }
+
+    let newline = if text[..layout.header_end].ends_with('\r')
+        || text[..layout.header_end]
+            .rfind('\n')
+            .is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r')
+    {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let template = signature_template(id, newline);
+    // When the end tag sits on its own indented line, indent the signature one level
+    // deeper and put the end tag back on its own line.
+    let before = &text[..layout.header_end];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let indent = &before[line_start..];
+    let own_line = line_start > 0 && indent.bytes().all(|b| b == b' ' || b == b'\t');
+    let mut doc = String::with_capacity(text.len() + template.len() + 64);
+    doc.push_str(before);
+    if own_line {
+        doc.push_str("  ");
+        doc.push_str(&template);
+        doc.push_str(newline);
+        doc.push_str(indent);
+    } else {
+        doc.push_str(&template);
+    }
+    doc.push_str(&text[layout.header_end..]);
+
+    let mut keys = KeysManager::new();
+    keys.add_key(id.key.clone());
+    let ctx = DsigContext::new(keys);
+    let signed = bergshamra::dsig::sign::sign_owned(&ctx, doc).map_err(|e| SignError::Engine {
+        reason: e.to_string(),
+    })?;
+
+    // Self-check with the verifier's profile scan.
+    let out = scan::scan(&signed, limits.scan_limits()).map_err(|e| SignError::OutputCheck {
+        what: match e {
+            ScanError::Malformed(w) | ScanError::Profile(w) => w,
+        },
+    })?;
+    match out.signature {
+        SignatureState::Signed(model) => {
+            if !model.values_present {
+                return Err(SignError::OutputCheck {
+                    what: "DigestValue or SignatureValue was left empty".into(),
+                });
+            }
+            if model.certificates != id.chain {
+                return Err(SignError::OutputCheck {
+                    what: format!(
+                        "KeyInfo carries {} certificate(s) instead of the {} of the chain",
+                        model.certificates.len(),
+                        id.chain.len()
+                    ),
+                });
+            }
+            if model.signature_algorithm != id.algorithm
+                || model.digest_algorithm != DigestAlgorithm::Sha256
+            {
+                return Err(SignError::OutputCheck {
+                    what: "unexpected algorithms in the signed output".into(),
+                });
+            }
+        }
+        _ => {
+            return Err(SignError::OutputCheck {
+                what: "the output carries no ds:Signature".into(),
+            });
+        }
+    }
+    Ok(signed.into_bytes())
+}
+
+fn scan_to_sign_error(e: ScanError) -> SignError {
+    match e {
+        ScanError::Malformed(what) => SignError::Malformed { what },
+        ScanError::Profile(what) => SignError::NotSignable { what },
+    }
+}
+
+/// The signature template, with the certificate chain already filled in.
+fn signature_template(id: &SigningIdentity, nl: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut certs = String::new();
+    for der in &id.chain {
+        certs.push_str("<ds:X509Certificate>");
+        certs.push_str(&b64.encode(der));
+        certs.push_str("</ds:X509Certificate>");
+        certs.push_str(nl);
+    }
+    format!(
+        "<ds:Signature xmlns:ds=\"{DSIG_NS}\">{nl}\
+         <ds:SignedInfo>{nl}\
+         <ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/>{nl}\
+         <ds:SignatureMethod Algorithm=\"{sig}\"/>{nl}\
+         <ds:Reference URI=\"\">{nl}\
+         <ds:Transforms>{nl}\
+         <ds:Transform Algorithm=\"{ENVELOPED_SIGNATURE}\"/>{nl}\
+         <ds:Transform Algorithm=\"{EXC_C14N}\"/>{nl}\
+         </ds:Transforms>{nl}\
+         <ds:DigestMethod Algorithm=\"{digest}\"/>{nl}\
+         <ds:DigestValue></ds:DigestValue>{nl}\
+         </ds:Reference>{nl}\
+         </ds:SignedInfo>{nl}\
+         <ds:SignatureValue></ds:SignatureValue>{nl}\
+         <ds:KeyInfo>{nl}\
+         <ds:X509Data>{nl}\
+         {certs}\
+         </ds:X509Data>{nl}\
+         </ds:KeyInfo>{nl}\
+         </ds:Signature>",
+        sig = id.algorithm.uri(),
+        digest = DigestAlgorithm::Sha256.uri(),
+    )
+}

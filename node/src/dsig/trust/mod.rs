@@ -1,0 +1,411 @@
+//! Certificate trust: which signer certificates DocAxis accepts, and why others are refused.
+//!
+//! A [`TrustStore`] holds the configured trust anchors (CA certificates), optional
+//! out-of-band intermediate certificates and CRLs. [`TrustStore::validate_signer`] takes the
+//! certificates a signature carries in `KeyInfo` (which are only *candidates*: an attacker
+//! controls them), picks the signer's certificate, builds a path to an anchor and validates
+//! it at a given time.
+//!
+//! Why not bergshamra's own X.509 validation: in 0.11.1 (`bergshamra-keys/src/x509.rs`) it
+//! picks candidate anchors by subject name, checks CRLs only for the leaf, never verifies a
+//! CRL's signature nor its `nextUpdate`, does not check the leaf's keyUsage, and reports
+//! failures as free-form strings. DocAxis needs typed reasons and those checks, so path
+//! validation is done here: `x509-parser` parses, `aws-lc-rs` (bergshamra's provider, already
+//! linked) verifies certificate and CRL signatures. x509-parser's own `verify` feature is not
+//! used because it would link `ring` as a second crypto library.
+//!
+//! Rules (RFC 5280 subset, fail closed):
+//! - An anchor is matched by the full certificate (byte equality) or by its key: a
+//!   certificate is issued by an anchor only if the issuer name matches **and** the anchor's
+//!   key verifies the certificate's signature. A different certificate with the same subject
+//!   name is therefore never trusted (xmlsec vector X17).
+//! - Every chain element, the anchor included, must be valid at the verification time.
+//! - Intermediates must carry basicConstraints cA=TRUE; an anchor without basicConstraints
+//!   (an old v1 root) is accepted because an operator configured it explicitly, one with
+//!   cA=FALSE is not. pathLenConstraint is enforced. An issuer's keyUsage, when present, must
+//!   allow keyCertSign; the leaf's, when present, digitalSignature or nonRepudiation.
+//! - Unknown critical extensions, RSA keys under 2048 bits, curves other than P-256/384/521
+//!   and SHA-1/MD5 certificate signatures are refused.
+//! - Revocation: for every non-anchor certificate, each configured CRL whose issuer name is
+//!   the certificate's issuer must be signed by that issuer (and the issuer's keyUsage, when
+//!   present, must allow cRLSign), must be current (`nextUpdate` present and not before the
+//!   verification time; an expired CRL refuses the chain rather than being ignored), and
+//!   must not list the certificate's serial with a revocation date at or before the
+//!   verification time. An issuer with no configured CRL is not revocation-checked.
+
+mod path;
+
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use super::certs::{CertInfo, CrlInfo, fmt_time, pem_blocks};
+
+/// A configuration problem while loading anchors, intermediates or CRLs.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustStoreError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input holds no PEM block with the expected label.
+    #[error("{what}: no PEM block '-----BEGIN {label}-----' found")]
+    NoPem {
+        /// Which input (file name or position).
+        what: String,
+        /// The PEM label looked for.
+        label: &'static str,
+    },
+    /// A certificate could not be parsed or is unusable.
+    #[error("{what}: {reason}")]
+    BadCertificate {
+        /// Which input.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A CRL could not be parsed.
+    #[error("{what}: {reason}")]
+    BadCrl {
+        /// Which input.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a signer's certificate chain is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustError {
+    /// No path from the signer's certificate to a configured anchor (no anchor configured,
+    /// missing intermediate, wrong anchor, or a look-alike certificate with the anchor's
+    /// name but another key).
+    #[error("the signer's certificate does not chain to a trusted CA: {reason}")]
+    UntrustedChain {
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// A chain element expired before the verification time.
+    #[error("certificate '{subject}' expired on {}", fmt_time(.not_after))]
+    Expired {
+        /// Subject of the expired certificate.
+        subject: String,
+        /// Its notAfter.
+        not_after: OffsetDateTime,
+    },
+    /// A chain element is not yet valid at the verification time.
+    #[error("certificate '{subject}' is not valid before {}", fmt_time(.not_before))]
+    NotYetValid {
+        /// Subject of the certificate.
+        subject: String,
+        /// Its notBefore.
+        not_before: OffsetDateTime,
+    },
+    /// A chain element is listed in its issuer's CRL.
+    #[error(
+        "certificate '{subject}' (serial {serial}) was revoked by its issuer on {}",
+        fmt_time(.at)
+    )]
+    Revoked {
+        /// Subject of the revoked certificate.
+        subject: String,
+        /// Its serial number, upper-case hex.
+        serial: String,
+        /// The revocation date from the CRL.
+        at: OffsetDateTime,
+    },
+    /// A configured CRL for an issuer in the chain cannot be relied on.
+    #[error("the CRL issued by '{issuer}' cannot be used: {reason}")]
+    CrlInvalid {
+        /// The CRL's issuer.
+        issuer: String,
+        /// Why (bad signature, expired, unknown critical extension …).
+        reason: String,
+    },
+    /// A certificate that issues others is not a CA.
+    #[error("certificate '{subject}' is used as an issuing CA but {reason}")]
+    NotACa {
+        /// The issuer certificate's subject.
+        subject: String,
+        /// What is wrong (no basicConstraints, cA=FALSE, path length exceeded).
+        reason: String,
+    },
+    /// A keyUsage extension forbids the use made of the key.
+    #[error("certificate '{subject}': {reason}")]
+    KeyUsage {
+        /// The certificate's subject.
+        subject: String,
+        /// The missing usage.
+        reason: String,
+    },
+    /// A certificate cannot be parsed or uses something DocAxis refuses.
+    #[error("certificate '{subject}' is unusable: {reason}")]
+    BadCertificate {
+        /// The certificate's subject, or its position when it does not parse.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A validated chain: the signer's certificate first, the trust anchor last (a directly
+/// trusted signer certificate gives a chain of one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedChain {
+    certs: Vec<Vec<u8>>,
+    subject: String,
+    agency_code: Option<String>,
+}
+
+impl ValidatedChain {
+    /// DER of the signer's certificate.
+    pub fn leaf_der(&self) -> &[u8] {
+        self.certs.first().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// DER certificates, signer first, anchor last.
+    pub fn certs(&self) -> &[Vec<u8>] {
+        &self.certs
+    }
+
+    /// The signer certificate's subject (display form).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The agency code from the signer certificate's subject UID attribute, if exactly one.
+    pub fn agency_code(&self) -> Option<&str> {
+        self.agency_code.as_deref()
+    }
+}
+
+/// Trust anchors, optional intermediates and CRLs used to validate signer chains.
+///
+/// Construct once at start-up and share (`Arc`) between verifications; validation does not
+/// mutate it.
+#[derive(Debug, Clone, Default)]
+pub struct TrustStore {
+    anchors: Vec<CertInfo>,
+    intermediates: Vec<CertInfo>,
+    crls: Vec<CrlInfo>,
+}
+
+impl TrustStore {
+    /// An empty store: it trusts nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a store from PEM texts: each anchor input may hold several certificates,
+    /// each CRL input several CRLs.
+    pub fn from_pem(anchors: &[&[u8]], crls: &[&[u8]]) -> Result<Self, TrustStoreError> {
+        let mut store = Self::new();
+        for (i, pem) in anchors.iter().enumerate() {
+            store.add_anchor_pem_named(pem, &format!("trust anchor input #{}", i + 1))?;
+        }
+        for (i, pem) in crls.iter().enumerate() {
+            store.add_crl_pem_named(pem, &format!("CRL input #{}", i + 1))?;
+        }
+        Ok(store)
+    }
+
+    /// Builds a store from PEM files: anchors (CA certificates) and CRLs.
+    pub fn from_pem_files(anchors: &[&Path], crls: &[&Path]) -> Result<Self, TrustStoreError> {
+        let mut store = Self::new();
+        for path in anchors {
+            let pem = read(path)?;
+            store.add_anchor_pem_named(&pem, &path.display().to_string())?;
+        }
+        for path in crls {
+            let pem = read(path)?;
+            store.add_crl_pem_named(&pem, &path.display().to_string())?;
+        }
+        Ok(store)
+    }
+
+    /// Adds every certificate of a PEM text as a trust anchor; returns how many.
+    pub fn add_anchor_pem(&mut self, pem: &[u8]) -> Result<usize, TrustStoreError> {
+        self.add_anchor_pem_named(pem, "trust anchor PEM")
+    }
+
+    /// Adds one DER certificate as a trust anchor.
+    pub fn add_anchor_der(&mut self, der: &[u8]) -> Result<(), TrustStoreError> {
+        let cert = parse_config_cert(der, "trust anchor")?;
+        self.anchors.push(cert);
+        Ok(())
+    }
+
+    /// Adds every certificate of a PEM text as an untrusted intermediate, available for
+    /// path building when a packet's `KeyInfo` omits it; returns how many.
+    pub fn add_intermediate_pem(&mut self, pem: &[u8]) -> Result<usize, TrustStoreError> {
+        let ders = pem_certs(pem, "intermediate PEM")?;
+        for der in &ders {
+            let cert = parse_config_cert(der, "intermediate certificate")?;
+            self.intermediates.push(cert);
+        }
+        Ok(ders.len())
+    }
+
+    /// Adds every CRL of a PEM text; returns how many.
+    pub fn add_crl_pem(&mut self, pem: &[u8]) -> Result<usize, TrustStoreError> {
+        self.add_crl_pem_named(pem, "CRL PEM")
+    }
+
+    /// Adds one DER CRL.
+    pub fn add_crl_der(&mut self, der: &[u8]) -> Result<(), TrustStoreError> {
+        let crl = CrlInfo::parse(der).map_err(|reason| TrustStoreError::BadCrl {
+            what: "CRL".into(),
+            reason,
+        })?;
+        self.crls.push(crl);
+        Ok(())
+    }
+
+    /// Number of configured trust anchors.
+    pub fn anchor_count(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// Number of configured CRLs.
+    pub fn crl_count(&self) -> usize {
+        self.crls.len()
+    }
+
+    /// Validates the signer of a signature from the certificates its `KeyInfo` carries.
+    ///
+    /// The signer's certificate is the one that issues no other certificate of the set
+    /// (the first such in document order); the others, plus the configured intermediates,
+    /// are untrusted path-building material. `at` is the verification time.
+    pub fn validate_signer(
+        &self,
+        key_info_certs: &[Vec<u8>],
+        at: OffsetDateTime,
+    ) -> Result<ValidatedChain, TrustError> {
+        let parsed = key_info_certs
+            .iter()
+            .enumerate()
+            .map(|(i, der)| {
+                CertInfo::parse(der).map_err(|reason| TrustError::BadCertificate {
+                    subject: format!("KeyInfo certificate #{}", i + 1),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(leaf_index) = path::select_leaf(&parsed) else {
+            return Err(TrustError::UntrustedChain {
+                reason: "the signature carries no certificate".into(),
+            });
+        };
+        let mut pool: Vec<CertInfo> = parsed;
+        let leaf = pool.remove(leaf_index);
+        pool.extend(self.intermediates.iter().cloned());
+        self.validate_parsed(&leaf, &pool, at)
+    }
+
+    /// Validates `leaf_der` with `untrusted` as extra path-building certificates.
+    pub fn validate_chain(
+        &self,
+        leaf_der: &[u8],
+        untrusted: &[Vec<u8>],
+        at: OffsetDateTime,
+    ) -> Result<ValidatedChain, TrustError> {
+        let leaf = CertInfo::parse(leaf_der).map_err(|reason| TrustError::BadCertificate {
+            subject: "signer certificate".into(),
+            reason,
+        })?;
+        let mut pool = Vec::with_capacity(untrusted.len() + self.intermediates.len());
+        for (i, der) in untrusted.iter().enumerate() {
+            pool.push(
+                CertInfo::parse(der).map_err(|reason| TrustError::BadCertificate {
+                    subject: format!("untrusted certificate #{}", i + 1),
+                    reason,
+                })?,
+            );
+        }
+        pool.extend(self.intermediates.iter().cloned());
+        self.validate_parsed(&leaf, &pool, at)
+    }
+
+    fn validate_parsed(
+        &self,
+        leaf: &CertInfo,
+        pool: &[CertInfo],
+        at: OffsetDateTime,
+    ) -> Result<ValidatedChain, TrustError> {
+        if self.anchors.is_empty() {
+            return Err(TrustError::UntrustedChain {
+                reason: "no trust anchor is configured, so no signer can be trusted".into(),
+            });
+        }
+        let chain = path::validate(leaf, pool, &self.anchors, &self.crls, at)?;
+        Ok(ValidatedChain {
+            certs: chain.iter().map(|c| c.der.clone()).collect(),
+            subject: leaf.subject.clone(),
+            agency_code: leaf.agency_code.clone(),
+        })
+    }
+
+    fn add_anchor_pem_named(&mut self, pem: &[u8], what: &str) -> Result<usize, TrustStoreError> {
+        let ders = pem_certs(pem, what)?;
+        for der in &ders {
+            let cert = parse_config_cert(der, what)?;
+            self.anchors.push(cert);
+        }
+        Ok(ders.len())
+    }
+
+    fn add_crl_pem_named(&mut self, pem: &[u8], what: &str) -> Result<usize, TrustStoreError> {
+        let ders = pem_blocks(pem, "X509 CRL").map_err(|reason| TrustStoreError::BadCrl {
+            what: what.to_owned(),
+            reason,
+        })?;
+        if ders.is_empty() {
+            return Err(TrustStoreError::NoPem {
+                what: what.to_owned(),
+                label: "X509 CRL",
+            });
+        }
+        for der in &ders {
+            let crl = CrlInfo::parse(der).map_err(|reason| TrustStoreError::BadCrl {
+                what: what.to_owned(),
+                reason,
+            })?;
+            self.crls.push(crl);
+        }
+        Ok(ders.len())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
+    std::fs::read(path).map_err(|source| TrustStoreError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<Vec<u8>>, TrustStoreError> {
+    let ders =
+        pem_blocks(pem, "CERTIFICATE").map_err(|reason| TrustStoreError::BadCertificate {
+            what: what.to_owned(),
+            reason,
+        })?;
+    if ders.is_empty() {
+        return Err(TrustStoreError::NoPem {
+            what: what.to_owned(),
+            label: "CERTIFICATE",
+        });
+    }
+    Ok(ders)
+}
+
+fn parse_config_cert(der: &[u8], what: &str) -> Result<CertInfo, TrustStoreError> {
+    CertInfo::parse(der).map_err(|reason| TrustStoreError::BadCertificate {
+        what: what.to_owned(),
+        reason,
+    })
+}
