@@ -4,6 +4,7 @@
 //! everything; `src/main.rs` is a thin command-line front end over it.
 
 pub mod cli;
+pub mod compose;
 pub mod dsig;
 pub mod edxml;
 pub mod hub;

@@ -1,3 +1,65 @@
-fn main() {
-    println!("docaxis");
+//! `docaxis`: the command-line front end. Parses arguments and hands over to the library's
+//! `cli` modules; no logic of its own.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use docaxis::cli;
+
+/// DocAxis — inter-agency electronic document exchange (edXML, QCVN 102:2016).
+///
+/// One binary plays every role: the national hub, an agency node, and the tools clerks and
+/// operators use around them. Start with `docaxis edxml check examples/conformance/*.edxml`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "docaxis",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and write edXML packets.
+    #[command(subcommand)]
+    Edxml(cli::edxml::EdxmlCommand),
+    /// Development PKI: a national CA, the hub's and agencies' certificates, the CRL.
+    #[command(subcommand)]
+    Pki(cli::pki::PkiCommand),
+    /// Sign an edXML packet with an agency's key and certificate (XML-DSig, enveloped).
+    Sign(cli::dsig::SignArgs),
+    /// Verify signed edXML packets strictly against trusted CA certificates.
+    Verify(cli::dsig::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Edxml(cmd) => cli::edxml::run(cmd),
+        Command::Pki(cmd) => cli::pki::run(cmd).map(|()| ExitCode::SUCCESS),
+        Command::Sign(args) => cli::dsig::run_sign(args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => cli::dsig::run_verify(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DOCAXIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

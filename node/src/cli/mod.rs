@@ -1,3 +1,5 @@
 //! Command-line front ends, one module per `docaxis` subcommand family.
 
+pub mod dsig;
+pub mod edxml;
 pub mod pki;

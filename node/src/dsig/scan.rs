@@ -329,9 +329,7 @@ pub(crate) fn scan(xml: &str, limits: ScanLimits) -> Result<Layout, ScanError> {
             Ev::Eof => break,
             Ev::Text { text, cdata } => {
                 if stack.is_empty() && (cdata || !is_xml_whitespace(&text)) {
-                    return Err(ScanError::Malformed(
-                        "text outside the root element".into(),
-                    ));
+                    return Err(ScanError::Malformed("text outside the root element".into()));
                 }
             }
             Ev::Close { pos } => {
@@ -423,9 +421,7 @@ pub(crate) fn scan(xml: &str, limits: ScanLimits) -> Result<Layout, ScanError> {
                         "edXMLHeader" => {
                             headers += 1;
                             if headers > 1 {
-                                return Err(ScanError::Profile(
-                                    "more than one edXMLHeader".into(),
-                                ));
+                                return Err(ScanError::Profile("more than one edXMLHeader".into()));
                             }
                             if !is_envelope_path(&stack) {
                                 return Err(ScanError::Profile(format!(
@@ -530,9 +526,8 @@ fn check_attrs(
 ) -> Result<Vec<(String, String)>, ScanError> {
     let mut out = Vec::new();
     for attr in start.attributes() {
-        let attr = attr.map_err(|e| {
-            ScanError::Malformed(format!("bad attribute on {element}: {e}"))
-        })?;
+        let attr =
+            attr.map_err(|e| ScanError::Malformed(format!("bad attribute on {element}: {e}")))?;
         let key = std::str::from_utf8(attr.key.as_ref())
             .map_err(|_| ScanError::Malformed(format!("attribute name on {element} is not UTF-8")))?
             .to_owned();
@@ -673,7 +668,9 @@ fn parse_signature(s: &mut Scanner<'_>) -> Result<SignatureModel, ScanError> {
 
     // SignatureValue
     let Some((ns, local, start, empty)) = next_child(s, P)? else {
-        return Err(ScanError::Profile("ds:Signature has no SignatureValue".into()));
+        return Err(ScanError::Profile(
+            "ds:Signature has no SignatureValue".into(),
+        ));
     };
     require_dsig(ns, &local, P)?;
     if local != "SignatureValue" {
@@ -753,7 +750,9 @@ fn parse_signed_info(
 
     // SignatureMethod
     let Some((ns, local, start, empty)) = next_child(s, P)? else {
-        return Err(ScanError::Profile("SignedInfo has no SignatureMethod".into()));
+        return Err(ScanError::Profile(
+            "SignedInfo has no SignatureMethod".into(),
+        ));
     };
     require_dsig(ns, &local, P)?;
     if local != "SignatureMethod" {
@@ -1067,7 +1066,9 @@ fn skip_key_value(s: &mut Scanner<'_>, empty: bool) -> Result<(), ScanError> {
                 }
             }
             Ev::Eof => {
-                return Err(ScanError::Malformed("document ends inside ds:KeyValue".into()));
+                return Err(ScanError::Malformed(
+                    "document ends inside ds:KeyValue".into(),
+                ));
             }
         }
     }

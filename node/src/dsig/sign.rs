@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 
 use super::algorithms::{DigestAlgorithm, SignatureAlgorithm};
 use super::certs::{
-    CertInfo, Curve, KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, PublicKeyInfo, SigCheck,
-    fmt_time, pem_blocks,
+    CertInfo, Curve, KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, PublicKeyInfo, SigCheck, fmt_time,
+    pem_blocks,
 };
 use super::scan::{self, ScanError, SignatureState};
 use super::verify::Limits;
@@ -85,7 +85,9 @@ pub enum SignError {
         what: String,
     },
     /// The input already carries a W3C signature.
-    #[error("the packet is already signed (it has a ds:Signature); a signed packet is never changed")]
+    #[error(
+        "the packet is already signed (it has a ds:Signature); a signed packet is never changed"
+    )]
     AlreadySigned,
     /// The input carries a legacy placeholder signature.
     #[error(

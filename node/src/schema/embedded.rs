@@ -275,7 +275,9 @@ mod tests {
         let doc = compose(FILES, "edxml-document.xsd").unwrap();
         let root = doc.document_element().unwrap();
         assert!(
-            doc.children(root).iter().all(|&c| !is_xs(&doc, c, "include")),
+            doc.children(root)
+                .iter()
+                .all(|&c| !is_xs(&doc, c, "include")),
             "an xs:include survived composition"
         );
         let names: Vec<&str> = doc
@@ -283,8 +285,14 @@ mod tests {
             .into_iter()
             .filter_map(|c| doc.get_attribute(c, "name"))
             .collect();
-        assert!(names.contains(&"AgencyCodeType"), "common type missing: {names:?}");
-        assert!(names.contains(&"DocumentPacketType"), "own type missing: {names:?}");
+        assert!(
+            names.contains(&"AgencyCodeType"),
+            "common type missing: {names:?}"
+        );
+        assert!(
+            names.contains(&"DocumentPacketType"),
+            "own type missing: {names:?}"
+        );
     }
 
     #[test]
@@ -321,8 +329,10 @@ mod tests {
     #[test]
     fn a_cyclic_include_terminates() {
         let main = Box::leak(
-            format!(r#"{HEAD}><xs:include schemaLocation="b.xsd"/><xs:element name="r"/></xs:schema>"#)
-                .into_boxed_str(),
+            format!(
+                r#"{HEAD}><xs:include schemaLocation="b.xsd"/><xs:element name="r"/></xs:schema>"#
+            )
+            .into_boxed_str(),
         );
         let other = Box::leak(
             format!(r#"{HEAD}><xs:include schemaLocation="a.xsd"/></xs:schema>"#).into_boxed_str(),
@@ -380,7 +390,10 @@ mod tests {
         ]);
         assert!(matches!(
             compile_from(&files, "a.xsd"),
-            Err(SchemaBuildError::DefaultsMismatch { attribute: "elementFormDefault", .. })
+            Err(SchemaBuildError::DefaultsMismatch {
+                attribute: "elementFormDefault",
+                ..
+            })
         ));
     }
 }

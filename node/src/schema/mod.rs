@@ -202,7 +202,9 @@ mod tests {
             panic!("expected Invalid, got {err:?}");
         };
         assert!(
-            violations.iter().any(|v| v.element.as_deref() == Some("ResponseFor")),
+            violations
+                .iter()
+                .any(|v| v.element.as_deref() == Some("ResponseFor")),
             "{err}"
         );
     }

@@ -209,6 +209,9 @@ mod tests {
             "5 violations; line 1: element To: bad; line 2: element To: bad; line 3: element \
              To: bad; and 2 more"
         );
-        assert_eq!(Summary(&all[..1]).to_string(), "1 violation; line 1: element To: bad");
+        assert_eq!(
+            Summary(&all[..1]).to_string(),
+            "1 violation; line 1: element To: bad"
+        );
     }
 }

@@ -71,7 +71,11 @@ fn declared_encoding(decl: &[u8]) -> Option<&[u8]> {
 
 /// Runs the pre-parse checks; on success returns the length of a UTF-8 BOM to skip (0 or 3).
 pub(super) fn check(bytes: &[u8]) -> Result<usize, (usize, ReadErrorKind)> {
-    let bom = if bytes.starts_with(UTF8_BOM) { UTF8_BOM.len() } else { 0 };
+    let bom = if bytes.starts_with(UTF8_BOM) {
+        UTF8_BOM.len()
+    } else {
+        0
+    };
     let (doctype, decl) = scan_prolog(bytes, bom);
     if let Some(at) = doctype {
         return Err((at, ReadErrorKind::Doctype));
