@@ -556,7 +556,7 @@ fn revoke_extends_the_crl() {
     let first = pki::revoke(tmp.path(), "000.00.00.H14").unwrap();
     assert_eq!(first.serial, h14_serial);
     assert_eq!(first.crl_number, 2);
-    assert_eq!(first.revoked_serials, [h14_serial.clone()]);
+    assert_eq!(first.revoked_serials, std::slice::from_ref(&h14_serial));
     let info = pki::read_crl(&pki::load_crl_pem(&layout.crl()).unwrap(), &ca_der).unwrap();
     assert_eq!(info.number, 2);
     assert_eq!(info.entries.len(), 1);

@@ -23,11 +23,16 @@ use super::store::{self, PkiLayout};
 /// A CA able to sign.
 pub(crate) struct Authority {
     issuer: Issuer<'static, KeyPair>,
-    key_pem: String,
     cert_der: CertificateDer<'static>,
-    cert_pem: String,
     not_after: OffsetDateTime,
     key_id: Option<Vec<u8>>,
+}
+
+/// A CA just created, with the PEM texts to write.
+pub(crate) struct CreatedCa {
+    pub(crate) authority: Authority,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
 }
 
 /// A freshly signed leaf certificate with its private key.
@@ -50,7 +55,7 @@ impl Authority {
     pub(crate) fn create(
         now: OffsetDateTime,
         not_before: Option<OffsetDateTime>,
-    ) -> Result<Self, PkiError> {
+    ) -> Result<CreatedCa, PkiError> {
         let not_before = not_before.map_or(now - profile::BACKDATE, profile::normalize_time);
         let not_after = not_before + profile::CA_VALIDITY;
         let params = profile::ca_params(not_before, not_after)?;
@@ -59,13 +64,16 @@ impl Authority {
             .self_signed(&key)
             .map_err(|e| PkiError::generate("sign the CA certificate", e))?;
         let key_id = Some(params.key_identifier(&key));
-        Ok(Authority {
-            key_pem: key.serialize_pem(),
-            issuer: Issuer::new(params, key),
-            cert_der: cert.der().clone(),
+        let key_pem = key.serialize_pem();
+        Ok(CreatedCa {
             cert_pem: cert.pem(),
-            not_after,
-            key_id,
+            key_pem,
+            authority: Authority {
+                issuer: Issuer::new(params, key),
+                cert_der: cert.der().clone(),
+                not_after,
+                key_id,
+            },
         })
     }
 
@@ -82,10 +90,6 @@ impl Authority {
                 });
             }
         }
-        let cert_pem = String::from_utf8(store::read(&cert_path)?).map_err(|_| PkiError::Pem {
-            path: cert_path.clone(),
-            reason: "not a text file".to_owned(),
-        })?;
         let cert_der = store::load_cert_pem(&cert_path)?;
         let key_pem = String::from_utf8(store::read(&key_path)?).map_err(|_| PkiError::Pem {
             path: key_path.clone(),
@@ -126,9 +130,7 @@ impl Authority {
             })?;
         Ok(Authority {
             issuer,
-            key_pem,
             cert_der,
-            cert_pem,
             not_after,
             key_id,
         })
@@ -137,16 +139,6 @@ impl Authority {
     /// The CA certificate, DER.
     pub(crate) fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert_der
-    }
-
-    /// The CA certificate, PEM.
-    pub(crate) fn cert_pem(&self) -> &str {
-        &self.cert_pem
-    }
-
-    /// The CA private key, PKCS#8 PEM.
-    pub(crate) fn key_pem(&self) -> &str {
-        &self.key_pem
     }
 
     /// End of the CA's validity.
@@ -256,7 +248,7 @@ mod tests {
     #[test]
     fn default_validity_is_cut_at_the_ca_expiry() {
         let now = profile::now();
-        let ca = Authority::create(now, None).unwrap();
+        let ca = Authority::create(now, None).unwrap().authority;
         let (nb, na) = ca.leaf_validity(Validity::default(), now).unwrap();
         assert_eq!(nb, now - profile::BACKDATE);
         assert_eq!(na, nb + profile::LEAF_VALIDITY);
@@ -268,7 +260,7 @@ mod tests {
     #[test]
     fn explicit_validity_is_checked() {
         let now = profile::now();
-        let ca = Authority::create(now, None).unwrap();
+        let ca = Authority::create(now, None).unwrap().authority;
         let past = Validity {
             not_before: Some(now - time::Duration::days(30)),
             not_after: Some(now - time::Duration::days(1)),

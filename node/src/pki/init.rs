@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use super::PkiError;
-use super::authority::{Authority, Validity};
+use super::authority::{Authority, CreatedCa, Validity};
 use super::code::accept_agency_code;
 use super::issue::{Issued, WrittenCert, write_leaf};
 use super::profile::{self, KeyAlgorithm, LeafSubject};
@@ -115,7 +115,11 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport, PkiError> {
 
     // Generate everything before touching the disk.
     let now = profile::now();
-    let authority = Authority::create(now, opts.valid_from)?;
+    let CreatedCa {
+        authority,
+        cert_pem: ca_cert_pem,
+        key_pem: ca_key_pem,
+    } = Authority::create(now, opts.valid_from)?;
     let validity = Validity {
         not_before: opts.valid_from,
         not_after: None,
@@ -159,16 +163,8 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport, PkiError> {
         }
     }
 
-    store::write_atomic(
-        &layout.ca_key(),
-        authority.key_pem().as_bytes(),
-        Secrecy::Secret,
-    )?;
-    store::write_atomic(
-        &layout.ca_cert(),
-        authority.cert_pem().as_bytes(),
-        Secrecy::Public,
-    )?;
+    store::write_atomic(&layout.ca_key(), ca_key_pem.as_bytes(), Secrecy::Secret)?;
+    store::write_atomic(&layout.ca_cert(), ca_cert_pem.as_bytes(), Secrecy::Public)?;
     store::write_atomic(&layout.crl(), crl_pem.as_bytes(), Secrecy::Public)?;
     let ca = WrittenCert::new(
         layout.ca_cert(),
