@@ -4,3 +4,4 @@
 //! everything; `src/main.rs` is a thin command-line front end over it.
 
 pub mod store;
+pub mod net;
