@@ -3,5 +3,5 @@
 //! One crate plays both roles, the national **hub** and an agency **node**. This library holds
 //! everything; `src/main.rs` is a thin command-line front end over it.
 
-pub mod store;
 pub mod net;
+pub mod store;

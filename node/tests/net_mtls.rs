@@ -21,8 +21,8 @@ use docaxis::net::peer::PeerIdentity;
 use docaxis::net::serve::{ServeOptions, TlsServer, serve_tls};
 use docaxis::net::{PemSource, tls};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
-    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    DnValue, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose,
     RevocationReason, RevokedCertParams, SerialNumber,
 };
 use serde_json::{Value, json};
@@ -70,8 +70,7 @@ impl Ca {
     /// now (start, end).
     fn leaf(&self, agency: Option<&str>, serial: u64, days: (i64, i64), sans: &[&str]) -> Leaf {
         let mut params =
-            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CountryName, "VN");
         params
             .distinguished_name
@@ -237,7 +236,9 @@ async fn start_with(
     options: ServeOptions,
 ) -> TlsServer {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = serve_tls(addr, config, router(state), options).await.unwrap();
+    let server = serve_tls(addr, config, router(state), options)
+        .await
+        .unwrap();
     assert_ne!(server.local_addr().port(), 0, "the real port is reported");
     server
 }
@@ -346,7 +347,12 @@ async fn expired_client_is_refused() {
     let expired = pki
         .ca
         .leaf(Some(G22), 23, (-60, -1), &["127.0.0.1", "localhost"]);
-    refused_with(&pki.client(&expired, "expired"), &server, "CertificateExpired").await;
+    refused_with(
+        &pki.client(&expired, "expired"),
+        &server,
+        "CertificateExpired",
+    )
+    .await;
     server.shutdown().await.unwrap();
 }
 

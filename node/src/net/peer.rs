@@ -159,9 +159,8 @@ mod tests {
         let der = cert_with_uids(&["000.00.00.G22"]);
         let id = PeerIdentity::from_der(&der).unwrap();
         assert_eq!(id.agency_code.as_deref(), Some("000.00.00.G22"));
-        let expected = hex::encode(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
-        );
+        let expected =
+            hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref());
         assert_eq!(id.fingerprint_sha256, expected);
         assert_eq!(id.fingerprint_sha256.len(), 64);
         assert!(id.subject.contains("Văn phòng Chính phủ"), "{}", id.subject);
@@ -201,7 +200,9 @@ mod tests {
         );
         let key = KeyPair::generate().unwrap();
         let mut der = params.self_signed(&key).unwrap().der().to_vec();
-        let mail_oid = [0x06, 0x0a, 0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x03];
+        let mail_oid = [
+            0x06, 0x0a, 0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x03,
+        ];
         // Self-signed: the name is written twice (issuer, then subject); rename both.
         let places: Vec<usize> = der
             .windows(mail_oid.len())
@@ -232,18 +233,20 @@ mod tests {
         let ext = Extensions::new();
         let rejection = PeerIdentity::from_extensions(&ext).unwrap_err();
         assert_eq!(rejection, PeerRejection::NoCertificate);
-        assert_eq!(
-            rejection.into_response().status(),
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(rejection.into_response().status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]
     fn unusable_peer_is_rejected_with_its_reason() {
         let mut ext = Extensions::new();
-        ext.insert(ConnectionPeer(Arc::new(Err(PeerError::SeveralAgencyCodes(2)))));
+        ext.insert(ConnectionPeer(Arc::new(Err(
+            PeerError::SeveralAgencyCodes(2),
+        ))));
         let rejection = PeerIdentity::from_extensions(&ext).unwrap_err();
-        assert!(rejection.to_string().contains("2 UID attributes"), "{rejection}");
+        assert!(
+            rejection.to_string().contains("2 UID attributes"),
+            "{rejection}"
+        );
     }
 
     #[test]

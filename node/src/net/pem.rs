@@ -194,8 +194,8 @@ mod tests {
 
     #[test]
     fn unreadable_file_names_the_path() {
-        let err =
-            PemSource::read(Path::new("/nonexistent/docaxis/ca.pem"), "CA certificate").unwrap_err();
+        let err = PemSource::read(Path::new("/nonexistent/docaxis/ca.pem"), "CA certificate")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent/docaxis/ca.pem"), "{msg}");
         assert!(msg.contains("CA certificate"), "{msg}");

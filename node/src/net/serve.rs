@@ -159,9 +159,8 @@ pub async fn serve_tls(
         .keep_alive_interval(options.http2_keep_alive_interval)
         .keep_alive_timeout(options.http2_keep_alive_timeout)
         .max_concurrent_streams(options.http2_max_concurrent_streams);
-    let task = tokio::spawn(
-        server.serve(router.into_make_service_with_connect_info::<SocketAddr>()),
-    );
+    let task =
+        tokio::spawn(server.serve(router.into_make_service_with_connect_info::<SocketAddr>()));
     tracing::info!(addr = %local_addr, "HTTPS server listening (mutual TLS, h2 and http/1.1)");
     Ok(TlsServer {
         local_addr,
@@ -284,7 +283,9 @@ where
                         fingerprint = %id.fingerprint_sha256,
                         "client authenticated"
                     ),
-                    Err(e) => tracing::warn!(error = %e, "client certificate carries no usable identity"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "client certificate carries no usable identity")
+                    }
                 }
             }
             Ok((

@@ -56,7 +56,9 @@ pub enum TlsError {
     TrustAnchor { origin: String, detail: String },
     #[error("{origin} is not a valid certificate revocation list: {detail}")]
     Crl { origin: String, detail: String },
-    #[error("the certificate chain {cert} and the private key {key} cannot be used together: {detail}")]
+    #[error(
+        "the certificate chain {cert} and the private key {key} cannot be used together: {detail}"
+    )]
     CertificateKey {
         cert: String,
         key: String,
@@ -104,7 +106,9 @@ pub fn server_config_from_pem(
     let roots = Arc::new(root_store(cas)?);
     let crls = load_crls(crls)?;
     if crls.is_empty() {
-        tracing::warn!("no certificate revocation list configured: revoked client certificates will be accepted");
+        tracing::warn!(
+            "no certificate revocation list configured: revoked client certificates will be accepted"
+        );
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .with_crls(crls)
@@ -226,7 +230,9 @@ mod tests {
 
     fn material() -> Material {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.distinguished_name.push(DnType::CommonName, "Test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Test CA");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
@@ -271,7 +277,10 @@ mod tests {
         .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, TlsError::CertificateKey { .. }), "{msg}");
-        assert!(msg.contains("hub.pem") && msg.contains("other.key"), "{msg}");
+        assert!(
+            msg.contains("hub.pem") && msg.contains("other.key"),
+            "{msg}"
+        );
     }
 
     #[test]
