@@ -9,6 +9,8 @@
 //!   checked against them and a certificate whose revocation status is unknown (no CRL from its
 //!   issuer among those configured) is refused: fail closed. Intermediate CAs are not checked
 //!   for revocation (the national CA issues leaves directly).
+//! - Server: no TLS session resumption, so every connection's client certificate is checked
+//!   against the current time and CRLs.
 //! - Client: trusts only the configured CA certificates, never the system roots; optional CRLs
 //!   are applied to the server's certificate the same way.
 //! - Configuration problems are reported at start-up with the file that causes them, never at
@@ -128,6 +130,11 @@ pub fn server_config_from_pem(
             detail: e.to_string(),
         })?;
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    // No session resumption: a resumed session would carry the client certificate verified at
+    // the first handshake past its expiry or a later CRL. Every connection is verified afresh
+    // (nodes keep long-lived HTTP/2 connections, so full handshakes are rare).
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -250,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn server_config_offers_h2_then_http11() {
+    fn server_config_offers_h2_then_http11_without_resumption() {
         let m = material();
         let config = server_config_from_pem(
             &PemSource::from_bytes("hub.pem", m.leaf),
@@ -263,6 +270,7 @@ mod tests {
             config.alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         );
+        assert_eq!(config.send_tls13_tickets, 0, "no resumption tickets");
     }
 
     #[test]
