@@ -8,6 +8,7 @@ pub mod compose;
 pub mod dsig;
 pub mod edxml;
 pub mod hub;
+pub mod net;
 pub mod packet_id;
 pub mod pki;
 pub mod protocol;
