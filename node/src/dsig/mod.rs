@@ -25,6 +25,7 @@
 
 pub mod algorithms;
 mod certs;
+pub mod rootsig;
 mod scan;
 pub mod sender;
 pub mod sign;
@@ -32,6 +33,7 @@ pub mod trust;
 pub mod verify;
 
 pub use algorithms::{DigestAlgorithm, SignatureAlgorithm};
+pub use rootsig::{sign_root, verify_root};
 pub use sender::sender_organ_id;
 pub use sign::{SignError, SigningIdentity, sign_packet};
 pub use trust::{TrustError, TrustStore, TrustStoreError, ValidatedChain};

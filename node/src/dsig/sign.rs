@@ -135,6 +135,11 @@ impl fmt::Debug for SigningIdentity {
 }
 
 impl SigningIdentity {
+    /// The engine key (for the other signature shapes of this module).
+    pub(crate) fn engine_key(&self) -> &bergshamra::Key {
+        &self.key
+    }
+
     /// Loads an identity from a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`) and a
     /// PEM certificate chain: the signer's certificate first, then its intermediate CAs.
     ///
@@ -432,7 +437,7 @@ fn scan_to_sign_error(e: ScanError) -> SignError {
 }
 
 /// The signature template, with the certificate chain already filled in.
-fn signature_template(id: &SigningIdentity, nl: &str) -> String {
+pub(crate) fn signature_template(id: &SigningIdentity, nl: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut certs = String::new();
     for der in &id.chain {

@@ -281,6 +281,19 @@ pub fn verify_packet(
 /// Runs bergshamra on `text` with `leaf_der`'s public key as the only usable key and
 /// cross-checks what it verified.
 fn crypto_check(text: &str, leaf_der: &[u8]) -> Result<(), Refusal> {
+    crypto_check_with(text, leaf_der, confirm_position)
+}
+
+/// Which element a verified `ds:Signature` must sit in: checked on the engine's own parse.
+pub(crate) type PositionCheck = fn(&uppsala::Document<'_>, uppsala::NodeId) -> Result<(), Refusal>;
+
+/// The cryptographic check with only `leaf_der`'s public key available, requiring a single
+/// whole-document reference, then `confirm` on the signature's position.
+pub(crate) fn crypto_check_with(
+    text: &str,
+    leaf_der: &[u8],
+    confirm: PositionCheck,
+) -> Result<(), Refusal> {
     let mut key = bergshamra::keys::loader::load_x509_cert_der(leaf_der).map_err(|e| {
         Refusal::Trust(TrustError::BadCertificate {
             subject: "signer certificate".into(),
@@ -332,7 +345,7 @@ fn crypto_check(text: &str, leaf_der: &[u8]) -> Result<(), Refusal> {
                     what: "the verified signature does not cover the whole packet".into(),
                 });
             }
-            confirm_position(&doc, signature_node)
+            confirm(&doc, signature_node)
         }
     }
 }
