@@ -35,16 +35,21 @@ enum Command {
     Sign(cli::dsig::SignArgs),
     /// Verify signed edXML packets strictly against trusted CA certificates.
     Verify(cli::dsig::VerifyArgs),
+    /// Run the national hub (`--config hub.toml`), or manage its agency directory.
+    Hub(cli::hub::HubArgs),
 }
 
 fn main() -> ExitCode {
     init_logging();
+    // One process-wide TLS crypto provider (aws-lc-rs), for every client and server.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Edxml(cmd) => cli::edxml::run(cmd),
         Command::Pki(cmd) => cli::pki::run(cmd).map(|()| ExitCode::SUCCESS),
         Command::Sign(args) => cli::dsig::run_sign(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cli::dsig::run_verify(args),
+        Command::Hub(args) => cli::hub::run(args),
     };
     match result {
         Ok(code) => code,

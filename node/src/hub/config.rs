@@ -1,0 +1,157 @@
+//! Hub configuration (`hub.toml`).
+//!
+//! Relative paths are resolved against the folder of the configuration file, so a config and
+//! its certificates can move together. Every option has a sensible default except the
+//! certificate, key and trust anchors, which must be named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default largest packet the hub accepts (64 MiB; packets carry signed PDFs).
+pub const DEFAULT_MAX_PACKET_BYTES: usize = 64 * 1024 * 1024;
+
+/// The hub's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Address of the mutual-TLS API for nodes.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Address of the operators' admin API (plain HTTP, loopback only, bearer token).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    /// Folder of the database (`hub.redb`) and the admin token (`admin.token`).
+    pub data_dir: PathBuf,
+    /// The hub's certificate chain (PEM): TLS server certificate and receipt signer.
+    pub certificate: PathBuf,
+    /// The hub's private key (PKCS#8 PEM).
+    pub private_key: PathBuf,
+    /// Trusted CA certificates (PEM) for client certificates and packet signatures.
+    pub trust: Vec<PathBuf>,
+    /// Certificate revocation lists (PEM).
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+    /// Largest accepted packet, in bytes.
+    #[serde(default = "default_max_packet_bytes")]
+    pub max_packet_bytes: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8444))
+}
+
+fn default_max_packet_bytes() -> usize {
+    DEFAULT_MAX_PACKET_BYTES
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl HubConfig {
+    /// Reads `hub.toml` and resolves relative paths against its folder.
+    pub fn load(path: &Path) -> Result<HubConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg: HubConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve(base);
+        cfg.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Makes relative paths relative to `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.certificate);
+        fix(&mut self.private_key);
+        self.trust.iter_mut().for_each(fix);
+        self.crl.iter_mut().for_each(fix);
+    }
+
+    /// Checks what can be checked without touching files.
+    pub fn check(&self) -> Result<(), String> {
+        if self.trust.is_empty() {
+            return Err("`trust` must name at least one CA certificate".into());
+        }
+        if !self.admin_listen.ip().is_loopback() {
+            return Err(format!(
+                "admin_listen {} is not a loopback address: the admin API must stay local",
+                self.admin_listen
+            ));
+        }
+        if self.max_packet_bytes < 1024 {
+            return Err("max_packet_bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
+
+    /// Path of the hub database.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("hub.redb")
+    }
+
+    /// Path of the admin token file.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_config_and_admin_must_be_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"data\"\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\ntrust = [\"ca.pem\"]\n",
+        )
+        .unwrap();
+        let cfg = HubConfig::load(&path).unwrap();
+        assert_eq!(cfg.data_dir, dir.path().join("data"));
+        assert_eq!(cfg.trust, vec![dir.path().join("ca.pem")]);
+        assert_eq!(cfg.max_packet_bytes, DEFAULT_MAX_PACKET_BYTES);
+
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\ncertificate = \"c\"\nprivate_key = \"k\"\ntrust = [\"t\"]\nadmin_listen = \"0.0.0.0:1\"\n",
+        )
+        .unwrap();
+        let err = HubConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("loopback"), "{err}");
+        std::fs::write(&path, "data_dir = \"d\"\nbogus = 1\n").unwrap();
+        let err = HubConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("bogus") || err.contains("unknown"), "{err}");
+    }
+}
