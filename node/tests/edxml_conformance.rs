@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use docaxis::edxml::{
-    BussinessDocType, Packet, Priority, ReadOptions, ReadOutcome, SignatureState, StatusCode,
-    read, write,
+    BussinessDocType, Packet, Priority, ReadOptions, ReadOutcome, SignatureState, StatusCode, read,
+    write,
 };
 use quick_xml::Writer;
 use quick_xml::events::{BytesStart, Event};
@@ -98,7 +98,10 @@ fn check_document(out: &ReadOutcome) {
     assert_eq!(d.bussiness_doc_type(), BussinessDocType::New);
     assert_eq!(d.trace_headers.len(), 1);
     assert_eq!(d.trace_headers[0].organ_id.as_str(), "000.00.00.G22");
-    assert_eq!(d.subject, "V/v kết nối, liên thông phần mềm quản lý văn bản");
+    assert_eq!(
+        d.subject,
+        "V/v kết nối, liên thông phần mềm quản lý văn bản"
+    );
     assert_eq!(d.document_type.type_name.as_deref(), Some("Công văn"));
     assert_eq!(d.to_places.len(), 2);
     assert_eq!(d.references.len(), 1);
@@ -274,21 +277,13 @@ fn variants(name: &str, bytes: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let mut v = vec![
         (
             "prefix q:",
-            replace(
-                &replace(bytes, "edXML:", "q:"),
-                "xmlns:edXML=",
-                "xmlns:q=",
-            ),
+            replace(&replace(bytes, "edXML:", "q:"), "xmlns:edXML=", "xmlns:q="),
         ),
         (
             "root prefixed too",
             replace(
                 &replace(
-                    &replace(
-                        &replace(bytes, "edXML:", "q:"),
-                        "xmlns:edXML=",
-                        "xmlns:q=",
-                    ),
+                    &replace(&replace(bytes, "edXML:", "q:"), "xmlns:edXML=", "xmlns:q="),
                     &format!("<edXML xmlns=\"{QCVN}\">"),
                     &format!("<q:edXML xmlns:q=\"{QCVN}\" xmlns=\"{QCVN}\">"),
                 ),
@@ -342,7 +337,11 @@ fn syntactic_variants_give_the_same_packet() {
                 let out = read(&bytes, &ReadOptions::default())
                     .unwrap_or_else(|e| panic!("{name} / {label}: {e}"));
                 assert_eq!(out.packet, expected, "{name} / {label}");
-                assert!(out.warnings.is_empty(), "{name} / {label}: {:?}", out.warnings);
+                assert!(
+                    out.warnings.is_empty(),
+                    "{name} / {label}: {:?}",
+                    out.warnings
+                );
                 check_facts(name, &out);
             }
         }

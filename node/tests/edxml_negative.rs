@@ -103,7 +103,9 @@ fn every_attack_file_with_a_doctype_is_refused() {
             let has_doctype = bytes.windows(9).any(|w| w == b"<!DOCTYPE");
             let result = read_with_watchdog(bytes.clone());
             if has_doctype {
-                let err = result.err().unwrap_or_else(|| panic!("{} accepted", f.display()));
+                let err = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{} accepted", f.display()));
                 // Files that are XML from their first byte carry the DOCTYPE in their prolog and
                 // are refused for it; one file starts with a line of plain text and is refused
                 // as malformed before any DOCTYPE is reached.
@@ -111,7 +113,11 @@ fn every_attack_file_with_a_doctype_is_refused() {
                     assert_eq!(err.kind, ReadErrorKind::Doctype, "{}: {err}", f.display());
                     assert_eq!(err.path, "/");
                 } else {
-                    assert!(matches!(err.kind, ReadErrorKind::Malformed(_)), "{}: {err}", f.display());
+                    assert!(
+                        matches!(err.kind, ReadErrorKind::Malformed(_)),
+                        "{}: {err}",
+                        f.display()
+                    );
                 }
                 checked += 1;
             } else if let Err(e) = result {
@@ -139,10 +145,17 @@ fn doctype_in_front_of_a_valid_packet_is_refused() {
 fn entity_references_other_than_the_predefined_ones_are_refused() {
     let doc = edit(&document(), "TL. BO TRUONG", "TL. &bo; TRUONG");
     let err = refuse_default(&doc);
-    assert_eq!(err.kind, ReadErrorKind::UndefinedEntity { name: "bo".into() });
+    assert_eq!(
+        err.kind,
+        ReadErrorKind::UndefinedEntity { name: "bo".into() }
+    );
     assert_eq!(err.path, format!("{HEADER}/SignerInfo/Competence"));
     // Predefined entities and character references are fine.
-    let ok = edit(&document(), "TL. BO TRUONG", "TL. &amp; &#x42;&#79; &lt;&gt;&quot;&apos;");
+    let ok = edit(
+        &document(),
+        "TL. BO TRUONG",
+        "TL. &amp; &#x42;&#79; &lt;&gt;&quot;&apos;",
+    );
     let Packet::Document(d) = read(ok.as_bytes(), &ReadOptions::default()).unwrap().packet else {
         panic!()
     };
@@ -184,10 +197,13 @@ fn wrong_namespace_on_the_root() {
         refuse_default(&no_ns).kind,
         ReadErrorKind::WrongNamespace { .. }
     ));
-    let other_root = "<?xml version=\"1.0\"?><Packet xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"/>";
+    let other_root =
+        "<?xml version=\"1.0\"?><Packet xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"/>";
     assert_eq!(
         refuse_default(other_root).kind,
-        ReadErrorKind::UnexpectedRoot { found: "Packet".into() }
+        ReadErrorKind::UnexpectedRoot {
+            found: "Packet".into()
+        }
     );
 }
 
@@ -198,13 +214,23 @@ fn missing_subject() {
     let end = src.find("</edXML:Subject>").unwrap() + "</edXML:Subject>".len();
     let doc = format!("{}{}", &src[..start], &src[end..]);
     let err = refuse_default(&doc);
-    assert_eq!(err.kind, ReadErrorKind::MissingElement { name: "Subject".into() });
+    assert_eq!(
+        err.kind,
+        ReadErrorKind::MissingElement {
+            name: "Subject".into()
+        }
+    );
     assert_eq!(err.path, HEADER);
     assert_eq!(err.line, line_of(&src, "<edXML:MessageHeader>"));
     let subject = &src[start..end];
     let empty = edit(&src, subject, "<edXML:Subject> \r\n </edXML:Subject>");
     let err = refuse_default(&empty);
-    assert_eq!(err.kind, ReadErrorKind::EmptyElement { name: "Subject".into() });
+    assert_eq!(
+        err.kind,
+        ReadErrorKind::EmptyElement {
+            name: "Subject".into()
+        }
+    );
     assert_eq!(err.path, format!("{HEADER}/Subject"));
 }
 
@@ -219,14 +245,22 @@ fn bad_date() {
     let err = refuse_default(&doc);
     assert_eq!(
         err.kind,
-        ReadErrorKind::Date(DateError::Date { value: "2019/02/30".into() })
+        ReadErrorKind::Date(DateError::Date {
+            value: "2019/02/30".into()
+        })
     );
-    assert_eq!(err.path, format!("{HEADER}/PromulgationInfo/PromulgationDate"));
+    assert_eq!(
+        err.path,
+        format!("{HEADER}/PromulgationInfo/PromulgationDate")
+    );
     assert_eq!(err.line, line_of(&src, "<edXML:PromulgationDate>"));
     assert_eq!(err.column, 11);
     let ts = edit(&status01(), "2015/09/20 11:08:36", "20/09/2015 11:08:36");
     let err = refuse_default(&ts);
-    assert!(matches!(err.kind, ReadErrorKind::Date(DateError::DateTime { .. })), "{err}");
+    assert!(
+        matches!(err.kind, ReadErrorKind::Date(DateError::DateTime { .. })),
+        "{err}"
+    );
     assert_eq!(err.path, format!("{HEADER}/Timestamp"));
 }
 
@@ -261,7 +295,9 @@ fn non_utf8_encoding_declaration() {
     let err = refuse_default(&doc);
     assert_eq!(
         err.kind,
-        ReadErrorKind::UnsupportedEncoding { encoding: "ISO-8859-1".into() }
+        ReadErrorKind::UnsupportedEncoding {
+            encoding: "ISO-8859-1".into()
+        }
     );
     assert_eq!(err.path, "/");
     let mut utf16 = vec![0xFF, 0xFE];
@@ -289,12 +325,23 @@ fn latin1_bytes() {
 
 #[test]
 fn too_deep() {
-    let deep = format!("{}x{}", "<edXML:Appendix>".repeat(40), "</edXML:Appendix>".repeat(40));
-    let doc = edit(&document(), "<edXML:Appendixes>", &format!("<edXML:Appendixes>{deep}"));
+    let deep = format!(
+        "{}x{}",
+        "<edXML:Appendix>".repeat(40),
+        "</edXML:Appendix>".repeat(40)
+    );
+    let doc = edit(
+        &document(),
+        "<edXML:Appendixes>",
+        &format!("<edXML:Appendixes>{deep}"),
+    );
     let err = refuse_default(&doc);
     assert_eq!(err.kind, ReadErrorKind::TooDeep { limit: 32 });
     assert_eq!(err.path.matches('/').count(), 33, "{}", err.path);
-    assert!(err.path.starts_with(&format!("{HEADER}/OtherInfo/Appendixes/Appendix/")));
+    assert!(
+        err.path
+            .starts_with(&format!("{HEADER}/OtherInfo/Appendixes/Appendix/"))
+    );
 
     let err = refuse(document(), &with_limits(|l| l.max_depth = 5));
     assert_eq!(err.kind, ReadErrorKind::TooDeep { limit: 5 });
@@ -308,7 +355,11 @@ fn too_many_elements() {
     // edXML, edXMLEnvelope, edXMLHeader, MessageHeader, From and its 6 first children.
     assert_eq!(err.path, format!("{HEADER}/From/Telephone"));
     let many = "<edXML:Place>p</edXML:Place>".repeat(100_001);
-    let doc = edit(&document(), "<edXML:ToPlaces>", &format!("<edXML:ToPlaces>{many}"));
+    let doc = edit(
+        &document(),
+        "<edXML:ToPlaces>",
+        &format!("<edXML:ToPlaces>{many}"),
+    );
     assert_eq!(
         refuse_default(&doc).kind,
         ReadErrorKind::TooManyElements { limit: 100_000 }
@@ -318,7 +369,11 @@ fn too_many_elements() {
 #[test]
 fn too_many_attributes() {
     let attrs: String = (0..33).map(|i| format!(" a{i}=\"v\"")).collect();
-    let doc = edit(&document(), "<edXML:Subject>", &format!("<edXML:Subject{attrs}>"));
+    let doc = edit(
+        &document(),
+        "<edXML:Subject>",
+        &format!("<edXML:Subject{attrs}>"),
+    );
     let err = refuse_default(&doc);
     assert_eq!(err.kind, ReadErrorKind::TooManyAttributes { limit: 32 });
     assert_eq!(err.path, format!("{HEADER}/Subject"));
@@ -327,7 +382,11 @@ fn too_many_attributes() {
 #[test]
 fn oversized_text() {
     let long = "Đ".repeat(40_000); // 80 000 bytes
-    let doc = edit(&document(), "<edXML:Subject>", &format!("<edXML:Subject>{long}"));
+    let doc = edit(
+        &document(),
+        "<edXML:Subject>",
+        &format!("<edXML:Subject>{long}"),
+    );
     let err = refuse_default(&doc);
     assert_eq!(err.kind, ReadErrorKind::TextTooLong { limit: 64 * 1024 });
     assert_eq!(err.path, format!("{HEADER}/Subject"));
@@ -340,7 +399,13 @@ fn oversized_text() {
     );
     // And the input as a whole.
     let err = refuse(document(), &with_limits(|l| l.max_bytes = 1000));
-    assert_eq!(err.kind, ReadErrorKind::TooLarge { size: document().len(), limit: 1000 });
+    assert_eq!(
+        err.kind,
+        ReadErrorKind::TooLarge {
+            size: document().len(),
+            limit: 1000
+        }
+    );
 }
 
 #[test]
@@ -351,7 +416,12 @@ fn duplicate_message_header() {
     let block = &src[start..end];
     let doc = format!("{}{block}\r\n      {}", &src[..end], &src[end..]);
     let err = refuse_default(&doc);
-    assert_eq!(err.kind, ReadErrorKind::DuplicateElement { name: "MessageHeader".into() });
+    assert_eq!(
+        err.kind,
+        ReadErrorKind::DuplicateElement {
+            name: "MessageHeader".into()
+        }
+    );
     assert_eq!(err.path, HEADER);
     assert_eq!(err.line, line_of(&src, "</edXML:MessageHeader>"));
 
@@ -363,7 +433,9 @@ fn duplicate_message_header() {
     );
     assert_eq!(
         refuse_default(&status).kind,
-        ReadErrorKind::DuplicateElement { name: "Status".into() }
+        ReadErrorKind::DuplicateElement {
+            name: "Status".into()
+        }
     );
 }
 
@@ -371,18 +443,38 @@ fn duplicate_message_header() {
 fn other_duplicated_singletons() {
     let src = document();
     for (what, from, to) in [
-        ("From", "<edXML:To>", "<edXML:From><edXML:OrganId>000.00.00.G01</edXML:OrganId><edXML:OrganName>x</edXML:OrganName></edXML:From><edXML:To>"),
-        ("DocumentId", "<edXML:Code>", "<edXML:DocumentId>other</edXML:DocumentId><edXML:Code>"),
-        ("edXMLHeader", "<edXML:edXMLBody>", "<edXML:edXMLHeader/><edXML:edXMLBody>"),
+        (
+            "From",
+            "<edXML:To>",
+            "<edXML:From><edXML:OrganId>000.00.00.G01</edXML:OrganId><edXML:OrganName>x</edXML:OrganName></edXML:From><edXML:To>",
+        ),
+        (
+            "DocumentId",
+            "<edXML:Code>",
+            "<edXML:DocumentId>other</edXML:DocumentId><edXML:Code>",
+        ),
+        (
+            "edXMLHeader",
+            "<edXML:edXMLBody>",
+            "<edXML:edXMLHeader/><edXML:edXMLBody>",
+        ),
         (
             "edXMLEnvelope",
             "<AttachmentEncoded>",
             "<q:edXMLEnvelope xmlns:q=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"/><AttachmentEncoded>",
         ),
-        ("Subject", "<edXML:Content>", "<edXML:Subject>second</edXML:Subject><edXML:Content>"),
+        (
+            "Subject",
+            "<edXML:Content>",
+            "<edXML:Subject>second</edXML:Subject><edXML:Content>",
+        ),
     ] {
         let err = refuse_default(edit(&src, from, to));
-        assert_eq!(err.kind, ReadErrorKind::DuplicateElement { name: what.into() }, "{err}");
+        assert_eq!(
+            err.kind,
+            ReadErrorKind::DuplicateElement { name: what.into() },
+            "{err}"
+        );
         assert!(err.path.ends_with(&format!("/{what}")), "{err}");
     }
 }
@@ -391,20 +483,35 @@ fn other_duplicated_singletons() {
 fn signature_wrapping_shapes_are_refused() {
     let src = document();
     let ds = "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo/></ds:Signature>";
-    let signed = edit(&src, "</edXML:edXMLHeader>", &format!("{ds}</edXML:edXMLHeader>"));
+    let signed = edit(
+        &src,
+        "</edXML:edXMLHeader>",
+        &format!("{ds}</edXML:edXMLHeader>"),
+    );
     let out = read(signed.as_bytes(), &ReadOptions::default()).unwrap();
     assert_eq!(out.signature, SignatureState::XmlDsig);
-    assert!(out
-        .warnings
-        .iter()
-        .any(|w| w.kind == WarningKind::LegacySignatureIgnored));
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.kind == WarningKind::LegacySignatureIgnored)
+    );
 
-    let two = edit(&signed, "</edXML:edXMLHeader>", &format!("{ds}</edXML:edXMLHeader>"));
+    let two = edit(
+        &signed,
+        "</edXML:edXMLHeader>",
+        &format!("{ds}</edXML:edXMLHeader>"),
+    );
     assert_eq!(
         refuse_default(&two).kind,
-        ReadErrorKind::DuplicateElement { name: "Signature".into() }
+        ReadErrorKind::DuplicateElement {
+            name: "Signature".into()
+        }
     );
-    let misplaced = edit(&src, "</edXML:MessageHeader>", &format!("{ds}</edXML:MessageHeader>"));
+    let misplaced = edit(
+        &src,
+        "</edXML:MessageHeader>",
+        &format!("{ds}</edXML:MessageHeader>"),
+    );
     let err = refuse_default(&misplaced);
     assert_eq!(err.kind, ReadErrorKind::MisplacedSignature);
     assert_eq!(err.path, format!("{HEADER}/Signature"));
@@ -413,16 +520,27 @@ fn signature_wrapping_shapes_are_refused() {
         "</edXML:MessageHeader>",
         &format!("<edXML:Extra>{ds}</edXML:Extra></edXML:MessageHeader>"),
     );
-    assert_eq!(refuse_default(&hidden).kind, ReadErrorKind::MisplacedSignature);
+    assert_eq!(
+        refuse_default(&hidden).kind,
+        ReadErrorKind::MisplacedSignature
+    );
 }
 
 #[test]
 fn lenient_warnings_become_strict_refusals() {
     let src = document();
     let cases = [
-        edit(&src, "<edXML:Subject>", "<edXML:Unknown>x</edXML:Unknown><edXML:Subject>"),
+        edit(
+            &src,
+            "<edXML:Subject>",
+            "<edXML:Unknown>x</edXML:Unknown><edXML:Subject>",
+        ),
         edit(&src, "000.00.00.H14", "H37.DN.001"),
-        edit(&src, "<edXML:ContentId>cid:209</edXML:ContentId>", "<edXML:ContentId>cid:210</edXML:ContentId>"),
+        edit(
+            &src,
+            "<edXML:ContentId>cid:209</edXML:ContentId>",
+            "<edXML:ContentId>cid:210</edXML:ContentId>",
+        ),
         edit(&src, "<edXML:From>", "<edXML:From>stray"),
     ];
     for doc in cases {
@@ -432,7 +550,11 @@ fn lenient_warnings_become_strict_refusals() {
         assert!(matches!(err.kind, ReadErrorKind::Strict(_)), "{err}");
     }
     // A reference and an attachment that do not pair up give two warnings.
-    let unpaired = edit(&src, "<edXML:ContentId>cid:209</edXML:ContentId>", "<edXML:ContentId>cid:210</edXML:ContentId>");
+    let unpaired = edit(
+        &src,
+        "<edXML:ContentId>cid:209</edXML:ContentId>",
+        "<edXML:ContentId>cid:210</edXML:ContentId>",
+    );
     let kinds: Vec<WarningKind> = read(unpaired.as_bytes(), &ReadOptions::default())
         .unwrap()
         .warnings
@@ -442,8 +564,12 @@ fn lenient_warnings_become_strict_refusals() {
     assert_eq!(
         kinds,
         [
-            WarningKind::ReferenceWithoutAttachment { content_id: "210".into() },
-            WarningKind::AttachmentWithoutReference { content_id: "209".into() },
+            WarningKind::ReferenceWithoutAttachment {
+                content_id: "210".into()
+            },
+            WarningKind::AttachmentWithoutReference {
+                content_id: "209".into()
+            },
         ]
     );
 }
@@ -455,7 +581,10 @@ fn duplicate_content_ids_are_refused() {
     let end = src.find("</Attachment>").unwrap() + "</Attachment>".len();
     let doc = format!("{}{}{}", &src[..end], &src[start..end], &src[end..]);
     let err = refuse_default(&doc);
-    assert!(matches!(&err.kind, ReadErrorKind::DuplicateContentId { content_id, .. } if content_id == "209"), "{err}");
+    assert!(
+        matches!(&err.kind, ReadErrorKind::DuplicateContentId { content_id, .. } if content_id == "209"),
+        "{err}"
+    );
     assert_eq!(err.path, "/edXML/AttachmentEncoded/Attachment");
 }
 
@@ -467,13 +596,28 @@ fn malformed_xml_is_located() {
     assert!(matches!(err.kind, ReadErrorKind::Malformed(_)), "{err}");
     assert_eq!(err.line, line_of(&src, "</edXML:Staff>"));
     let truncated = &src.as_bytes()[..src.len() / 2];
-    assert!(matches!(refuse_default(truncated).kind, ReadErrorKind::Malformed(_)));
+    assert!(matches!(
+        refuse_default(truncated).kind,
+        ReadErrorKind::Malformed(_)
+    ));
     let trailing = format!("{src}<edXML/>");
-    assert!(matches!(refuse_default(trailing).kind, ReadErrorKind::Malformed(_)));
+    assert!(matches!(
+        refuse_default(trailing).kind,
+        ReadErrorKind::Malformed(_)
+    ));
     let undeclared = edit(&src, "<edXML:Description>", "<x:Description>");
-    assert!(matches!(refuse_default(undeclared).kind, ReadErrorKind::Malformed(_)));
+    assert!(matches!(
+        refuse_default(undeclared).kind,
+        ReadErrorKind::Malformed(_)
+    ));
     let bad_payload = edit(&document(), "UEsDBBQA", "UEsD*BQA");
     let err = refuse_default(bad_payload);
-    assert!(matches!(err.kind, ReadErrorKind::InvalidPayload { .. }), "{err}");
-    assert_eq!(err.path, "/edXML/AttachmentEncoded/Attachment/ContentTransferEncoded");
+    assert!(
+        matches!(err.kind, ReadErrorKind::InvalidPayload { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        err.path,
+        "/edXML/AttachmentEncoded/Attachment/ContentTransferEncoded"
+    );
 }

@@ -30,9 +30,8 @@ fn agency() -> impl Strategy<Value = AgencyCode> {
 }
 
 fn date() -> impl Strategy<Value = EdxmlDate> {
-    (1900..2100i32, 1..=12u8, 1..=28u8).prop_map(|(y, m, d)| {
-        EdxmlDate::parse(&format!("{y:04}/{m:02}/{d:02}")).unwrap()
-    })
+    (1900..2100i32, 1..=12u8, 1..=28u8)
+        .prop_map(|(y, m, d)| EdxmlDate::parse(&format!("{y:04}/{m:02}/{d:02}")).unwrap())
 }
 
 fn datetime() -> impl Strategy<Value = EdxmlDateTime> {
@@ -52,16 +51,18 @@ fn organization() -> impl Strategy<Value = Organization> {
         opt_text(12),
         opt_text(20),
     )
-        .prop_map(|(organ_id, oic, name, add, email, tel, fax, web)| Organization {
-            organ_id,
-            organization_in_charge: oic,
-            organ_name: name,
-            organ_add: add,
-            email,
-            telephone: tel,
-            fax,
-            website: web,
-        })
+        .prop_map(
+            |(organ_id, oic, name, add, email, tel, fax, web)| Organization {
+                organ_id,
+                organization_in_charge: oic,
+                organ_name: name,
+                organ_add: add,
+                email,
+                telephone: tel,
+                fax,
+                website: web,
+            },
+        )
 }
 
 fn response_for() -> impl Strategy<Value = ResponseFor> {
@@ -76,14 +77,15 @@ fn response_for() -> impl Strategy<Value = ResponseFor> {
 }
 
 fn staff_info() -> impl Strategy<Value = StaffInfo> {
-    (opt_text(20), opt_text(20), opt_text(20), opt_text(12)).prop_map(|(d, s, e, m)| StaffInfo {
-        department: d,
-        staff: s,
-        email: e,
-        mobile: m,
-    })
-    // An all-empty StaffInfo is the same as none (normal form).
-    .prop_filter("StaffInfo with some text", |s| *s != StaffInfo::default())
+    (opt_text(20), opt_text(20), opt_text(20), opt_text(12))
+        .prop_map(|(d, s, e, m)| StaffInfo {
+            department: d,
+            staff: s,
+            email: e,
+            mobile: m,
+        })
+        // An all-empty StaffInfo is the same as none (normal form).
+        .prop_filter("StaffInfo with some text", |s| *s != StaffInfo::default())
 }
 
 fn other_info() -> impl Strategy<Value = OtherInfo> {
@@ -96,15 +98,17 @@ fn other_info() -> impl Strategy<Value = OtherInfo> {
         option::of(any::<bool>()),
         vec(text(30), 0..3),
     )
-        .prop_map(|(p, sphere, typer, amount, pages, direction, appendixes)| OtherInfo {
-            priority: Priority::from_code(p).unwrap(),
-            sphere_of_promulgation: sphere,
-            typer_notation: typer,
-            promulgation_amount: amount,
-            page_amount: pages,
-            direction,
-            appendixes,
-        })
+        .prop_map(
+            |(p, sphere, typer, amount, pages, direction, appendixes)| OtherInfo {
+                priority: Priority::from_code(p).unwrap(),
+                sphere_of_promulgation: sphere,
+                typer_notation: typer,
+                promulgation_amount: amount,
+                page_amount: pages,
+                direction,
+                appendixes,
+            },
+        )
 }
 
 fn bussiness() -> impl Strategy<Value = Bussiness> {
@@ -142,15 +146,17 @@ fn bussiness() -> impl Strategy<Value = Bussiness> {
         replacements,
         option::of(staff_info()),
     )
-        .prop_map(|(id, t, reason, paper, info, replacements, staff)| Bussiness {
-            document_id: id.map(DocumentId),
-            doc_type: BussinessDocType::from_code(t).unwrap(),
-            reason,
-            paper,
-            document_info: info,
-            replacements,
-            staff_info: staff,
-        })
+        .prop_map(
+            |(id, t, reason, paper, info, replacements, staff)| Bussiness {
+                document_id: id.map(DocumentId),
+                doc_type: BussinessDocType::from_code(t).unwrap(),
+                reason,
+                paper,
+                document_info: info,
+                replacements,
+                staff_info: staff,
+            },
+        )
 }
 
 fn attachments() -> impl Strategy<Value = Vec<Attachment>> {
@@ -293,7 +299,10 @@ proptest! {
 #[test]
 fn writer_refuses_what_it_cannot_write_faithfully() {
     let org = Organization::new(AgencyCode::parse_strict("000.00.00.G22").unwrap(), "VPCP");
-    let to = Organization::new(AgencyCode::parse_strict("000.00.00.H41").unwrap(), "Nghệ An");
+    let to = Organization::new(
+        AgencyCode::parse_strict("000.00.00.H41").unwrap(),
+        "Nghệ An",
+    );
     let base = DocumentPacket::new(
         org,
         vec![to],
@@ -330,8 +339,12 @@ fn writer_refuses_what_it_cannot_write_faithfully() {
     p.to.clear();
     assert_eq!(write(&Packet::Document(p)), Err(WriteError::NoRecipient));
     let mut p = base.clone();
-    p.attachments
-        .push(Attachment::from_bytes("cid:1", "a.pdf", "application/pdf", b"%PDF"));
+    p.attachments.push(Attachment::from_bytes(
+        "cid:1",
+        "a.pdf",
+        "application/pdf",
+        b"%PDF",
+    ));
     assert!(matches!(
         write(&Packet::Document(p)),
         Err(WriteError::AttachmentWithoutReference { .. })
@@ -370,7 +383,12 @@ fn writer_emits_the_canonical_shape() {
         },
         "a < b & \"c\"\r\nd",
     );
-    d.add_attachment(Attachment::from_bytes("cid:9", "a.pdf", "application/pdf", b"%PDF-1.7"));
+    d.add_attachment(Attachment::from_bytes(
+        "cid:9",
+        "a.pdf",
+        "application/pdf",
+        b"%PDF-1.7",
+    ));
     let bytes = write(&Packet::Document(d.clone())).unwrap();
     let text = String::from_utf8(bytes.clone()).unwrap();
     let expected_order = [

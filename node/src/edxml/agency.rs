@@ -17,7 +17,9 @@ pub enum AgencyCodeError {
     Empty,
     #[error("agency code {code:?} contains whitespace or a control character")]
     InvalidCharacter { code: String },
-    #[error("agency code {code:?} does not match the pattern 000.00.00.A00 (three, two and two digits, then a capital letter and two digits)")]
+    #[error(
+        "agency code {code:?} does not match the pattern 000.00.00.A00 (three, two and two digits, then a capital letter and two digits)"
+    )]
     NotStandard { code: String },
 }
 
@@ -209,10 +211,7 @@ mod tests {
         assert_eq!(c.level(), None);
         assert_eq!(c.parent(), None);
         assert_eq!(c.level1(), None);
-        assert_eq!(
-            AgencyCode::parse_lenient("  "),
-            Err(AgencyCodeError::Empty)
-        );
+        assert_eq!(AgencyCode::parse_lenient("  "), Err(AgencyCodeError::Empty));
         assert!(matches!(
             AgencyCode::parse_lenient("000.00 .00.G22"),
             Err(AgencyCodeError::InvalidCharacter { .. })

@@ -35,7 +35,9 @@ const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
 pub enum AttachmentError {
     #[error("invalid base64 character {found:?} at offset {offset} of the payload")]
     InvalidBase64Char { offset: usize, found: char },
-    #[error("invalid base64 padding at offset {offset} of the payload ('=' may only end the text, at most twice)")]
+    #[error(
+        "invalid base64 padding at offset {offset} of the payload ('=' may only end the text, at most twice)"
+    )]
     InvalidBase64Padding { offset: usize },
     #[error("base64 payload length {len} does not decode to whole bytes")]
     InvalidBase64Length { len: usize },
@@ -45,7 +47,9 @@ pub enum AttachmentError {
     NotZip,
     #[error("invalid ZIP archive: {0}")]
     Zip(String),
-    #[error("ZIP content exceeds {limit} bytes once decompressed (reached while inflating {entry:?}); refused as a possible zip bomb")]
+    #[error(
+        "ZIP content exceeds {limit} bytes once decompressed (reached while inflating {entry:?}); refused as a possible zip bomb"
+    )]
     ZipTooLarge { limit: u64, entry: String },
     #[error("I/O error while writing the decoded attachment: {0}")]
     Io(#[from] io::Error),
@@ -83,7 +87,13 @@ impl Payload {
     pub fn from_base64(text: &str) -> Result<Self, AttachmentError> {
         let bytes = text.as_bytes();
         // Fast path: the whole text is plain alphabet followed by at most two '='.
-        let body_end = bytes.len() - bytes.iter().rev().take(2).take_while(|&&b| b == b'=').count();
+        let body_end = bytes.len()
+            - bytes
+                .iter()
+                .rev()
+                .take(2)
+                .take_while(|&&b| b == b'=')
+                .count();
         let plain = bytes[..body_end]
             .chunks(256)
             .all(|c| c.iter().fold(true, |ok, &b| ok & is_alphabet(b)));
@@ -170,14 +180,12 @@ impl Payload {
         let mut buf = vec![0u8; STREAM_CHUNK / 4 * 3];
         let mut total = 0u64;
         for chunk in self.base64.as_bytes().chunks(STREAM_CHUNK) {
-            let n = DECODER
-                .decode_slice(chunk, &mut buf)
-                .map_err(|e| match e {
-                    base64::DecodeSliceError::DecodeError(d) => AttachmentError::Decode(d),
-                    base64::DecodeSliceError::OutputSliceTooSmall => {
-                        AttachmentError::InvalidBase64Length { len: chunk.len() }
-                    }
-                })?;
+            let n = DECODER.decode_slice(chunk, &mut buf).map_err(|e| match e {
+                base64::DecodeSliceError::DecodeError(d) => AttachmentError::Decode(d),
+                base64::DecodeSliceError::OutputSliceTooSmall => {
+                    AttachmentError::InvalidBase64Length { len: chunk.len() }
+                }
+            })?;
             w.write_all(&buf[..n])?;
             total += n as u64;
         }
@@ -286,7 +294,10 @@ impl Attachment {
 
     /// Lists the entries of a ZIP attachment, inflating each one to count its real size, and
     /// refuses as soon as the running total exceeds `max_total_uncompressed`.
-    pub fn zip_entries(&self, max_total_uncompressed: u64) -> Result<Vec<ZipEntry>, AttachmentError> {
+    pub fn zip_entries(
+        &self,
+        max_total_uncompressed: u64,
+    ) -> Result<Vec<ZipEntry>, AttachmentError> {
         if !self.is_zip() {
             return Err(AttachmentError::NotZip);
         }
@@ -302,9 +313,8 @@ impl Attachment {
             let remaining = max_total_uncompressed - total;
             // Read at most one byte past the bound: enough to know it is exceeded.
             let mut limited = file.take(remaining.saturating_add(1));
-            let size = io::copy(&mut limited, &mut io::sink()).map_err(|e| {
-                AttachmentError::Zip(format!("cannot inflate {name:?}: {e}"))
-            })?;
+            let size = io::copy(&mut limited, &mut io::sink())
+                .map_err(|e| AttachmentError::Zip(format!("cannot inflate {name:?}: {e}")))?;
             if size > remaining {
                 return Err(AttachmentError::ZipTooLarge {
                     limit: max_total_uncompressed,
@@ -340,15 +350,27 @@ mod tests {
 
     #[test]
     fn payload_validation() {
-        assert_eq!(Payload::from_base64("QUJD").unwrap().decoded().unwrap(), b"ABC");
-        assert_eq!(Payload::from_base64("QUI=").unwrap().decoded().unwrap(), b"AB");
-        assert_eq!(Payload::from_base64("QUI").unwrap().decoded().unwrap(), b"AB");
+        assert_eq!(
+            Payload::from_base64("QUJD").unwrap().decoded().unwrap(),
+            b"ABC"
+        );
+        assert_eq!(
+            Payload::from_base64("QUI=").unwrap().decoded().unwrap(),
+            b"AB"
+        );
+        assert_eq!(
+            Payload::from_base64("QUI").unwrap().decoded().unwrap(),
+            b"AB"
+        );
         let wrapped = Payload::from_base64("QU\r\nJD\n").unwrap();
         assert_eq!(wrapped.as_base64(), "QUJD");
         assert_eq!(Payload::from_base64("").unwrap().decoded_len(), 0);
         assert!(matches!(
             Payload::from_base64("QU*D"),
-            Err(AttachmentError::InvalidBase64Char { offset: 2, found: '*' })
+            Err(AttachmentError::InvalidBase64Char {
+                offset: 2,
+                found: '*'
+            })
         ));
         assert!(matches!(
             Payload::from_base64("QU=D"),
@@ -394,7 +416,10 @@ mod tests {
         assert_eq!(normalize_content_id("cid:209"), "209");
         assert_eq!(normalize_content_id(" CID:abc "), "abc");
         assert_eq!(normalize_content_id("209"), "209");
-        assert_eq!(Attachment::from_bytes("cid:7", "a", "b", b"x").content_id, "7");
+        assert_eq!(
+            Attachment::from_bytes("cid:7", "a", "b", b"x").content_id,
+            "7"
+        );
     }
 
     #[test]
@@ -404,7 +429,10 @@ mod tests {
         assert!(a.is_zip());
         let b = Attachment::from_bytes("2", "x.zip", "application/zip", b"%PDF-1.7");
         assert!(!b.is_zip());
-        assert!(matches!(b.zip_entries(1 << 20), Err(AttachmentError::NotZip)));
+        assert!(matches!(
+            b.zip_entries(1 << 20),
+            Err(AttachmentError::NotZip)
+        ));
     }
 
     #[test]

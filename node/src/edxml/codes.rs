@@ -13,11 +13,15 @@ use serde::{Serialize, Serializer};
 /// Why a coded value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
-    #[error("invalid priority {value:?}: expected 0 (thường), 1 (khẩn), 2 (thượng khẩn), 3 (hỏa tốc) or 4 (hỏa tốc hẹn giờ)")]
+    #[error(
+        "invalid priority {value:?}: expected 0 (thường), 1 (khẩn), 2 (thượng khẩn), 3 (hỏa tốc) or 4 (hỏa tốc hẹn giờ)"
+    )]
     Priority { value: String },
     #[error("unknown status code {value:?}: expected one of 01, 02, 03, 04, 05, 06, 13, 15, 16")]
     StatusCode { value: String },
-    #[error("invalid BussinessDocType {value:?}: expected 0 (new), 1 (revoke), 2 (update) or 3 (replace)")]
+    #[error(
+        "invalid BussinessDocType {value:?}: expected 0 (new), 1 (revoke), 2 (update) or 3 (replace)"
+    )]
     BussinessDocType { value: String },
     #[error("invalid ReceiverType {value:?}: expected 0 (removed) or 1 (added)")]
     ReceiverType { value: String },
@@ -70,7 +74,9 @@ impl Priority {
     pub fn parse(s: &str) -> Result<Self, CodeError> {
         small_number(s)
             .and_then(Self::from_code)
-            .ok_or_else(|| CodeError::Priority { value: s.to_owned() })
+            .ok_or_else(|| CodeError::Priority {
+                value: s.to_owned(),
+            })
     }
 
     pub fn from_code(code: u8) -> Option<Self> {
@@ -104,7 +110,13 @@ impl Priority {
 
 impl fmt::Display for Priority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}, {})", self.code(), self.label_vi(), self.label_en())
+        write!(
+            f,
+            "{} ({}, {})",
+            self.code(),
+            self.label_vi(),
+            self.label_en()
+        )
     }
 }
 
@@ -149,7 +161,9 @@ impl StatusCode {
 
     /// Parses the two-digit wire form (`"01"`, `"13"`, …).
     pub fn parse(s: &str) -> Result<Self, CodeError> {
-        let err = || CodeError::StatusCode { value: s.to_owned() };
+        let err = || CodeError::StatusCode {
+            value: s.to_owned(),
+        };
         if s.len() != 2 {
             return Err(err());
         }
@@ -220,7 +234,13 @@ impl StatusCode {
 
 impl fmt::Display for StatusCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}, {})", self.as_str(), self.label_vi(), self.label_en())
+        write!(
+            f,
+            "{} ({}, {})",
+            self.as_str(),
+            self.label_vi(),
+            self.label_en()
+        )
     }
 }
 
@@ -255,7 +275,9 @@ impl BussinessDocType {
     pub fn parse(s: &str) -> Result<Self, CodeError> {
         small_number(s)
             .and_then(Self::from_code)
-            .ok_or_else(|| CodeError::BussinessDocType { value: s.to_owned() })
+            .ok_or_else(|| CodeError::BussinessDocType {
+                value: s.to_owned(),
+            })
     }
 
     pub fn from_code(code: u8) -> Option<Self> {
@@ -287,7 +309,13 @@ impl BussinessDocType {
 
 impl fmt::Display for BussinessDocType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}, {})", self.code(), self.label_vi(), self.label_en())
+        write!(
+            f,
+            "{} ({}, {})",
+            self.code(),
+            self.label_vi(),
+            self.label_en()
+        )
     }
 }
 
@@ -307,7 +335,9 @@ impl ReceiverType {
         match s {
             "0" => Ok(ReceiverType::Removed),
             "1" => Ok(ReceiverType::Added),
-            _ => Err(CodeError::ReceiverType { value: s.to_owned() }),
+            _ => Err(CodeError::ReceiverType {
+                value: s.to_owned(),
+            }),
         }
     }
 
@@ -350,7 +380,10 @@ mod tests {
         for bad in ["1", "001", "07", "12", "", "ab"] {
             assert!(StatusCode::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(serde_json::to_string(&StatusCode::Received).unwrap(), "\"01\"");
+        assert_eq!(
+            serde_json::to_string(&StatusCode::Received).unwrap(),
+            "\"01\""
+        );
     }
 
     #[test]

@@ -54,7 +54,13 @@ fn parse_date_bytes(b: &[u8]) -> Option<Date> {
 }
 
 fn write_date(f: &mut fmt::Formatter<'_>, d: Date) -> fmt::Result {
-    write!(f, "{:04}/{:02}/{:02}", d.year(), u8::from(d.month()), d.day())
+    write!(
+        f,
+        "{:04}/{:02}/{:02}",
+        d.year(),
+        u8::from(d.month()),
+        d.day()
+    )
 }
 
 impl EdxmlDate {
@@ -62,7 +68,9 @@ impl EdxmlDate {
     pub fn parse(s: &str) -> Result<Self, DateError> {
         parse_date_bytes(s.as_bytes())
             .map(Self)
-            .ok_or_else(|| DateError::Date { value: s.to_owned() })
+            .ok_or_else(|| DateError::Date {
+                value: s.to_owned(),
+            })
     }
 
     /// Wraps a date; `None` when the year is outside 1–9999 (not representable in `yyyy`).
@@ -84,7 +92,9 @@ impl EdxmlDate {
 impl EdxmlDateTime {
     /// Parses `yyyy/MM/dd HH:mm:ss` exactly.
     pub fn parse(s: &str) -> Result<Self, DateError> {
-        let err = || DateError::DateTime { value: s.to_owned() };
+        let err = || DateError::DateTime {
+            value: s.to_owned(),
+        };
         let b = s.as_bytes();
         if b.len() != 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
             return Err(err());
@@ -95,7 +105,8 @@ impl EdxmlDateTime {
                 .and_then(|v| u8::try_from(v).ok())
                 .ok_or_else(err)
         };
-        let time = Time::from_hms(part(11..13)?, part(14..16)?, part(17..19)?).map_err(|_| err())?;
+        let time =
+            Time::from_hms(part(11..13)?, part(14..16)?, part(17..19)?).map_err(|_| err())?;
         Ok(Self(PrimitiveDateTime::new(date, time)))
     }
 
@@ -107,7 +118,8 @@ impl EdxmlDateTime {
     /// Converts any instant to Vietnam local time, truncated to whole seconds.
     pub fn from_offset(t: OffsetDateTime) -> Self {
         let local = t.to_offset(VIETNAM_OFFSET);
-        let time = Time::from_hms(local.hour(), local.minute(), local.second()).unwrap_or(Time::MIDNIGHT);
+        let time =
+            Time::from_hms(local.hour(), local.minute(), local.second()).unwrap_or(Time::MIDNIGHT);
         Self(PrimitiveDateTime::new(local.date(), time))
     }
 

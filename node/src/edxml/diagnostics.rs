@@ -23,7 +23,9 @@ pub enum ReadErrorKind {
     UnsupportedEncoding { encoding: String },
     #[error("the bytes are not valid UTF-8 (edXML packets must be UTF-8)")]
     InvalidUtf8,
-    #[error("entity reference &{name}; is not allowed (only &lt; &gt; &amp; &apos; &quot; and character references)")]
+    #[error(
+        "entity reference &{name}; is not allowed (only &lt; &gt; &amp; &apos; &quot; and character references)"
+    )]
     UndefinedEntity { name: String },
     #[error("character U+{code:04X} is not allowed in XML")]
     IllegalCharacter { code: u32 },
@@ -31,7 +33,9 @@ pub enum ReadErrorKind {
     Malformed(String),
     #[error("the root element is {found}, expected edXML")]
     UnexpectedRoot { found: String },
-    #[error("element {element} is in {found}, expected namespace http://www.mic.gov.vn/TBT/QCVN_102_2016")]
+    #[error(
+        "element {element} is in {found}, expected namespace http://www.mic.gov.vn/TBT/QCVN_102_2016"
+    )]
     WrongNamespace { element: String, found: String },
     #[error("elements are nested deeper than the limit of {limit}")]
     TooDeep { limit: usize },
@@ -126,7 +130,10 @@ pub struct Warning {
 pub(crate) fn line_column(bytes: &[u8], offset: usize) -> (u64, u64) {
     let offset = offset.min(bytes.len());
     let before = &bytes[..offset];
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
     let line = 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
     let column = 1 + before[line_start..]
         .iter()
@@ -136,7 +143,12 @@ pub(crate) fn line_column(bytes: &[u8], offset: usize) -> (u64, u64) {
 }
 
 impl ReadError {
-    pub(crate) fn at(bytes: &[u8], offset: usize, path: impl Into<String>, kind: ReadErrorKind) -> Self {
+    pub(crate) fn at(
+        bytes: &[u8],
+        offset: usize,
+        path: impl Into<String>,
+        kind: ReadErrorKind,
+    ) -> Self {
         let (line, column) = line_column(bytes, offset);
         Self {
             line,
@@ -191,6 +203,9 @@ mod tests {
             name: "Foo".into(),
             namespace: None,
         });
-        assert_eq!(s.to_string(), "unknown element Foo in no namespace (refused in strict mode)");
+        assert_eq!(
+            s.to_string(),
+            "unknown element Foo in no namespace (refused in strict mode)"
+        );
     }
 }

@@ -32,8 +32,8 @@ pub use codes::{BussinessDocType, CodeError, Priority, ReceiverType, StatusCode}
 pub use datetime::{DateError, EdxmlDate, EdxmlDateTime};
 pub use diagnostics::{ReadError, ReadErrorKind, Warning, WarningKind};
 pub use model::{
-    Bussiness, BussinessDocumentInfo, Code, DocumentId, DocumentPacket, DocumentType, OtherInfo,
-    Organization, Packet, PacketKind, PromulgationInfo, Receiver, Reference, ReplacementInfo,
+    Bussiness, BussinessDocumentInfo, Code, DocumentId, DocumentPacket, DocumentType, Organization,
+    OtherInfo, Packet, PacketKind, PromulgationInfo, Receiver, Reference, ReplacementInfo,
     ResponseFor, SignerInfo, StaffInfo, StatusPacket, TraceHeader,
 };
 pub use reader::{Limits, ReadOptions, ReadOutcome, SignatureState, read};

@@ -307,12 +307,18 @@ impl DocumentPacket {
 
     /// The priority, `Normal` when OtherInfo is absent.
     pub fn priority(&self) -> Priority {
-        self.other_info.as_ref().map(|o| o.priority).unwrap_or_default()
+        self.other_info
+            .as_ref()
+            .map(|o| o.priority)
+            .unwrap_or_default()
     }
 
     /// The business action, `New` when Bussiness is absent.
     pub fn bussiness_doc_type(&self) -> BussinessDocType {
-        self.bussiness.as_ref().map(|b| b.doc_type).unwrap_or_default()
+        self.bussiness
+            .as_ref()
+            .map(|b| b.doc_type)
+            .unwrap_or_default()
     }
 
     /// The attachment a manifest reference points to.
@@ -373,6 +379,10 @@ impl PacketKind {
 }
 
 /// An edXML packet.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "packets are built once and passed by reference; boxing would only burden callers"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Packet {

@@ -112,8 +112,14 @@ pub fn read(bytes: &[u8], opts: &ReadOptions) -> Result<ReadOutcome, ReadError> 
         ));
     }
     let bom = prolog::check(bytes).map_err(|(at, kind)| ReadError::at(bytes, at, "/", kind))?;
-    let src = std::str::from_utf8(&bytes[bom..])
-        .map_err(|e| ReadError::at(bytes, bom + e.valid_up_to(), "/", ReadErrorKind::InvalidUtf8))?;
+    let src = std::str::from_utf8(&bytes[bom..]).map_err(|e| {
+        ReadError::at(
+            bytes,
+            bom + e.valid_up_to(),
+            "/",
+            ReadErrorKind::InvalidUtf8,
+        )
+    })?;
     let tree = tree::build(bytes, src, bom, limits)?;
     let mapped = map::map(bytes, &tree, opts.strict)?;
     Ok(ReadOutcome {

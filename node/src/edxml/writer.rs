@@ -28,7 +28,11 @@ pub enum WriteError {
     #[error("{field} contains character U+{code:04X}, which XML 1.0 cannot carry")]
     IllegalCharacter { field: String, code: u32 },
     #[error("{field} is {len} bytes long, over the {limit}-byte limit that readers apply")]
-    FieldTooLong { field: String, len: usize, limit: usize },
+    FieldTooLong {
+        field: String,
+        len: usize,
+        limit: usize,
+    },
     #[error("a document packet needs at least one recipient (To)")]
     NoRecipient,
     #[error("ContentId {content_id:?} is used more than once among the {element}s")]
@@ -175,7 +179,11 @@ impl Out {
         if let Some(d) = r.promulgation_date {
             self.raw_leaf("PromulgationDate", &d.to_string())?;
         }
-        self.leaf("ResponseFor/DocumentId", "DocumentId", r.document_id.as_str())?;
+        self.leaf(
+            "ResponseFor/DocumentId",
+            "DocumentId",
+            r.document_id.as_str(),
+        )?;
         self.end("ResponseFor")
     }
 
@@ -204,7 +212,11 @@ impl Out {
             "SphereOfPromulgation",
             o.sphere_of_promulgation.as_deref(),
         )?;
-        self.opt_leaf("OtherInfo/TyperNotation", "TyperNotation", o.typer_notation.as_deref())?;
+        self.opt_leaf(
+            "OtherInfo/TyperNotation",
+            "TyperNotation",
+            o.typer_notation.as_deref(),
+        )?;
         if let Some(n) = o.promulgation_amount {
             self.raw_leaf("PromulgationAmount", &n.to_string())?;
         }
@@ -214,7 +226,12 @@ impl Out {
         if let Some(d) = o.direction {
             self.raw_leaf("Direction", if d { "true" } else { "false" })?;
         }
-        self.text_list("OtherInfo/Appendixes", "Appendixes", "Appendix", &o.appendixes)?;
+        self.text_list(
+            "OtherInfo/Appendixes",
+            "Appendixes",
+            "Appendix",
+            &o.appendixes,
+        )?;
         self.end("OtherInfo")
     }
 
@@ -245,7 +262,11 @@ impl Out {
         self.leaf("Code/CodeNotation", "CodeNotation", &d.code.code_notation)?;
         self.end("Code")?;
         self.start("PromulgationInfo")?;
-        self.opt_leaf("PromulgationInfo/Place", "Place", d.promulgation_info.place.as_deref())?;
+        self.opt_leaf(
+            "PromulgationInfo/Place",
+            "Place",
+            d.promulgation_info.place.as_deref(),
+        )?;
         self.raw_leaf(
             "PromulgationDate",
             &d.promulgation_info.promulgation_date.to_string(),
@@ -256,13 +277,21 @@ impl Out {
         if let Some(t) = d.document_type.type_detail {
             self.raw_leaf("TypeDetail", &t.to_string())?;
         }
-        self.opt_leaf("DocumentType/TypeName", "TypeName", d.document_type.type_name.as_deref())?;
+        self.opt_leaf(
+            "DocumentType/TypeName",
+            "TypeName",
+            d.document_type.type_name.as_deref(),
+        )?;
         self.end("DocumentType")?;
         self.leaf("Subject", "Subject", &d.subject)?;
         self.opt_leaf("Content", "Content", d.content.as_deref())?;
         if let Some(s) = &d.signer_info {
             self.start("SignerInfo")?;
-            self.opt_leaf("SignerInfo/Competence", "Competence", s.competence.as_deref())?;
+            self.opt_leaf(
+                "SignerInfo/Competence",
+                "Competence",
+                s.competence.as_deref(),
+            )?;
             self.opt_leaf("SignerInfo/Position", "Position", s.position.as_deref())?;
             self.leaf("SignerInfo/FullName", "FullName", &s.full_name)?;
             self.end("SignerInfo")?;
@@ -289,7 +318,11 @@ impl Out {
             self.opt_leaf("Bussiness/DocumentId", "DocumentId", Some(id.as_str()))?;
         }
         self.raw_leaf("BussinessDocType", &b.doc_type.code().to_string())?;
-        self.opt_leaf("Bussiness/BussinessDocReason", "BussinessDocReason", b.reason.as_deref())?;
+        self.opt_leaf(
+            "Bussiness/BussinessDocReason",
+            "BussinessDocReason",
+            b.reason.as_deref(),
+        )?;
         if let Some(p) = b.paper {
             self.raw_leaf("Paper", &p.to_string())?;
         }
@@ -313,7 +346,11 @@ impl Out {
             self.start("ReplacementInfoList")?;
             for r in &b.replacements {
                 self.start("ReplacementInfo")?;
-                self.leaf("ReplacementInfo/DocumentId", "DocumentId", r.document_id.as_str())?;
+                self.leaf(
+                    "ReplacementInfo/DocumentId",
+                    "DocumentId",
+                    r.document_id.as_str(),
+                )?;
                 self.start("OrganIdList")?;
                 for id in &r.organ_ids {
                     self.leaf("OrganIdList/OrganId", "OrganId", id.as_str())?;
@@ -400,8 +437,16 @@ fn document(out: &mut Out, d: &DocumentPacket) -> Res {
         let cid = out.content_id("Reference/ContentId", &r.content_id)?;
         out.raw_leaf("ContentId", &cid)?;
         out.leaf("Reference/ContentType", "ContentType", &r.content_type)?;
-        out.opt_leaf("Reference/Description", "Description", r.description.as_deref())?;
-        out.leaf("Reference/AttachmentName", "AttachmentName", &r.attachment_name)?;
+        out.opt_leaf(
+            "Reference/Description",
+            "Description",
+            r.description.as_deref(),
+        )?;
+        out.leaf(
+            "Reference/AttachmentName",
+            "AttachmentName",
+            &r.attachment_name,
+        )?;
         out.end("Reference")?;
     }
     out.end("edXMLManifest")?;
@@ -415,7 +460,11 @@ fn document(out: &mut Out, d: &DocumentPacket) -> Res {
             let cid = out.content_id("Attachment/ContentId", &a.content_id)?;
             out.raw_leaf("ContentId", &cid)?;
             out.leaf("Attachment/AttachmentName", "AttachmentName", &a.name)?;
-            out.opt_leaf("Attachment/Description", "Description", a.description.as_deref())?;
+            out.opt_leaf(
+                "Attachment/Description",
+                "Description",
+                a.description.as_deref(),
+            )?;
             out.leaf("Attachment/ContentType", "ContentType", &a.content_type)?;
             // Validated base64 needs no escaping.
             let mut s = BytesStart::new("edXML:ContentTransferEncoded");

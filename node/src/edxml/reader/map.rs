@@ -37,7 +37,12 @@ fn trim_xml(s: &str) -> &str {
 
 impl<'t, 'a> Ctx<'t, 'a> {
     fn err(&self, node: u32, kind: ReadErrorKind) -> ReadError {
-        ReadError::at(self.bytes, self.tree.node(node).offset, self.tree.path(node), kind)
+        ReadError::at(
+            self.bytes,
+            self.tree.node(node).offset,
+            self.tree.path(node),
+            kind,
+        )
     }
 
     /// Tolerated in lenient mode (warning), refused in strict mode.
@@ -46,8 +51,12 @@ impl<'t, 'a> Ctx<'t, 'a> {
             return Err(self.err(node, ReadErrorKind::Strict(kind)));
         }
         let n = self.tree.node(node);
-        self.warnings
-            .push(Warning::at(self.bytes, n.offset, self.tree.path(node), kind));
+        self.warnings.push(Warning::at(
+            self.bytes,
+            n.offset,
+            self.tree.path(node),
+            kind,
+        ));
         Ok(())
     }
 
@@ -64,10 +73,13 @@ impl<'t, 'a> Ctx<'t, 'a> {
             } else {
                 "Signature".to_owned()
             };
-            return Err(self.err(node, ReadErrorKind::UnexpectedChildElement {
-                name: n.local.to_owned(),
-                child,
-            }));
+            return Err(self.err(
+                node,
+                ReadErrorKind::UnexpectedChildElement {
+                    name: n.local.to_owned(),
+                    child,
+                },
+            ));
         }
         Ok(trim_xml(&n.text))
     }
@@ -75,11 +87,21 @@ impl<'t, 'a> Ctx<'t, 'a> {
     fn agency(&mut self, node: u32) -> Result<AgencyCode, ReadError> {
         let raw = self.text(node)?;
         if raw.is_empty() {
-            return Err(self.err(node, ReadErrorKind::EmptyElement { name: self.local(node).to_owned() }));
+            return Err(self.err(
+                node,
+                ReadErrorKind::EmptyElement {
+                    name: self.local(node).to_owned(),
+                },
+            ));
         }
         let code = AgencyCode::parse_lenient(raw).map_err(|e| self.err(node, e.into()))?;
         if !code.is_standard() {
-            self.issue(node, WarningKind::NonStandardAgencyCode { code: code.to_string() })?;
+            self.issue(
+                node,
+                WarningKind::NonStandardAgencyCode {
+                    code: code.to_string(),
+                },
+            )?;
         }
         Ok(code)
     }
@@ -121,7 +143,12 @@ impl Fields {
     fn opt_any(&mut self, ctx: &Ctx<'_, '_>, names: &[&str]) -> Result<Option<u32>, ReadError> {
         let found = self.claim(ctx, names);
         if let Some(&second) = found.get(1) {
-            return Err(ctx.err(second, ReadErrorKind::DuplicateElement { name: ctx.local(second).to_owned() }));
+            return Err(ctx.err(
+                second,
+                ReadErrorKind::DuplicateElement {
+                    name: ctx.local(second).to_owned(),
+                },
+            ));
         }
         Ok(found.first().copied())
     }
@@ -131,8 +158,14 @@ impl Fields {
     }
 
     fn one(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Result<u32, ReadError> {
-        self.opt(ctx, name)?
-            .ok_or_else(|| ctx.err(self.node, ReadErrorKind::MissingElement { name: name.to_owned() }))
+        self.opt(ctx, name)?.ok_or_else(|| {
+            ctx.err(
+                self.node,
+                ReadErrorKind::MissingElement {
+                    name: name.to_owned(),
+                },
+            )
+        })
     }
 
     fn many(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Vec<u32> {
@@ -143,7 +176,12 @@ impl Fields {
         let id = self.one(ctx, name)?;
         let t = ctx.text(id)?;
         if t.is_empty() {
-            return Err(ctx.err(id, ReadErrorKind::EmptyElement { name: name.to_owned() }));
+            return Err(ctx.err(
+                id,
+                ReadErrorKind::EmptyElement {
+                    name: name.to_owned(),
+                },
+            ));
         }
         Ok(t.to_owned())
     }
@@ -167,7 +205,12 @@ impl Fields {
         let id = self.one(ctx, name)?;
         let t = ctx.text(id)?;
         if t.is_empty() {
-            return Err(ctx.err(id, ReadErrorKind::EmptyElement { name: name.to_owned() }));
+            return Err(ctx.err(
+                id,
+                ReadErrorKind::EmptyElement {
+                    name: name.to_owned(),
+                },
+            ));
         }
         parse(t).map_err(|e| ctx.err(id, e.into()))
     }
@@ -224,12 +267,16 @@ impl Fields {
 
 fn number(name: &str) -> impl FnOnce(&str) -> Result<u32, ReadErrorKind> + '_ {
     move |s| {
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(v) = s.parse() {
-                return Ok(v);
-            }
+        if !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(v) = s.parse()
+        {
+            return Ok(v);
         }
-        Err(ReadErrorKind::InvalidNumber { name: name.to_owned(), value: s.to_owned() })
+        Err(ReadErrorKind::InvalidNumber {
+            name: name.to_owned(),
+            value: s.to_owned(),
+        })
     }
 }
 
@@ -237,7 +284,10 @@ fn boolean(s: &str) -> Result<bool, ReadErrorKind> {
     match s {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(ReadErrorKind::InvalidBoolean { name: "Direction".into(), value: s.to_owned() }),
+        _ => Err(ReadErrorKind::InvalidBoolean {
+            name: "Direction".into(),
+            value: s.to_owned(),
+        }),
     }
 }
 
@@ -343,7 +393,11 @@ fn other_info(ctx: &mut Ctx<'_, '_>, node: u32) -> Result<OtherInfo, ReadError> 
         priority: f.req_parse(ctx, "Priority", Priority::parse)?,
         sphere_of_promulgation: f.opt_text(ctx, "SphereOfPromulgation")?,
         typer_notation: f.opt_text(ctx, "TyperNotation")?,
-        promulgation_amount: f.opt_parse(ctx, "PromulgationAmount", number("PromulgationAmount"))?,
+        promulgation_amount: f.opt_parse(
+            ctx,
+            "PromulgationAmount",
+            number("PromulgationAmount"),
+        )?,
         page_amount: f.opt_parse(ctx, "PageAmount", number("PageAmount"))?,
         direction: f.opt_parse(ctx, "Direction", boolean)?,
         appendixes: match f.opt(ctx, "Appendixes")? {
@@ -463,7 +517,12 @@ fn content_id(ctx: &Ctx<'_, '_>, f: &mut Fields) -> Result<String, ReadError> {
     let id = f.one(ctx, "ContentId")?;
     let cid = normalize_content_id(ctx.text(id)?);
     if cid.is_empty() {
-        return Err(ctx.err(id, ReadErrorKind::EmptyElement { name: "ContentId".into() }));
+        return Err(ctx.err(
+            id,
+            ReadErrorKind::EmptyElement {
+                name: "ContentId".into(),
+            },
+        ));
     }
     Ok(cid.to_owned())
 }
@@ -476,7 +535,12 @@ fn attachment(ctx: &mut Ctx<'_, '_>, node: u32) -> Result<Attachment, ReadError>
     let content_type = f.req_text(ctx, "ContentType")?;
     let payload_node = f.one(ctx, "ContentTransferEncoded")?;
     let payload = Payload::from_base64(ctx.text(payload_node)?).map_err(|e| {
-        ctx.err(payload_node, ReadErrorKind::InvalidPayload { detail: e.to_string() })
+        ctx.err(
+            payload_node,
+            ReadErrorKind::InvalidPayload {
+                detail: e.to_string(),
+            },
+        )
     })?;
     f.finish(ctx)?;
     Ok(Attachment {
@@ -497,29 +561,45 @@ fn check_manifest(
     let mut ref_ids = HashSet::new();
     for (node, r) in refs {
         if !ref_ids.insert(r.content_id.as_str()) {
-            return Err(ctx.err(*node, ReadErrorKind::DuplicateContentId {
-                content_id: r.content_id.clone(),
-                element: "manifest Reference".into(),
-            }));
+            return Err(ctx.err(
+                *node,
+                ReadErrorKind::DuplicateContentId {
+                    content_id: r.content_id.clone(),
+                    element: "manifest Reference".into(),
+                },
+            ));
         }
     }
     let mut att_ids = HashSet::new();
     for (node, a) in atts {
         if !att_ids.insert(a.content_id.as_str()) {
-            return Err(ctx.err(*node, ReadErrorKind::DuplicateContentId {
-                content_id: a.content_id.clone(),
-                element: "Attachment".into(),
-            }));
+            return Err(ctx.err(
+                *node,
+                ReadErrorKind::DuplicateContentId {
+                    content_id: a.content_id.clone(),
+                    element: "Attachment".into(),
+                },
+            ));
         }
     }
     for (node, r) in refs {
         if !att_ids.contains(r.content_id.as_str()) {
-            ctx.issue(*node, WarningKind::ReferenceWithoutAttachment { content_id: r.content_id.clone() })?;
+            ctx.issue(
+                *node,
+                WarningKind::ReferenceWithoutAttachment {
+                    content_id: r.content_id.clone(),
+                },
+            )?;
         }
     }
     for (node, a) in atts {
         if !ref_ids.contains(a.content_id.as_str()) {
-            ctx.issue(*node, WarningKind::AttachmentWithoutReference { content_id: a.content_id.clone() })?;
+            ctx.issue(
+                *node,
+                WarningKind::AttachmentWithoutReference {
+                    content_id: a.content_id.clone(),
+                },
+            )?;
         }
     }
     Ok(())
@@ -542,7 +622,10 @@ fn document(
     let from = organization(ctx, from_node)?;
     let to_nodes = f.many(ctx, "To");
     if to_nodes.is_empty() {
-        return Err(ctx.err(h.wrapper, ReadErrorKind::MissingElement { name: "To".into() }));
+        return Err(ctx.err(
+            h.wrapper,
+            ReadErrorKind::MissingElement { name: "To".into() },
+        ));
     }
     let mut to = Vec::with_capacity(to_nodes.len());
     for id in to_nodes {
@@ -687,7 +770,14 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
     let mut hf = Fields::of(ctx, header);
     let wrapper = hf
         .opt_any(ctx, &["MessageHeader", "Status"])?
-        .ok_or_else(|| ctx.err(header, ReadErrorKind::MissingElement { name: "MessageHeader".into() }))?;
+        .ok_or_else(|| {
+            ctx.err(
+                header,
+                ReadErrorKind::MissingElement {
+                    name: "MessageHeader".into(),
+                },
+            )
+        })?;
     let trace_list = hf.opt(ctx, "TraceHeaderList")?;
     let legacy_signature = hf.opt(ctx, "Signature")?;
     // ds:Signature: at most one in the whole document, and only here.
@@ -695,7 +785,9 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
     for (i, s) in tree.dsig_signatures.iter().enumerate() {
         let err = |kind| ReadError::at(bytes, s.offset, s.path.clone(), kind);
         if i > 0 {
-            return Err(err(ReadErrorKind::DuplicateElement { name: "Signature".into() }));
+            return Err(err(ReadErrorKind::DuplicateElement {
+                name: "Signature".into(),
+            }));
         }
         if s.parent != header {
             return Err(err(ReadErrorKind::MisplacedSignature));
@@ -710,7 +802,8 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
     }
     hf.finish(ctx)?;
 
-    let is_status = tree.node(wrapper).local == "Status" || has_qcvn_child(ctx, wrapper, "StatusCode");
+    let is_status =
+        tree.node(wrapper).local == "Status" || has_qcvn_child(ctx, wrapper, "StatusCode");
     let h = Header {
         wrapper,
         is_status,
@@ -720,7 +813,13 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
         let context = "status packet".to_owned();
         for extra in [h.trace_list, body, attachments_node].into_iter().flatten() {
             let name = ctx.local(extra).to_owned();
-            ctx.issue(extra, WarningKind::UnexpectedElement { name, context: context.clone() })?;
+            ctx.issue(
+                extra,
+                WarningKind::UnexpectedElement {
+                    name,
+                    context: context.clone(),
+                },
+            )?;
         }
         Packet::Status(status(ctx, &h)?)
     } else {

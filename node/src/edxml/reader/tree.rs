@@ -149,7 +149,10 @@ fn legal_xml_char(c: char) -> bool {
 fn find_control(s: &str) -> Option<u8> {
     let bytes = s.as_bytes();
     let bad = |b: u8| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r';
-    if bytes.chunks(256).all(|c| !c.iter().fold(false, |acc, &b| acc | bad(b))) {
+    if bytes
+        .chunks(256)
+        .all(|c| !c.iter().fold(false, |acc, &b| acc | bad(b)))
+    {
         return None;
     }
     bytes.iter().copied().find(|&b| bad(b))
@@ -186,33 +189,53 @@ impl<'a, 'b> Builder<'a, 'b> {
 
     fn start(&mut self, ns: Ns, local: &'a str, offset: usize) -> Result<(), ReadError> {
         if self.root_done {
-            return Err(self.err_in(offset, local, ReadErrorKind::Malformed(
-                "content after the end of the root element".into(),
-            )));
+            return Err(self.err_in(
+                offset,
+                local,
+                ReadErrorKind::Malformed("content after the end of the root element".into()),
+            ));
         }
         self.elements += 1;
         if self.elements > self.limits.max_elements {
-            return Err(self.err_in(offset, local, ReadErrorKind::TooManyElements {
-                limit: self.limits.max_elements,
-            }));
+            return Err(self.err_in(
+                offset,
+                local,
+                ReadErrorKind::TooManyElements {
+                    limit: self.limits.max_elements,
+                },
+            ));
         }
         if self.stack.len() + 1 > self.limits.max_depth {
-            return Err(self.err_in(offset, local, ReadErrorKind::TooDeep {
-                limit: self.limits.max_depth,
-            }));
+            return Err(self.err_in(
+                offset,
+                local,
+                ReadErrorKind::TooDeep {
+                    limit: self.limits.max_depth,
+                },
+            ));
         }
         if self.stack.is_empty() {
             if local != "edXML" {
-                return Err(self.err_in(offset, local, ReadErrorKind::UnexpectedRoot {
-                    found: local.to_owned(),
-                }));
+                return Err(self.err_in(
+                    offset,
+                    local,
+                    ReadErrorKind::UnexpectedRoot {
+                        found: local.to_owned(),
+                    },
+                ));
             }
             if ns != Ns::Qcvn {
-                let found = ns.uri().map_or_else(|| "no namespace".to_owned(), |u| format!("namespace {u}"));
-                return Err(self.err_in(offset, local, ReadErrorKind::WrongNamespace {
-                    element: local.to_owned(),
-                    found,
-                }));
+                let found = ns
+                    .uri()
+                    .map_or_else(|| "no namespace".to_owned(), |u| format!("namespace {u}"));
+                return Err(self.err_in(
+                    offset,
+                    local,
+                    ReadErrorKind::WrongNamespace {
+                        element: local.to_owned(),
+                        found,
+                    },
+                ));
             }
         }
         let is_signature = local == "Signature" && matches!(ns, Ns::Dsig | Ns::Qcvn);
@@ -221,7 +244,11 @@ impl<'a, 'b> Builder<'a, 'b> {
             self.dsig_signatures.push(DsigSignature {
                 offset,
                 path: self.path_with(Some(local)),
-                parent: if self.opaque_from.is_some() { NONE } else { parent },
+                parent: if self.opaque_from.is_some() {
+                    NONE
+                } else {
+                    parent
+                },
             });
         }
         if self.opaque_from.is_some() {
@@ -230,7 +257,13 @@ impl<'a, 'b> Builder<'a, 'b> {
         }
         let parent = self.current().unwrap_or(NONE);
         let id = u32::try_from(self.nodes.len()).map_err(|_| {
-            self.err_in(offset, local, ReadErrorKind::TooManyElements { limit: self.limits.max_elements })
+            self.err_in(
+                offset,
+                local,
+                ReadErrorKind::TooManyElements {
+                    limit: self.limits.max_elements,
+                },
+            )
         })?;
         if parent != NONE {
             let p = &mut self.nodes[parent as usize];
@@ -278,13 +311,17 @@ impl<'a, 'b> Builder<'a, 'b> {
 
     fn text(&mut self, piece: Cow<'a, str>, offset: usize) -> Result<(), ReadError> {
         if let Some(b) = find_control(&piece) {
-            return Err(self.err(offset, ReadErrorKind::IllegalCharacter { code: u32::from(b) }));
+            return Err(self.err(
+                offset,
+                ReadErrorKind::IllegalCharacter { code: u32::from(b) },
+            ));
         }
         let Some(id) = self.current() else {
             if self.stack.is_empty() && piece.chars().any(|c| !is_xml_space(c)) {
-                return Err(self.err(offset, ReadErrorKind::Malformed(
-                    "text outside the root element".into(),
-                )));
+                return Err(self.err(
+                    offset,
+                    ReadErrorKind::Malformed("text outside the root element".into()),
+                ));
             }
             return Ok(());
         };
@@ -315,11 +352,18 @@ impl<'a, 'b> Builder<'a, 'b> {
         Ok(())
     }
 
-    fn reference(&mut self, name: &str, resolved: Option<char>, offset: usize) -> Result<(), ReadError> {
+    fn reference(
+        &mut self,
+        name: &str,
+        resolved: Option<char>,
+        offset: usize,
+    ) -> Result<(), ReadError> {
         let ch = match (resolved, name) {
             (Some(c), _) => {
                 if !legal_xml_char(c) {
-                    return Err(self.err(offset, ReadErrorKind::IllegalCharacter { code: c as u32 }));
+                    return Err(
+                        self.err(offset, ReadErrorKind::IllegalCharacter { code: c as u32 })
+                    );
                 }
                 c
             }
@@ -329,13 +373,19 @@ impl<'a, 'b> Builder<'a, 'b> {
             (None, "apos") => '\'',
             (None, "quot") => '"',
             (None, _) => {
-                return Err(self.err(offset, ReadErrorKind::UndefinedEntity { name: name.to_owned() }));
+                return Err(self.err(
+                    offset,
+                    ReadErrorKind::UndefinedEntity {
+                        name: name.to_owned(),
+                    },
+                ));
             }
         };
         if self.stack.is_empty() {
-            return Err(self.err(offset, ReadErrorKind::Malformed(
-                "reference outside the root element".into(),
-            )));
+            return Err(self.err(
+                offset,
+                ReadErrorKind::Malformed("reference outside the root element".into()),
+            ));
         }
         let mut buf = [0u8; 4];
         let s: &str = ch.encode_utf8(&mut buf);
@@ -354,7 +404,12 @@ fn classify(ns: ResolveResult<'_>) -> Result<Ns, String> {
 }
 
 /// Builds the tree of `src` (the input after any BOM, which is `base` bytes long).
-pub(super) fn build<'a>(bytes: &'a [u8], src: &'a str, base: usize, limits: &Limits) -> Result<Tree<'a>, ReadError> {
+pub(super) fn build<'a>(
+    bytes: &'a [u8],
+    src: &'a str,
+    base: usize,
+    limits: &Limits,
+) -> Result<Tree<'a>, ReadError> {
     let mut reader = NsReader::from_str(src);
     let mut b = Builder {
         bytes,
@@ -374,7 +429,10 @@ pub(super) fn build<'a>(bytes: &'a [u8], src: &'a str, base: usize, limits: &Lim
             Ok((ns, ev)) => (classify(ns), ev),
             Err(e) => {
                 let at = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
-                return Err(b.err(base.saturating_add(at), ReadErrorKind::Malformed(e.to_string())));
+                return Err(b.err(
+                    base.saturating_add(at),
+                    ReadErrorKind::Malformed(e.to_string()),
+                ));
             }
         };
         let was_first = std::mem::replace(&mut first, false);
@@ -382,13 +440,20 @@ pub(super) fn build<'a>(bytes: &'a [u8], src: &'a str, base: usize, limits: &Lim
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let qlen = e.name().as_ref().len();
                 let qname = src.get(pos + 1..pos + 1 + qlen).ok_or_else(|| {
-                    b.err(offset, ReadErrorKind::Malformed("cannot locate the element name".into()))
+                    b.err(
+                        offset,
+                        ReadErrorKind::Malformed("cannot locate the element name".into()),
+                    )
                 })?;
                 let local = qname.split_once(':').map_or(qname, |(_, l)| l);
                 let ns = ns.map_err(|prefix| {
-                    b.err_in(offset, local, ReadErrorKind::Malformed(format!(
-                        "namespace prefix {prefix:?} is not declared"
-                    )))
+                    b.err_in(
+                        offset,
+                        local,
+                        ReadErrorKind::Malformed(format!(
+                            "namespace prefix {prefix:?} is not declared"
+                        )),
+                    )
                 })?;
                 let mut count = 0usize;
                 for attr in e.attributes() {
@@ -397,15 +462,21 @@ pub(super) fn build<'a>(bytes: &'a [u8], src: &'a str, base: usize, limits: &Lim
                     })?;
                     count += 1;
                     if count > limits.max_attributes {
-                        return Err(b.err_in(offset, local, ReadErrorKind::TooManyAttributes {
-                            limit: limits.max_attributes,
-                        }));
+                        return Err(b.err_in(
+                            offset,
+                            local,
+                            ReadErrorKind::TooManyAttributes {
+                                limit: limits.max_attributes,
+                            },
+                        ));
                     }
                     if attr.value.contains(&b'&') {
                         attr.unescape_value().map_err(|err| {
-                            b.err_in(offset, local, ReadErrorKind::Malformed(format!(
-                                "attribute value: {err}"
-                            )))
+                            b.err_in(
+                                offset,
+                                local,
+                                ReadErrorKind::Malformed(format!("attribute value: {err}")),
+                            )
                         })?;
                     }
                 }
@@ -416,27 +487,41 @@ pub(super) fn build<'a>(bytes: &'a [u8], src: &'a str, base: usize, limits: &Lim
             }
             Event::End(_) => b.end(),
             Event::Text(t) => {
-                let piece = t.xml10_content().map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
+                let piece = t
+                    .xml10_content()
+                    .map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
                 b.text(piece, offset)?;
             }
             Event::CData(c) => {
-                let piece = c.xml10_content().map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
+                let piece = c
+                    .xml10_content()
+                    .map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
                 if b.stack.is_empty() {
-                    return Err(b.err(offset, ReadErrorKind::Malformed("CDATA outside the root element".into())));
+                    return Err(b.err(
+                        offset,
+                        ReadErrorKind::Malformed("CDATA outside the root element".into()),
+                    ));
                 }
                 b.text(piece, offset)?;
             }
             Event::GeneralRef(r) => {
-                let resolved = r.resolve_char_ref().map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
-                let name = r.decode().map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
+                let resolved = r
+                    .resolve_char_ref()
+                    .map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
+                let name = r
+                    .decode()
+                    .map_err(|e| b.err(offset, ReadErrorKind::Malformed(e.to_string())))?;
                 b.reference(&name, resolved, offset)?;
             }
             Event::DocType(_) => return Err(b.err(offset, ReadErrorKind::Doctype)),
             Event::Decl(_) => {
                 if !was_first || pos != 0 {
-                    return Err(b.err(offset, ReadErrorKind::Malformed(
-                        "the XML declaration must be at the very start".into(),
-                    )));
+                    return Err(b.err(
+                        offset,
+                        ReadErrorKind::Malformed(
+                            "the XML declaration must be at the very start".into(),
+                        ),
+                    ));
                 }
             }
             Event::Comment(_) | Event::PI(_) => {}
