@@ -379,6 +379,10 @@ impl PacketKind {
 }
 
 /// An edXML packet.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "packets are built once and passed by reference; boxing would only burden callers"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Packet {

@@ -187,7 +187,14 @@ impl Out {
         self.end("ResponseFor")
     }
 
+    /// StaffInfo, omitted when none of its fields has text (it would read back as absent).
     fn staff_info(&mut self, field: &str, s: &StaffInfo) -> Res {
+        let blank = [&s.department, &s.staff, &s.email, &s.mobile]
+            .iter()
+            .all(|v| v.as_deref().is_none_or(|t| trim_xml(t).is_empty()));
+        if blank {
+            return Ok(());
+        }
         let f = |name: &str| format!("{field}/{name}");
         self.start("StaffInfo")?;
         self.opt_leaf(&f("Department"), "Department", s.department.as_deref())?;

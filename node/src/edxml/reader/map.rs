@@ -267,10 +267,11 @@ impl Fields {
 
 fn number(name: &str) -> impl FnOnce(&str) -> Result<u32, ReadErrorKind> + '_ {
     move |s| {
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(v) = s.parse() {
-                return Ok(v);
-            }
+        if !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(v) = s.parse()
+        {
+            return Ok(v);
         }
         Err(ReadErrorKind::InvalidNumber {
             name: name.to_owned(),

@@ -97,10 +97,10 @@ pub(super) fn check(bytes: &[u8]) -> Result<usize, (usize, ReadErrorKind)> {
     if bytes.starts_with(b"<\x00") || bytes.starts_with(b"\x00<") {
         return unsupported("UTF-16 (no byte order mark)");
     }
-    if let Some(enc) = decl.and_then(declared_encoding) {
-        if !enc.eq_ignore_ascii_case(b"UTF-8") {
-            return unsupported(&String::from_utf8_lossy(enc));
-        }
+    if let Some(enc) = decl.and_then(declared_encoding)
+        && !enc.eq_ignore_ascii_case(b"UTF-8")
+    {
+        return unsupported(&String::from_utf8_lossy(enc));
     }
     if let Err(e) = std::str::from_utf8(&bytes[bom..]) {
         return Err((bom + e.valid_up_to(), ReadErrorKind::InvalidUtf8));
