@@ -164,7 +164,10 @@ fn second_edxml_header_beside_the_signed_one() {
     let bad = replace_once(
         &w.signed,
         "<edXML:edXMLHeader>",
-        &format!("<edXML:edXMLHeader>{}</edXML:edXMLHeader><edXML:edXMLHeader>", forged_header()),
+        &format!(
+            "<edXML:edXMLHeader>{}</edXML:edXMLHeader><edXML:edXMLHeader>",
+            forged_header()
+        ),
     );
     assert_profile(&refuse(&w, &bad), "more than one edXMLHeader");
 }
@@ -208,14 +211,22 @@ fn extra_reference_to_an_id() {
         <ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></ds:Transforms>\
         <ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>\
         <ds:DigestValue>AAAA</ds:DigestValue></ds:Reference>";
-    let bad = replace_once(&w.signed, "</ds:SignedInfo>", &format!("{extra}</ds:SignedInfo>"));
+    let bad = replace_once(
+        &w.signed,
+        "</ds:SignedInfo>",
+        &format!("{extra}</ds:SignedInfo>"),
+    );
     assert_profile(&refuse(&w, &bad), "more than one Reference");
 }
 
 #[test]
 fn reference_to_an_id_instead_of_the_whole_packet() {
     let w = world();
-    let bad = replace_once(&w.signed, "<ds:Reference URI=\"\">", "<ds:Reference URI=\"#hdr\">");
+    let bad = replace_once(
+        &w.signed,
+        "<ds:Reference URI=\"\">",
+        "<ds:Reference URI=\"#hdr\">",
+    );
     assert_profile(&refuse(&w, &bad), "URI=\"#hdr\" is not allowed");
 }
 
@@ -223,7 +234,11 @@ fn reference_to_an_id_instead_of_the_whole_packet() {
 fn comment_injected_into_signed_text() {
     let w = world();
     // exc-c14n drops comments, so the digest would still match: the profile must refuse.
-    let bad = replace_once(&w.signed, "V/v kết nối", &format!("V/v kết<!--{MARK}--> nối"));
+    let bad = replace_once(
+        &w.signed,
+        "V/v kết nối",
+        &format!("V/v kết<!--{MARK}--> nối"),
+    );
     assert_profile(&refuse(&w, &bad), "comment");
 }
 
@@ -238,8 +253,12 @@ fn whitespace_injected_into_signed_text() {
 fn attachments_swapped_between_two_signed_packets() {
     let w = world();
     let other = sign_packet(
-        document_packet("000.00.00.G22", "V/v kết nối, liên thông phần mềm quản lý văn bản", "T1RIRVItRE9DVU1FTlQ=")
-            .as_bytes(),
+        document_packet(
+            "000.00.00.G22",
+            "V/v kết nối, liên thông phần mềm quản lý văn bản",
+            "T1RIRVItRE9DVU1FTlQ=",
+        )
+        .as_bytes(),
         &w.id,
     )
     .unwrap();
@@ -385,10 +404,20 @@ fn key_info_with_only_a_key_value() {
     let t = text(&forged);
     let s = t.find("<ds:X509Data>").unwrap();
     let e = t.find("</ds:X509Data>").unwrap() + "</ds:X509Data>".len();
-    let key_value = format!("{}<ds:KeyValue><dsig11:ECKeyValue xmlns:dsig11=\"http://www.w3.org/2009/xmldsig11#\"><dsig11:NamedCurve URI=\"urn:oid:1.2.840.10045.3.1.7\"/><dsig11:PublicKey>AAAA</dsig11:PublicKey></dsig11:ECKeyValue></ds:KeyValue>{}", &t[..s], &t[e..]);
-    assert_profile(&refuse(&w, key_value.as_bytes()), "no X509Data/X509Certificate");
+    let key_value = format!(
+        "{}<ds:KeyValue><dsig11:ECKeyValue xmlns:dsig11=\"http://www.w3.org/2009/xmldsig11#\"><dsig11:NamedCurve URI=\"urn:oid:1.2.840.10045.3.1.7\"/><dsig11:PublicKey>AAAA</dsig11:PublicKey></dsig11:ECKeyValue></ds:KeyValue>{}",
+        &t[..s],
+        &t[e..]
+    );
+    assert_profile(
+        &refuse(&w, key_value.as_bytes()),
+        "no X509Data/X509Certificate",
+    );
     let key_name = format!("{}<ds:KeyName>{MARK}</ds:KeyName>{}", &t[..s], &t[e..]);
-    assert_profile(&refuse(&w, key_name.as_bytes()), "no X509Data/X509Certificate");
+    assert_profile(
+        &refuse(&w, key_name.as_bytes()),
+        "no X509Data/X509Certificate",
+    );
 }
 
 #[test]
@@ -401,8 +430,11 @@ fn self_signed_certificate_not_chaining_to_the_anchor() {
         attacker.cert_pem.as_bytes(),
     )
     .unwrap();
-    let forged =
-        sign_packet(document_packet("000.00.00.G22", MARK, "QUFBQQ==").as_bytes(), &id).unwrap();
+    let forged = sign_packet(
+        document_packet("000.00.00.G22", MARK, "QUFBQQ==").as_bytes(),
+        &id,
+    )
+    .unwrap();
     let r = refuse(&w, &forged);
     let Refusal::Trust(TrustError::UntrustedChain { reason }) = &r else {
         panic!("expected UntrustedChain, got {r:?}");
@@ -416,9 +448,16 @@ fn signer_certificate_from_another_ca() {
     let other_root = Ca::root("Other National Root");
     let other_inter = other_root.intermediate("DocAxis Attack Agency CA");
     let leaf = other_inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
-    let id = SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.chain_pem(&[&other_inter]).as_bytes())
-        .unwrap();
-    let forged = sign_packet(document_packet("000.00.00.G22", MARK, "QUFBQQ==").as_bytes(), &id).unwrap();
+    let id = SigningIdentity::from_pem(
+        leaf.key_pem.as_bytes(),
+        leaf.chain_pem(&[&other_inter]).as_bytes(),
+    )
+    .unwrap();
+    let forged = sign_packet(
+        document_packet("000.00.00.G22", MARK, "QUFBQQ==").as_bytes(),
+        &id,
+    )
+    .unwrap();
     // The other CA even has the same intermediate name as ours: names alone never link.
     let r = refuse(&w, &forged);
     assert!(
@@ -472,8 +511,7 @@ fn revoked_signer_certificate() {
         now - Duration::hours(1),
         now + Duration::days(7),
     );
-    let trust =
-        TrustStore::from_pem(&[w.root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
+    let trust = TrustStore::from_pem(&[w.root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
     let r = refuse_with(&trust, &w.signed, &VerifyPolicy::default());
     assert!(
         matches!(r, Refusal::Trust(TrustError::Revoked { .. })),
@@ -494,8 +532,7 @@ fn crl_forged_by_another_ca_with_the_same_name() {
     let impostor_root = Ca::root("DocAxis Attack Root");
     let impostor = impostor_root.intermediate("DocAxis Attack Agency CA");
     let crl = impostor.crl(&[], now, now - Duration::hours(1), now + Duration::days(7));
-    let trust =
-        TrustStore::from_pem(&[w.root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
+    let trust = TrustStore::from_pem(&[w.root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
     let r = refuse_with(&trust, &w.signed, &VerifyPolicy::default());
     assert!(
         matches!(r, Refusal::Trust(TrustError::CrlInvalid { .. })),
@@ -509,7 +546,9 @@ fn doctype_with_entities() {
     let bad = replace_once(
         &w.signed,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-        &format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE edXML [<!ENTITY x \"{MARK}\">]>"),
+        &format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE edXML [<!ENTITY x \"{MARK}\">]>"
+        ),
     );
     let bad = replace_once(&bad, "V/v kết nối", "&x;");
     assert_profile(&refuse(&w, &bad), "DOCTYPE");
@@ -526,11 +565,7 @@ fn billion_laughs_is_refused_before_expansion() {
         ));
     }
     dtd.push_str("]>");
-    let bad = replace_once(
-        &w.signed,
-        "<edXML xmlns=",
-        &format!("{dtd}<edXML xmlns="),
-    );
+    let bad = replace_once(&w.signed, "<edXML xmlns=", &format!("{dtd}<edXML xmlns="));
     let bad = replace_once(&bad, "V/v kết nối", "&l9;");
     assert_profile(&refuse(&w, &bad), "DOCTYPE");
 }
@@ -539,9 +574,14 @@ fn billion_laughs_is_refused_before_expansion() {
 fn signer_is_not_the_sender() {
     let w = world();
     // A genuine, trusted agency (H41) signs a packet claiming to come from G22.
-    let h41 = w.inter.leaf("000.00.00.H41", "UBND Tỉnh Nghệ An", KeyKind::EcP256);
-    let id = SigningIdentity::from_pem(h41.key_pem.as_bytes(), h41.chain_pem(&[&w.inter]).as_bytes())
-        .unwrap();
+    let h41 = w
+        .inter
+        .leaf("000.00.00.H41", "UBND Tỉnh Nghệ An", KeyKind::EcP256);
+    let id = SigningIdentity::from_pem(
+        h41.key_pem.as_bytes(),
+        h41.chain_pem(&[&w.inter]).as_bytes(),
+    )
+    .unwrap();
     let packet = sign_packet(small_packet("000.00.00.G22").as_bytes(), &id).unwrap();
     let Verdict::Signed(s) = verify_packet(&packet, &w.trust, &VerifyPolicy::default()).unwrap()
     else {
@@ -565,7 +605,10 @@ fn stripped_signature_and_legacy_placeholder_are_unsigned() {
         refuse(&w, stripped.as_bytes()),
         Refusal::Unsigned { legacy: false }
     );
-    let legacy_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dsig/legacy_document_new.edxml");
+    let legacy_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dsig/legacy_document_new.edxml"
+    );
     let legacy = std::fs::read(legacy_path).unwrap();
     assert_eq!(refuse(&w, &legacy), Refusal::Unsigned { legacy: true });
     let lenient = VerifyPolicy {

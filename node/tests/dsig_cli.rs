@@ -85,7 +85,11 @@ fn sign_then_verify_files() {
     };
     sign("signed.edxml").unwrap();
     let signed = std::fs::read(p("signed.edxml")).unwrap();
-    assert!(std::str::from_utf8(&signed).unwrap().contains("<ds:Signature"));
+    assert!(
+        std::str::from_utf8(&signed)
+            .unwrap()
+            .contains("<ds:Signature")
+    );
     // No temporary file is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -100,7 +104,10 @@ fn sign_then_verify_files() {
     assert!(!p("again.edxml").exists());
 
     let mut tampered = signed.clone();
-    let at = std::str::from_utf8(&signed).unwrap().find("JVBERi0x").unwrap();
+    let at = std::str::from_utf8(&signed)
+        .unwrap()
+        .find("JVBERi0x")
+        .unwrap();
     tampered[at] = b'K';
     std::fs::write(p("tampered.edxml"), tampered).unwrap();
 
@@ -115,8 +122,14 @@ fn sign_then_verify_files() {
         run_verify(args).unwrap()
     };
     assert_eq!(verify(&[], &["signed.edxml"]), ExitCode::SUCCESS);
-    assert_eq!(verify(&["--json", "--check-sender"], &["signed.edxml"]), ExitCode::SUCCESS);
-    assert_eq!(verify(&[], &["signed.edxml", "tampered.edxml"]), ExitCode::from(1));
+    assert_eq!(
+        verify(&["--json", "--check-sender"], &["signed.edxml"]),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        verify(&[], &["signed.edxml", "tampered.edxml"]),
+        ExitCode::from(1)
+    );
     assert_eq!(verify(&["--json"], &["missing.edxml"]), ExitCode::from(1));
     // As of a time after the signer certificate expired.
     assert_eq!(
@@ -151,5 +164,8 @@ fn bad_arguments_are_reported() {
         unreachable!()
     };
     let err = run_verify(args).unwrap_err();
-    assert!(format!("{err:#}").contains("/nonexistent/ca.pem"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("/nonexistent/ca.pem"),
+        "{err:#}"
+    );
 }

@@ -133,7 +133,9 @@ fn xmlsec_sign(dir: &Path, p: &Pki, unsigned: &str, alg: SignatureAlgorithm) -> 
 fn tamper(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     assert_eq!(from.len(), to.len());
     let text = std::str::from_utf8(bytes).unwrap();
-    let at = text.find(from).unwrap_or_else(|| panic!("'{from}' not in packet"));
+    let at = text
+        .find(from)
+        .unwrap_or_else(|| panic!("'{from}' not in packet"));
     let mut out = bytes.to_vec();
     out[at..at + to.len()].copy_from_slice(to.as_bytes());
     out
@@ -185,8 +187,7 @@ fn one_changed_byte_is_refused_by_both_docaxis_and_xmlsec1() {
     require_xmlsec1();
     let p = pki(KeyKind::EcP256);
     let dir = tempfile::tempdir().unwrap();
-    let by_docaxis =
-        sign_packet(small_packet("000.00.00.G22").as_bytes(), &identity(&p)).unwrap();
+    let by_docaxis = sign_packet(small_packet("000.00.00.G22").as_bytes(), &identity(&p)).unwrap();
     let by_xmlsec = xmlsec_sign(
         dir.path(),
         &p,
@@ -196,7 +197,11 @@ fn one_changed_byte_is_refused_by_both_docaxis_and_xmlsec1() {
     for (who, signed) in [("docaxis", &by_docaxis), ("xmlsec1", &by_xmlsec)] {
         for (what, from, to) in [
             ("header Subject", SUBJECT_FRAGMENT, SUBJECT_TAMPERED),
-            ("attachment base64", ATTACHMENT_FRAGMENT, ATTACHMENT_TAMPERED),
+            (
+                "attachment base64",
+                ATTACHMENT_FRAGMENT,
+                ATTACHMENT_TAMPERED,
+            ),
         ] {
             let bad = tamper(signed, from, to);
             assert_eq!(bad.len(), signed.len());
@@ -207,7 +212,10 @@ fn one_changed_byte_is_refused_by_both_docaxis_and_xmlsec1() {
                 "{who}-signed, {what} changed: {err}"
             );
             let (ok, out) = xmlsec_verify(dir.path(), &p.root.cert_pem, &bad);
-            assert!(!ok, "xmlsec1 accepted a {who}-signed packet with its {what} changed:\n{out}");
+            assert!(
+                !ok,
+                "xmlsec1 accepted a {who}-signed packet with its {what} changed:\n{out}"
+            );
         }
         // The untouched packet still verifies with both.
         verify_packet(signed, &trust(&p), &VerifyPolicy::default()).unwrap();

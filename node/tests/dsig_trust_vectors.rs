@@ -31,7 +31,11 @@ fn key_info_certs(rel: &str) -> Vec<Vec<u8>> {
         let after = &rest[i + "<X509Certificate>".len()..];
         let end = after.find("</X509Certificate>").unwrap();
         let b64: String = after[..end].split_whitespace().collect();
-        out.push(base64::engine::general_purpose::STANDARD.decode(b64).unwrap());
+        out.push(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        );
         rest = &after[end..];
     }
     assert!(!out.is_empty(), "{rel} has no certificate");
@@ -68,7 +72,11 @@ fn x11_leaf_in_document_intermediate_out_of_band_trusted_ca_ok() {
         .validate_signer(&key_info_certs(MISSING_CERT), now())
         .unwrap();
     assert_eq!(chain.certs().len(), 3, "leaf, ca2, root");
-    assert!(chain.subject().contains("Test Key rsa-2048"), "{}", chain.subject());
+    assert!(
+        chain.subject().contains("Test Key rsa-2048"),
+        "{}",
+        chain.subject()
+    );
     assert_eq!(chain.agency_code(), None);
 }
 
@@ -102,10 +110,17 @@ fn x14_revoked_by_crl_at_2026_03_20() {
         &["keys/rsa/rsa-2048-cert-revoked-crl.pem"],
     );
     let err = s
-        .validate_signer(&key_info_certs(MISSING_CERT), datetime!(2026-03-20 00:00 UTC))
+        .validate_signer(
+            &key_info_certs(MISSING_CERT),
+            datetime!(2026-03-20 00:00 UTC),
+        )
         .unwrap_err();
     match err {
-        TrustError::Revoked { serial, at, subject } => {
+        TrustError::Revoked {
+            serial,
+            at,
+            subject,
+        } => {
             assert_eq!(serial, "7735EE487F6862DAF1B3956D961CCB0FA6F34F53");
             assert_eq!(at, datetime!(2026-03-08 22:14:16 UTC));
             assert!(subject.contains("rsa-2048"));
@@ -123,12 +138,18 @@ fn x14_crl_past_its_next_update_is_refused_not_ignored() {
     );
     // nextUpdate is 2026-04-14 15:16:17 UTC.
     let err = s
-        .validate_signer(&key_info_certs(MISSING_CERT), datetime!(2026-05-01 00:00 UTC))
+        .validate_signer(
+            &key_info_certs(MISSING_CERT),
+            datetime!(2026-05-01 00:00 UTC),
+        )
         .unwrap_err();
     match &err {
         TrustError::CrlInvalid { issuer, reason } => {
             assert!(issuer.contains("Second level CA"), "{issuer}");
-            assert!(reason.contains("expired on 2026-04-14 15:16:17 UTC"), "{reason}");
+            assert!(
+                reason.contains("expired on 2026-04-14 15:16:17 UTC"),
+                "{reason}"
+            );
         }
         other => panic!("expected CrlInvalid, got {other:?}"),
     }
@@ -151,14 +172,22 @@ fn x14_crl_does_not_revoke_other_certificates() {
 #[test]
 fn x16_same_subject_right_certificate_ok() {
     let s = store(&["keys/same-subj-cert1.pem"], &[], &[]);
-    let chain = s.validate_signer(&key_info_certs(SAME_SUBJ), now()).unwrap();
-    assert_eq!(chain.certs().len(), 1, "the signer certificate is the anchor itself");
+    let chain = s
+        .validate_signer(&key_info_certs(SAME_SUBJ), now())
+        .unwrap();
+    assert_eq!(
+        chain.certs().len(),
+        1,
+        "the signer certificate is the anchor itself"
+    );
 }
 
 #[test]
 fn x17_same_subject_other_certificate_is_refused() {
     let s = store(&["keys/same-subj-cert2.pem"], &[], &[]);
-    let err = s.validate_signer(&key_info_certs(SAME_SUBJ), now()).unwrap_err();
+    let err = s
+        .validate_signer(&key_info_certs(SAME_SUBJ), now())
+        .unwrap_err();
     let TrustError::UntrustedChain { reason } = &err else {
         panic!("expected UntrustedChain, got {err:?}");
     };
@@ -200,7 +229,9 @@ fn x19_no_anchor_configured_is_refused() {
 #[test]
 fn x20_expired_signer_is_refused() {
     let s = store(&["keys/cacert.pem"], &[], &[]);
-    let err = s.validate_signer(&key_info_certs(EXPIRED), now()).unwrap_err();
+    let err = s
+        .validate_signer(&key_info_certs(EXPIRED), now())
+        .unwrap_err();
     match err {
         TrustError::Expired { subject, not_after } => {
             assert!(subject.contains("rsa-expired"), "{subject}");
@@ -248,5 +279,7 @@ fn docaxis_pem_cert(pem: &[u8]) -> Vec<u8> {
     let body = &text[start + "-----BEGIN CERTIFICATE-----".len()..];
     let end = body.find("-----END CERTIFICATE-----").unwrap();
     let b64: String = body[..end].split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
 }

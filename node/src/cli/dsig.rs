@@ -137,7 +137,8 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if path == Path::new("-") {
         let mut out = std::io::stdout().lock();
-        out.write_all(bytes).context("cannot write to standard output")?;
+        out.write_all(bytes)
+            .context("cannot write to standard output")?;
         return out.flush().context("cannot write to standard output");
     }
     let Some(name) = path.file_name() else {

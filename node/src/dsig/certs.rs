@@ -16,8 +16,7 @@ use x509_parser::oid_registry::{
     OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA,
     OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384,
     OID_SIG_ECDSA_WITH_SHA512, OID_USERID, OID_X509_EXT_BASIC_CONSTRAINTS,
-    OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME,
-    Oid,
+    OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME, Oid,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
@@ -97,7 +96,10 @@ impl PublicKeyInfo {
             };
         }
         PublicKeyInfo::Unsupported {
-            what: format!("public key algorithm {} is not supported", alg.to_id_string()),
+            what: format!(
+                "public key algorithm {} is not supported",
+                alg.to_id_string()
+            ),
         }
     }
 
@@ -204,7 +206,9 @@ fn unsupported_sig_alg(oid: &Oid<'_>, family: &str) -> String {
     let name = x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
         .map(str::to_owned)
         .unwrap_or_else(|_| oid.to_id_string());
-    format!("signature algorithm {name} is not accepted with an {family} issuer key (SHA-256/384/512 only)")
+    format!(
+        "signature algorithm {name} is not accepted with an {family} issuer key (SHA-256/384/512 only)"
+    )
 }
 
 /// The facts about one certificate that path validation needs.

@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 
 use super::algorithms::{DigestAlgorithm, SignatureAlgorithm};
 use super::certs::{
-    CertInfo, Curve, KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, PublicKeyInfo, SigCheck,
-    fmt_time, pem_blocks,
+    CertInfo, Curve, KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, PublicKeyInfo, SigCheck, fmt_time,
+    pem_blocks,
 };
 use super::scan::{self, ScanError, SignatureState};
 use super::verify::Limits;
@@ -85,7 +85,9 @@ pub enum SignError {
         what: String,
     },
     /// The input already carries a W3C signature.
-    #[error("the packet is already signed (it has a ds:Signature); a signed packet is never changed")]
+    #[error(
+        "the packet is already signed (it has a ds:Signature); a signed packet is never changed"
+    )]
     AlreadySigned,
     /// The input carries a legacy placeholder signature.
     #[error(
@@ -494,19 +496,29 @@ mod tests {
         assert_eq!(id.chain(), &[leaf.cert_der.clone(), inter.cert_der.clone()]);
         assert!(id.not_after() > OffsetDateTime::now_utc());
         let debug = format!("{id:?}");
-        assert!(debug.contains("redacted") && !debug.contains("PRIVATE"), "{debug}");
+        assert!(
+            debug.contains("redacted") && !debug.contains("PRIVATE"),
+            "{debug}"
+        );
     }
 
     #[test]
     fn key_must_match_the_first_certificate() {
         let (_, inter, leaf) = pki();
         let other = inter.leaf("000.00.00.G22", "Other", KeyKind::EcP256);
-        let err = SigningIdentity::from_pem(other.key_pem.as_bytes(), leaf.chain_pem(&[&inter]).as_bytes())
-            .unwrap_err();
-        assert!(matches!(err, SignError::KeyCertificateMismatch { .. }), "{err}");
+        let err = SigningIdentity::from_pem(
+            other.key_pem.as_bytes(),
+            leaf.chain_pem(&[&inter]).as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SignError::KeyCertificateMismatch { .. }),
+            "{err}"
+        );
         // The intermediate first and the leaf second is a wrong order.
         let reversed = format!("{}{}", inter.cert_pem, leaf.cert_pem);
-        let err = SigningIdentity::from_pem(leaf.key_pem.as_bytes(), reversed.as_bytes()).unwrap_err();
+        let err =
+            SigningIdentity::from_pem(leaf.key_pem.as_bytes(), reversed.as_bytes()).unwrap_err();
         assert!(matches!(err, SignError::Certificate { .. }), "{err}");
     }
 
@@ -518,7 +530,10 @@ mod tests {
         let err = SigningIdentity::from_pem(pkcs1.as_bytes(), chain.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("openssl pkcs8 -topk8"), "{err}");
         let err = SigningIdentity::from_pem(b"nothing", chain.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("no '-----BEGIN PRIVATE KEY-----'"), "{err}");
+        assert!(
+            err.to_string().contains("no '-----BEGIN PRIVATE KEY-----'"),
+            "{err}"
+        );
         let err = SigningIdentity::from_pem(leaf.key_pem.as_bytes(), b"").unwrap_err();
         assert!(err.to_string().contains("BEGIN CERTIFICATE"), "{err}");
     }
@@ -535,8 +550,8 @@ mod tests {
             now - Duration::days(1),
             true,
         );
-        let err = SigningIdentity::from_pem(old.key_pem.as_bytes(), old.cert_pem.as_bytes())
-            .unwrap_err();
+        let err =
+            SigningIdentity::from_pem(old.key_pem.as_bytes(), old.cert_pem.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("valid only from"), "{err}");
     }
 
@@ -544,18 +559,16 @@ mod tests {
     fn signing_only_inserts_the_signature() {
         let (root, inter, leaf) = pki();
         let unsigned = small_packet("000.00.00.G22");
-        let signed = String::from_utf8(sign_packet(unsigned.as_bytes(), &id(&leaf, &inter)).unwrap())
-            .unwrap();
+        let signed =
+            String::from_utf8(sign_packet(unsigned.as_bytes(), &id(&leaf, &inter)).unwrap())
+                .unwrap();
         let start = signed.find("<ds:Signature").unwrap();
         let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
         // Before the signature: unchanged bytes plus two spaces of indentation; after it: a
         // line break and the original indentation of the end tag.
         let header_end = unsigned.find("</edXML:edXMLHeader>").unwrap();
         assert_eq!(&signed[..start], format!("{}  ", &unsigned[..header_end]));
-        assert_eq!(
-            &signed[end..],
-            format!("\n    {}", &unsigned[header_end..])
-        );
+        assert_eq!(&signed[end..], format!("\n    {}", &unsigned[header_end..]));
         let trust = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap();
         verify_packet(signed.as_bytes(), &trust, &VerifyPolicy::default()).unwrap();
     }
@@ -563,7 +576,10 @@ mod tests {
     #[test]
     fn crlf_and_bom_inputs_sign_and_verify() {
         let (root, inter, leaf) = pki();
-        let crlf = format!("\u{feff}{}", small_packet("000.00.00.G22").replace('\n', "\r\n"));
+        let crlf = format!(
+            "\u{feff}{}",
+            small_packet("000.00.00.G22").replace('\n', "\r\n")
+        );
         let signed = sign_packet(crlf.as_bytes(), &id(&leaf, &inter)).unwrap();
         let text = std::str::from_utf8(&signed).unwrap();
         assert!(!text.starts_with('\u{feff}'));
@@ -593,7 +609,8 @@ mod tests {
             sign_packet(legacy.as_bytes(), &id).unwrap_err(),
             SignError::LegacySignature
         ));
-        let no_header = "<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"><edXMLEnvelope/></edXML>";
+        let no_header =
+            "<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"><edXMLEnvelope/></edXML>";
         let err = sign_packet(no_header.as_bytes(), &id).unwrap_err();
         assert!(
             matches!(&err, SignError::NotSignable { what } if what.contains("no edXMLHeader")),
@@ -614,8 +631,8 @@ mod tests {
     fn rsa_keys_sign_with_rsa_sha256() {
         let root = Ca::root("Sign Test Root");
         let leaf = root.leaf("000.00.00.G22", "RSA signer", KeyKind::Rsa2048);
-        let id = SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.cert_pem.as_bytes())
-            .unwrap();
+        let id =
+            SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.cert_pem.as_bytes()).unwrap();
         assert_eq!(id.signature_algorithm(), SignatureAlgorithm::RsaSha256);
         let signed = sign_packet(small_packet("000.00.00.G22").as_bytes(), &id).unwrap();
         let trust = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap();

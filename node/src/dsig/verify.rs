@@ -398,7 +398,10 @@ pub fn check_sender(signed: &SignedPacket, from_organ_id: &str) -> Result<(), Re
             from: from_organ_id.to_owned(),
         }),
         None => Err(Refusal::SignerNotSender {
-            signer: format!("'{}' (no agency code in the certificate)", signed.signer_subject),
+            signer: format!(
+                "'{}' (no agency code in the certificate)",
+                signed.signer_subject
+            ),
             from: from_organ_id.to_owned(),
         }),
     }
@@ -414,8 +417,11 @@ mod tests {
         let root = Ca::root("DocAxis Test Root");
         let inter = root.intermediate("DocAxis Test Agency CA");
         let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", kind);
-        let id = SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.chain_pem(&[&inter]).as_bytes())
-            .unwrap();
+        let id = SigningIdentity::from_pem(
+            leaf.key_pem.as_bytes(),
+            leaf.chain_pem(&[&inter]).as_bytes(),
+        )
+        .unwrap();
         let trust = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap();
         (root, id, trust)
     }
@@ -476,8 +482,16 @@ mod tests {
 
     #[test]
     fn refusal_messages_read_well() {
-        assert!(Refusal::Unsigned { legacy: true }.to_string().contains("legacy placeholder"));
-        assert!(!Refusal::Unsigned { legacy: false }.to_string().contains("legacy"));
+        assert!(
+            Refusal::Unsigned { legacy: true }
+                .to_string()
+                .contains("legacy placeholder")
+        );
+        assert!(
+            !Refusal::Unsigned { legacy: false }
+                .to_string()
+                .contains("legacy")
+        );
         let r = Refusal::Trust(TrustError::Expired {
             subject: "CN=X".into(),
             not_after: time::macros::datetime!(2026-03-22 22:15:37 UTC),

@@ -465,7 +465,11 @@ mod tests {
         assert_eq!(chain.leaf_der(), leaf.cert_der.as_slice());
         assert_eq!(chain.certs()[2], root.cert_der);
         assert_eq!(chain.agency_code(), Some("000.00.00.H41"));
-        assert!(chain.subject().contains("UBND Tỉnh Nghệ An"), "{}", chain.subject());
+        assert!(
+            chain.subject().contains("UBND Tỉnh Nghệ An"),
+            "{}",
+            chain.subject()
+        );
     }
 
     #[test]
@@ -479,7 +483,9 @@ mod tests {
             now() + Duration::days(1),
             false,
         );
-        let err = store(&root).validate_signer(&[leaf.cert_der], now()).unwrap_err();
+        let err = store(&root)
+            .validate_signer(&[leaf.cert_der], now())
+            .unwrap_err();
         assert!(matches!(err, TrustError::KeyUsage { .. }), "{err:?}");
     }
 
@@ -489,7 +495,10 @@ mod tests {
         let (p1, k1, d1) = issue(
             "Not a CA",
             IsCa::ExplicitNoCa,
-            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign],
+            vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyCertSign,
+            ],
             &root.params,
             &root.key,
             None,
@@ -506,7 +515,10 @@ mod tests {
         let TrustError::NotACa { subject, reason } = &err else {
             panic!("expected NotACa, got {err:?}");
         };
-        assert!(subject.contains("Not a CA") && reason.contains("cA=FALSE"), "{err}");
+        assert!(
+            subject.contains("Not a CA") && reason.contains("cA=FALSE"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -562,7 +574,14 @@ mod tests {
         let root = Ca::root("Root");
         let mut ext = CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
         ext.set_criticality(true);
-        let (_, _, d) = issue("Leaf", IsCa::ExplicitNoCa, vec![], &root.params, &root.key, Some(ext));
+        let (_, _, d) = issue(
+            "Leaf",
+            IsCa::ExplicitNoCa,
+            vec![],
+            &root.params,
+            &root.key,
+            Some(ext),
+        );
         let err = store(&root).validate_signer(&[d], now()).unwrap_err();
         let TrustError::BadCertificate { reason, .. } = &err else {
             panic!("expected BadCertificate, got {err:?}");
@@ -602,7 +621,9 @@ mod tests {
         );
         let leaf = root.leaf("000.00.00.G22", "Leaf", KeyKind::EcP256);
         let later = now() + Duration::days(6);
-        let err = store(&root).validate_signer(&[leaf.cert_der], later).unwrap_err();
+        let err = store(&root)
+            .validate_signer(&[leaf.cert_der], later)
+            .unwrap_err();
         let TrustError::Expired { subject, .. } = &err else {
             panic!("expected Expired, got {err:?}");
         };
@@ -613,7 +634,9 @@ mod tests {
     #[test]
     fn garbage_inputs_are_typed_errors() {
         let root = Ca::root("Root");
-        let err = store(&root).validate_signer(&[vec![0x30, 0x03, 1, 2, 3]], now()).unwrap_err();
+        let err = store(&root)
+            .validate_signer(&[vec![0x30, 0x03, 1, 2, 3]], now())
+            .unwrap_err();
         assert!(matches!(err, TrustError::BadCertificate { .. }), "{err:?}");
         assert!(matches!(
             TrustStore::from_pem(&[b"not pem".as_slice()], &[]),

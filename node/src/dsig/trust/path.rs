@@ -27,10 +27,9 @@ pub(super) fn select_leaf(certs: &[CertInfo]) -> Option<usize> {
         return None;
     }
     let issues_another = |i: usize| {
-        certs
-            .iter()
-            .enumerate()
-            .any(|(j, other)| j != i && other.der != certs[i].der && other.check_issued_by(&certs[i]).is_ok())
+        certs.iter().enumerate().any(|(j, other)| {
+            j != i && other.der != certs[i].der && other.check_issued_by(&certs[i]).is_ok()
+        })
     };
     Some((0..certs.len()).find(|&i| !issues_another(i)).unwrap_or(0))
 }
@@ -62,13 +61,7 @@ pub(super) fn validate<'a>(
     let mut paths: Vec<Vec<&'a CertInfo>> = Vec::new();
     let mut dead_end = DeadEnd::default();
     let mut current_path = vec![leaf];
-    search(
-        &mut current_path,
-        pool,
-        anchors,
-        &mut paths,
-        &mut dead_end,
-    );
+    search(&mut current_path, pool, anchors, &mut paths, &mut dead_end);
     if paths.is_empty() {
         return Err(TrustError::UntrustedChain {
             reason: dead_end.reason.unwrap_or_else(|| {
@@ -137,13 +130,19 @@ fn search<'a>(
             ),
             Err(SigCheck::Unsupported(why)) => dead_end.record(
                 depth,
-                format!("cannot check '{}' against its anchor: {why}", current.subject),
+                format!(
+                    "cannot check '{}' against its anchor: {why}",
+                    current.subject
+                ),
             ),
         }
     }
     if found || path.len() >= MAX_PATH_LEN {
         if !found {
-            dead_end.record(depth, format!("path longer than {MAX_PATH_LEN} certificates"));
+            dead_end.record(
+                depth,
+                format!("path longer than {MAX_PATH_LEN} certificates"),
+            );
         }
         return;
     }
@@ -172,10 +171,9 @@ fn search<'a>(
                     cand.subject, current.subject
                 ),
             ),
-            Err(SigCheck::Unsupported(why)) => dead_end.record(
-                depth,
-                format!("cannot check '{}': {why}", current.subject),
-            ),
+            Err(SigCheck::Unsupported(why)) => {
+                dead_end.record(depth, format!("cannot check '{}': {why}", current.subject))
+            }
         }
     }
     if !any_candidate && !found {

@@ -72,7 +72,11 @@ fn dn(name: &str, agency: Option<&str>) -> DistinguishedName {
     dn
 }
 
-fn ca_params(name: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateParams {
+fn ca_params(
+    name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn(name, None);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -139,7 +143,14 @@ impl Ca {
     /// A signing certificate for an agency, valid from yesterday for a year.
     pub fn leaf(&self, agency: &str, name: &str, kind: KeyKind) -> Leaf {
         let now = OffsetDateTime::now_utc();
-        self.leaf_with(agency, name, kind, now - Duration::days(1), now + Duration::days(365), true)
+        self.leaf_with(
+            agency,
+            name,
+            kind,
+            now - Duration::days(1),
+            now + Duration::days(365),
+            true,
+        )
     }
 
     /// A signing certificate with explicit validity; `signing_usage` = false gives a
