@@ -429,6 +429,11 @@ pub(crate) fn scan(xml: &str, limits: ScanLimits) -> Result<Layout, ScanError> {
                                     path_text(&stack)
                                 )));
                             }
+                            if empty {
+                                return Err(ScanError::Profile(
+                                    "edXMLHeader is empty: it has no MessageHeader".into(),
+                                ));
+                            }
                         }
                         "MessageHeader" | "Status" if in_header => {
                             message_headers += 1;
@@ -1084,4 +1089,179 @@ pub(crate) fn as_utf8(bytes: &[u8]) -> Result<&str, ScanError> {
             e.valid_up_to()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ScanLimits = ScanLimits {
+        max_depth: 64,
+        max_elements: 10_000,
+        max_certificates: 8,
+    };
+
+    fn packet(header_extra: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <edXML xmlns=\"{QCVN_NS}\" xmlns:edXML=\"{QCVN_NS}\">\
+             <edXML:edXMLEnvelope><edXML:edXMLHeader>\
+             <edXML:MessageHeader><edXML:From><edXML:OrganId>000.00.00.G22</edXML:OrganId>\
+             </edXML:From></edXML:MessageHeader>{header_extra}</edXML:edXMLHeader>\
+             </edXML:edXMLEnvelope></edXML>\n"
+        )
+    }
+
+    fn signature(key_info: &str) -> String {
+        format!(
+            "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>\
+             <ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/>\
+             <ds:SignatureMethod Algorithm=\"{}\"/>\
+             <ds:Reference URI=\"\"><ds:Transforms>\
+             <ds:Transform Algorithm=\"{ENVELOPED_SIGNATURE}\"/>\
+             <ds:Transform Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces \
+             xmlns:ec=\"{EXC_C14N}\" PrefixList=\"\"/></ds:Transform>\
+             </ds:Transforms><ds:DigestMethod Algorithm=\"{}\"/>\
+             <ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>\
+             <ds:SignatureValue>QUJD&#13;\nREVG</ds:SignatureValue>\
+             <ds:KeyInfo>{key_info}</ds:KeyInfo></ds:Signature>",
+            SignatureAlgorithm::RsaSha256.uri(),
+            DigestAlgorithm::Sha256.uri()
+        )
+    }
+
+    const CERTS: &str = "<ds:KeyName>x</ds:KeyName><ds:X509Data>\
+        <ds:X509SubjectName>CN=a &amp; b</ds:X509SubjectName>\
+        <ds:X509Certificate>AQID\n BAU=</ds:X509Certificate>\
+        <ds:X509Certificate>Bgc=</ds:X509Certificate></ds:X509Data>";
+
+    fn profile_err(xml: &str) -> String {
+        match scan(xml, LIMITS) {
+            Err(ScanError::Profile(what)) => what,
+            other => panic!("expected a profile error, got {other:?}"),
+        }
+    }
+
+    fn malformed_err(xml: &str) -> String {
+        match scan(xml, LIMITS) {
+            Err(ScanError::Malformed(what)) => what,
+            other => panic!("expected malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsigned_packet_layout() {
+        let xml = packet("");
+        let layout = scan(&xml, LIMITS).unwrap();
+        assert!(xml[layout.header_end..].starts_with("</edXML:edXMLHeader>"));
+        assert!(matches!(layout.signature, SignatureState::None));
+    }
+
+    #[test]
+    fn status_wrapper_and_legacy_placeholder() {
+        let xml = packet("").replace("MessageHeader", "Status");
+        scan(&xml, LIMITS).unwrap();
+        let legacy = packet("<Signature><SignedInfo/></Signature>");
+        assert!(matches!(
+            scan(&legacy, LIMITS).unwrap().signature,
+            SignatureState::Legacy
+        ));
+    }
+
+    #[test]
+    fn signed_packet_model() {
+        let xml = packet(&signature(CERTS));
+        let SignatureState::Signed(model) = scan(&xml, LIMITS).unwrap().signature else {
+            panic!("not signed");
+        };
+        assert_eq!(model.signature_algorithm, SignatureAlgorithm::RsaSha256);
+        assert_eq!(model.digest_algorithm, DigestAlgorithm::Sha256);
+        assert_eq!(model.certificates, vec![vec![1, 2, 3, 4, 5], vec![6, 7]]);
+        assert!(model.values_present);
+    }
+
+    #[test]
+    fn envelope_shape_rules() {
+        assert!(profile_err("<root/>").contains("root element must be edXML"));
+        let no_header = format!("<edXML xmlns=\"{QCVN_NS}\"><edXMLEnvelope/></edXML>");
+        assert!(profile_err(&no_header).contains("no edXMLHeader"));
+        let no_message = format!(
+            "<edXML xmlns=\"{QCVN_NS}\"><edXMLEnvelope><edXMLHeader/></edXMLEnvelope></edXML>"
+        );
+        assert!(profile_err(&no_message).contains("no MessageHeader"));
+        let header_elsewhere = packet("").replace(
+            "</edXML:edXMLEnvelope>",
+            "<edXML:edXMLBody><edXML:edXMLHeader/></edXML:edXMLBody></edXML:edXMLEnvelope>",
+        );
+        assert!(profile_err(&header_elsewhere).contains("more than one edXMLHeader"));
+        let message_elsewhere = packet("").replace(
+            "</edXML:edXMLEnvelope>",
+            "<edXML:edXMLBody><edXML:MessageHeader/></edXML:edXMLBody></edXML:edXMLEnvelope>",
+        );
+        assert!(profile_err(&message_elsewhere).contains("MessageHeader found outside"));
+    }
+
+    #[test]
+    fn well_formedness_rules() {
+        assert!(malformed_err(&packet("<a:b/>")).contains("undeclared namespace prefix"));
+        assert!(malformed_err(&(packet("") + "tail")).contains("text outside the root"));
+        assert!(malformed_err(&packet("<x>&nbsp;</x>")).contains("undefined entity"));
+        assert!(malformed_err(&packet("<x></y>")).contains("not well-formed"));
+        let unclosed = packet("").replace("</edXML>\n", "");
+        assert!(malformed_err(&unclosed).contains("ends before the root element is closed"));
+        let latin1 = packet("").replace("UTF-8", "ISO-8859-1");
+        assert!(malformed_err(&latin1).contains("must be UTF-8"));
+        let deep = packet(&format!("{}{}", "<d>".repeat(70), "</d>".repeat(70)));
+        assert!(malformed_err(&deep).contains("deeper than 64"));
+        let many = packet(&"<e/>".repeat(10_001));
+        assert!(malformed_err(&many).contains("more than 10000 elements"));
+        assert!(profile_err(&packet("<?pi x?>")).contains("processing instruction"));
+        assert!(profile_err(&packet("<!-- c -->")).contains("comment"));
+        assert!(matches!(as_utf8(b"\xEF\xBB\xBF<edXML/>"), Ok("<edXML/>")));
+        assert!(matches!(
+            as_utf8(b"<a>\xFF</a>"),
+            Err(ScanError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn key_info_rules() {
+        let crl = signature("<ds:X509Data><ds:X509CRL>AAAA</ds:X509CRL></ds:X509Data>");
+        assert!(profile_err(&packet(&crl)).contains("X509CRL"));
+        let empty = signature("");
+        assert!(profile_err(&packet(&empty)).contains("no X509Data/X509Certificate"));
+        let bad_b64 =
+            signature("<ds:X509Data><ds:X509Certificate>@@</ds:X509Certificate></ds:X509Data>");
+        assert!(profile_err(&packet(&bad_b64)).contains("not valid base64"));
+        let no_key_info =
+            signature(CERTS).replace(&format!("<ds:KeyInfo>{CERTS}</ds:KeyInfo>"), "");
+        assert!(profile_err(&packet(&no_key_info)).contains("no KeyInfo"));
+        let too_many = signature(&format!(
+            "<ds:X509Data>{}</ds:X509Data>",
+            "<ds:X509Certificate>AQID</ds:X509Certificate>".repeat(9)
+        ));
+        assert!(malformed_err(&packet(&too_many)).contains("more than 8 certificates"));
+    }
+
+    #[test]
+    fn signed_info_rules() {
+        let sig = signature(CERTS);
+        let attr = sig.replace(
+            "<ds:Reference URI=\"\">",
+            "<ds:Reference URI=\"\" Foo=\"1\">",
+        );
+        assert!(profile_err(&packet(&attr)).contains("attribute 'Foo'"));
+        let text = sig.replace("<ds:SignedInfo>", "<ds:SignedInfo>text");
+        assert!(profile_err(&packet(&text)).contains("unexpected text"));
+        let no_uri = sig.replace("<ds:Reference URI=\"\">", "<ds:Reference>");
+        assert!(profile_err(&packet(&no_uri)).contains("without a URI"));
+        let cdata = sig.replace("QUJD&#13;\nREVG", "<![CDATA[QUJD]]>");
+        assert!(profile_err(&packet(&cdata)).contains("CDATA"));
+        let empty_values = sig.replace("AAAA", "");
+        let SignatureState::Signed(model) = scan(&packet(&empty_values), LIMITS).unwrap().signature
+        else {
+            panic!("not signed");
+        };
+        assert!(!model.values_present);
+    }
 }

@@ -143,3 +143,49 @@ fn is_path(stack: &[Option<Vec<u8>>], tail: &[&[u8]]) -> bool {
             .enumerate()
             .all(|(i, t)| name(4 + i) == Some(*t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsig::test_pki::small_packet;
+
+    #[test]
+    fn reads_from_organ_id() {
+        assert_eq!(
+            sender_organ_id(small_packet("000.00.00.G22").as_bytes()).unwrap(),
+            "000.00.00.G22"
+        );
+        let status = small_packet(" 000.00.00.H41\n").replace("MessageHeader", "Status");
+        assert_eq!(sender_organ_id(status.as_bytes()).unwrap(), "000.00.00.H41");
+    }
+
+    #[test]
+    fn ignores_the_signature_and_other_places() {
+        let forged = format!(
+            "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:Object><edXML:MessageHeader><edXML:From>\
+             <edXML:OrganId>000.00.00.G99</edXML:OrganId></edXML:From></edXML:MessageHeader>\
+             </ds:Object></ds:Signature></edXML:edXMLHeader>"
+        );
+        let packet = small_packet("000.00.00.G22").replace("</edXML:edXMLHeader>", &forged);
+        assert_eq!(sender_organ_id(packet.as_bytes()).unwrap(), "000.00.00.G22");
+        // To/OrganId and TraceHeader/OrganId are not the sender.
+        let no_from = small_packet("000.00.00.G22").replace("edXML:From>", "edXML:Sender>");
+        let err = sender_organ_id(no_from.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("no From/OrganId"), "{err}");
+    }
+
+    #[test]
+    fn ambiguous_senders_are_refused() {
+        let two = small_packet("000.00.00.G22").replace(
+            "<edXML:To>",
+            "<edXML:From><edXML:OrganId>000.00.00.G99</edXML:OrganId></edXML:From><edXML:To>",
+        );
+        assert!(sender_organ_id(two.as_bytes()).is_err());
+        let two_ids = small_packet("000.00.00.G22").replace(
+            "</edXML:OrganId>\n          <edXML:OrganName>Văn",
+            "</edXML:OrganId><edXML:OrganId>000.00.00.G99</edXML:OrganId>\n          <edXML:OrganName>Văn",
+        );
+        assert_ne!(two_ids, small_packet("000.00.00.G22"));
+        assert!(sender_organ_id(two_ids.as_bytes()).is_err());
+    }
+}

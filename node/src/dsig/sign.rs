@@ -471,3 +471,181 @@ pub(crate) fn signature_template(id: &SigningIdentity, nl: &str) -> String {
         digest = DigestAlgorithm::Sha256.uri(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsig::test_pki::{Ca, KeyKind, Leaf, small_packet};
+    use crate::dsig::trust::TrustStore;
+    use crate::dsig::verify::{Verdict, VerifyPolicy, verify_packet};
+    use time::Duration;
+
+    fn pki() -> (Ca, Ca, Leaf) {
+        let root = Ca::root("Sign Test Root");
+        let inter = root.intermediate("Sign Test CA");
+        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::EcP256);
+        (root, inter, leaf)
+    }
+
+    fn id(leaf: &Leaf, inter: &Ca) -> SigningIdentity {
+        SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.chain_pem(&[inter]).as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn identity_facts() {
+        let (_, inter, leaf) = pki();
+        let id = id(&leaf, &inter);
+        assert_eq!(id.signature_algorithm(), SignatureAlgorithm::EcdsaSha256);
+        assert_eq!(id.agency_code(), Some("000.00.00.G22"));
+        assert_eq!(id.chain(), &[leaf.cert_der.clone(), inter.cert_der.clone()]);
+        assert!(id.not_after() > OffsetDateTime::now_utc());
+        let debug = format!("{id:?}");
+        assert!(
+            debug.contains("redacted") && !debug.contains("PRIVATE"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn key_must_match_the_first_certificate() {
+        let (_, inter, leaf) = pki();
+        let other = inter.leaf("000.00.00.G22", "Other", KeyKind::EcP256);
+        let err = SigningIdentity::from_pem(
+            other.key_pem.as_bytes(),
+            leaf.chain_pem(&[&inter]).as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SignError::KeyCertificateMismatch { .. }),
+            "{err}"
+        );
+        // The intermediate first and the leaf second is a wrong order.
+        let reversed = format!("{}{}", inter.cert_pem, leaf.cert_pem);
+        let err =
+            SigningIdentity::from_pem(leaf.key_pem.as_bytes(), reversed.as_bytes()).unwrap_err();
+        assert!(matches!(err, SignError::Certificate { .. }), "{err}");
+    }
+
+    #[test]
+    fn key_format_errors_are_explained() {
+        let (_, inter, leaf) = pki();
+        let chain = leaf.chain_pem(&[&inter]);
+        let pkcs1 = leaf.key_pem.replace("PRIVATE KEY", "EC PRIVATE KEY");
+        let err = SigningIdentity::from_pem(pkcs1.as_bytes(), chain.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("openssl pkcs8 -topk8"), "{err}");
+        let err = SigningIdentity::from_pem(b"nothing", chain.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("no '-----BEGIN PRIVATE KEY-----'"),
+            "{err}"
+        );
+        let err = SigningIdentity::from_pem(leaf.key_pem.as_bytes(), b"").unwrap_err();
+        assert!(err.to_string().contains("BEGIN CERTIFICATE"), "{err}");
+    }
+
+    #[test]
+    fn expired_signing_certificate_is_refused() {
+        let root = Ca::root("Sign Test Root");
+        let now = OffsetDateTime::now_utc();
+        let old = root.leaf_with(
+            "000.00.00.G22",
+            "Old",
+            KeyKind::EcP256,
+            now - Duration::days(30),
+            now - Duration::days(1),
+            true,
+        );
+        let err =
+            SigningIdentity::from_pem(old.key_pem.as_bytes(), old.cert_pem.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("valid only from"), "{err}");
+    }
+
+    #[test]
+    fn signing_only_inserts_the_signature() {
+        let (root, inter, leaf) = pki();
+        let unsigned = small_packet("000.00.00.G22");
+        let signed =
+            String::from_utf8(sign_packet(unsigned.as_bytes(), &id(&leaf, &inter)).unwrap())
+                .unwrap();
+        let start = signed.find("<ds:Signature").unwrap();
+        let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+        // Before the signature: unchanged bytes plus two spaces of indentation; after it: a
+        // line break and the original indentation of the end tag.
+        let header_end = unsigned.find("</edXML:edXMLHeader>").unwrap();
+        assert_eq!(&signed[..start], format!("{}  ", &unsigned[..header_end]));
+        assert_eq!(&signed[end..], format!("\n    {}", &unsigned[header_end..]));
+        let trust = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap();
+        verify_packet(signed.as_bytes(), &trust, &VerifyPolicy::default()).unwrap();
+    }
+
+    #[test]
+    fn crlf_and_bom_inputs_sign_and_verify() {
+        let (root, inter, leaf) = pki();
+        let crlf = format!(
+            "\u{feff}{}",
+            small_packet("000.00.00.G22").replace('\n', "\r\n")
+        );
+        let signed = sign_packet(crlf.as_bytes(), &id(&leaf, &inter)).unwrap();
+        let text = std::str::from_utf8(&signed).unwrap();
+        assert!(!text.starts_with('\u{feff}'));
+        assert!(text.contains("<ds:SignedInfo>\r\n"));
+        let trust = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap();
+        assert!(matches!(
+            verify_packet(&signed, &trust, &VerifyPolicy::default()).unwrap(),
+            Verdict::Signed(_)
+        ));
+    }
+
+    #[test]
+    fn unsignable_inputs_are_refused() {
+        let (_, inter, leaf) = pki();
+        let id = id(&leaf, &inter);
+        let packet = small_packet("000.00.00.G22");
+        let signed = sign_packet(packet.as_bytes(), &id).unwrap();
+        assert!(matches!(
+            sign_packet(&signed, &id).unwrap_err(),
+            SignError::AlreadySigned
+        ));
+        let legacy = packet.replace(
+            "</edXML:edXMLHeader>",
+            "<Signature><SignedInfo/></Signature></edXML:edXMLHeader>",
+        );
+        assert!(matches!(
+            sign_packet(legacy.as_bytes(), &id).unwrap_err(),
+            SignError::LegacySignature
+        ));
+        let no_header =
+            "<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"><edXMLEnvelope/></edXML>";
+        let err = sign_packet(no_header.as_bytes(), &id).unwrap_err();
+        assert!(
+            matches!(&err, SignError::NotSignable { what } if what.contains("no edXMLHeader")),
+            "{err}"
+        );
+        let comment = packet.replace("<edXML:Subject>", "<!-- note --><edXML:Subject>");
+        assert!(matches!(
+            sign_packet(comment.as_bytes(), &id).unwrap_err(),
+            SignError::NotSignable { .. }
+        ));
+        assert!(matches!(
+            sign_packet(b"<edXML", &id).unwrap_err(),
+            SignError::Malformed { .. }
+        ));
+    }
+
+    #[test]
+    fn rsa_keys_sign_with_rsa_sha256() {
+        let root = Ca::root("Sign Test Root");
+        let leaf = root.leaf("000.00.00.G22", "RSA signer", KeyKind::Rsa2048);
+        let id =
+            SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.cert_pem.as_bytes()).unwrap();
+        assert_eq!(id.signature_algorithm(), SignatureAlgorithm::RsaSha256);
+        let signed = sign_packet(small_packet("000.00.00.G22").as_bytes(), &id).unwrap();
+        let trust = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap();
+        let Verdict::Signed(p) = verify_packet(&signed, &trust, &VerifyPolicy::default()).unwrap()
+        else {
+            panic!("not signed");
+        };
+        assert_eq!(p.signature_algorithm, SignatureAlgorithm::RsaSha256);
+        assert_eq!(p.chain.len(), 2);
+    }
+}

@@ -457,4 +457,61 @@ mod tests {
             assert_eq!(p.signer_cert_der, id.chain()[0]);
         }
     }
+
+    #[test]
+    fn unsigned_template_is_not_a_signature() {
+        let (_root, id, trust) = setup(KeyKind::EcP256);
+        let signed = sign_packet(small_packet("000.00.00.G22").as_bytes(), &id).unwrap();
+        let text = String::from_utf8(signed).unwrap();
+        let start = text.find("<ds:SignatureValue>").unwrap() + "<ds:SignatureValue>".len();
+        let end = text.find("</ds:SignatureValue>").unwrap();
+        let template = format!("{}{}", &text[..start], &text[end..]);
+        let err = verify_packet(template.as_bytes(), &trust, &VerifyPolicy::default()).unwrap_err();
+        assert!(
+            matches!(&err, Refusal::WrongProfile { what } if what.contains("empty")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn check_sender_without_agency_code() {
+        let packet = SignedPacket {
+            signer_cert_der: vec![],
+            signer_subject: "CN=Somebody".into(),
+            agency_code: None,
+            signature_algorithm: SignatureAlgorithm::EcdsaSha256,
+            digest_algorithm: DigestAlgorithm::Sha256,
+            packet_sha256: [0; 32],
+            chain: vec![],
+        };
+        let err = check_sender(&packet, "000.00.00.G22").unwrap_err();
+        assert!(err.to_string().contains("CN=Somebody"), "{err}");
+        let ok = SignedPacket {
+            agency_code: Some("000.00.00.G22".into()),
+            ..packet
+        };
+        check_sender(&ok, "000.00.00.G22").unwrap();
+    }
+
+    #[test]
+    fn refusal_messages_read_well() {
+        assert!(
+            Refusal::Unsigned { legacy: true }
+                .to_string()
+                .contains("legacy placeholder")
+        );
+        assert!(
+            !Refusal::Unsigned { legacy: false }
+                .to_string()
+                .contains("legacy")
+        );
+        let r = Refusal::Trust(TrustError::Expired {
+            subject: "CN=X".into(),
+            not_after: time::macros::datetime!(2026-03-22 22:15:37 UTC),
+        });
+        assert_eq!(
+            r.to_string(),
+            "untrusted signer: certificate 'CN=X' expired on 2026-03-22 22:15:37 UTC"
+        );
+    }
 }

@@ -409,3 +409,242 @@ fn parse_config_cert(der: &[u8], what: &str) -> Result<CertInfo, TrustStoreError
         reason,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsig::test_pki::{Ca, KeyKind};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose,
+    };
+    use time::Duration;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn store(root: &Ca) -> TrustStore {
+        TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap()
+    }
+
+    /// A certificate for `name` issued by (`params`, `key`), with a fresh P-256 key.
+    fn issue(
+        name: &str,
+        is_ca: IsCa,
+        usages: Vec<KeyUsagePurpose>,
+        issuer_params: &CertificateParams,
+        issuer_key: &KeyPair,
+        extra: Option<CustomExtension>,
+    ) -> (CertificateParams, KeyPair, Vec<u8>) {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = is_ca;
+        params.key_usages = usages;
+        params.not_before = now() - Duration::days(1);
+        params.not_after = now() + Duration::days(30);
+        if let Some(ext) = extra {
+            params.custom_extensions.push(ext);
+        }
+        let cert = params
+            .signed_by(&key, &Issuer::from_params(issuer_params, issuer_key))
+            .unwrap();
+        (params, key, cert.der().to_vec())
+    }
+
+    #[test]
+    fn valid_chain_and_accessors() {
+        let root = Ca::root("Root");
+        let inter = root.intermediate("Agency CA");
+        let leaf = inter.leaf("000.00.00.H41", "UBND Tỉnh Nghệ An", KeyKind::EcP256);
+        let chain = store(&root)
+            .validate_signer(&[leaf.cert_der.clone(), inter.cert_der.clone()], now())
+            .unwrap();
+        assert_eq!(chain.certs().len(), 3);
+        assert_eq!(chain.leaf_der(), leaf.cert_der.as_slice());
+        assert_eq!(chain.certs()[2], root.cert_der);
+        assert_eq!(chain.agency_code(), Some("000.00.00.H41"));
+        assert!(
+            chain.subject().contains("UBND Tỉnh Nghệ An"),
+            "{}",
+            chain.subject()
+        );
+    }
+
+    #[test]
+    fn leaf_without_signing_usage_is_refused() {
+        let root = Ca::root("Root");
+        let leaf = root.leaf_with(
+            "000.00.00.G22",
+            "Encryption only",
+            KeyKind::EcP256,
+            now() - Duration::days(1),
+            now() + Duration::days(1),
+            false,
+        );
+        let err = store(&root)
+            .validate_signer(&[leaf.cert_der], now())
+            .unwrap_err();
+        assert!(matches!(err, TrustError::KeyUsage { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn end_entity_used_as_issuer_is_not_a_ca() {
+        let root = Ca::root("Root");
+        let (p1, k1, d1) = issue(
+            "Not a CA",
+            IsCa::ExplicitNoCa,
+            vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyCertSign,
+            ],
+            &root.params,
+            &root.key,
+            None,
+        );
+        let (_, _, d2) = issue(
+            "Leaf",
+            IsCa::ExplicitNoCa,
+            vec![KeyUsagePurpose::DigitalSignature],
+            &p1,
+            &k1,
+            None,
+        );
+        let err = store(&root).validate_signer(&[d2, d1], now()).unwrap_err();
+        let TrustError::NotACa { subject, reason } = &err else {
+            panic!("expected NotACa, got {err:?}");
+        };
+        assert!(
+            subject.contains("Not a CA") && reason.contains("cA=FALSE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn issuer_without_key_cert_sign_is_refused() {
+        let root = Ca::root("Root");
+        let (p1, k1, d1) = issue(
+            "CA without keyCertSign",
+            IsCa::Ca(BasicConstraints::Unconstrained),
+            vec![KeyUsagePurpose::DigitalSignature],
+            &root.params,
+            &root.key,
+            None,
+        );
+        let (_, _, d2) = issue("Leaf", IsCa::ExplicitNoCa, vec![], &p1, &k1, None);
+        let err = store(&root).validate_signer(&[d2, d1], now()).unwrap_err();
+        assert!(matches!(err, TrustError::KeyUsage { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn path_length_constraint_is_enforced() {
+        let root = Ca::root("Root");
+        let (p1, k1, d1) = issue(
+            "Constrained CA",
+            IsCa::Ca(BasicConstraints::Constrained(0)),
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+            &root.params,
+            &root.key,
+            None,
+        );
+        let (p2, k2, d2) = issue(
+            "Sub CA",
+            IsCa::Ca(BasicConstraints::Unconstrained),
+            vec![KeyUsagePurpose::KeyCertSign],
+            &p1,
+            &k1,
+            None,
+        );
+        let (_, _, d3) = issue("Leaf", IsCa::ExplicitNoCa, vec![], &p2, &k2, None);
+        let err = store(&root)
+            .validate_signer(&[d3, d2, d1.clone()], now())
+            .unwrap_err();
+        let TrustError::NotACa { reason, .. } = &err else {
+            panic!("expected NotACa, got {err:?}");
+        };
+        assert!(reason.contains("pathLenConstraint 0"), "{reason}");
+        // One level below the constrained CA is fine.
+        let (_, _, direct) = issue("Leaf", IsCa::ExplicitNoCa, vec![], &p1, &k1, None);
+        store(&root).validate_signer(&[direct, d1], now()).unwrap();
+    }
+
+    #[test]
+    fn unknown_critical_extension_is_refused() {
+        let root = Ca::root("Root");
+        let mut ext = CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+        ext.set_criticality(true);
+        let (_, _, d) = issue(
+            "Leaf",
+            IsCa::ExplicitNoCa,
+            vec![],
+            &root.params,
+            &root.key,
+            Some(ext),
+        );
+        let err = store(&root).validate_signer(&[d], now()).unwrap_err();
+        let TrustError::BadCertificate { reason, .. } = &err else {
+            panic!("expected BadCertificate, got {err:?}");
+        };
+        assert!(reason.contains("1.3.6.1.4.1.99999.1"), "{reason}");
+    }
+
+    #[test]
+    fn revoked_intermediate_is_refused() {
+        let root = Ca::root("Root");
+        let inter = root.intermediate("Agency CA");
+        let leaf = inter.leaf("000.00.00.G22", "Leaf", KeyKind::EcP256);
+        let serial = inter.params.serial_number.clone().unwrap();
+        let crl = root.crl(
+            &[&serial],
+            now() - Duration::hours(1),
+            now() - Duration::hours(1),
+            now() + Duration::days(1),
+        );
+        let s = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
+        let err = s
+            .validate_signer(&[leaf.cert_der, inter.cert_der], now())
+            .unwrap_err();
+        let TrustError::Revoked { subject, .. } = &err else {
+            panic!("expected Revoked, got {err:?}");
+        };
+        assert!(subject.contains("Agency CA"), "{subject}");
+    }
+
+    #[test]
+    fn expired_anchor_is_refused() {
+        let root = Ca::root_with(
+            "Old Root",
+            KeyKind::EcP256,
+            now() - Duration::days(10),
+            now() + Duration::days(5),
+        );
+        let leaf = root.leaf("000.00.00.G22", "Leaf", KeyKind::EcP256);
+        let later = now() + Duration::days(6);
+        let err = store(&root)
+            .validate_signer(&[leaf.cert_der], later)
+            .unwrap_err();
+        let TrustError::Expired { subject, .. } = &err else {
+            panic!("expected Expired, got {err:?}");
+        };
+        // The leaf (one year) outlives the root: the anchor is the expired element.
+        assert!(subject.contains("Old Root"), "{subject}");
+    }
+
+    #[test]
+    fn garbage_inputs_are_typed_errors() {
+        let root = Ca::root("Root");
+        let err = store(&root)
+            .validate_signer(&[vec![0x30, 0x03, 1, 2, 3]], now())
+            .unwrap_err();
+        assert!(matches!(err, TrustError::BadCertificate { .. }), "{err:?}");
+        assert!(matches!(
+            TrustStore::from_pem(&[b"not pem".as_slice()], &[]),
+            Err(TrustStoreError::NoPem { .. })
+        ));
+        let mut s = TrustStore::new();
+        assert!(s.add_anchor_der(&[1, 2, 3]).is_err());
+        assert!(s.add_crl_der(&[1, 2, 3]).is_err());
+        assert_eq!(s.anchor_count(), 0);
+    }
+}
