@@ -79,7 +79,10 @@ fn xmllint(kind: SchemaKind, file: &Path) -> Lint {
     let valid = match out.status.code() {
         Some(0) => true,
         Some(3) => false,
-        other => panic!("xmllint exit status {other:?} on {}:\n{output}", file.display()),
+        other => panic!(
+            "xmllint exit status {other:?} on {}:\n{output}",
+            file.display()
+        ),
     };
     // Lines look like "<file>:<line>: element <Name>: Schemas validity error : ...".
     let errors = output
@@ -106,7 +109,10 @@ fn ours(kind: SchemaKind, file: &Path) -> Result<(), SchemaError> {
 fn violations(kind: SchemaKind, file: &Path) -> Vec<Violation> {
     match ours(kind, file) {
         Err(SchemaError::Invalid { violations, .. }) => violations,
-        other => panic!("{}: expected schema violations, got {other:?}", file.display()),
+        other => panic!(
+            "{}: expected schema violations, got {other:?}",
+            file.display()
+        ),
     }
 }
 
@@ -133,7 +139,12 @@ fn valid_fixtures_pass_both_validators() {
             panic!("{}: refused by docaxis::schema: {e}", file.display());
         }
         let lint = xmllint(kind, &file);
-        assert!(lint.valid, "{}: refused by xmllint:\n{}", file.display(), lint.output);
+        assert!(
+            lint.valid,
+            "{}: refused by xmllint:\n{}",
+            file.display(),
+            lint.output
+        );
     }
 }
 
@@ -162,12 +173,27 @@ fn there_is_a_valid_status_packet_for_every_status_code() {
 /// Every invalid fixture, with the line and element where both validators must locate the
 /// (first) violation, and a word our message must contain.
 const INVALID: &[(&str, usize, &str, &str)] = &[
-    ("document_attachments_before_envelope", 3, "AttachmentEncoded", ""),
+    (
+        "document_attachments_before_envelope",
+        3,
+        "AttachmentEncoded",
+        "",
+    ),
     ("document_bad_agency_code", 11, "OrganId", "pattern"),
-    ("document_bad_base64", 186, "ContentTransferEncoded", "base64"),
+    (
+        "document_bad_base64",
+        186,
+        "ContentTransferEncoded",
+        "base64",
+    ),
     ("document_bad_date", 20, "PromulgationDate", "pattern"),
     ("document_blank_subject", 25, "Subject", "pattern"),
-    ("document_code_notation_too_long", 17, "CodeNotation", "maxLength"),
+    (
+        "document_code_notation_too_long",
+        17,
+        "CodeNotation",
+        "maxLength",
+    ),
     ("document_duplicate_attachment_id", 181, "Attachment", ""),
     ("document_duplicate_recipient", 26, "To", ""),
     ("document_legacy_signature", 27, "Signature", ""),
