@@ -179,10 +179,17 @@ fn main() {
     );
     println!();
     println!(
-        "| key         | packet                  | DocAxis sign        | DocAxis verify      | xmlsec1 sign        | xmlsec1 verify      |"
+        "| {:<11} | {:<23} | {:<21} | {:<21} | {:<21} | {:<21} |",
+        "key", "packet", "DocAxis sign", "DocAxis verify", "xmlsec1 sign", "xmlsec1 verify"
     );
     println!(
-        "|-------------|-------------------------|---------------------|---------------------|---------------------|---------------------|"
+        "|{}|{}|{}|{}|{}|{}|",
+        "-".repeat(13),
+        "-".repeat(25),
+        "-".repeat(23),
+        "-".repeat(23),
+        "-".repeat(23),
+        "-".repeat(23)
     );
     for r in &rows {
         let cell = |(ops, ms): (f64, f64)| format!("{ops:8.1}/s {ms:7.2} ms");

@@ -679,3 +679,51 @@ fn x509_not_after(der: &[u8]) -> OffsetDateTime {
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
     cert.validity().not_after.to_datetime()
 }
+
+/// The attacker signs with their own key but ships the genuine signer's trusted chain in
+/// KeyInfo (optionally with their own public key as a KeyValue beside it): bergshamra only
+/// gets the validated leaf's key, so the signature cannot verify.
+#[test]
+fn key_info_names_a_trusted_signer_but_another_key_signed() {
+    use base64::Engine as _;
+    use x509_parser::prelude::FromDer;
+    let w = world();
+    let attacker_root = Ca::root("Attacker Root");
+    let attacker = attacker_root.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::EcP256);
+    let attacker_id =
+        SigningIdentity::from_pem(attacker.key_pem.as_bytes(), attacker.cert_pem.as_bytes())
+            .unwrap();
+    let forged = sign_packet(
+        document_packet("000.00.00.G22", MARK, "QUFBQQ==").as_bytes(),
+        &attacker_id,
+    )
+    .unwrap();
+    let genuine_x509 = {
+        let t = text(&w.signed);
+        let s = t.find("<ds:X509Data>").unwrap();
+        let e = t.find("</ds:X509Data>").unwrap() + "</ds:X509Data>".len();
+        t[s..e].to_owned()
+    };
+    let t = text(&forged);
+    let s = t.find("<ds:X509Data>").unwrap();
+    let e = t.find("</ds:X509Data>").unwrap() + "</ds:X509Data>".len();
+    let swapped = format!("{}{}{}", &t[..s], genuine_x509, &t[e..]);
+    assert_eq!(refuse(&w, swapped.as_bytes()), Refusal::BadSignature);
+
+    let (_, cert) =
+        x509_parser::certificate::X509Certificate::from_der(&attacker.cert_der).unwrap();
+    let point = base64::engine::general_purpose::STANDARD
+        .encode(&cert.public_key().subject_public_key.data);
+    let key_value = format!(
+        "<ds:KeyValue><dsig11:ECKeyValue xmlns:dsig11=\"http://www.w3.org/2009/xmldsig11#\">\
+         <dsig11:NamedCurve URI=\"urn:oid:1.2.840.10045.3.1.7\"/>\
+         <dsig11:PublicKey>{point}</dsig11:PublicKey></dsig11:ECKeyValue></ds:KeyValue>"
+    );
+    for key_info in [
+        format!("{key_value}{genuine_x509}"),
+        format!("{genuine_x509}{key_value}"),
+    ] {
+        let bad = format!("{}{}{}", &t[..s], key_info, &t[e..]);
+        assert_eq!(refuse(&w, bad.as_bytes()), Refusal::BadSignature);
+    }
+}

@@ -24,8 +24,15 @@
 //!   accompany it and are ignored; `RetrievalMethod`, `X509CRL`, `ds:Object`, `Manifest` and
 //!   anything unknown are refused; no text, CDATA or foreign elements inside the signature.
 //!
+//! Only exclusive C14N (without comments) is accepted, for `SignedInfo` and for the reference:
+//! DocAxis signs that way and `xmlsec1` with the DocAxis template does too, so inclusive
+//! C14N would only widen the profile (its output also depends on ancestor namespace
+//! declarations of the signature's position).
+//!
 //! A legacy placeholder `Signature` in a non-W3C namespace (QCVN) as a child of
 //! `edXMLHeader` marks the packet as "unsigned legacy"; its contents are never interpreted.
+
+use std::borrow::Cow;
 
 use base64::Engine as _;
 use quick_xml::events::{BytesStart, Event};
@@ -121,7 +128,7 @@ enum Ev<'i> {
         pos: usize,
     },
     Text {
-        text: String,
+        text: Cow<'i, str>,
         cdata: bool,
     },
     Eof,
@@ -233,11 +240,11 @@ impl<'i> Scanner<'i> {
                     return Ok(Ev::Close { pos });
                 }
                 Event::Text(t) => {
-                    let text = t.decode().map_err(|e| self.malformed(e))?.into_owned();
+                    let text = t.decode().map_err(|e| self.malformed(e))?;
                     return Ok(Ev::Text { text, cdata: false });
                 }
                 Event::CData(t) => {
-                    let text = t.decode().map_err(|e| self.malformed(e))?.into_owned();
+                    let text = t.decode().map_err(|e| self.malformed(e))?;
                     return Ok(Ev::Text { text, cdata: true });
                 }
                 Event::GeneralRef(r) => {
@@ -245,7 +252,7 @@ impl<'i> Scanner<'i> {
                         match r.resolve_char_ref() {
                             Ok(Some(c)) => {
                                 return Ok(Ev::Text {
-                                    text: c.to_string(),
+                                    text: Cow::Owned(c.to_string()),
                                     cdata: false,
                                 });
                             }
@@ -266,7 +273,7 @@ impl<'i> Scanner<'i> {
                         }
                     };
                     return Ok(Ev::Text {
-                        text: text.to_owned(),
+                        text: Cow::Borrowed(text),
                         cdata: false,
                     });
                 }

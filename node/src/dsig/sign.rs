@@ -355,20 +355,18 @@ pub fn sign_packet(unsigned: &[u8], id: &SigningIdentity) -> Result<Vec<u8>, Sig
         SignatureState::Legacy => return Err(SignError::LegacySignature),
     }
 
-    let newline = if text[..layout.header_end].ends_with('\r')
-        || text[..layout.header_end]
-            .rfind('\n')
-            .is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r')
-    {
+    // Follow the packet's line ending (CRLF is common in the field) and, when the end tag
+    // sits on its own indented line, indent the signature one level deeper and put the end
+    // tag back on its own line.
+    let before = &text[..layout.header_end];
+    let last_newline = before.rfind('\n');
+    let newline = if last_newline.is_some_and(|i| before[..i].ends_with('\r')) {
         "\r\n"
     } else {
         "\n"
     };
     let template = signature_template(id, newline);
-    // When the end tag sits on its own indented line, indent the signature one level
-    // deeper and put the end tag back on its own line.
-    let before = &text[..layout.header_end];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_start = last_newline.map_or(0, |i| i + 1);
     let indent = &before[line_start..];
     let own_line = line_start > 0 && indent.bytes().all(|b| b == b' ' || b == b'\t');
     let mut doc = String::with_capacity(text.len() + template.len() + 64);

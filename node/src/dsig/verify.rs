@@ -514,4 +514,13 @@ mod tests {
             "untrusted signer: certificate 'CN=X' expired on 2026-03-22 22:15:37 UTC"
         );
     }
+
+    #[test]
+    fn shared_types_can_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<TrustStore>();
+        send_sync::<crate::dsig::SigningIdentity>();
+        send_sync::<Verdict>();
+        send_sync::<Refusal>();
+    }
 }

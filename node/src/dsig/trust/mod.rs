@@ -301,10 +301,14 @@ impl TrustStore {
                 reason: "the signature carries no certificate".into(),
             });
         };
-        let mut pool: Vec<CertInfo> = parsed;
-        let leaf = pool.remove(leaf_index);
-        pool.extend(self.intermediates.iter().cloned());
-        self.validate_parsed(&leaf, &pool, at)
+        let pool: Vec<&CertInfo> = parsed
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != leaf_index)
+            .map(|(_, c)| c)
+            .chain(self.intermediates.iter())
+            .collect();
+        self.validate_parsed(&parsed[leaf_index], &pool, at)
     }
 
     /// Validates `leaf_der` with `untrusted` as extra path-building certificates.
@@ -318,23 +322,24 @@ impl TrustStore {
             subject: "signer certificate".into(),
             reason,
         })?;
-        let mut pool = Vec::with_capacity(untrusted.len() + self.intermediates.len());
-        for (i, der) in untrusted.iter().enumerate() {
-            pool.push(
+        let parsed = untrusted
+            .iter()
+            .enumerate()
+            .map(|(i, der)| {
                 CertInfo::parse(der).map_err(|reason| TrustError::BadCertificate {
                     subject: format!("untrusted certificate #{}", i + 1),
                     reason,
-                })?,
-            );
-        }
-        pool.extend(self.intermediates.iter().cloned());
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pool: Vec<&CertInfo> = parsed.iter().chain(self.intermediates.iter()).collect();
         self.validate_parsed(&leaf, &pool, at)
     }
 
     fn validate_parsed(
         &self,
         leaf: &CertInfo,
-        pool: &[CertInfo],
+        pool: &[&CertInfo],
         at: OffsetDateTime,
     ) -> Result<ValidatedChain, TrustError> {
         if self.anchors.is_empty() {

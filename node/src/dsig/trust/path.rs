@@ -53,7 +53,7 @@ impl DeadEnd {
 /// Builds candidate paths and returns the first that validates.
 pub(super) fn validate<'a>(
     leaf: &'a CertInfo,
-    pool: &'a [CertInfo],
+    pool: &[&'a CertInfo],
     anchors: &'a [CertInfo],
     crls: &[CrlInfo],
     at: OffsetDateTime,
@@ -89,7 +89,7 @@ pub(super) fn validate<'a>(
 /// Depth-first search. `path` holds the certificates from the leaf to the current one.
 fn search<'a>(
     path: &mut Vec<&'a CertInfo>,
-    pool: &'a [CertInfo],
+    pool: &[&'a CertInfo],
     anchors: &'a [CertInfo],
     out: &mut Vec<Vec<&'a CertInfo>>,
     dead_end: &mut DeadEnd,
@@ -148,7 +148,7 @@ fn search<'a>(
     }
     // Issued by an untrusted intermediate.
     let mut any_candidate = false;
-    for cand in pool {
+    for &cand in pool {
         if cand.der == current.der
             || path.iter().any(|p| p.der == cand.der)
             || anchors.iter().any(|a| a.der == cand.der)
