@@ -1,1 +1,3 @@
-fn main() { println!("docaxis"); }
+fn main() {
+    println!("docaxis");
+}

@@ -95,7 +95,11 @@ pub(super) fn violations(
     let mut out: Vec<Violation> = errors
         .iter()
         .map(|e| {
-            let (line, column) = if located { (e.line, e.column) } else { (None, None) };
+            let (line, column) = if located {
+                (e.line, e.column)
+            } else {
+                (None, None)
+            };
             Violation {
                 line,
                 column,
@@ -111,9 +115,7 @@ pub(super) fn violations(
             .map(|((id, message), (line, column))| Violation {
                 line: Some(line),
                 column: Some(column),
-                element: doc
-                    .element(*id)
-                    .map(|e| e.name.local_name.to_string()),
+                element: doc.element(*id).map(|e| e.name.local_name.to_string()),
                 message: bounded(message),
             }),
     );
@@ -240,12 +242,20 @@ mod tests {
         };
         let all: Vec<Violation> = (1..=4).map(v).collect();
         assert_eq!(
-            Summary { total: 5, shown: &all }.to_string(),
+            Summary {
+                total: 5,
+                shown: &all
+            }
+            .to_string(),
             "5 violations; line 1: element To: bad; line 2: element To: bad; line 3: element \
              To: bad; and 2 more"
         );
         assert_eq!(
-            Summary { total: 1, shown: &all[..1] }.to_string(),
+            Summary {
+                total: 1,
+                shown: &all[..1]
+            }
+            .to_string(),
             "1 violation; line 1: element To: bad"
         );
         let unlocated = [Violation {
@@ -255,7 +265,11 @@ mod tests {
             message: "Unexpected element 'x' in sequence".into(),
         }];
         assert_eq!(
-            Summary { total: 2, shown: &unlocated }.to_string(),
+            Summary {
+                total: 2,
+                shown: &unlocated
+            }
+            .to_string(),
             "2 violations (too many to locate in a packet this large: positions omitted); \
              Unexpected element 'x' in sequence; and 1 more"
         );

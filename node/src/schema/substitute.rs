@@ -6,7 +6,7 @@
 //!
 //! Invariants:
 //! - The rewrite happens only if the declaration is exactly the one the native check implements
-//!   (built-in base and single pattern); anything else is a [`SchemaBuildError`], never a silent
+//!   (built-in base and facets); anything else is a [`SchemaBuildError`], never a silent
 //!   weakening of the schema.
 //! - A native type may only be used as the `type` of element declarations, and every element
 //!   declaration with such a name (in its namespace) must use it, so that "the element named
@@ -36,30 +36,46 @@ pub(crate) fn substitute(
     root: NodeId,
     file: &str,
 ) -> Result<Vec<NativeElement>, SchemaBuildError> {
-    let tns = doc.get_attribute(root, "targetNamespace").map(str::to_owned);
+    let tns = doc
+        .get_attribute(root, "targetNamespace")
+        .map(str::to_owned);
     let qualified = doc.get_attribute(root, "elementFormDefault") == Some("qualified");
     let mut natives = Vec::new();
     for check in NativeType::ALL {
-        let (type_name, base, pattern) = check.declaration();
-        let Some(decl) = doc
-            .children(root)
-            .into_iter()
-            .find(|&c| is_xs(doc, c, "simpleType") && doc.get_attribute(c, "name") == Some(type_name))
-        else {
+        let declaration = check.declaration();
+        let (type_name, base) = (declaration.type_name, declaration.base);
+        let Some(decl) = doc.children(root).into_iter().find(|&c| {
+            is_xs(doc, c, "simpleType") && doc.get_attribute(c, "name") == Some(type_name)
+        }) else {
             continue;
         };
         let mismatch = || SchemaBuildError::NativeTypeMismatch {
             file: file.to_owned(),
             type_name,
-            expected: format!("a restriction of xs:{base} with the single pattern {pattern}"),
+            expected: format!(
+                "a restriction of xs:{base} with exactly the facets {}",
+                declaration
+                    .facets
+                    .iter()
+                    .map(|(f, v)| format!("{f}=\"{v}\""))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         };
         let restriction = only_child(doc, decl, "restriction").ok_or_else(mismatch)?;
         let base_ok = doc
             .get_attribute(restriction, "base")
             .and_then(|b| resolve(doc, restriction, b))
             == Some((Some(XS_NAMESPACE.to_owned()), base.to_owned()));
-        let facet = only_child(doc, restriction, "pattern").ok_or_else(mismatch)?;
-        if !base_ok || doc.get_attribute(facet, "value") != Some(pattern) {
+        let facets = element_children(doc, restriction);
+        let facets_ok = facets.len() == declaration.facets.len()
+            && facets
+                .iter()
+                .zip(declaration.facets)
+                .all(|(&f, &(name, value))| {
+                    is_xs(doc, f, name) && doc.get_attribute(f, "value") == Some(value)
+                });
+        if !base_ok || !facets_ok {
             return Err(mismatch());
         }
 
@@ -68,13 +84,21 @@ pub(crate) fn substitute(
             .element(restriction)
             .and_then(|e| e.name.prefix.as_deref().map(str::to_owned))
             .unwrap_or_default();
-        let relaxed = if prefix.is_empty() { "string".to_owned() } else { format!("{prefix}:string") };
-        if let Some(e) = doc.element_mut(restriction) {
-            if let Some(a) = e.attributes.iter_mut().find(|a| a.name.local_name == "base") {
-                a.value = relaxed.into();
-            }
+        let relaxed = if prefix.is_empty() {
+            "string".to_owned()
+        } else {
+            format!("{prefix}:string")
+        };
+        if let Some(a) = doc.element_mut(restriction).and_then(|e| {
+            e.attributes
+                .iter_mut()
+                .find(|a| a.name.local_name == "base")
+        }) {
+            a.value = relaxed.into();
         }
-        doc.remove_child(restriction, facet);
+        for facet in facets {
+            doc.remove_child(restriction, facet);
+        }
 
         let target: ExpandedName = (tns.clone(), type_name.to_owned());
         let declared = element_declarations(doc, root, &tns, qualified);
@@ -113,15 +137,19 @@ fn is_xs(doc: &Document<'_>, node: NodeId, local: &str) -> bool {
         .is_some_and(|e| e.name.matches(Some(XS_NAMESPACE), local))
 }
 
-/// The single element child of `node` named xs:`local`, ignoring xs:annotation; `None` if there
-/// is any other element child.
-fn only_child(doc: &Document<'_>, node: NodeId, local: &str) -> Option<NodeId> {
-    let children: Vec<NodeId> = doc
-        .children(node)
+/// The element children of `node`, xs:annotation excepted.
+fn element_children(doc: &Document<'_>, node: NodeId) -> Vec<NodeId> {
+    doc.children(node)
         .into_iter()
         .filter(|&c| matches!(doc.node_kind(c), Some(NodeKind::Element(_))))
         .filter(|&c| !is_xs(doc, c, "annotation"))
-        .collect();
+        .collect()
+}
+
+/// The single element child of `node` named xs:`local`, ignoring xs:annotation; `None` if there
+/// is any other element child.
+fn only_child(doc: &Document<'_>, node: NodeId, local: &str) -> Option<NodeId> {
+    let children = element_children(doc, node);
     match children.as_slice() {
         [one] if is_xs(doc, *one, local) => Some(*one),
         _ => None,
@@ -136,7 +164,10 @@ fn resolve(doc: &Document<'_>, node: NodeId, qname: &str) -> Option<ExpandedName
             .resolve(prefix)
             .map(|uri| (Some(uri.to_string()), local.to_owned())),
         None => Some((
-            resolver.resolve_default().map(|u| u.to_string()).filter(|u| !u.is_empty()),
+            resolver
+                .resolve_default()
+                .map(|u| u.to_string())
+                .filter(|u| !u.is_empty()),
             qname.trim().to_owned(),
         )),
     }
@@ -187,7 +218,11 @@ fn check_only_element_types_use(
                 "memberTypes" => attr.value.split_whitespace().collect(),
                 _ => continue,
             };
-            if !allowed && refs.iter().any(|r| resolve(doc, n, r).as_ref() == Some(target)) {
+            if !allowed
+                && refs
+                    .iter()
+                    .any(|r| resolve(doc, n, r).as_ref() == Some(target))
+            {
                 return Err(SchemaBuildError::NativeTypeMisuse {
                     file: file.to_owned(),
                     type_name,
