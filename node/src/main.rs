@@ -1,3 +1,1 @@
-fn main() {
-    println!("docaxis");
-}
+fn main() { println!("docaxis"); }
