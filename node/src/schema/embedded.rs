@@ -36,6 +36,8 @@ pub(crate) struct Compiled {
     pub(crate) validator: XsdValidator,
     /// The elements whose values Rust checks (see [`super::native`]).
     pub(crate) native: Vec<NativeElement>,
+    /// The schema's target namespace.
+    pub(crate) target_namespace: Option<String>,
 }
 
 /// One embedded schema file, named as `schemaLocation` refers to it (its file name in
@@ -162,13 +164,20 @@ fn compile_from(files: &[EmbeddedFile], name: &str) -> Result<Compiled, SchemaBu
         .ok_or_else(|| SchemaBuildError::NotASchema {
             file: name.to_owned(),
         })?;
+    let target_namespace = composed
+        .get_attribute(root, "targetNamespace")
+        .map(str::to_owned);
     let native = substitute(&mut composed, root, name)?;
     let validator =
         XsdValidator::from_schema(&composed).map_err(|e| SchemaBuildError::Compile {
             file: name.to_owned(),
             message: e.to_string(),
         })?;
-    Ok(Compiled { validator, native })
+    Ok(Compiled {
+        validator,
+        native,
+        target_namespace,
+    })
 }
 
 /// Parses `name` and splices the top-level components of every (transitively) included file

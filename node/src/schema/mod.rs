@@ -173,7 +173,7 @@ pub fn validate(kind: SchemaKind, xml: &[u8]) -> Result<(), SchemaError> {
         .parse(text)
         .map_err(|e| report::not_well_formed(kind, &e))?;
 
-    let payloads = native_elements(&doc, &compiled.native);
+    let payloads = native_elements(&doc, compiled);
     let native_failures: Vec<(NodeId, String)> = payloads
         .iter()
         .filter_map(|&(id, check)| {
@@ -253,26 +253,32 @@ fn start_tags_exceed(text: &[u8], limit: usize) -> bool {
 }
 
 /// The elements of `doc` whose values are checked natively, with their check.
-fn native_elements(
-    doc: &Document<'_>,
-    native: &[NativeElement],
-) -> Vec<(NodeId, native::NativeType)> {
-    if native.is_empty() {
-        return Vec::new();
+///
+/// Elements below an element of another namespace than the schema's are not visited: such
+/// content is a wildcard's (the `ds:Signature` slot, processContents="skip"), which the schema
+/// does not judge, or is refused anyway as unexpected.
+fn native_elements(doc: &Document<'_>, compiled: &Compiled) -> Vec<(NodeId, native::NativeType)> {
+    let native: &[NativeElement] = &compiled.native;
+    let mut found = Vec::new();
+    let Some(root) = doc.document_element().filter(|_| !native.is_empty()) else {
+        return found;
+    };
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        let Some(e) = doc.element(id) else { continue };
+        let ns = e.name.namespace_uri.as_deref();
+        if ns != compiled.target_namespace.as_deref() {
+            continue;
+        }
+        if let Some(n) = native
+            .iter()
+            .find(|n| e.name.local_name == n.local_name.as_str() && ns == n.namespace.as_deref())
+        {
+            found.push((id, n.check));
+        }
+        stack.extend(doc.children_iter(id));
     }
-    doc.descendants(doc.root())
-        .into_iter()
-        .filter_map(|id| {
-            let e = doc.element(id)?;
-            native
-                .iter()
-                .find(|n| {
-                    e.name.local_name == n.local_name.as_str()
-                        && e.name.namespace_uri.as_deref() == n.namespace.as_deref()
-                })
-                .map(|n| (id, n.check))
-        })
-        .collect()
+    found
 }
 
 /// The character data of a simple-content element (text and CDATA children, comments and
