@@ -2,7 +2,8 @@
 //!
 //! Owns: the table of embedded schema files (name → text) and the step that turns one
 //! top-level schema plus everything it `xs:include`s into a single compiled
-//! [`uppsala::XsdValidator`].
+//! [`uppsala::XsdValidator`] (with the natively checked types handed over, see
+//! [`super::substitute`]).
 //!
 //! Why composition happens here: uppsala resolves `schemaLocation` only from files on disk (and
 //! silently skips a location it cannot find); DocAxis must not depend on schema files at run
@@ -26,6 +27,18 @@ use std::collections::HashSet;
 use thiserror::Error;
 use uppsala::dom::{Document, NodeId, NodeKind};
 use uppsala::{Parser, XS_NAMESPACE, XsdValidator};
+
+use super::substitute::{NativeElement, substitute};
+
+/// A compiled top-level schema.
+pub(crate) struct Compiled {
+    /// uppsala's validator for everything but the natively checked types.
+    pub(crate) validator: XsdValidator,
+    /// The elements whose values Rust checks (see [`super::native`]).
+    pub(crate) native: Vec<NativeElement>,
+    /// The schema's target namespace.
+    pub(crate) target_namespace: Option<String>,
+}
 
 /// One embedded schema file, named as `schemaLocation` refers to it (its file name in
 /// `schemas/`).
@@ -95,6 +108,36 @@ pub enum SchemaBuildError {
         including_value: Option<String>,
         included_value: Option<String>,
     },
+    /// A natively checked type is not declared as its native check implements it.
+    #[error(
+        "embedded schema `{file}`: {type_name} must be {expected}, the semantics its native \
+         check implements"
+    )]
+    NativeTypeMismatch {
+        file: String,
+        type_name: &'static str,
+        expected: String,
+    },
+    /// A natively checked type is used other than as the type of an element declaration.
+    #[error(
+        "embedded schema `{file}`: {type_name} is checked natively and may only be the type of \
+         element declarations, but {user} refers to it"
+    )]
+    NativeTypeMisuse {
+        file: String,
+        type_name: &'static str,
+        user: String,
+    },
+    /// An element name is declared both with a natively checked type and with another type.
+    #[error(
+        "embedded schema `{file}`: element {element} is declared with {type_name} and with \
+         another type; a natively checked element name must always have that type"
+    )]
+    NativeElementAmbiguous {
+        file: String,
+        element: String,
+        type_name: &'static str,
+    },
     /// uppsala refused the composed schema.
     #[error("schema `{file}` could not be compiled: {message}")]
     Compile { file: String, message: String },
@@ -109,16 +152,31 @@ fn file<'f>(files: &'f [EmbeddedFile], name: &str) -> Result<&'f EmbeddedFile, S
 }
 
 /// Compiles the embedded top-level schema `name` with everything it includes.
-pub(crate) fn compile(name: &str) -> Result<XsdValidator, SchemaBuildError> {
+pub(crate) fn compile(name: &str) -> Result<Compiled, SchemaBuildError> {
     compile_from(FILES, name)
 }
 
 /// Compiles the top-level schema `name` of the file table `files`.
-fn compile_from(files: &[EmbeddedFile], name: &str) -> Result<XsdValidator, SchemaBuildError> {
-    let composed = compose(files, name)?;
-    XsdValidator::from_schema(&composed).map_err(|e| SchemaBuildError::Compile {
-        file: name.to_owned(),
-        message: e.to_string(),
+fn compile_from(files: &[EmbeddedFile], name: &str) -> Result<Compiled, SchemaBuildError> {
+    let mut composed = compose(files, name)?;
+    let root = composed
+        .document_element()
+        .ok_or_else(|| SchemaBuildError::NotASchema {
+            file: name.to_owned(),
+        })?;
+    let target_namespace = composed
+        .get_attribute(root, "targetNamespace")
+        .map(str::to_owned);
+    let native = substitute(&mut composed, root, name)?;
+    let validator =
+        XsdValidator::from_schema(&composed).map_err(|e| SchemaBuildError::Compile {
+            file: name.to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(Compiled {
+        validator,
+        native,
+        target_namespace,
     })
 }
 
@@ -319,7 +377,7 @@ mod tests {
                 </xs:schema>"#,
             ),
         ]);
-        let v = compile_from(&files, "a.xsd").unwrap();
+        let v = compile_from(&files, "a.xsd").unwrap().validator;
         let ok = uppsala::parse(r#"<r xmlns="urn:t"><v>7</v></r>"#).unwrap();
         assert!(v.validate(&ok).is_empty());
         let bad = uppsala::parse(r#"<r xmlns="urn:t"><v>x</v></r>"#).unwrap();
@@ -394,6 +452,96 @@ mod tests {
                 attribute: "elementFormDefault",
                 ..
             })
+        ));
+    }
+
+    const B64_DECL: &str = r#"<xs:simpleType name="Base64PayloadType">
+        <xs:restriction base="xs:base64Binary">FACETS</xs:restriction>
+      </xs:simpleType>"#;
+    const B64_FACETS: &str = r#"<xs:minLength value="1"/>"#;
+
+    fn with_payload_type(facets: &str, rest: &str) -> Vec<EmbeddedFile> {
+        let decl = B64_DECL.replace("FACETS", facets);
+        let text = Box::leak(format!("{HEAD}>{decl}{rest}</xs:schema>").into_boxed_str());
+        table(&[("a.xsd", text)])
+    }
+
+    #[test]
+    fn the_payload_type_is_checked_natively_in_document_packets_only() {
+        let doc = compile("edxml-document.xsd").unwrap();
+        assert_eq!(
+            doc.native,
+            vec![NativeElement {
+                namespace: Some("http://www.mic.gov.vn/TBT/QCVN_102_2016".into()),
+                local_name: "ContentTransferEncoded".into(),
+                check: super::super::native::NativeType::Base64Payload,
+            }]
+        );
+        assert!(compile("edxml-status.xsd").unwrap().native.is_empty());
+    }
+
+    #[test]
+    fn the_relaxed_payload_type_accepts_anything_for_uppsala() {
+        let files = with_payload_type(
+            B64_FACETS,
+            r#"<xs:element name="p" type="t:Base64PayloadType"/>"#,
+        );
+        let compiled = compile_from(&files, "a.xsd").unwrap();
+        let doc = uppsala::parse(r#"<p xmlns="urn:t">not base64 at all</p>"#).unwrap();
+        assert!(compiled.validator.validate(&doc).is_empty());
+        assert_eq!(compiled.native.len(), 1);
+    }
+
+    #[test]
+    fn a_payload_type_that_drifted_from_the_native_check_is_refused() {
+        for drifted in [
+            r#"<xs:minLength value="0"/>"#,
+            r#"<xs:minLength value="1"/><xs:maxLength value="9"/>"#,
+            r#"<xs:pattern value="[A-Za-z0-9+/=]*"/>"#,
+            "",
+        ] {
+            let files = with_payload_type(drifted, "");
+            assert!(
+                matches!(
+                    compile_from(&files, "a.xsd"),
+                    Err(SchemaBuildError::NativeTypeMismatch {
+                        type_name: "Base64PayloadType",
+                        ..
+                    })
+                ),
+                "{drifted}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_payload_type_may_only_type_elements() {
+        let files = with_payload_type(
+            B64_FACETS,
+            r#"<xs:element name="p"><xs:complexType>
+                 <xs:attribute name="a" type="t:Base64PayloadType"/>
+               </xs:complexType></xs:element>"#,
+        );
+        assert!(matches!(
+            compile_from(&files, "a.xsd"),
+            Err(SchemaBuildError::NativeTypeMisuse { .. })
+        ));
+    }
+
+    #[test]
+    fn a_payload_element_name_cannot_also_have_another_type() {
+        let files = with_payload_type(
+            B64_FACETS,
+            r#"<xs:element name="r"><xs:complexType><xs:sequence>
+                 <xs:element name="p" type="t:Base64PayloadType"/>
+                 <xs:element name="q"><xs:complexType><xs:sequence>
+                   <xs:element name="p" type="xs:string"/>
+                 </xs:sequence></xs:complexType></xs:element>
+               </xs:sequence></xs:complexType></xs:element>"#,
+        );
+        assert!(matches!(
+            compile_from(&files, "a.xsd"),
+            Err(SchemaBuildError::NativeElementAmbiguous { .. })
         ));
     }
 }

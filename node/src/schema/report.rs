@@ -5,14 +5,15 @@
 //!
 //! Invariants:
 //! - Every message is at most [`MAX_MESSAGE_CHARS`] characters: validator messages quote the
-//!   offending value, which for an attachment is megabytes of base64.
+//!   offending value, which may be megabytes long.
+//! - Positions are computed in one pass over the input, whatever the number of violations.
 //! - Lines and columns are 1-based; columns count bytes from the start of the line, as the
 //!   validator reports them.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use uppsala::dom::{Document, NodeKind};
+use uppsala::dom::{Document, NodeId, NodeKind};
 use uppsala::{ValidationError, XmlError};
 
 use super::{SchemaError, SchemaKind};
@@ -26,11 +27,12 @@ const SHOWN_IN_SUMMARY: usize = 3;
 /// One schema violation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// 1-based line of the element concerned, when the validator knows it.
+    /// 1-based line of the element concerned; `None` when positions were not computed (see
+    /// `SchemaError::Invalid`).
     pub line: Option<usize>,
     /// 1-based column (in bytes) of the element's start tag, when known.
     pub column: Option<usize>,
-    /// Local name of the element at that position, when one starts there.
+    /// Local name of the element concerned, when known.
     pub element: Option<String>,
     /// What is wrong, as the validator says it (bounded length).
     pub message: String,
@@ -50,48 +52,84 @@ impl fmt::Display for Violation {
     }
 }
 
-/// The first few violations and how many more there are.
-pub(super) struct Summary<'a>(pub(super) &'a [Violation]);
+/// The first few violations and how many there are in all.
+pub(super) struct Summary<'a> {
+    pub(super) total: usize,
+    pub(super) shown: &'a [Violation],
+}
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
+        let n = self.total;
         write!(f, "{n} violation{}", if n == 1 { "" } else { "s" })?;
-        for v in self.0.iter().take(SHOWN_IN_SUMMARY) {
+        if self.shown.iter().any(|v| v.line.is_none()) {
+            f.write_str(" (too many to locate in a packet this large: positions omitted)")?;
+        }
+        for v in self.shown.iter().take(SHOWN_IN_SUMMARY) {
             write!(f, "; {v}")?;
         }
-        if n > SHOWN_IN_SUMMARY {
-            write!(f, "; and {} more", n - SHOWN_IN_SUMMARY)?;
+        let spelled = self.shown.len().min(SHOWN_IN_SUMMARY);
+        if n > spelled {
+            write!(f, "; and {} more", n - spelled)?;
         }
         Ok(())
     }
 }
 
-/// Converts validator errors, naming the element that starts at each reported position.
-pub(super) fn violations(doc: &Document<'_>, errors: &[ValidationError]) -> Vec<Violation> {
+/// Violations from uppsala errors and native-check failures (always located), in document
+/// order when located. `located` says whether `errors` come from validating `doc` itself
+/// (true) or its position-free copy, whose errors all claim line 1, column 1 (false).
+pub(super) fn violations(
+    doc: &Document<'_>,
+    errors: &[ValidationError],
+    located: bool,
+    native: &[(NodeId, String)],
+) -> Vec<Violation> {
     let names = element_starts(doc);
-    errors
+    let native_offsets: Vec<usize> = native
         .iter()
-        .map(|e| Violation {
-            line: e.line,
-            column: e.column,
-            element: e
-                .line
-                .zip(e.column)
-                .and_then(|pos| names.get(&pos).cloned()),
-            message: bounded(&e.message),
+        .map(|(id, _)| doc.node_range(*id).map_or(0, |r| r.start))
+        .collect();
+    let native_positions = line_columns(doc.input_text().as_bytes(), &native_offsets);
+
+    let mut out: Vec<Violation> = errors
+        .iter()
+        .map(|e| {
+            let (line, column) = if located {
+                (e.line, e.column)
+            } else {
+                (None, None)
+            };
+            Violation {
+                line,
+                column,
+                element: line.zip(column).and_then(|pos| names.get(&pos).cloned()),
+                message: bounded(&e.message),
+            }
         })
-        .collect()
+        .collect();
+    out.extend(
+        native
+            .iter()
+            .zip(native_positions)
+            .map(|((id, message), (line, column))| Violation {
+                line: Some(line),
+                column: Some(column),
+                element: doc.element(*id).map(|e| e.name.local_name.to_string()),
+                message: bounded(message),
+            }),
+    );
+    // Stable: unlocated ones keep their (document) order, after the located ones.
+    out.sort_by_key(|v| (v.line.is_none(), v.line, v.column));
+    out
 }
 
-/// Local names of the elements, keyed by the (line, column) of their start tag. Computed in
-/// one pass over the input (the DOM's own position lookup rescans the input per node).
+/// Local names of the elements, keyed by the (line, column) of their start tag.
 fn element_starts(doc: &Document<'_>) -> HashMap<(usize, usize), String> {
-    let input = doc.input_text().as_bytes();
     let Some(root) = doc.document_element() else {
         return HashMap::new();
     };
-    let mut starts: Vec<(usize, String)> = std::iter::once(root)
+    let (offsets, names): (Vec<usize>, Vec<String>) = std::iter::once(root)
         .chain(doc.descendants(root))
         .filter_map(|id| match doc.node_kind(id) {
             Some(NodeKind::Element(e)) => doc
@@ -99,29 +137,36 @@ fn element_starts(doc: &Document<'_>) -> HashMap<(usize, usize), String> {
                 .map(|r| (r.start, e.name.local_name.to_string())),
             _ => None,
         })
-        .collect();
-    starts.sort_unstable_by_key(|(offset, _)| *offset);
+        .unzip();
+    line_columns(doc.input_text().as_bytes(), &offsets)
+        .into_iter()
+        .zip(names)
+        .collect()
+}
 
-    let mut out = HashMap::with_capacity(starts.len());
+/// 1-based (line, column) of each byte offset of `input` (any order), in one pass.
+/// Offsets beyond the input are clamped to its end.
+pub(super) fn line_columns(input: &[u8], offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_unstable_by_key(|&i| offsets[i]);
+    let mut out = vec![(1, 1); offsets.len()];
     let (mut line, mut line_start, mut scanned) = (1usize, 0usize, 0usize);
-    for (offset, name) in starts {
-        let Some(chunk) = input.get(scanned..offset) else {
-            continue;
-        };
-        for (i, &b) in chunk.iter().enumerate() {
+    for i in order {
+        let offset = offsets[i].min(input.len());
+        for (k, &b) in input[scanned..offset].iter().enumerate() {
             if b == b'\n' {
                 line += 1;
-                line_start = scanned + i + 1;
+                line_start = scanned + k + 1;
             }
         }
         scanned = offset;
-        out.insert((line, offset - line_start + 1), name);
+        out[i] = (line, offset - line_start + 1);
     }
     out
 }
 
 /// `message`, cut to [`MAX_MESSAGE_CHARS`] characters.
-fn bounded(message: &str) -> String {
+pub(super) fn bounded(message: &str) -> String {
     match message.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message.to_owned(),
@@ -148,16 +193,6 @@ pub(super) fn not_well_formed(kind: SchemaKind, e: &XmlError) -> SchemaError {
         column,
         message: bounded(message),
     }
-}
-
-/// 1-based (line, column) just after `prefix`.
-pub(super) fn line_column(prefix: &[u8]) -> (usize, usize) {
-    let line = prefix.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = match prefix.iter().rposition(|&b| b == b'\n') {
-        Some(nl) => prefix.len() - nl,
-        None => prefix.len() + 1,
-    };
-    (line, column)
 }
 
 #[cfg(test)]
@@ -188,11 +223,13 @@ mod tests {
     }
 
     #[test]
-    fn line_column_is_one_based() {
-        assert_eq!(line_column(b""), (1, 1));
-        assert_eq!(line_column(b"ab"), (1, 3));
-        assert_eq!(line_column(b"ab\n"), (2, 1));
-        assert_eq!(line_column(b"ab\ncd"), (2, 3));
+    fn line_columns_are_one_based_and_order_free() {
+        let input = b"ab\ncd\n\nef";
+        assert_eq!(
+            line_columns(input, &[8, 0, 2, 3, 4, 7, 99]),
+            vec![(4, 2), (1, 1), (1, 3), (2, 1), (2, 2), (4, 1), (4, 3)]
+        );
+        assert!(line_columns(input, &[]).is_empty());
     }
 
     #[test]
@@ -203,15 +240,38 @@ mod tests {
             element: Some("To".into()),
             message: "bad".into(),
         };
-        let all: Vec<Violation> = (1..=5).map(v).collect();
+        let all: Vec<Violation> = (1..=4).map(v).collect();
         assert_eq!(
-            Summary(&all).to_string(),
+            Summary {
+                total: 5,
+                shown: &all
+            }
+            .to_string(),
             "5 violations; line 1: element To: bad; line 2: element To: bad; line 3: element \
              To: bad; and 2 more"
         );
         assert_eq!(
-            Summary(&all[..1]).to_string(),
+            Summary {
+                total: 1,
+                shown: &all[..1]
+            }
+            .to_string(),
             "1 violation; line 1: element To: bad"
+        );
+        let unlocated = [Violation {
+            line: None,
+            column: None,
+            element: None,
+            message: "Unexpected element 'x' in sequence".into(),
+        }];
+        assert_eq!(
+            Summary {
+                total: 2,
+                shown: &unlocated
+            }
+            .to_string(),
+            "2 violations (too many to locate in a packet this large: positions omitted); \
+             Unexpected element 'x' in sequence; and 1 more"
         );
     }
 }
