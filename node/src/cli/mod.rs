@@ -2,4 +2,5 @@
 
 pub mod dsig;
 pub mod edxml;
+pub mod node;
 pub mod pki;

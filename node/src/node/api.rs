@@ -1,0 +1,379 @@
+//! The local clerk API: JSON over plain HTTP on a loopback address, bearer-token protected.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | POST | `/api/v1/documents` | body [`SendDocument`]; 201 [`Sent`] once committed; 400/409 [`ApiErrorBody`] |
+//! | GET | `/api/v1/outbox?kind=document\|status&limit=N` | [`OutboxList`], newest first (all kinds by default) |
+//! | GET | `/api/v1/inbox?state=new\|applied\|unmatched&from=CODE&kind=document\|status\|all&limit=N` | [`InboxList`], newest first (documents by default) |
+//! | GET | `/api/v1/inbox/{packet_id}` | [`InboxDetail`]: metadata, signature verdict, attachments, the status 01 sent |
+//! | GET | `/api/v1/documents/{document_id}/track` | [`TrackView`] (percent-encode the id: it holds `/`) |
+//! | GET | `/api/v1/health` | [`Health`], without authentication |
+//!
+//! Invariants:
+//! - Every route but `health` requires `Authorization: Bearer <token>`; a missing or wrong
+//!   token gets 401 with a message saying where the token is.
+//! - `POST /api/v1/documents` answers 201 only after the signed packet and its outbox row are
+//!   durably committed; any refusal leaves nothing stored.
+//! - Every error answer is JSON [`ApiErrorBody`].
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::edxml::{Packet, ReadOptions, read};
+use crate::packet_id::PacketId;
+
+use super::Shared;
+use super::clock;
+use super::db::{InboxFilter, InboxState, KIND_DOCUMENT, KIND_STATUS, NodeDbError};
+use super::incoming::verify_incoming;
+use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
+use super::token;
+use super::views::{
+    AnswerView, ApiErrorBody, AttachmentView, Health, InboxDetail, InboxItem, InboxList,
+    OutboxItem, OutboxList, Sent, SignatureView, TrackView,
+};
+
+/// Largest request body: a 64 MiB packet's worth of base64 plus JSON.
+const MAX_BODY: usize = 100 * 1024 * 1024;
+/// Default and largest list lengths.
+const DEFAULT_LIMIT: usize = 200;
+const MAX_LIMIT: usize = 5_000;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ApiErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<NodeDbError> for ApiError {
+    fn from(e: NodeDbError) -> Self {
+        match e {
+            NodeDbError::DuplicateDocument { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_document", e.to_string())
+            }
+            other => ApiError::internal(format!("node database: {other}")),
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// The API router (health open, everything else behind the token).
+pub fn router(node: Shared) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/documents", post(post_document))
+        .route("/api/v1/outbox", get(get_outbox))
+        .route("/api/v1/inbox", get(get_inbox))
+        .route("/api/v1/inbox/{packet_id}", get(get_inbox_item))
+        .route("/api/v1/documents/{document_id}/track", get(get_track))
+        .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
+    Router::new()
+        .route("/api/v1/health", get(get_health))
+        .merge(protected)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such API route; see /api/v1/health, /api/v1/documents, /api/v1/outbox, \
+                 /api/v1/inbox",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node)
+}
+
+async fn require_token(State(node): State<Shared>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(t) if token::matches(t, &node.token) => next.run(req).await,
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "the bearer token is wrong: use the token in {}",
+                node.config.token_path().display()
+            ),
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "missing `Authorization: Bearer <token>`; the token is in {}",
+                node.config.token_path().display()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Composes, signs and commits a document; answers once it is durably queued.
+pub async fn send_document(node: &Shared, req: SendDocument) -> Result<Sent, ApiError> {
+    let me = node.me.clone();
+    let identity = node.identity.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let doc = compose_document(&req, &me)?;
+        let packet = Packet::Document(doc);
+        let bytes = sign(&packet, &identity)?;
+        Ok::<_, OutgoingError>(outgoing(&packet, bytes, clock::now_ms()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("composition task failed: {e}")))?;
+    let out = built.map_err(|e| match &e {
+        OutgoingError::WrongSender { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "wrong_sender", e.to_string())
+        }
+        e if e.is_request_error() => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_document", e.to_string())
+        }
+        e => ApiError::internal(e.to_string()),
+    })?;
+    let sent = Sent {
+        document_id: out.entry.document_id.clone(),
+        packet_id: out.id.to_hex(),
+    };
+    let recipients = out.entry.recipients.join(", ");
+    node.db.commit_outgoing(out).await?;
+    tracing::info!(document = %sent.document_id, packet = %sent.packet_id, to = %recipients,
+        "document signed and queued");
+    node.outbox_wake.notify_one();
+    Ok(sent)
+}
+
+async fn post_document(State(node): State<Shared>, body: Bytes) -> Response {
+    let req: SendDocument = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::bad_request(format!("the request is not a valid document: {e}"))
+                .into_response();
+        }
+    };
+    match send_document(&node, req).await {
+        Ok(sent) => json(StatusCode::CREATED, &sent),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn limit(asked: Option<usize>) -> usize {
+    asked.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+fn kind_filter(kind: Option<&str>, default: Option<&str>) -> Result<Option<String>, ApiError> {
+    match kind {
+        None => Ok(default.map(str::to_string)),
+        Some("all") => Ok(None),
+        Some(k @ (KIND_DOCUMENT | KIND_STATUS)) => Ok(Some(k.to_string())),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "kind {other:?} is unknown: use document, status or all"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboxQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn get_outbox(
+    State(node): State<Shared>,
+    query: Result<Query<OutboxQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let kind = kind_filter(q.kind.as_deref(), None)?;
+    let list = node.db.outbox_list(kind, limit(q.limit)).await?;
+    let items = list.iter().map(OutboxItem::from).collect();
+    Ok(json(StatusCode::OK, &OutboxList { items }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxQuery {
+    state: Option<String>,
+    from: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn get_inbox(
+    State(node): State<Shared>,
+    query: Result<Query<InboxQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some("new") => Some(InboxState::New),
+        Some("applied") => Some(InboxState::Applied),
+        Some("unmatched") => Some(InboxState::Unmatched),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "state {other:?} is unknown: use new, applied or unmatched"
+            )));
+        }
+    };
+    let filter = InboxFilter {
+        state,
+        from: q.from.filter(|f| !f.is_empty()),
+        kind: kind_filter(q.kind.as_deref(), Some(KIND_DOCUMENT))?,
+    };
+    let list = node.db.inbox_list(filter, limit(q.limit)).await?;
+    let items = list
+        .iter()
+        .map(|(id, e)| InboxItem::of(&id.to_hex(), e))
+        .collect();
+    Ok(json(StatusCode::OK, &InboxList { items }))
+}
+
+async fn get_inbox_item(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let id: PacketId = raw
+        .parse()
+        .map_err(|e: crate::packet_id::BadPacketId| ApiError::bad_request(e.to_string()))?;
+    let Some((entry, bytes)) = node.db.inbox_entry(id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("packet {id} is not in this node's inbox"),
+        ));
+    };
+    let trust = node.trust.clone();
+    let me = node.config.agency.clone();
+    let size = bytes.len() as u64;
+    let (verdict, attachments) = tokio::task::spawn_blocking(move || {
+        let verdict = verify_incoming(&bytes, &id, &trust, &me);
+        let packet = match &verdict {
+            Ok(v) => Some(v.packet.clone()),
+            Err(_) => read(&bytes, &ReadOptions::default()).ok().map(|o| o.packet),
+        };
+        let attachments = match packet {
+            Some(Packet::Document(d)) => d
+                .attachments
+                .iter()
+                .map(|a| AttachmentView {
+                    name: a.name.clone(),
+                    content_type: a.content_type.clone(),
+                    description: a.description.clone(),
+                    size: a.decoded_len(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let verdict = verdict.map(|v| {
+            format!(
+                "signed by {} ({}), {} with {}",
+                v.signer.agency_code.as_deref().unwrap_or("no agency code"),
+                v.signer.signer_subject,
+                v.signer.signature_algorithm,
+                v.signer.digest_algorithm
+            )
+        });
+        (verdict, attachments)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("verification task failed: {e}")))?;
+    let answer = match entry.answered_with.as_deref().map(str::parse::<PacketId>) {
+        Some(Ok(answer_id)) => node.db.sent_packet(answer_id).await?.map(|p| AnswerView {
+            packet_id: p.id.to_hex(),
+            state: p.entry.state.as_str().to_string(),
+            last_error: p.entry.last_error.clone(),
+            submitted_at: p.entry.submitted_at.clone(),
+            delivered_at: p
+                .recipients
+                .first()
+                .and_then(|(_, t)| t.delivered_at.clone()),
+        }),
+        _ => None,
+    };
+    let detail = InboxDetail {
+        item: InboxItem::of(&id.to_hex(), &entry),
+        size,
+        signature: SignatureView {
+            valid: verdict.is_ok(),
+            detail: match verdict {
+                Ok(d) => d,
+                Err(e) => e.to_string(),
+            },
+            signer_subject: entry.signer_subject.clone(),
+            signer_agency: entry.signer_agency.clone(),
+        },
+        attachments,
+        answer,
+    };
+    Ok(json(StatusCode::OK, &detail))
+}
+
+async fn get_track(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(document_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    match node.db.track(document_id.clone()).await? {
+        Some(p) => Ok(json(StatusCode::OK, &TrackView::from(&p))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("this node has sent no document with id {document_id:?}"),
+        )),
+    }
+}
+
+async fn get_health(State(node): State<Shared>) -> Result<Response, ApiError> {
+    let counts = node.db.counts().await?;
+    Ok(json(
+        StatusCode::OK,
+        &Health {
+            agency: node.config.agency.clone(),
+            hub_url: node.config.hub_url.clone(),
+            hub: node.hub.health().snapshot(),
+            counts,
+        },
+    ))
+}
