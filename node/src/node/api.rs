@@ -377,3 +377,275 @@ async fn get_health(State(node): State<Shared>) -> Result<Response, ApiError> {
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::client::{ApiClient, ClientError};
+    use crate::node::db::{InboxEntry, IncomingDocument};
+    use crate::node::outgoing::status_received;
+    use crate::node::{Node, NodeConfig};
+    use std::sync::Arc;
+
+    fn certs() -> std::path::PathBuf {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../certs"))
+    }
+
+    fn config(dir: &std::path::Path, agency: &str) -> NodeConfig {
+        let text = format!(
+            r#"
+            agency = "{agency}"
+            hub_url = "https://127.0.0.1:9"
+            data_dir = "{data}"
+            certificate = "{certs}/agencies/{agency}.pem"
+            private_key = "{certs}/agencies/{agency}.key.pem"
+            trust = ["{certs}/ca.pem"]
+            crl = ["{certs}/crl.pem"]
+            hub_certificate = "{certs}/hub.pem"
+            api_listen = "127.0.0.1:0"
+            "#,
+            data = dir.display(),
+            certs = certs().display()
+        );
+        NodeConfig::from_toml(&text, dir, std::path::Path::new("test.toml")).unwrap()
+    }
+
+    /// A node (no workers) with its API served on a free loopback port.
+    async fn serve(dir: &std::path::Path) -> (Shared, ApiClient) {
+        let node: Shared = Arc::new(Node::open(config(dir, "000.00.00.G22")).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, router(node.clone())).into_future());
+        let client = ApiClient::new(addr, node.token.clone()).unwrap();
+        (node, client)
+    }
+
+    fn request() -> serde_json::Value {
+        serde_json::json!({
+            "to": ["000.00.00.H41"],
+            "subject": "Về việc thử nghiệm",
+            "code": {"number": "12", "notation": "VPCP-TTĐT"},
+            "promulgation": {"date": "2026/11/23"},
+        })
+    }
+
+    fn api_error(e: ClientError) -> (u16, String, String) {
+        match e {
+            ClientError::Api {
+                status,
+                code,
+                message,
+            } => (status, code, message),
+            other => panic!("not an API refusal: {other}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_token_is_required_except_for_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serve(dir.path()).await;
+        let health = client.health().await.unwrap();
+        assert_eq!(health.agency, "000.00.00.G22");
+        assert_eq!(health.hub.reachable, None);
+
+        let anonymous = reqwest_plain();
+        let url = format!("http://{}/api/v1/outbox", client.addr());
+        let resp = anonymous.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: ApiErrorBody = resp.json().await.unwrap();
+        assert_eq!(body.code, "unauthorized");
+        assert!(body.message.contains("api.token"), "{}", body.message);
+
+        let wrong = ApiClient::new(client.addr(), "0".repeat(64)).unwrap();
+        let (status, _, message) = api_error(wrong.outbox(None, None).await.unwrap_err());
+        assert_eq!(status, 401);
+        assert!(message.contains("wrong"), "{message}");
+
+        assert!(client.outbox(None, None).await.unwrap().items.is_empty());
+        drop(node);
+    }
+
+    fn reqwest_plain() -> reqwest::Client {
+        let tls = rustls::ClientConfig::builder_with_provider(crate::net::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .no_proxy()
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_answers_only_after_commit_and_refusals_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serve(dir.path()).await;
+        let sent = client.send(&request()).await.unwrap();
+        assert_eq!(sent.document_id, "000.00.00.G22,2026/11/23,12/VPCP-TTĐT");
+        // The answer came back: the packet and its queued outbox row are committed.
+        let id: PacketId = sent.packet_id.parse().unwrap();
+        let bytes = node.db.packet(id).await.unwrap().expect("packet committed");
+        assert_eq!(PacketId::of(&bytes), id);
+        let queued = node
+            .db
+            .track(sent.document_id.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(queued.entry.state, crate::node::db::OutboxState::Queued);
+        assert_eq!(queued.recipients.len(), 1);
+        // Signed by this agency, verifiable by the recipient.
+        let trust = trust();
+        let v = verify_incoming(&bytes, &id, &trust, "000.00.00.H41").unwrap();
+        assert_eq!(v.signer.agency_code.as_deref(), Some("000.00.00.G22"));
+        let Packet::Document(d) = v.packet else {
+            panic!()
+        };
+        assert_eq!(d.trace_headers.len(), 1);
+
+        let before = node.db.counts().await.unwrap();
+        let (status, code, message) = api_error(client.send(&request()).await.unwrap_err());
+        assert_eq!((status, code.as_str()), (409, "duplicate_document"));
+        assert!(message.contains(&sent.packet_id), "{message}");
+
+        let mut other_sender = request();
+        other_sender["from"] = "000.00.00.H14".into();
+        other_sender["code"]["number"] = "13".into();
+        let (status, code, _) = api_error(client.send(&other_sender).await.unwrap_err());
+        assert_eq!((status, code.as_str()), (400, "wrong_sender"));
+
+        let mut bad = request();
+        bad["priority"] = 9.into();
+        bad["code"]["number"] = "14".into();
+        let (status, code, message) = api_error(client.send(&bad).await.unwrap_err());
+        assert_eq!((status, code.as_str()), (400, "invalid_document"));
+        assert!(message.contains("priority"), "{message}");
+
+        let (status, code, _) = api_error(
+            client
+                .send(&serde_json::json!({"to": []}))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!((status, code.as_str()), (400, "bad_request"));
+
+        assert_eq!(
+            node.db.counts().await.unwrap(),
+            before,
+            "refusals stored nothing"
+        );
+
+        // Tracking by a document id holding '/' and ','.
+        let track = client.track(&sent.document_id).await.unwrap();
+        assert_eq!(track.packet_id, sent.packet_id);
+        assert_eq!(track.state, "queued");
+        assert_eq!(track.summary, "0/1 accepted, 0/1 delivered");
+        let (status, _, _) = api_error(client.track("nope").await.unwrap_err());
+        assert_eq!(status, 404);
+
+        let outbox = client.outbox(Some("document"), None).await.unwrap();
+        assert_eq!(outbox.items.len(), 1);
+        let (status, _, message) =
+            api_error(client.outbox(Some("letters"), None).await.unwrap_err());
+        assert_eq!(status, 400);
+        assert!(message.contains("letters"));
+    }
+
+    fn trust() -> crate::dsig::TrustStore {
+        crate::dsig::TrustStore::from_pem_files(&[&certs().join("ca.pem")], &[]).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inbox_listing_and_detail_with_signature_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serve(dir.path()).await;
+        // A document from H41 to G22, signed by H41, stored as the inbox poller would.
+        let h41_dir = tempfile::tempdir().unwrap();
+        let h41 = Node::open(config(h41_dir.path(), "000.00.00.H41")).unwrap();
+        let req: crate::node::outgoing::SendDocument = serde_json::from_value(serde_json::json!({
+            "to": ["000.00.00.G22"],
+            "subject": "Báo cáo",
+            "code": {"number": "5", "notation": "UBND"},
+            "attachments": [{"name": "r.txt", "data": "aGVsbG8="}]
+        }))
+        .unwrap();
+        let doc = compose_document(&req, &h41.me).unwrap();
+        let bytes = sign(&Packet::Document(doc.clone()), &h41.identity).unwrap();
+        let id = PacketId::of(&bytes);
+        let status = Packet::Status(status_received(&doc, &node.me));
+        let status_bytes = sign(&status, &node.identity).unwrap();
+        let answer = outgoing(&status, status_bytes, clock::now_ms());
+        let answer_id = answer.id;
+        let now = clock::now_ms();
+        let entry = InboxEntry {
+            kind: KIND_DOCUMENT.into(),
+            from: "000.00.00.H41".into(),
+            from_name: "UBND Tỉnh Nghệ An".into(),
+            document_id: doc.document_id.to_string(),
+            subject: Some(doc.subject.clone()),
+            code: Some("5/UBND".into()),
+            priority: 0,
+            status_code: None,
+            received_at: clock::ms_rfc3339(now),
+            received_ms: now,
+            state: InboxState::New,
+            signer_subject: "s".into(),
+            signer_agency: Some("000.00.00.H41".into()),
+            answered_with: None,
+            delivered_at: None,
+            delivery_receipt: None,
+        };
+        node.db
+            .receive_document(IncomingDocument {
+                id,
+                bytes,
+                entry,
+                answer,
+            })
+            .await
+            .unwrap();
+        let list = client.inbox(None, None, None, None).await.unwrap();
+        assert_eq!(list.items.len(), 1);
+        assert_eq!(list.items[0].answered_with, Some(answer_id.to_hex()));
+        assert!(
+            client
+                .inbox(Some("new"), Some("000.00.00.H14"), None, None)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert!(
+            client
+                .inbox(None, None, Some("status"), None)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        let (status, _, _) = api_error(
+            client
+                .inbox(Some("old"), None, None, None)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, 400);
+
+        let detail = client.inbox_item(&id.to_hex()).await.unwrap();
+        assert!(detail.signature.valid, "{}", detail.signature.detail);
+        assert!(detail.signature.detail.contains("000.00.00.H41"));
+        assert_eq!(detail.attachments.len(), 1);
+        assert_eq!(detail.attachments[0].size, 5);
+        let answer = detail.answer.unwrap();
+        assert_eq!(
+            (answer.packet_id, answer.state.as_str()),
+            (answer_id.to_hex(), "queued")
+        );
+        let (status, _, _) = api_error(client.inbox_item("zz").await.unwrap_err());
+        assert_eq!(status, 400);
+        let (status, _, _) = api_error(client.inbox_item(&"0".repeat(64)).await.unwrap_err());
+        assert_eq!(status, 404);
+    }
+}

@@ -97,6 +97,11 @@ impl ApiClient {
         Ok(ApiClient { http, addr, token })
     }
 
+    /// The API address this client calls.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -119,7 +124,8 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer(e.to_string()));
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::BadAnswer(e.to_string()));
         }
         match serde_json::from_slice::<ApiErrorBody>(&bytes) {
             Ok(body) => Err(ClientError::Api {
@@ -142,7 +148,11 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/outbox`.
-    pub async fn outbox(&self, kind: Option<&str>, limit: Option<usize>) -> Result<OutboxList, ClientError> {
+    pub async fn outbox(
+        &self,
+        kind: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<OutboxList, ClientError> {
         let mut q: Vec<(&str, String)> = Vec::new();
         if let Some(k) = kind {
             q.push(("kind", k.to_string()));
@@ -219,9 +229,8 @@ pub fn request_from_spec_file(path: &Path) -> Result<Value, ClientError> {
     if let Some(obj) = request.as_object_mut()
         && let Some(attachments) = obj.remove("attachments")
     {
-        let specs: Vec<AttachmentSpec> = serde_json::from_value(attachments).map_err(|e| {
-            ClientError::Spec(format!("{}: attachments: {e}", path.display()))
-        })?;
+        let specs: Vec<AttachmentSpec> = serde_json::from_value(attachments)
+            .map_err(|e| ClientError::Spec(format!("{}: attachments: {e}", path.display())))?;
         let inline = inline_attachments(base, &specs)?;
         obj.insert("attachments".into(), Value::Array(inline));
     }

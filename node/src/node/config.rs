@@ -169,8 +169,12 @@ impl NodeConfig {
             option,
             message,
         };
-        AgencyCode::parse_strict(&self.agency)
-            .map_err(|e| invalid("agency", format!("{:?} is not an agency code: {e}", self.agency)))?;
+        AgencyCode::parse_strict(&self.agency).map_err(|e| {
+            invalid(
+                "agency",
+                format!("{:?} is not an agency code: {e}", self.agency),
+            )
+        })?;
         if !self.hub_url.starts_with("https://") || self.hub_url.len() <= "https://".len() {
             return Err(invalid(
                 "hub_url",
@@ -275,7 +279,10 @@ mod tests {
         assert_eq!(c.retry, RetryConfig::default());
         assert_eq!(c.poll_wait_secs, 25);
         assert!(c.crl.is_empty());
-        assert_eq!(c.database_path(), PathBuf::from("/etc/docaxis/data/g22/node.redb"));
+        assert_eq!(
+            c.database_path(),
+            PathBuf::from("/etc/docaxis/data/g22/node.redb")
+        );
         assert_eq!(
             c.hub_endpoint("/v1/packets"),
             "https://127.0.0.1:8443/v1/packets"
@@ -284,7 +291,10 @@ mod tests {
 
     #[test]
     fn the_example_file_is_valid() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/node.toml"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/node.toml"
+        ));
         let c = NodeConfig::load(path).unwrap();
         assert_eq!(c.agency, "000.00.00.G22");
         assert!(c.certificate.is_absolute());
@@ -292,7 +302,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_option() {
-        let err = parse(&format!("{MINIMAL}\nfoo = 1")).unwrap_err().to_string();
+        let err = parse(&format!("{MINIMAL}\nfoo = 1"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("foo"), "{err}");
 
         let err = parse(&MINIMAL.replace("127.0.0.1:8443", "")).unwrap_err();
@@ -303,7 +315,10 @@ mod tests {
         let err = parse(&format!("{MINIMAL}\napi_listen = \"0.0.0.0:8600\""))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("api_listen") && err.contains("loopback"), "{err}");
+        assert!(
+            err.contains("api_listen") && err.contains("loopback"),
+            "{err}"
+        );
         assert!(parse(&format!("{MINIMAL}\napi_listen = \"[::1]:0\"")).is_ok());
 
         let err = parse(&MINIMAL.replace("agency = \"000.00.00.G22\"", "agency = \"G22\""))
@@ -316,9 +331,11 @@ mod tests {
             .to_string();
         assert!(err.contains("poll_wait_secs"), "{err}");
 
-        let err = parse(&format!("{MINIMAL}\n[retry]\ninitial_ms = 1000\nmax_ms = 10"))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&format!(
+            "{MINIMAL}\n[retry]\ninitial_ms = 1000\nmax_ms = 10"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("retry.max_ms"), "{err}");
 
         let err = parse(&format!("{MINIMAL}\n[retry]\nintial_ms = 1000"))

@@ -167,7 +167,10 @@ impl HubApi {
         let req = self
             .client
             .get(self.url(INBOX))
-            .query(&[("wait", wait_secs.to_string()), ("limit", limit.to_string())])
+            .query(&[
+                ("wait", wait_secs.to_string()),
+                ("limit", limit.to_string()),
+            ])
             .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
         Self::json(self.send(req).await?).await
     }
@@ -207,11 +210,18 @@ impl HubApi {
     }
 
     /// `GET /v1/receipts`: delivery receipts for packets this node sent.
-    pub async fn receipts(&self, wait_secs: u64, limit: usize) -> Result<ReceiptList, HubCallError> {
+    pub async fn receipts(
+        &self,
+        wait_secs: u64,
+        limit: usize,
+    ) -> Result<ReceiptList, HubCallError> {
         let req = self
             .client
             .get(self.url(RECEIPTS))
-            .query(&[("wait", wait_secs.to_string()), ("limit", limit.to_string())])
+            .query(&[
+                ("wait", wait_secs.to_string()),
+                ("limit", limit.to_string()),
+            ])
             .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
         Self::json(self.send(req).await?).await
     }
@@ -283,9 +293,15 @@ mod tests {
         assert!(!refused(408, Some(ErrorCode::BadRequest)).is_permanent());
         assert!(!refused(429, Some(ErrorCode::Internal)).is_permanent());
         assert!(!refused(503, Some(ErrorCode::Internal)).is_permanent());
-        assert!(!refused(404, None).is_permanent(), "no ErrorBody: a proxy, not the hub");
+        assert!(
+            !refused(404, None).is_permanent(),
+            "no ErrorBody: a proxy, not the hub"
+        );
         assert!(!HubCallError::Transport("x".into()).is_permanent());
         let text = refused(409, Some(ErrorCode::DuplicateBusinessKey)).to_string();
-        assert!(text.contains("409") && text.contains("DuplicateBusinessKey"), "{text}");
+        assert!(
+            text.contains("409") && text.contains("DuplicateBusinessKey"),
+            "{text}"
+        );
     }
 }

@@ -32,8 +32,8 @@ use super::Shared;
 use super::backoff::Backoff;
 use super::clock;
 use super::db::{
-    InboxEntry, InboxState, IncomingDocument, IncomingStatus, KIND_DOCUMENT, KIND_STATUS,
-    Received, StatusEvent,
+    InboxEntry, InboxState, IncomingDocument, IncomingStatus, KIND_DOCUMENT, KIND_STATUS, Received,
+    StatusEvent,
 };
 use super::incoming::{Verified, verify_incoming};
 use super::outgoing;
@@ -105,7 +105,9 @@ pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
                     // Everything listed is set aside or failed locally: the hub will list it
                     // again at once, so wait instead of spinning.
                     idle_rounds = idle_rounds.saturating_add(1);
-                    node.backoff.delay(idle_rounds).max(Duration::from_millis(100))
+                    node.backoff
+                        .delay(idle_rounds)
+                        .max(Duration::from_millis(100))
                 } else {
                     idle_rounds = 0;
                     Duration::ZERO
@@ -402,7 +404,11 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
     if let Err(e) = node.db.store_acks(good).await {
         tracing::error!(error = %e, "inbox: cannot store delivery receipts");
     }
-    tracing::info!(acknowledged = asked, receipts = stored, "inbox: acknowledged");
+    tracing::info!(
+        acknowledged = asked,
+        receipts = stored,
+        "inbox: acknowledged"
+    );
 }
 
 async fn check_delivery_receipt(

@@ -147,8 +147,8 @@ mod tests {
             &identity("000.00.00.H14"),
         )
         .unwrap();
-        let err = verify_incoming(&forged, &PacketId::of(&forged), &trust, "000.00.00.H41")
-            .unwrap_err();
+        let err =
+            verify_incoming(&forged, &PacketId::of(&forged), &trust, "000.00.00.H41").unwrap_err();
         assert!(matches!(err, IncomingError::WrongSigner(_)), "{err}");
         assert!(err.to_string().contains("000.00.00.H14"), "{err}");
 

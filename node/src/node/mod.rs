@@ -156,7 +156,12 @@ impl Node {
                     agency: config.agency.clone(),
                     certificate: config.certificate.clone(),
                     found: other.map_or_else(
-                        || format!("'{}' (no agency code in its subject UID)", identity.subject()),
+                        || {
+                            format!(
+                                "'{}' (no agency code in its subject UID)",
+                                identity.subject()
+                            )
+                        },
                         str::to_string,
                     ),
                 });
@@ -182,12 +187,11 @@ impl Node {
             path: db_path,
             source,
         })?;
-        let code = AgencyCode::parse_strict(&config.agency)
-            .map_err(|e| ConfigError::Invalid {
-                path: PathBuf::from("node configuration"),
-                option: "agency",
-                message: e.to_string(),
-            })?;
+        let code = AgencyCode::parse_strict(&config.agency).map_err(|e| ConfigError::Invalid {
+            path: PathBuf::from("node configuration"),
+            option: "agency",
+            message: e.to_string(),
+        })?;
         let name = config
             .agency_name
             .clone()

@@ -110,7 +110,11 @@ async fn attempt(node: &Shared, id: PacketId, entry: OutboxEntry) {
             Ok((receipt, xml)) => Attempt::Submitted { receipt, xml },
             Err(problem) => {
                 tracing::error!(packet = %id, %problem, "outbox: the hub's receipt is refused");
-                transient(node, &entry, format!("the hub's receipt is refused: {problem}"))
+                transient(
+                    node,
+                    &entry,
+                    format!("the hub's receipt is refused: {problem}"),
+                )
             }
         },
         Err(e) if e.is_permanent() => Attempt::Failed {
@@ -256,7 +260,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match after_transient(&entry, "connection refused".into(), 70_000, give_up, &backoff) {
+        match after_transient(
+            &entry,
+            "connection refused".into(),
+            70_000,
+            give_up,
+            &backoff,
+        ) {
             Attempt::Failed { error } => {
                 assert_eq!(
                     error,
@@ -271,6 +281,9 @@ mod tests {
     fn durations_read_naturally() {
         assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
         assert_eq!(human_duration(Duration::from_secs(59)), "59s");
-        assert_eq!(human_duration(Duration::from_secs(86_400 + 3_600 * 2 + 5)), "1d 2h 5s");
+        assert_eq!(
+            human_duration(Duration::from_secs(86_400 + 3_600 * 2 + 5)),
+            "1d 2h 5s"
+        );
     }
 }

@@ -12,8 +12,8 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::compose::{
-    CodeSpec, ComposeError, DocumentSpec, DocumentTypeSpec, OrgSpec, PromulgationSpec,
-    SignerSpec, StaffSpec, guess_content_type, known_agency_name,
+    CodeSpec, ComposeError, DocumentSpec, DocumentTypeSpec, OrgSpec, PromulgationSpec, SignerSpec,
+    StaffSpec, guess_content_type, known_agency_name,
 };
 use crate::dsig::{SignError, SigningIdentity, sign_packet};
 use crate::edxml::{

@@ -158,9 +158,9 @@ async fn record(node: &Shared, item: &ReceiptItem) -> Result<(), Problem> {
             }
             Ok(())
         }
-        Err(e @ (super::db::NodeDbError::NotOurs(_) | super::db::NodeDbError::NotRecipient { .. })) => {
-            Err(Problem::Refused(e.to_string()))
-        }
+        Err(
+            e @ (super::db::NodeDbError::NotOurs(_) | super::db::NodeDbError::NotRecipient { .. }),
+        ) => Err(Problem::Refused(e.to_string())),
         Err(e) => Err(Problem::Local(e.to_string())),
     }
 }

@@ -140,7 +140,10 @@ pub fn summary(rows: &[(String, Tracking)]) -> String {
     let total = rows.len();
     let accepted = rows.iter().filter(|(_, t)| t.accepted_at.is_some()).count();
     let refused = rows.iter().filter(|(_, t)| t.refused.is_some()).count();
-    let delivered = rows.iter().filter(|(_, t)| t.delivered_at.is_some()).count();
+    let delivered = rows
+        .iter()
+        .filter(|(_, t)| t.delivered_at.is_some())
+        .count();
     let mut s = format!("{accepted}/{total} accepted");
     if refused > 0 {
         s.push_str(&format!(", {refused}/{total} refused"));
@@ -316,7 +319,10 @@ pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
     }
     if let Some(reason) = &t.refused {
         events.push(TimelineEvent {
-            at: e.submitted_at.clone().unwrap_or_else(|| e.created_at.clone()),
+            at: e
+                .submitted_at
+                .clone()
+                .unwrap_or_else(|| e.created_at.clone()),
             event: format!("refused by the hub: {reason}"),
         });
     }
@@ -361,8 +367,13 @@ mod tests {
 
     #[test]
     fn summaries_and_timelines() {
-        let mut entry =
-            OutboxEntry::queued(KIND_DOCUMENT, "d".into(), vec!["B".into(), "C".into()], 0, 0);
+        let mut entry = OutboxEntry::queued(
+            KIND_DOCUMENT,
+            "d".into(),
+            vec!["B".into(), "C".into()],
+            0,
+            0,
+        );
         entry.submitted_at = Some("1970-01-01T00:00:05Z".into());
         let b = Tracking {
             accepted_at: Some("1970-01-01T00:00:05Z".into()),
@@ -392,10 +403,7 @@ mod tests {
             ..Tracking::default()
         };
         let rows = vec![("B".to_string(), b.clone()), ("C".to_string(), c)];
-        assert_eq!(
-            summary(&rows),
-            "1/2 accepted, 1/2 refused, 1/2 delivered"
-        );
+        assert_eq!(summary(&rows), "1/2 accepted, 1/2 refused, 1/2 delivered");
         let events: Vec<String> = timeline(&entry, &b).into_iter().map(|e| e.event).collect();
         assert_eq!(
             events,
@@ -414,7 +422,10 @@ mod tests {
         });
         let b_view = &view.recipients[0].summary;
         assert_eq!(b_view.last_status.as_ref().unwrap().code, "03");
-        assert_eq!(view.recipients[1].summary.refused.as_deref(), Some("not registered"));
+        assert_eq!(
+            view.recipients[1].summary.refused.as_deref(),
+            Some("not registered")
+        );
         // Flattened JSON round trip (what the CLI reads).
         let json = serde_json::to_string(&view).unwrap();
         assert_eq!(serde_json::from_str::<TrackView>(&json).unwrap(), view);
