@@ -113,6 +113,10 @@ impl FakeHub {
     }
 
     async fn serve(&self) -> TlsServer {
+        self.serve_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    async fn serve_on(&self, addr: SocketAddr) -> TlsServer {
         let config = tls::server_config(
             &certs().join("hub.pem"),
             &certs().join("hub.key.pem"),
@@ -128,14 +132,9 @@ impl FakeHub {
             .route("/v1/receipts", get(receipts))
             .route("/v1/receipts/ack", post(receipts_ack))
             .with_state(self.clone());
-        serve_tls(
-            "127.0.0.1:0".parse().unwrap(),
-            config,
-            router,
-            ServeOptions::default(),
-        )
-        .await
-        .unwrap()
+        serve_tls(addr, config, router, ServeOptions::default())
+            .await
+            .unwrap()
     }
 
     async fn signed(&self, receipt: HubReceipt) -> String {
@@ -436,9 +435,9 @@ async fn receipts_ack(
 // ---------------------------------------------------------------------------------------------
 // Nodes and helpers.
 
-fn node_config(data: &Path, agency: &str, hub: SocketAddr) -> NodeConfig {
+fn node_config_text(data: &Path, agency: &str, hub: SocketAddr) -> String {
     let certs = certs();
-    let text = format!(
+    format!(
         r#"
         agency = "{agency}"
         hub_url = "https://127.0.0.1:{port}"
@@ -458,8 +457,16 @@ fn node_config(data: &Path, agency: &str, hub: SocketAddr) -> NodeConfig {
         port = hub.port(),
         data = data.display(),
         certs = certs.display(),
-    );
-    NodeConfig::from_toml(&text, data, Path::new("test node.toml")).unwrap()
+    )
+}
+
+fn node_config(data: &Path, agency: &str, hub: SocketAddr) -> NodeConfig {
+    NodeConfig::from_toml(
+        &node_config_text(data, agency, hub),
+        data,
+        Path::new("test node.toml"),
+    )
+    .unwrap()
 }
 
 struct TestNode {
@@ -757,5 +764,144 @@ async fn duplicates_are_stored_once_and_forgeries_are_never_acknowledged() {
     assert_eq!(health.counts.inbox_new, 1);
 
     h41.running.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_hub_is_retried_with_backoff_until_it_comes_up() {
+    // A free port with nothing listening on it yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let g22 = start_node(G22, port).await;
+    let sent = g22.client.send(&document_request("3")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let item = g22.client.outbox(None, None).await.unwrap().items.remove(0);
+    assert_eq!(item.state, "queued");
+    assert!(item.attempts >= 2, "retried: {} attempts", item.attempts);
+    // With delays drawn up to 20, 40, 80, 160, 200 ms, one second holds a few dozen attempts
+    // at most; a retry loop without backoff would make thousands against a refused port.
+    assert!(
+        item.attempts < 100,
+        "not spinning: {} attempts",
+        item.attempts
+    );
+    let error = item.last_error.unwrap();
+    assert!(error.contains("cannot reach the hub"), "{error}");
+    let health = g22.client.health().await.unwrap();
+    assert_eq!(health.hub.reachable, Some(false));
+    assert!(health.hub.last_error.is_some());
+
+    // The hub comes up on that port: the packet goes through.
+    let hub = FakeHub::new();
+    let server = hub.serve_on(port).await;
+    eventually("submitted once the hub is up", || async {
+        let t = g22.client.track(&sent.document_id).await.unwrap();
+        (t.state == "submitted").then_some(())
+    })
+    .await;
+    assert_eq!(g22.client.health().await.unwrap().hub.reachable, Some(true));
+    g22.running.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clerk_commands_talk_to_the_running_node() {
+    use docaxis::cli::node::{
+        ConfigArg, OutboxArgs, SendArgs, TrackArgs, run_outbox, run_send, run_track,
+    };
+    let hub = FakeHub::new();
+    let server = hub.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The same file for the daemon and the clerk commands, as in production.
+    let config = node_config(dir.path(), G22, server.local_addr());
+    let config_path = dir.path().join("node.toml");
+    std::fs::write(
+        &config_path,
+        node_config_text(dir.path(), G22, server.local_addr()),
+    )
+    .unwrap();
+    let running = start(config).await.unwrap();
+
+    let arg = ConfigArg {
+        config: config_path.clone(),
+    };
+    let spec = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/cong-van-ket-noi.toml"
+    ));
+    let send = SendArgs {
+        config: arg.clone(),
+        spec: Some(spec),
+        to: vec![],
+        subject: None,
+        number: None,
+        notation: None,
+        priority: 0,
+        attach: vec![],
+        json: true,
+    };
+    // The clerk commands make their own runtime: run them off this one.
+    let code = std::thread::spawn(move || run_send(send).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let document_id = "000.00.00.G22";
+    let sent = running
+        .node()
+        .db
+        .outbox_list(Some("document".into()), 10)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].entry.document_id.starts_with(document_id));
+    assert_eq!(sent[0].entry.recipients, [H41, "000.00.00.H14"]);
+
+    let outbox = OutboxArgs {
+        config: arg.clone(),
+        kind: None,
+        limit: None,
+        json: false,
+    };
+    let code = std::thread::spawn(move || run_outbox(outbox).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+
+    let track = TrackArgs {
+        document_id: sent[0].entry.document_id.clone(),
+        config: arg.clone(),
+        json: false,
+    };
+    let code = std::thread::spawn(move || run_track(track).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+
+    // A document this node never sent: the node refuses (404), exit status 1.
+    let unknown = TrackArgs {
+        document_id: "nope".into(),
+        config: arg,
+        json: true,
+    };
+    let code = std::thread::spawn(move || run_track(unknown).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::FAILURE)
+    );
+
+    running.shutdown().await.unwrap();
     server.shutdown().await.unwrap();
 }

@@ -375,18 +375,18 @@ fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
         writeln!(out)?;
         writeln!(out, "{}", s.code)?;
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
-        writeln!(out, "  {:<12} {}", "hub accepted:", or_dash(&s.accepted_at))?;
+        writeln!(out, "  {:<14} {}", "hub accepted:", or_dash(&s.accepted_at))?;
         if let Some(reason) = &s.refused {
-            writeln!(out, "  {:<12} {reason}", "hub refused:")?;
+            writeln!(out, "  {:<14} {reason}", "hub refused:")?;
         }
-        writeln!(out, "  {:<12} {}", "delivered:", or_dash(&s.delivered_at))?;
+        writeln!(out, "  {:<14} {}", "delivered:", or_dash(&s.delivered_at))?;
         match &s.last_status {
             Some(st) => writeln!(
                 out,
-                "  {:<12} {} {} ({}) at {}",
+                "  {:<14} {} {} ({}) at {}",
                 "last status:", st.code, st.label, st.label_en, st.time
             )?,
-            None => writeln!(out, "  {:<12} –", "last status:")?,
+            None => writeln!(out, "  {:<14} –", "last status:")?,
         }
         for ev in &r.timeline {
             writeln!(out, "    {}  {}", ev.at, ev.event)?;
