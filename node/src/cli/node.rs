@@ -394,3 +394,111 @@ fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Cmd {
+        Node(NodeArgs),
+        Send(SendArgs),
+        Outbox(OutboxArgs),
+        Inbox(InboxArgs),
+        Track(TrackArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<Cmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("docaxis").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    #[test]
+    fn command_lines() {
+        Cli::command().debug_assert();
+        let Cmd::Send(s) = parse(&[
+            "send",
+            "--config",
+            "n.toml",
+            "--to",
+            "000.00.00.H41",
+            "--to",
+            "000.00.00.X01=Sở",
+            "--subject",
+            "S",
+            "--number",
+            "1",
+            "--notation",
+            "X",
+            "--priority",
+            "3",
+            "--attach",
+            "a.pdf",
+        ])
+        .unwrap() else {
+            panic!("not send")
+        };
+        assert_eq!(s.to.len(), 2);
+        assert_eq!(s.priority, 3);
+        assert_eq!(s.config.config, PathBuf::from("n.toml"));
+        assert!(parse(&["send", "--config", "n.toml", "--spec", "d.toml"]).is_ok());
+        // --spec excludes the document flags; without it they are required.
+        assert!(
+            parse(&[
+                "send", "--config", "n.toml", "--spec", "d.toml", "--to", "x"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["send", "--config", "n.toml", "--to", "000.00.00.H41"]).is_err());
+        assert!(
+            parse(&[
+                "send",
+                "--config",
+                "n.toml",
+                "--spec",
+                "d.toml",
+                "--priority",
+                "5"
+            ])
+            .is_err()
+        );
+        let Cmd::Track(t) = parse(&[
+            "track",
+            "000.00.00.G22,2026/11/23,1/X",
+            "--config",
+            "n.toml",
+            "--json",
+        ])
+        .unwrap() else {
+            panic!("not track")
+        };
+        assert_eq!(t.document_id, "000.00.00.G22,2026/11/23,1/X");
+        assert!(t.json);
+        assert!(matches!(
+            parse(&[
+                "inbox",
+                "--config",
+                "n.toml",
+                "--state",
+                "new",
+                "--from",
+                "000.00.00.G22"
+            ]),
+            Ok(Cmd::Inbox(_))
+        ));
+        assert!(matches!(
+            parse(&["outbox", "--config", "n.toml"]),
+            Ok(Cmd::Outbox(_))
+        ));
+        assert!(matches!(
+            parse(&["node", "--config", "n.toml"]),
+            Ok(Cmd::Node(_))
+        ));
+    }
+}

@@ -380,3 +380,58 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     running.shutdown().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certs() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../certs"))
+    }
+
+    fn config(dir: &Path, agency: &str, cert_of: &str) -> NodeConfig {
+        let text = format!(
+            r#"
+            agency = "{agency}"
+            hub_url = "https://127.0.0.1:9"
+            data_dir = "data"
+            certificate = "{certs}/agencies/{cert_of}.pem"
+            private_key = "{certs}/agencies/{cert_of}.key.pem"
+            trust = ["{certs}/ca.pem"]
+            hub_certificate = "{certs}/hub.pem"
+            api_listen = "127.0.0.1:0"
+            "#,
+            certs = certs().display()
+        );
+        NodeConfig::from_toml(&text, dir, Path::new("node.toml")).unwrap()
+    }
+
+    #[test]
+    fn opening_checks_identity_and_hub_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(config(dir.path(), "000.00.00.G22", "000.00.00.G22")).unwrap();
+        assert_eq!(node.me.organ_name, "Văn phòng Chính phủ");
+        assert_eq!(node.token.len(), 64);
+        assert!(dir.path().join("data/api.token").exists());
+        drop(node);
+
+        let dir = tempfile::tempdir().unwrap();
+        let err = Node::open(config(dir.path(), "000.00.00.H41", "000.00.00.G22")).unwrap_err();
+        assert!(matches!(err, NodeError::IdentityMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("000.00.00.G22"), "{err}");
+
+        let mut c = config(dir.path(), "000.00.00.G22", "000.00.00.G22");
+        c.hub_certificate = certs().join("ca.key.pem");
+        let err = Node::open(c).unwrap_err();
+        assert!(matches!(err, NodeError::HubCertificate { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_non_loopback_api_address_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path(), "000.00.00.G22", "000.00.00.G22");
+        c.api_listen = "0.0.0.0:0".parse().unwrap();
+        let err = start(c).await.unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+    }
+}
