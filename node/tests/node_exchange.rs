@@ -637,7 +637,9 @@ async fn hub_outage_is_retried_until_the_packet_is_accepted() {
     hub.with(|s| s.fail_next = 3);
     let server = hub.serve().await;
     let g22 = start_node(G22, server.local_addr()).await;
-    let sent = g22.client.send(&document_request("1")).await.unwrap();
+    let mut request = document_request("1");
+    request["to"] = serde_json::json!([H41, {"id": "000.00.00.X99", "name": "Sở Không Tồn Tại"}]);
+    let sent = g22.client.send(&request).await.unwrap();
     let item = eventually("accepted after the outage", || async {
         let list = g22.client.outbox(None, None).await.unwrap();
         list.items
@@ -651,6 +653,14 @@ async fn hub_outage_is_retried_until_the_packet_is_accepted() {
         "{:?}",
         item.last_error
     );
+    // The hub's refusal of one recipient is recorded with its reason.
+    assert_eq!(item.summary, "1/2 accepted, 1/2 refused, 0/2 delivered");
+    let x99 = item
+        .recipients
+        .iter()
+        .find(|r| r.code == "000.00.00.X99")
+        .unwrap();
+    assert_eq!(x99.refused.as_deref(), Some("not a registered agency"));
     let submissions = hub.with(|s| s.submissions.clone());
     assert_eq!(submissions.len(), 4);
     assert!(
