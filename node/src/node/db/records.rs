@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::packet_id::PacketId;
 use crate::receipt::HubReceipt;
 
-use super::super::clock;
+use crate::node::clock;
 
 /// `kind` of a document packet.
 pub const KIND_DOCUMENT: &str = "document";
