@@ -9,6 +9,7 @@ pub mod dsig;
 pub mod edxml;
 pub mod hub;
 pub mod net;
+pub mod node;
 pub mod packet_id;
 pub mod pki;
 pub mod protocol;

@@ -3,4 +3,5 @@
 pub mod dsig;
 pub mod edxml;
 pub mod hub;
+pub mod node;
 pub mod pki;

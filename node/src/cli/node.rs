@@ -1,0 +1,504 @@
+//! `docaxis node` (the agency node daemon) and the clerk commands that talk to a running node:
+//! `docaxis send`, `docaxis outbox`, `docaxis inbox`, `docaxis track`.
+//!
+//! Every command takes `--config node.toml` (or `DOCAXIS_NODE_CONFIG`); the clerk commands
+//! read the node's API address and token from it. Human output by default, `--json` for
+//! programs; exit status 1 when the node refuses, 2 on other errors (from `main`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::edxml::{Priority, StatusCode};
+use crate::node::client::{ApiClient, ClientError, request_from_flags, request_from_spec_file};
+use crate::node::views::{InboxItem, OutboxItem, TrackView};
+use crate::node::{NodeConfig, start};
+
+/// The node configuration option shared by every node command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// The node configuration (see examples/node.toml).
+    #[arg(long, env = "DOCAXIS_NODE_CONFIG", value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<NodeConfig> {
+        Ok(NodeConfig::load(&self.config)?)
+    }
+
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        Ok(ApiClient::from_config(&self.load()?)?)
+    }
+}
+
+/// `docaxis node`: run the agency node.
+///
+/// Submits what clerks send to the hub (retrying while the hub is unreachable), pulls what is
+/// addressed to this agency, verifies it, stores it, answers each document with a signed
+/// status 01, and collects the hub's receipts. Clerks use `docaxis send/outbox/inbox/track`
+/// or the local API it serves (printed at start). Stops cleanly on Ctrl-C or SIGTERM.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// `docaxis send`: sign and queue a document on a running node.
+///
+/// Describe the document fully in a TOML file (`--spec`, see examples/*.toml; its `from`
+/// must be this node's agency), or with flags. Recipients are `CODE` (well-known agencies) or
+/// `CODE=NAME`. Prints the document id and packet id once the node has durably queued it.
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// TOML description of the whole document; the other document flags are then not used.
+    #[arg(long, conflicts_with_all = ["to", "subject", "number", "notation", "attach"])]
+    pub spec: Option<PathBuf>,
+    /// Recipient agency: CODE or CODE=NAME; repeat for several.
+    #[arg(long, required_unless_present = "spec")]
+    pub to: Vec<String>,
+    /// Trích yếu: what the document is about.
+    #[arg(long, required_unless_present = "spec")]
+    pub subject: Option<String>,
+    /// Số: the document number.
+    #[arg(long, required_unless_present = "spec")]
+    pub number: Option<String>,
+    /// Ký hiệu: the document notation, e.g. VPCP-TTĐT.
+    #[arg(long, required_unless_present = "spec")]
+    pub notation: Option<String>,
+    /// 0 thường, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hỏa tốc hẹn giờ.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub priority: u8,
+    /// File to attach; repeat for several.
+    #[arg(long = "attach")]
+    pub attach: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docaxis outbox`: what this node sent and where each packet stands.
+#[derive(Debug, clap::Args)]
+pub struct OutboxArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// document, status or all (default: all).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// At most this many entries, newest first.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docaxis inbox`: what this node received.
+#[derive(Debug, clap::Args)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// new, applied (statuses) or unmatched (statuses about unknown documents).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only packets from this agency code.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// document, status or all (default: document).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// At most this many entries, newest first.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docaxis track`: per recipient, where a sent document stands.
+#[derive(Debug, clap::Args)]
+pub struct TrackArgs {
+    /// The document id (e.g. "000.00.00.G22,2026/11/23,7816/VPCP-TTĐT").
+    pub document_id: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// A refusal by the node is exit status 1 (with its message); other errors propagate.
+fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
+    match e {
+        ClientError::Api { .. } => {
+            eprintln!("refused: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        other => Err(other.into()),
+    }
+}
+
+/// Runs the node until Ctrl-C or SIGTERM.
+pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config.load()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let node = start(config).await?;
+        println!(
+            "DocAxis node {} running: clerk API on http://{} (token in {})",
+            node.agency(),
+            node.api_addr(),
+            node.token_path().display()
+        );
+        shutdown_signal().await;
+        println!("stopping…");
+        node.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `docaxis send`.
+pub fn run_send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let client = args.config.client()?;
+    let request = match &args.spec {
+        Some(path) => request_from_spec_file(path)?,
+        None => request_from_flags(
+            &args.to,
+            args.subject.as_deref().unwrap_or_default(),
+            args.number.as_deref().unwrap_or_default(),
+            args.notation.as_deref().unwrap_or_default(),
+            args.priority,
+            &args.attach,
+        )?,
+    };
+    let sent = match runtime()?.block_on(client.send(&request)) {
+        Ok(s) => s,
+        Err(e) => return refused(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &sent)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "queued   document {}", sent.document_id)?;
+        writeln!(out, "         packet   {}", sent.packet_id)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docaxis outbox`.
+pub fn run_outbox(args: OutboxArgs) -> anyhow::Result<ExitCode> {
+    let client = args.config.client()?;
+    let list = match runtime()?.block_on(client.outbox(args.kind.as_deref(), args.limit)) {
+        Ok(l) => l,
+        Err(e) => return refused(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.items.is_empty() {
+        writeln!(out, "the outbox is empty")?;
+    }
+    for item in &list.items {
+        print_outbox_item(&mut out, item)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_outbox_item(out: &mut dyn Write, i: &OutboxItem) -> std::io::Result<()> {
+    let what = match (&i.kind[..], &i.status_code) {
+        ("status", Some(code)) => format!("status {}", status_label(code)),
+        _ => "document".to_string(),
+    };
+    writeln!(out, "{:<10} {}  ({what})", i.state, i.document_id)?;
+    if let Some(s) = &i.subject {
+        writeln!(out, "  {:<11} {s}", "subject:")?;
+    }
+    writeln!(out, "  {:<11} {}", "to:", recipients(i))?;
+    writeln!(out, "  {:<11} {}", "created:", i.created_at)?;
+    writeln!(out, "  {:<11} {}", "progress:", i.summary)?;
+    writeln!(out, "  {:<11} {}", "attempts:", i.attempts)?;
+    if let Some(at) = &i.next_attempt_at
+        && i.state == "queued"
+    {
+        writeln!(out, "  {:<11} {at}", "next try:")?;
+    }
+    if let Some(e) = &i.last_error {
+        writeln!(out, "  {:<11} {e}", "last error:")?;
+    }
+    writeln!(out, "  {:<11} {}", "packet:", i.packet_id)?;
+    writeln!(out)
+}
+
+fn recipients(i: &OutboxItem) -> String {
+    i.recipients
+        .iter()
+        .map(|r| r.code.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn status_label(code: &str) -> String {
+    match StatusCode::parse(code) {
+        Ok(c) => format!("{code} {} ({})", c.label_vi(), c.label_en()),
+        Err(_) => code.to_string(),
+    }
+}
+
+/// `docaxis inbox`.
+pub fn run_inbox(args: InboxArgs) -> anyhow::Result<ExitCode> {
+    let client = args.config.client()?;
+    let fut = client.inbox(
+        args.state.as_deref(),
+        args.from.as_deref(),
+        args.kind.as_deref(),
+        args.limit,
+    );
+    let list = match runtime()?.block_on(fut) {
+        Ok(l) => l,
+        Err(e) => return refused(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.items.is_empty() {
+        writeln!(out, "nothing received")?;
+    }
+    for item in &list.items {
+        print_inbox_item(&mut out, item)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_inbox_item(out: &mut dyn Write, i: &InboxItem) -> std::io::Result<()> {
+    let what = match &i.status_code {
+        Some(code) => format!("status {}", status_label(code)),
+        None => "document".to_string(),
+    };
+    writeln!(out, "{:<10} {}  ({what})", i.state, i.document_id)?;
+    writeln!(out, "  {:<11} {} ({})", "from:", i.from, i.from_name)?;
+    if let Some(s) = &i.subject {
+        writeln!(out, "  {:<11} {s}", "subject:")?;
+    }
+    if let Some(c) = &i.code {
+        writeln!(out, "  {:<11} {c}", "code:")?;
+    }
+    if i.kind == "document"
+        && let Some(p) = Priority::from_code(i.priority)
+    {
+        writeln!(out, "  {:<11} {p}", "priority:")?;
+    }
+    writeln!(out, "  {:<11} {}", "received:", i.received_at)?;
+    if let Some(a) = &i.answered_with {
+        writeln!(out, "  {:<11} status 01 sent as packet {a}", "answered:")?;
+    }
+    writeln!(out, "  {:<11} {}", "packet:", i.packet_id)?;
+    writeln!(out)
+}
+
+/// `docaxis track`.
+pub fn run_track(args: TrackArgs) -> anyhow::Result<ExitCode> {
+    let client = args.config.client()?;
+    let view = match runtime()?.block_on(client.track(&args.document_id)) {
+        Ok(v) => v,
+        Err(e) => return refused(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &view)?;
+        writeln!(out)?;
+    } else {
+        print_track(&mut out, &view)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
+    writeln!(out, "document:  {}", v.document_id)?;
+    if let Some(s) = &v.subject {
+        writeln!(out, "subject:   {s}")?;
+    }
+    writeln!(out, "packet:    {}", v.packet_id)?;
+    writeln!(
+        out,
+        "state:     {} after {} attempt(s): {}",
+        v.state, v.attempts, v.summary
+    )?;
+    if let Some(e) = &v.last_error {
+        writeln!(out, "error:     {e}")?;
+    }
+    for r in &v.recipients {
+        let s = &r.summary;
+        writeln!(out)?;
+        writeln!(out, "{}", s.code)?;
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
+        writeln!(out, "  {:<14} {}", "hub accepted:", or_dash(&s.accepted_at))?;
+        if let Some(reason) = &s.refused {
+            writeln!(out, "  {:<14} {reason}", "hub refused:")?;
+        }
+        writeln!(out, "  {:<14} {}", "delivered:", or_dash(&s.delivered_at))?;
+        match &s.last_status {
+            Some(st) => writeln!(
+                out,
+                "  {:<14} {} {} ({}) at {}",
+                "last status:", st.code, st.label, st.label_en, st.time
+            )?,
+            None => writeln!(out, "  {:<14} –", "last status:")?,
+        }
+        for ev in &r.timeline {
+            writeln!(out, "    {}  {}", ev.at, ev.event)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Cmd {
+        Node(NodeArgs),
+        Send(SendArgs),
+        Outbox(OutboxArgs),
+        Inbox(InboxArgs),
+        Track(TrackArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<Cmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("docaxis").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    #[test]
+    fn command_lines() {
+        Cli::command().debug_assert();
+        let Cmd::Send(s) = parse(&[
+            "send",
+            "--config",
+            "n.toml",
+            "--to",
+            "000.00.00.H41",
+            "--to",
+            "000.00.00.X01=Sở",
+            "--subject",
+            "S",
+            "--number",
+            "1",
+            "--notation",
+            "X",
+            "--priority",
+            "3",
+            "--attach",
+            "a.pdf",
+        ])
+        .unwrap() else {
+            panic!("not send")
+        };
+        assert_eq!(s.to.len(), 2);
+        assert_eq!(s.priority, 3);
+        assert_eq!(s.config.config, PathBuf::from("n.toml"));
+        assert!(parse(&["send", "--config", "n.toml", "--spec", "d.toml"]).is_ok());
+        // --spec excludes the document flags; without it they are required.
+        assert!(
+            parse(&[
+                "send", "--config", "n.toml", "--spec", "d.toml", "--to", "x"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["send", "--config", "n.toml", "--to", "000.00.00.H41"]).is_err());
+        assert!(
+            parse(&[
+                "send",
+                "--config",
+                "n.toml",
+                "--spec",
+                "d.toml",
+                "--priority",
+                "5"
+            ])
+            .is_err()
+        );
+        let Cmd::Track(t) = parse(&[
+            "track",
+            "000.00.00.G22,2026/11/23,1/X",
+            "--config",
+            "n.toml",
+            "--json",
+        ])
+        .unwrap() else {
+            panic!("not track")
+        };
+        assert_eq!(t.document_id, "000.00.00.G22,2026/11/23,1/X");
+        assert!(t.json);
+        assert!(matches!(
+            parse(&[
+                "inbox",
+                "--config",
+                "n.toml",
+                "--state",
+                "new",
+                "--from",
+                "000.00.00.G22"
+            ]),
+            Ok(Cmd::Inbox(_))
+        ));
+        assert!(matches!(
+            parse(&["outbox", "--config", "n.toml"]),
+            Ok(Cmd::Outbox(_))
+        ));
+        assert!(matches!(
+            parse(&["node", "--config", "n.toml"]),
+            Ok(Cmd::Node(_))
+        ));
+    }
+}

@@ -1,0 +1,651 @@
+//! The local clerk API: JSON over plain HTTP on a loopback address, bearer-token protected.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | POST | `/api/v1/documents` | body [`SendDocument`]; 201 [`Sent`] once committed; 400/409 [`ApiErrorBody`] |
+//! | GET | `/api/v1/outbox?kind=document\|status&limit=N` | [`OutboxList`], newest first (all kinds by default) |
+//! | GET | `/api/v1/inbox?state=new\|applied\|unmatched&from=CODE&kind=document\|status\|all&limit=N` | [`InboxList`], newest first (documents by default) |
+//! | GET | `/api/v1/inbox/{packet_id}` | [`InboxDetail`]: metadata, signature verdict, attachments, the status 01 sent |
+//! | GET | `/api/v1/documents/{document_id}/track` | [`TrackView`] (percent-encode the id: it holds `/`) |
+//! | GET | `/api/v1/health` | [`Health`], without authentication |
+//!
+//! Invariants:
+//! - Every route but `health` requires `Authorization: Bearer <token>`; a missing or wrong
+//!   token gets 401 with a message saying where the token is.
+//! - `POST /api/v1/documents` answers 201 only after the signed packet and its outbox row are
+//!   durably committed; any refusal leaves nothing stored.
+//! - Every error answer is JSON [`ApiErrorBody`].
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::edxml::{Packet, ReadOptions, read};
+use crate::packet_id::PacketId;
+
+use super::Shared;
+use super::clock;
+use super::db::{InboxFilter, InboxState, KIND_DOCUMENT, KIND_STATUS, NodeDbError};
+use super::incoming::verify_incoming;
+use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
+use super::token;
+use super::views::{
+    AnswerView, ApiErrorBody, AttachmentView, Health, InboxDetail, InboxItem, InboxList,
+    OutboxItem, OutboxList, Sent, SignatureView, TrackView,
+};
+
+/// Largest request body: a 64 MiB packet's worth of base64 plus JSON.
+const MAX_BODY: usize = 100 * 1024 * 1024;
+/// Default and largest list lengths.
+const DEFAULT_LIMIT: usize = 200;
+const MAX_LIMIT: usize = 5_000;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ApiErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<NodeDbError> for ApiError {
+    fn from(e: NodeDbError) -> Self {
+        match e {
+            NodeDbError::DuplicateDocument { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_document", e.to_string())
+            }
+            other => ApiError::internal(format!("node database: {other}")),
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// The API router (health open, everything else behind the token).
+pub fn router(node: Shared) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/documents", post(post_document))
+        .route("/api/v1/outbox", get(get_outbox))
+        .route("/api/v1/inbox", get(get_inbox))
+        .route("/api/v1/inbox/{packet_id}", get(get_inbox_item))
+        .route("/api/v1/documents/{document_id}/track", get(get_track))
+        .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
+    Router::new()
+        .route("/api/v1/health", get(get_health))
+        .merge(protected)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such API route; see /api/v1/health, /api/v1/documents, /api/v1/outbox, \
+                 /api/v1/inbox",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node)
+}
+
+async fn require_token(State(node): State<Shared>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(t) if token::matches(t, &node.token) => next.run(req).await,
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "the bearer token is wrong: use the token in {}",
+                node.config.token_path().display()
+            ),
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "missing `Authorization: Bearer <token>`; the token is in {}",
+                node.config.token_path().display()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Composes, signs and commits a document; answers once it is durably queued.
+pub async fn send_document(node: &Shared, req: SendDocument) -> Result<Sent, ApiError> {
+    let me = node.me.clone();
+    let identity = node.identity.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let doc = compose_document(&req, &me)?;
+        let packet = Packet::Document(doc);
+        let bytes = sign(&packet, &identity)?;
+        Ok::<_, OutgoingError>(outgoing(&packet, bytes, clock::now_ms()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("composition task failed: {e}")))?;
+    let out = built.map_err(|e| match &e {
+        OutgoingError::WrongSender { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "wrong_sender", e.to_string())
+        }
+        e if e.is_request_error() => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_document", e.to_string())
+        }
+        e => ApiError::internal(e.to_string()),
+    })?;
+    let sent = Sent {
+        document_id: out.entry.document_id.clone(),
+        packet_id: out.id.to_hex(),
+    };
+    let recipients = out.entry.recipients.join(", ");
+    node.db.commit_outgoing(out).await?;
+    tracing::info!(document = %sent.document_id, packet = %sent.packet_id, to = %recipients,
+        "document signed and queued");
+    node.outbox_wake.notify_one();
+    Ok(sent)
+}
+
+async fn post_document(State(node): State<Shared>, body: Bytes) -> Response {
+    let req: SendDocument = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::bad_request(format!("the request is not a valid document: {e}"))
+                .into_response();
+        }
+    };
+    match send_document(&node, req).await {
+        Ok(sent) => json(StatusCode::CREATED, &sent),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn limit(asked: Option<usize>) -> usize {
+    asked.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+fn kind_filter(kind: Option<&str>, default: Option<&str>) -> Result<Option<String>, ApiError> {
+    match kind {
+        None => Ok(default.map(str::to_string)),
+        Some("all") => Ok(None),
+        Some(k @ (KIND_DOCUMENT | KIND_STATUS)) => Ok(Some(k.to_string())),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "kind {other:?} is unknown: use document, status or all"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboxQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn get_outbox(
+    State(node): State<Shared>,
+    query: Result<Query<OutboxQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let kind = kind_filter(q.kind.as_deref(), None)?;
+    let list = node.db.outbox_list(kind, limit(q.limit)).await?;
+    let items = list.iter().map(OutboxItem::from).collect();
+    Ok(json(StatusCode::OK, &OutboxList { items }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxQuery {
+    state: Option<String>,
+    from: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn get_inbox(
+    State(node): State<Shared>,
+    query: Result<Query<InboxQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some("new") => Some(InboxState::New),
+        Some("applied") => Some(InboxState::Applied),
+        Some("unmatched") => Some(InboxState::Unmatched),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "state {other:?} is unknown: use new, applied or unmatched"
+            )));
+        }
+    };
+    let filter = InboxFilter {
+        state,
+        from: q.from.filter(|f| !f.is_empty()),
+        kind: kind_filter(q.kind.as_deref(), Some(KIND_DOCUMENT))?,
+    };
+    let list = node.db.inbox_list(filter, limit(q.limit)).await?;
+    let items = list
+        .iter()
+        .map(|(id, e)| InboxItem::of(&id.to_hex(), e))
+        .collect();
+    Ok(json(StatusCode::OK, &InboxList { items }))
+}
+
+async fn get_inbox_item(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let id: PacketId = raw
+        .parse()
+        .map_err(|e: crate::packet_id::BadPacketId| ApiError::bad_request(e.to_string()))?;
+    let Some((entry, bytes)) = node.db.inbox_entry(id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("packet {id} is not in this node's inbox"),
+        ));
+    };
+    let trust = node.trust.clone();
+    let me = node.config.agency.clone();
+    let size = bytes.len() as u64;
+    let (verdict, attachments) = tokio::task::spawn_blocking(move || {
+        let verdict = verify_incoming(&bytes, &id, &trust, &me);
+        let packet = match &verdict {
+            Ok(v) => Some(v.packet.clone()),
+            Err(_) => read(&bytes, &ReadOptions::default()).ok().map(|o| o.packet),
+        };
+        let attachments = match packet {
+            Some(Packet::Document(d)) => d
+                .attachments
+                .iter()
+                .map(|a| AttachmentView {
+                    name: a.name.clone(),
+                    content_type: a.content_type.clone(),
+                    description: a.description.clone(),
+                    size: a.decoded_len(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let verdict = verdict.map(|v| {
+            format!(
+                "signed by {} ({}), {} with {}",
+                v.signer.agency_code.as_deref().unwrap_or("no agency code"),
+                v.signer.signer_subject,
+                v.signer.signature_algorithm,
+                v.signer.digest_algorithm
+            )
+        });
+        (verdict, attachments)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("verification task failed: {e}")))?;
+    let answer = match entry.answered_with.as_deref().map(str::parse::<PacketId>) {
+        Some(Ok(answer_id)) => node.db.sent_packet(answer_id).await?.map(|p| AnswerView {
+            packet_id: p.id.to_hex(),
+            state: p.entry.state.as_str().to_string(),
+            last_error: p.entry.last_error.clone(),
+            submitted_at: p.entry.submitted_at.clone(),
+            delivered_at: p
+                .recipients
+                .first()
+                .and_then(|(_, t)| t.delivered_at.clone()),
+        }),
+        _ => None,
+    };
+    let detail = InboxDetail {
+        item: InboxItem::of(&id.to_hex(), &entry),
+        size,
+        signature: SignatureView {
+            valid: verdict.is_ok(),
+            detail: match verdict {
+                Ok(d) => d,
+                Err(e) => e.to_string(),
+            },
+            signer_subject: entry.signer_subject.clone(),
+            signer_agency: entry.signer_agency.clone(),
+        },
+        attachments,
+        answer,
+    };
+    Ok(json(StatusCode::OK, &detail))
+}
+
+async fn get_track(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(document_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    match node.db.track(document_id.clone()).await? {
+        Some(p) => Ok(json(StatusCode::OK, &TrackView::from(&p))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("this node has sent no document with id {document_id:?}"),
+        )),
+    }
+}
+
+async fn get_health(State(node): State<Shared>) -> Result<Response, ApiError> {
+    let counts = node.db.counts().await?;
+    Ok(json(
+        StatusCode::OK,
+        &Health {
+            agency: node.config.agency.clone(),
+            hub_url: node.config.hub_url.clone(),
+            hub: node.hub.health().snapshot(),
+            counts,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::client::{ApiClient, ClientError};
+    use crate::node::db::{InboxEntry, IncomingDocument};
+    use crate::node::outgoing::status_received;
+    use crate::node::{Node, NodeConfig};
+    use std::sync::Arc;
+
+    fn certs() -> std::path::PathBuf {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../certs"))
+    }
+
+    fn config(dir: &std::path::Path, agency: &str) -> NodeConfig {
+        let text = format!(
+            r#"
+            agency = "{agency}"
+            hub_url = "https://127.0.0.1:9"
+            data_dir = "{data}"
+            certificate = "{certs}/agencies/{agency}.pem"
+            private_key = "{certs}/agencies/{agency}.key.pem"
+            trust = ["{certs}/ca.pem"]
+            crl = ["{certs}/crl.pem"]
+            hub_certificate = "{certs}/hub.pem"
+            api_listen = "127.0.0.1:0"
+            "#,
+            data = dir.display(),
+            certs = certs().display()
+        );
+        NodeConfig::from_toml(&text, dir, std::path::Path::new("test.toml")).unwrap()
+    }
+
+    /// A node (no workers) with its API served on a free loopback port.
+    async fn serve(dir: &std::path::Path) -> (Shared, ApiClient) {
+        let node: Shared = Arc::new(Node::open(config(dir, "000.00.00.G22")).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, router(node.clone())).into_future());
+        let client = ApiClient::new(addr, node.token.clone()).unwrap();
+        (node, client)
+    }
+
+    fn request() -> serde_json::Value {
+        serde_json::json!({
+            "to": ["000.00.00.H41"],
+            "subject": "Về việc thử nghiệm",
+            "code": {"number": "12", "notation": "VPCP-TTĐT"},
+            "promulgation": {"date": "2026/11/23"},
+        })
+    }
+
+    fn api_error(e: ClientError) -> (u16, String, String) {
+        match e {
+            ClientError::Api {
+                status,
+                code,
+                message,
+            } => (status, code, message),
+            other => panic!("not an API refusal: {other}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_token_is_required_except_for_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serve(dir.path()).await;
+        let health = client.health().await.unwrap();
+        assert_eq!(health.agency, "000.00.00.G22");
+        assert_eq!(health.hub.reachable, None);
+
+        let anonymous = reqwest_plain();
+        let url = format!("http://{}/api/v1/outbox", client.addr());
+        let resp = anonymous.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: ApiErrorBody = resp.json().await.unwrap();
+        assert_eq!(body.code, "unauthorized");
+        assert!(body.message.contains("api.token"), "{}", body.message);
+
+        let wrong = ApiClient::new(client.addr(), "0".repeat(64)).unwrap();
+        let (status, _, message) = api_error(wrong.outbox(None, None).await.unwrap_err());
+        assert_eq!(status, 401);
+        assert!(message.contains("wrong"), "{message}");
+
+        assert!(client.outbox(None, None).await.unwrap().items.is_empty());
+        drop(node);
+    }
+
+    fn reqwest_plain() -> reqwest::Client {
+        let tls = rustls::ClientConfig::builder_with_provider(crate::net::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .no_proxy()
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_answers_only_after_commit_and_refusals_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serve(dir.path()).await;
+        let sent = client.send(&request()).await.unwrap();
+        assert_eq!(sent.document_id, "000.00.00.G22,2026/11/23,12/VPCP-TTĐT");
+        // The answer came back: the packet and its queued outbox row are committed.
+        let id: PacketId = sent.packet_id.parse().unwrap();
+        let bytes = node.db.packet(id).await.unwrap().expect("packet committed");
+        assert_eq!(PacketId::of(&bytes), id);
+        let queued = node
+            .db
+            .track(sent.document_id.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(queued.entry.state, crate::node::db::OutboxState::Queued);
+        assert_eq!(queued.recipients.len(), 1);
+        // Signed by this agency, verifiable by the recipient.
+        let trust = trust();
+        let v = verify_incoming(&bytes, &id, &trust, "000.00.00.H41").unwrap();
+        assert_eq!(v.signer.agency_code.as_deref(), Some("000.00.00.G22"));
+        let Packet::Document(d) = v.packet else {
+            panic!()
+        };
+        assert_eq!(d.trace_headers.len(), 1);
+
+        let before = node.db.counts().await.unwrap();
+        let (status, code, message) = api_error(client.send(&request()).await.unwrap_err());
+        assert_eq!((status, code.as_str()), (409, "duplicate_document"));
+        assert!(message.contains(&sent.packet_id), "{message}");
+
+        let mut other_sender = request();
+        other_sender["from"] = "000.00.00.H14".into();
+        other_sender["code"]["number"] = "13".into();
+        let (status, code, _) = api_error(client.send(&other_sender).await.unwrap_err());
+        assert_eq!((status, code.as_str()), (400, "wrong_sender"));
+
+        let mut bad = request();
+        bad["priority"] = 9.into();
+        bad["code"]["number"] = "14".into();
+        let (status, code, message) = api_error(client.send(&bad).await.unwrap_err());
+        assert_eq!((status, code.as_str()), (400, "invalid_document"));
+        assert!(message.contains("priority"), "{message}");
+
+        let (status, code, _) = api_error(
+            client
+                .send(&serde_json::json!({"to": []}))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!((status, code.as_str()), (400, "bad_request"));
+
+        assert_eq!(
+            node.db.counts().await.unwrap(),
+            before,
+            "refusals stored nothing"
+        );
+
+        // Tracking by a document id holding '/' and ','.
+        let track = client.track(&sent.document_id).await.unwrap();
+        assert_eq!(track.packet_id, sent.packet_id);
+        assert_eq!(track.state, "queued");
+        assert_eq!(track.summary, "0/1 accepted, 0/1 delivered");
+        let (status, _, _) = api_error(client.track("nope").await.unwrap_err());
+        assert_eq!(status, 404);
+
+        let outbox = client.outbox(Some("document"), None).await.unwrap();
+        assert_eq!(outbox.items.len(), 1);
+        let (status, _, message) =
+            api_error(client.outbox(Some("letters"), None).await.unwrap_err());
+        assert_eq!(status, 400);
+        assert!(message.contains("letters"));
+    }
+
+    fn trust() -> crate::dsig::TrustStore {
+        crate::dsig::TrustStore::from_pem_files(&[&certs().join("ca.pem")], &[]).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inbox_listing_and_detail_with_signature_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serve(dir.path()).await;
+        // A document from H41 to G22, signed by H41, stored as the inbox poller would.
+        let h41_dir = tempfile::tempdir().unwrap();
+        let h41 = Node::open(config(h41_dir.path(), "000.00.00.H41")).unwrap();
+        let req: crate::node::outgoing::SendDocument = serde_json::from_value(serde_json::json!({
+            "to": ["000.00.00.G22"],
+            "subject": "Báo cáo",
+            "code": {"number": "5", "notation": "UBND"},
+            "attachments": [{"name": "r.txt", "data": "aGVsbG8="}]
+        }))
+        .unwrap();
+        let doc = compose_document(&req, &h41.me).unwrap();
+        let bytes = sign(&Packet::Document(doc.clone()), &h41.identity).unwrap();
+        let id = PacketId::of(&bytes);
+        let status = Packet::Status(status_received(&doc, &node.me));
+        let status_bytes = sign(&status, &node.identity).unwrap();
+        let answer = outgoing(&status, status_bytes, clock::now_ms());
+        let answer_id = answer.id;
+        let now = clock::now_ms();
+        let entry = InboxEntry {
+            kind: KIND_DOCUMENT.into(),
+            from: "000.00.00.H41".into(),
+            from_name: "UBND Tỉnh Nghệ An".into(),
+            document_id: doc.document_id.to_string(),
+            subject: Some(doc.subject.clone()),
+            code: Some("5/UBND".into()),
+            priority: 0,
+            status_code: None,
+            received_at: clock::ms_rfc3339(now),
+            received_ms: now,
+            state: InboxState::New,
+            signer_subject: "s".into(),
+            signer_agency: Some("000.00.00.H41".into()),
+            answered_with: None,
+            delivered_at: None,
+            delivery_receipt: None,
+        };
+        node.db
+            .receive_document(IncomingDocument {
+                id,
+                bytes,
+                entry,
+                answer,
+            })
+            .await
+            .unwrap();
+        let list = client.inbox(None, None, None, None).await.unwrap();
+        assert_eq!(list.items.len(), 1);
+        assert_eq!(list.items[0].answered_with, Some(answer_id.to_hex()));
+        assert!(
+            client
+                .inbox(Some("new"), Some("000.00.00.H14"), None, None)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert!(
+            client
+                .inbox(None, None, Some("status"), None)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        let (status, _, _) = api_error(
+            client
+                .inbox(Some("old"), None, None, None)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(status, 400);
+
+        let detail = client.inbox_item(&id.to_hex()).await.unwrap();
+        assert!(detail.signature.valid, "{}", detail.signature.detail);
+        assert!(detail.signature.detail.contains("000.00.00.H41"));
+        assert_eq!(detail.attachments.len(), 1);
+        assert_eq!(detail.attachments[0].size, 5);
+        let answer = detail.answer.unwrap();
+        assert_eq!(
+            (answer.packet_id, answer.state.as_str()),
+            (answer_id.to_hex(), "queued")
+        );
+        let (status, _, _) = api_error(client.inbox_item("zz").await.unwrap_err());
+        assert_eq!(status, 400);
+        let (status, _, _) = api_error(client.inbox_item(&"0".repeat(64)).await.unwrap_err());
+        assert_eq!(status, 404);
+    }
+}

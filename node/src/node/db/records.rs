@@ -1,0 +1,316 @@
+//! The node's stored records (JSON values of the redb tables) and the values passed to and
+//! from its transactions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::packet_id::PacketId;
+use crate::receipt::HubReceipt;
+
+use crate::node::clock;
+
+/// `kind` of a document packet.
+pub const KIND_DOCUMENT: &str = "document";
+/// `kind` of a status packet.
+pub const KIND_STATUS: &str = "status";
+
+/// Where an outgoing packet stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    /// Waiting for (another) submission attempt.
+    Queued,
+    /// The hub accepted it and its signed receipt is stored.
+    Submitted,
+    /// The hub refused it, or the node gave up; `last_error` says why.
+    Failed,
+}
+
+impl OutboxState {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Submitted => "submitted",
+            OutboxState::Failed => "failed",
+        }
+    }
+}
+
+/// One packet this node sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// [`KIND_DOCUMENT`] or [`KIND_STATUS`].
+    pub kind: String,
+    /// The document's id (for a status: the document it answers).
+    pub document_id: String,
+    /// Trích yếu (documents).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Status code (status packets).
+    #[serde(default)]
+    pub status_code: Option<String>,
+    pub priority: u8,
+    /// Destination agencies.
+    pub recipients: Vec<String>,
+    pub state: OutboxState,
+    /// Submission attempts made so far.
+    pub attempts: u32,
+    /// While queued: when the next attempt is due (Unix ms).
+    #[serde(default)]
+    pub next_attempt_ms: Option<u64>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub created_ms: u64,
+    /// Hub time of acceptance (RFC 3339).
+    #[serde(default)]
+    pub submitted_at: Option<String>,
+    /// When the entry failed (RFC 3339).
+    #[serde(default)]
+    pub failed_at: Option<String>,
+    /// The hub's signed submission receipt.
+    #[serde(default)]
+    pub receipt: Option<String>,
+}
+
+impl OutboxEntry {
+    /// A fresh entry, queued for an attempt now.
+    pub fn queued(
+        kind: &str,
+        document_id: String,
+        recipients: Vec<String>,
+        priority: u8,
+        now_ms: u64,
+    ) -> OutboxEntry {
+        OutboxEntry {
+            kind: kind.to_string(),
+            document_id,
+            subject: None,
+            status_code: None,
+            priority,
+            recipients,
+            state: OutboxState::Queued,
+            attempts: 0,
+            next_attempt_ms: Some(now_ms),
+            last_error: None,
+            created_at: clock::ms_rfc3339(now_ms),
+            created_ms: now_ms,
+            submitted_at: None,
+            failed_at: None,
+            receipt: None,
+        }
+    }
+}
+
+/// A status received about a sent document, from one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    /// Two-digit code (`01` …).
+    pub code: String,
+    /// The status packet's own Timestamp, as RFC 3339.
+    pub time: String,
+    /// StaffInfo, summarised (`staff, department`).
+    #[serde(default)]
+    pub staff: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The status packet's id.
+    pub packet_id: String,
+    /// When this node stored it (RFC 3339).
+    pub received_at: String,
+}
+
+/// What happened to one sent packet at one recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracking {
+    /// Hub time at which the hub accepted the packet for this recipient.
+    #[serde(default)]
+    pub accepted_at: Option<String>,
+    /// The hub refused to route to this recipient, with this reason.
+    #[serde(default)]
+    pub refused: Option<String>,
+    /// Hub time at which the recipient acknowledged the packet.
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+    /// The hub's signed delivery receipt.
+    #[serde(default)]
+    pub delivery_receipt: Option<String>,
+    /// Statuses received from this recipient, in arrival order.
+    #[serde(default)]
+    pub statuses: Vec<StatusEvent>,
+}
+
+impl Tracking {
+    /// The most recent status by its own timestamp (ties: the later arrival).
+    pub fn last_status(&self) -> Option<&StatusEvent> {
+        self.statuses
+            .iter()
+            .enumerate()
+            .max_by(|(i, a), (j, b)| {
+                let ta = clock::parse_rfc3339(&a.time);
+                let tb = clock::parse_rfc3339(&b.time);
+                ta.cmp(&tb).then(i.cmp(j))
+            })
+            .map(|(_, s)| s)
+    }
+}
+
+/// Where a received packet stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboxState {
+    /// A document not yet handled by a clerk.
+    New,
+    /// A status applied to the tracking of a document this node sent.
+    Applied,
+    /// A status that matches no document this node sent to its sender (see the anomalies).
+    Unmatched,
+}
+
+impl InboxState {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxState::New => "new",
+            InboxState::Applied => "applied",
+            InboxState::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// One received packet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// [`KIND_DOCUMENT`] or [`KIND_STATUS`].
+    pub kind: String,
+    pub from: String,
+    pub from_name: String,
+    /// The document's id (for a status: the document it answers).
+    pub document_id: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// "số/ký hiệu".
+    #[serde(default)]
+    pub code: Option<String>,
+    pub priority: u8,
+    #[serde(default)]
+    pub status_code: Option<String>,
+    /// RFC 3339.
+    pub received_at: String,
+    pub received_ms: u64,
+    pub state: InboxState,
+    /// Subject of the verified signer certificate.
+    pub signer_subject: String,
+    /// Agency code of the signer certificate.
+    #[serde(default)]
+    pub signer_agency: Option<String>,
+    /// The status 01 this node sent in answer (documents).
+    #[serde(default)]
+    pub answered_with: Option<String>,
+    /// Hub time of the delivery (from the delivery receipt).
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+    /// The hub's signed delivery receipt for this packet.
+    #[serde(default)]
+    pub delivery_receipt: Option<String>,
+}
+
+/// Something an operator must look at: a packet or receipt that failed verification, a status
+/// about an unknown document, …
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// Which worker saw it: `inbox` or `receipts`.
+    pub source: String,
+    /// What it is about (a packet id, a receipt sequence number).
+    pub subject: String,
+    /// The claimed sender, when known.
+    #[serde(default)]
+    pub from: Option<String>,
+    pub reason: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// How many times it was seen.
+    pub count: u64,
+}
+
+/// A packet ready to be committed to the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub id: PacketId,
+    pub bytes: Vec<u8>,
+    pub entry: OutboxEntry,
+}
+
+/// A verified received document and the signed status 01 answering it.
+#[derive(Debug, Clone)]
+pub struct IncomingDocument {
+    pub id: PacketId,
+    pub bytes: Vec<u8>,
+    pub entry: InboxEntry,
+    pub answer: Outgoing,
+}
+
+/// A verified received status packet.
+#[derive(Debug, Clone)]
+pub struct IncomingStatus {
+    pub id: PacketId,
+    pub bytes: Vec<u8>,
+    pub entry: InboxEntry,
+    pub event: StatusEvent,
+}
+
+/// What receiving did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Stored now. For statuses: whether it matched a sent document and recipient.
+    New { matched: bool },
+    /// Already in the inbox; nothing changed.
+    AlreadyThere,
+}
+
+/// The outcome of one submission attempt.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    /// The hub accepted the packet: its verified receipt.
+    Submitted { receipt: HubReceipt, xml: String },
+    /// Try again at `next_ms`.
+    Retry { error: String, next_ms: u64 },
+    /// Do not try again.
+    Failed { error: String },
+}
+
+/// Sizes for the health answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub outbox_queued: u64,
+    pub outbox_submitted: u64,
+    pub outbox_failed: u64,
+    pub inbox_new: u64,
+    pub anomalies: u64,
+}
+
+/// Filter of the inbox listing.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    pub state: Option<InboxState>,
+    pub from: Option<String>,
+    /// `None`: every kind.
+    pub kind: Option<String>,
+}
+
+/// A sent packet with its per-recipient tracking rows.
+#[derive(Debug, Clone)]
+pub struct SentPacket {
+    pub id: PacketId,
+    pub entry: OutboxEntry,
+    pub recipients: Vec<(String, Tracking)>,
+}
+
+/// Due entries and when the next one falls due.
+#[derive(Debug, Clone, Default)]
+pub struct Due {
+    pub ready: Vec<(PacketId, OutboxEntry)>,
+    /// Earliest due time (Unix ms) of the queued entries not returned, if any.
+    pub next_ms: Option<u64>,
+}

@@ -1,0 +1,483 @@
+//! The inbox poller: long-polls the hub for packets addressed to this agency, fetches and
+//! verifies each one, commits it, and only then acknowledges it.
+//!
+//! For a document, the signed status 01 answering it is composed and signed first, then
+//! committed in the same transaction as the inbox entry, and the outbox worker is woken. For a
+//! status packet, its effect on the tracking of the document it answers is committed with it.
+//! The acknowledgements of one poll are sent in one `POST /v1/acks`; the delivery receipts the
+//! hub answers with are verified against the pinned hub certificate and stored with the inbox
+//! entries.
+//!
+//! Invariants:
+//! - Nothing is acknowledged before it is durably in the inbox.
+//! - A packet that fails verification is never acknowledged: it is recorded as an anomaly (log
+//!   and table) and set aside for a growing while (it stays in the hub's queue, so an operator
+//!   can act on it), so the poller neither spins on it nor stops serving the others.
+//! - A packet already in the inbox is acknowledged again, never stored twice.
+//! - An unreachable hub is retried with backoff, never in a tight loop.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::dsig::verify_root;
+use crate::edxml::{Packet, StaffInfo};
+use crate::packet_id::PacketId;
+use crate::protocol::{AckedPacket, PendingItem};
+use crate::receipt::{HubReceipt, ReceiptKind};
+
+use super::Shared;
+use super::backoff::Backoff;
+use super::clock;
+use super::db::{
+    InboxEntry, InboxState, IncomingDocument, IncomingStatus, KIND_DOCUMENT, KIND_STATUS, Received,
+    StatusEvent,
+};
+use super::incoming::{Verified, verify_incoming};
+use super::outgoing;
+
+/// Most packets asked for in one poll.
+const POLL_LIMIT: usize = 100;
+/// Most packets fetched and verified at once.
+const CONCURRENCY: usize = 8;
+
+/// Packets set aside after a failure, and until when.
+#[derive(Debug, Default)]
+pub struct SetAside {
+    until: HashMap<String, (Instant, u32)>,
+}
+
+impl SetAside {
+    /// Is `key` still set aside at `now`?
+    pub fn holds(&self, key: &str, now: Instant) -> bool {
+        self.until.get(key).is_some_and(|(t, _)| *t > now)
+    }
+
+    /// Sets `key` aside for the ceiling of its next backoff step; returns the delay.
+    pub fn put(&mut self, key: &str, backoff: &Backoff, now: Instant) -> Duration {
+        let count = self.until.get(key).map(|(_, n)| n + 1).unwrap_or(1);
+        let delay = Duration::from_millis(backoff.ceiling_ms(count));
+        self.until.insert(key.to_string(), (now + delay, count));
+        delay
+    }
+
+    /// Forgets `key` (it went through).
+    pub fn clear(&mut self, key: &str) {
+        self.until.remove(key);
+    }
+}
+
+/// What became of one listed packet.
+enum Outcome {
+    /// In the inbox (now or before): acknowledge it.
+    Ack(String),
+    /// Not acknowledged; set aside for a while.
+    Refused(String),
+    /// Not acknowledged; try again at the next poll (a local or transport problem).
+    Later,
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    let mut idle_rounds = 0u32;
+    let mut aside = SetAside::default();
+    loop {
+        let poll = node.hub.pending(node.config.poll_wait_secs, POLL_LIMIT);
+        let list = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = poll => r,
+        };
+        let pause = match list {
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = node.backoff.delay(failures);
+                tracing::warn!(error = %e, retry_in = ?delay, "inbox: cannot poll the hub");
+                delay
+            }
+            Ok(list) => {
+                failures = 0;
+                let listed = list.items.len();
+                let acked = handle_items(&node, list.items, &mut aside).await;
+                if listed > 0 && acked == 0 {
+                    // Everything listed is set aside or failed locally: the hub will list it
+                    // again at once, so wait instead of spinning.
+                    idle_rounds = idle_rounds.saturating_add(1);
+                    node.backoff
+                        .delay(idle_rounds)
+                        .max(Duration::from_millis(100))
+                } else {
+                    idle_rounds = 0;
+                    Duration::ZERO
+                }
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Handles one poll's items; returns how many were acknowledged.
+async fn handle_items(node: &Shared, items: Vec<PendingItem>, aside: &mut SetAside) -> usize {
+    let now = Instant::now();
+    let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
+    let mut to_ack = Vec::new();
+    for item in items {
+        if aside.holds(&item.packet_id, now) {
+            continue;
+        }
+        while tasks.len() >= CONCURRENCY {
+            if let Some(done) = tasks.join_next().await {
+                collect(node, done, aside, &mut to_ack).await;
+            }
+        }
+        let n = node.clone();
+        tasks.spawn(async move {
+            let key = item.packet_id.clone();
+            (key, handle_item(&n, item).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        collect(node, done, aside, &mut to_ack).await;
+    }
+    if to_ack.is_empty() {
+        return 0;
+    }
+    let count = to_ack.len();
+    acknowledge(node, to_ack).await;
+    count
+}
+
+async fn collect(
+    node: &Shared,
+    done: Result<(String, Outcome), tokio::task::JoinError>,
+    aside: &mut SetAside,
+    to_ack: &mut Vec<String>,
+) {
+    match done {
+        Ok((key, Outcome::Ack(id))) => {
+            aside.clear(&key);
+            to_ack.push(id);
+        }
+        Ok((key, Outcome::Refused(reason))) => {
+            let delay = aside.put(&key, &node.backoff, Instant::now());
+            tracing::error!(packet = %key, %reason, set_aside_for = ?delay,
+                "inbox: packet refused and NOT acknowledged (see anomalies)");
+        }
+        Ok((_, Outcome::Later)) => {}
+        Err(e) => tracing::error!(error = %e, "inbox: a packet task failed"),
+    }
+}
+
+async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
+    let key = item.packet_id.clone();
+    let anomaly = |reason: String| {
+        let from = item.from.clone();
+        let key = key.clone();
+        async move {
+            if let Err(e) = node
+                .db
+                .record_anomaly("inbox", &key, Some(from.as_str()), &reason)
+                .await
+            {
+                tracing::error!(packet = %key, error = %e, "inbox: cannot record an anomaly");
+            }
+            Outcome::Refused(reason)
+        }
+    };
+    let id: PacketId = match key.parse() {
+        Ok(id) => id,
+        Err(e) => return anomaly(format!("the hub listed an invalid packet id: {e}")).await,
+    };
+    match node.db.has_inbox(id).await {
+        Ok(true) => return Outcome::Ack(key),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(packet = %id, error = %e, "inbox: cannot read the database");
+            return Outcome::Later;
+        }
+    }
+    let bytes = match node.hub.fetch(&key).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            tracing::warn!(packet = %id, "inbox: listed by the hub but not found when fetched");
+            return Outcome::Later;
+        }
+        Err(e) => {
+            tracing::warn!(packet = %id, error = %e, "inbox: cannot fetch the packet");
+            return Outcome::Later;
+        }
+    };
+    let trust = node.trust.clone();
+    let me = node.config.agency.clone();
+    let checked = {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || verify_incoming(&bytes, &id, &trust, &me)).await
+    };
+    let verified = match checked {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return anomaly(e.to_string()).await,
+        Err(e) => {
+            tracing::error!(packet = %id, error = %e, "inbox: verification task failed");
+            return Outcome::Later;
+        }
+    };
+    let stored = match &verified.packet {
+        Packet::Document(_) => store_document(node, id, bytes, verified).await,
+        Packet::Status(_) => store_status(node, id, bytes, verified).await,
+    };
+    match stored {
+        Ok(()) => Outcome::Ack(key),
+        Err(e) => {
+            tracing::error!(packet = %id, error = %e, "inbox: cannot store the packet");
+            Outcome::Later
+        }
+    }
+}
+
+fn base_entry(verified: &Verified, kind: &str) -> InboxEntry {
+    let from = verified.packet.from();
+    let now = clock::now_ms();
+    InboxEntry {
+        kind: kind.to_string(),
+        from: from.organ_id.to_string(),
+        from_name: from.organ_name.clone(),
+        document_id: verified.packet.document_id().to_string(),
+        subject: None,
+        code: None,
+        priority: 0,
+        status_code: None,
+        received_at: clock::ms_rfc3339(now),
+        received_ms: now,
+        state: InboxState::New,
+        signer_subject: verified.signer.signer_subject.clone(),
+        signer_agency: verified.signer.agency_code.clone(),
+        answered_with: None,
+        delivered_at: None,
+        delivery_receipt: None,
+    }
+}
+
+async fn store_document(
+    node: &Shared,
+    id: PacketId,
+    bytes: Vec<u8>,
+    verified: Verified,
+) -> Result<(), String> {
+    let Packet::Document(doc) = &verified.packet else {
+        return Err("not a document".into());
+    };
+    let mut entry = base_entry(&verified, KIND_DOCUMENT);
+    entry.subject = Some(doc.subject.clone());
+    entry.code = Some(format!(
+        "{}/{}",
+        doc.code.code_number, doc.code.code_notation
+    ));
+    entry.priority = doc.priority().code();
+    let status = Packet::Status(outgoing::status_received(doc, &node.me));
+    let identity = node.identity.clone();
+    let signed = tokio::task::spawn_blocking(move || {
+        outgoing::sign(&status, &identity).map(|bytes| (status, bytes))
+    })
+    .await
+    .map_err(|e| format!("signing task failed: {e}"))?
+    .map_err(|e| format!("cannot sign status 01: {e}"))?;
+    let (status, status_bytes) = signed;
+    let answer = outgoing::outgoing(&status, status_bytes, clock::now_ms());
+    let answer_id = answer.id;
+    let document_id = entry.document_id.clone();
+    let from = entry.from.clone();
+    let received = node
+        .db
+        .receive_document(IncomingDocument {
+            id,
+            bytes,
+            entry,
+            answer,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if received != Received::AlreadyThere {
+        tracing::info!(packet = %id, from = %from, document = %document_id, status_01 = %answer_id,
+            "inbox: document received; status 01 queued");
+        node.outbox_wake.notify_one();
+    }
+    Ok(())
+}
+
+async fn store_status(
+    node: &Shared,
+    id: PacketId,
+    bytes: Vec<u8>,
+    verified: Verified,
+) -> Result<(), String> {
+    let Packet::Status(status) = &verified.packet else {
+        return Err("not a status".into());
+    };
+    let mut entry = base_entry(&verified, KIND_STATUS);
+    entry.code = status.response_for.code.clone();
+    entry.status_code = Some(status.status_code.as_str().to_string());
+    entry.state = InboxState::Applied;
+    let received_at = entry.received_at.clone();
+    let event = StatusEvent {
+        code: status.status_code.as_str().to_string(),
+        time: clock::rfc3339(status.timestamp.to_offset_date_time()),
+        staff: status.staff_info.as_ref().and_then(staff_summary),
+        description: status.description.clone(),
+        packet_id: id.to_hex(),
+        received_at,
+    };
+    let from = entry.from.clone();
+    let document_id = entry.document_id.clone();
+    let code = event.code.clone();
+    let received = node
+        .db
+        .receive_status(IncomingStatus {
+            id,
+            bytes,
+            entry,
+            event,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    match received {
+        Received::New { matched: true } => tracing::info!(packet = %id, from = %from,
+            document = %document_id, status = %code, "inbox: status received"),
+        Received::New { matched: false } => tracing::error!(packet = %id, from = %from,
+            document = %document_id, status = %code,
+            "inbox: status matches no document sent to its sender (stored, see anomalies)"),
+        Received::AlreadyThere => {}
+    }
+    Ok(())
+}
+
+/// "Staff, Department" from a StaffInfo.
+pub fn staff_summary(s: &StaffInfo) -> Option<String> {
+    let parts: Vec<&str> = [s.staff.as_deref(), s.department.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Acknowledges stored packets and keeps the verified delivery receipts.
+async fn acknowledge(node: &Shared, ids: Vec<String>) {
+    let asked = ids.len();
+    let answer = match node.hub.ack(ids.clone()).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, packets = asked,
+                "inbox: acknowledgement failed; the packets are stored and will be acknowledged again");
+            return;
+        }
+    };
+    let mut good = Vec::new();
+    for acked in answer.acked {
+        match check_delivery_receipt(node, &acked).await {
+            Ok((at, xml)) => {
+                if let Ok(id) = acked.packet_id.parse::<PacketId>() {
+                    good.push((id, at, xml));
+                }
+            }
+            Err(problem) => {
+                let subject = format!("delivery receipt for {}", acked.packet_id);
+                tracing::error!(packet = %acked.packet_id, %problem,
+                    "inbox: the hub's delivery receipt is refused");
+                if let Err(e) = node
+                    .db
+                    .record_anomaly("inbox", &subject, None, &problem)
+                    .await
+                {
+                    tracing::error!(error = %e, "inbox: cannot record an anomaly");
+                }
+            }
+        }
+    }
+    let stored = good.len();
+    if let Err(e) = node.db.store_acks(good).await {
+        tracing::error!(error = %e, "inbox: cannot store delivery receipts");
+    }
+    tracing::info!(
+        acknowledged = asked,
+        receipts = stored,
+        "inbox: acknowledged"
+    );
+}
+
+async fn check_delivery_receipt(
+    node: &Shared,
+    acked: &AckedPacket,
+) -> Result<(String, String), String> {
+    let hub = node.hub_cert_der.clone();
+    let xml = acked.receipt.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        verify_root(xml.as_bytes(), &hub).map_err(|e| format!("its signature: {e}"))?;
+        HubReceipt::parse(xml.as_bytes()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("verification task failed: {e}"))??;
+    if r.kind != ReceiptKind::Delivery {
+        return Err("it is not a delivery receipt".into());
+    }
+    if r.packet_id != acked.packet_id {
+        return Err(format!(
+            "it names packet {}, not {}",
+            r.packet_id, acked.packet_id
+        ));
+    }
+    if r.delivered_to.as_deref() != Some(node.config.agency.as_str()) {
+        return Err(format!(
+            "it names recipient {:?}, not {}",
+            r.delivered_to, node.config.agency
+        ));
+    }
+    Ok((clock::rfc3339(r.hub_time), acked.receipt.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::node::config::RetryConfig;
+
+    #[test]
+    fn refused_packets_are_set_aside_for_growing_whiles() {
+        let backoff = Backoff::new(&RetryConfig {
+            initial_ms: 1_000,
+            max_ms: 4_000,
+            give_up_after_secs: 1,
+        });
+        let mut aside = SetAside::default();
+        let t0 = Instant::now();
+        assert!(!aside.holds("p", t0));
+        assert_eq!(aside.put("p", &backoff, t0), Duration::from_secs(1));
+        assert!(aside.holds("p", t0));
+        assert!(!aside.holds("q", t0));
+        assert!(!aside.holds("p", t0 + Duration::from_secs(1)));
+        assert_eq!(aside.put("p", &backoff, t0), Duration::from_secs(2));
+        assert_eq!(aside.put("p", &backoff, t0), Duration::from_secs(4));
+        assert_eq!(aside.put("p", &backoff, t0), Duration::from_secs(4));
+        aside.clear("p");
+        assert!(!aside.holds("p", t0));
+        assert_eq!(aside.put("p", &backoff, t0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn staff_summaries() {
+        let s = StaffInfo {
+            department: Some("Văn thư".into()),
+            staff: Some("Trần Thị B".into()),
+            email: None,
+            mobile: None,
+        };
+        assert_eq!(staff_summary(&s).as_deref(), Some("Trần Thị B, Văn thư"));
+        assert_eq!(staff_summary(&StaffInfo::default()), None);
+    }
+}
