@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a hub and three agency nodes on loopback and send a document across.
+    Demo(cli::demo::DemoArgs),
     /// Inspect and write edXML packets.
     #[command(subcommand)]
     Edxml(cli::edxml::EdxmlCommand),
@@ -37,19 +39,40 @@ enum Command {
     Verify(cli::dsig::VerifyArgs),
     /// Run the national hub (`--config hub.toml`), or manage its agency directory.
     Hub(cli::hub::HubArgs),
+    /// Run an agency node (`--config node.toml`): outbox, inbox, statuses, clerk API.
+    Node(cli::node::NodeArgs),
+    /// Send a document through a running node (prints its document id and packet id).
+    Send(cli::node::SendArgs),
+    /// What this agency sent, and how far each document got.
+    Outbox(cli::node::OutboxArgs),
+    /// What this agency received.
+    Inbox(cli::node::InboxArgs),
+    /// One document's journey to each recipient: accepted, delivered, statuses.
+    Track(cli::node::TrackArgs),
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    let cli = Cli::parse();
+    // The demo narrates on stdout; its components' logs stay quiet unless asked for.
+    init_logging(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     // One process-wide TLS crypto provider (aws-lc-rs), for every client and server.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => cli::demo::run(args),
         Command::Edxml(cmd) => cli::edxml::run(cmd),
         Command::Pki(cmd) => cli::pki::run(cmd).map(|()| ExitCode::SUCCESS),
         Command::Sign(args) => cli::dsig::run_sign(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cli::dsig::run_verify(args),
         Command::Hub(args) => cli::hub::run(args),
+        Command::Node(args) => cli::node::run_node(args),
+        Command::Send(args) => cli::node::run_send(args),
+        Command::Outbox(args) => cli::node::run_outbox(args),
+        Command::Inbox(args) => cli::node::run_inbox(args),
+        Command::Track(args) => cli::node::run_track(args),
     };
     match result {
         Ok(code) => code,
@@ -60,9 +83,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DOCAXIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("DOCAXIS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

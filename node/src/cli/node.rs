@@ -356,7 +356,8 @@ pub fn run_track(args: TrackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
+/// Prints a document's tracking view for a clerk.
+pub fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
     writeln!(out, "document:  {}", v.document_id)?;
     if let Some(s) = &v.subject {
         writeln!(out, "subject:   {s}")?;
