@@ -174,6 +174,14 @@ impl HubProc {
     /// Writes `hub.toml` in `dir` (fixed ports, so restarts keep the address), registers the
     /// three sample agencies of `pki`, and starts the hub.
     pub fn start(dir: &Path, pki: &Pki, extra_config: &str) -> HubProc {
+        let mut hub = HubProc::prepare(dir, pki, extra_config);
+        hub.restart();
+        hub
+    }
+
+    /// Like [`HubProc::start`] but leaves the hub stopped: its address is known (nodes can be
+    /// configured with it) and [`HubProc::restart`] starts it later.
+    pub fn prepare(dir: &Path, pki: &Pki, extra_config: &str) -> HubProc {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let admin = free_port();
@@ -209,14 +217,12 @@ impl HubProc {
                 s(&pki.cert(code)),
             ]);
         }
-        let mut hub = HubProc {
+        HubProc {
             dir: dir.to_owned(),
             config,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             child: None,
-        };
-        hub.restart();
-        hub
+        }
     }
 
     /// Base URL for nodes.
@@ -234,6 +240,7 @@ impl HubProc {
             .unwrap();
         let child = docaxis()
             .env("DOCAXIS_LOG", "info")
+            .env("NO_COLOR", "1")
             .args(["hub", "--config", s(&self.config)])
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -289,6 +296,353 @@ impl Drop for HubProc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Marks the start of each run of a node in its log (see [`NodeProc::log_runs`]).
+pub const RUN_MARKER: &str = "---- docaxis-e2e: node started, run ";
+
+/// A `docaxis node` process for one agency, with a `node.toml` of its own: fixed loopback
+/// ports (a restart keeps the clerk API address), short retry delays and long polls so tests
+/// do not wait for production-sized backoffs. Its stdout and stderr go to `dir/node.log`,
+/// each run preceded by a [`RUN_MARKER`] line.
+pub struct NodeProc {
+    pub agency: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub api_addr: SocketAddr,
+    runs: u32,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    /// Configures the node of `agency` (its own certificate) against `hub_url` and starts it.
+    pub fn start(dir: &Path, pki: &Pki, agency: &str, hub_url: &str) -> NodeProc {
+        let mut node = NodeProc::configure(dir, pki, agency, agency, hub_url, "");
+        node.restart();
+        node
+    }
+
+    /// Writes `dir/node.toml` for `agency`, presenting the certificate and key of `cert_of`
+    /// (normally the same agency), without starting anything. `extra` is appended to the
+    /// top-level options (before the `[retry]` table).
+    pub fn configure(
+        dir: &Path,
+        pki: &Pki,
+        agency: &str,
+        cert_of: &str,
+        hub_url: &str,
+        extra: &str,
+    ) -> NodeProc {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let config = dir.join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "agency = \"{agency}\"\nhub_url = \"{hub_url}\"\ndata_dir = \"data\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\ntrust = [\"{}\"]\ncrl = [\"{}\"]\nhub_certificate = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\npoll_wait_secs = 5\n{extra}\n[retry]\ninitial_ms = 100\nmax_ms = 1000\n",
+                s(&pki.cert(cert_of)),
+                s(&pki.key(cert_of)),
+                s(&pki.ca()),
+                s(&pki.crl()),
+                s(&pki.dir.join("hub.pem")),
+            ),
+        )
+        .unwrap();
+        NodeProc {
+            agency: agency.to_string(),
+            dir: dir.to_owned(),
+            config,
+            api_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            runs: 0,
+            child: None,
+        }
+    }
+
+    /// The node's data folder (database, `api.token`, `api.addr`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The clerk API token (the node creates it at first start).
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("api.token"))
+            .expect("api.token (is the node started?)")
+            .trim()
+            .to_string()
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} already running", self.agency);
+        self.runs += 1;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .unwrap();
+        use std::io::Write;
+        writeln!(log, "{RUN_MARKER}{}", self.runs).unwrap();
+        let child = docaxis()
+            .env("DOCAXIS_LOG", "info")
+            .env("NO_COLOR", "1")
+            .args(["node", "--config", s(&self.config)])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn node");
+        self.child = Some(child);
+    }
+
+    /// Starts the process (again) and waits until its clerk API answers `GET /api/v1/health`.
+    pub fn restart(&mut self) {
+        // A stale api.addr from the previous run must not count as "started".
+        let _ = std::fs::remove_file(self.data_dir().join("api.addr"));
+        self.spawn();
+        let start = Instant::now();
+        loop {
+            if self.data_dir().join("api.addr").exists() && self.health_ok() {
+                return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(
+                exited.is_none(),
+                "the node of {} exited ({exited:?}) at start:\n{}",
+                self.agency,
+                self.log()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the node of {} has no clerk API after 30 s:\n{}",
+                self.agency,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Runs `docaxis node` expecting it to stop by itself (a refused configuration) within
+    /// `timeout`; returns its exit status and the log of that run. Panics if it keeps running.
+    pub fn run_expecting_exit(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        self.spawn();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                let run = self.log_runs().pop().unwrap_or_default();
+                return (status, run);
+            }
+            if start.elapsed() > timeout {
+                self.kill();
+                panic!(
+                    "the node of {} is still running after {timeout:?}:\n{}",
+                    self.agency,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// A plain HTTP/1.1 `GET /api/v1/health` (no token needed) answering 200.
+    fn health_ok(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut c) =
+            std::net::TcpStream::connect_timeout(&self.api_addr, Duration::from_millis(200))
+        else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        let req = format!(
+            "GET /api/v1/health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.api_addr
+        );
+        if c.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// How many times the process was started.
+    pub fn runs(&self) -> u32 {
+        self.runs
+    }
+
+    /// The node's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// The log split by run (the first element is the first run).
+    pub fn log_runs(&self) -> Vec<String> {
+        self.log()
+            .split(RUN_MARKER)
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs a clerk command against this node: `docaxis COMMAND --config node.toml ARGS…`.
+    pub fn clerk(&self, command: &str, args: &[&str]) -> Output {
+        docaxis()
+            .arg(command)
+            .args(["--config", s(&self.config)])
+            .args(args)
+            .output()
+            .expect("docaxis runs")
+    }
+
+    /// Runs a clerk command with `--json`, panics unless it succeeds, and parses its answer.
+    pub fn clerk_json(&self, command: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.clerk(command, &all);
+        assert!(
+            out.status.success(),
+            "docaxis {command} {} at {} failed: {}{}",
+            all.join(" "),
+            self.agency,
+            stdout(&out),
+            stderr(&out)
+        );
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
+            panic!(
+                "docaxis {command} --json printed no JSON ({e}): {}",
+                stdout(&out)
+            )
+        })
+    }
+
+    /// `docaxis send --config … ARGS --json`: `{document_id, packet_id}`.
+    pub fn send(&self, args: &[&str]) -> serde_json::Value {
+        self.clerk_json("send", args)
+    }
+
+    /// `docaxis outbox --config … ARGS --json`: the outbox entries.
+    pub fn outbox(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        items(self.clerk_json("outbox", args))
+    }
+
+    /// `docaxis inbox --config … ARGS --json`: the inbox entries.
+    pub fn inbox(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        items(self.clerk_json("inbox", args))
+    }
+
+    /// `docaxis track DOCUMENT_ID --config … --json`.
+    pub fn track(&self, document_id: &str) -> serde_json::Value {
+        self.clerk_json("track", &[document_id])
+    }
+
+    /// An async client of this node's clerk API (token read now).
+    pub fn api(&self) -> NodeApi {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        NodeApi {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("HTTP client"),
+            base: format!("http://{}", self.api_addr),
+            token: self.token(),
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn items(list: serde_json::Value) -> Vec<serde_json::Value> {
+    list["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {list}"))
+        .clone()
+}
+
+/// A client of a node's clerk API (JSON over HTTP, bearer token), for tests that call it at a
+/// rate the command-line tools cannot reach.
+#[derive(Clone)]
+pub struct NodeApi {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl NodeApi {
+    /// `POST /api/v1/documents`: `Ok({document_id, packet_id})` when the node answered 201
+    /// (the document is durably queued), `Err(reason)` otherwise.
+    pub async fn send(&self, request: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/documents", self.base))
+            .bearer_auth(&self.token)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let body = r.text().await.map_err(|e| e.to_string())?;
+        if status != reqwest::StatusCode::CREATED {
+            return Err(format!("{status}: {body}"));
+        }
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+    }
+
+    /// `GET PATH_AND_QUERY` (e.g. `/api/v1/inbox?limit=5000`) answering 200 with JSON.
+    pub async fn get(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
+        let r = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let body = r.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {body}"));
+        }
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+    }
+
+    /// The `items` of a list answer (`/api/v1/outbox?…`, `/api/v1/inbox?…`).
+    pub async fn items(&self, path_and_query: &str) -> Result<Vec<serde_json::Value>, String> {
+        self.get(path_and_query).await.map(items)
+    }
+
+    /// `GET /api/v1/documents/{id}/track`.
+    pub async fn track(&self, document_id: &str) -> Result<serde_json::Value, String> {
+        self.get(&format!(
+            "/api/v1/documents/{}/track",
+            encode_segment(document_id)
+        ))
+        .await
+    }
+}
+
+/// Percent-encodes one URL path segment.
+pub fn encode_segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// An unsigned document packet from `from` to `to` (strict form), built with the library.
