@@ -29,16 +29,17 @@ fn demo_delivers_to_both_provinces_and_prints_the_tracking() {
             .lines()
             .find(|l| l.trim_start().starts_with("delivered:"))
             .unwrap_or_else(|| panic!("no delivered line for {code}:\n{section}"));
-        assert!(!delivered.contains('–'), "{code} not delivered: {delivered}");
+        assert!(
+            !delivered.contains('–'),
+            "{code} not delivered: {delivered}"
+        );
         assert!(
             section.contains("last status:   01 đã đến (received)"),
             "{code}:\n{section}"
         );
         // And each recipient's inbox lists the document.
         assert!(
-            text.contains(&format!(
-                "{code}: 000.00.00.G22,"
-            )),
+            text.contains(&format!("{code}: 000.00.00.G22,")),
             "{code} inbox line missing:\n{text}"
         );
     }

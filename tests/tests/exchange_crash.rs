@@ -199,13 +199,14 @@ async fn assert_exactly_once(
         missing.len(),
         &missing[..missing.len().min(5)]
     );
-    let extra: Vec<&&str> = docs
-        .keys()
-        .filter(|d| !acked.contains_key(**d))
-        .collect();
+    let extra: Vec<&&str> = docs.keys().filter(|d| !acked.contains_key(**d)).collect();
     assert!(extra.is_empty(), "unexpected documents received: {extra:?}");
     for (doc, packet) in acked {
-        assert_eq!(docs[doc.as_str()], packet, "{doc} arrived as another packet");
+        assert_eq!(
+            docs[doc.as_str()],
+            packet,
+            "{doc} arrived as another packet"
+        );
     }
 
     // One status 01 per document at the sender, applied to its tracking.
@@ -218,10 +219,15 @@ async fn assert_exactly_once(
         assert_eq!(s["from"], recipient_code);
         assert_eq!(s["status_code"], "01");
         assert_eq!(s["state"], "applied", "{s:#}");
-        *per_doc.entry(s["document_id"].as_str().unwrap()).or_default() += 1;
+        *per_doc
+            .entry(s["document_id"].as_str().unwrap())
+            .or_default() += 1;
     }
     let twice: Vec<_> = per_doc.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(twice.is_empty(), "statuses 01 received more than once: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "statuses 01 received more than once: {twice:?}"
+    );
     assert_eq!(per_doc.len(), acked.len(), "one status 01 per document");
 
     // Tracking: each document accepted, delivered and answered exactly once.
@@ -317,7 +323,9 @@ fn hub_killed_repeatedly_every_acknowledged_document_is_delivered_exactly_once()
          submissions {retries} times; hub log: {} packets accepted, {} resubmissions answered \
          with the original receipt",
         hub.log().matches("packet accepted").count(),
-        hub.log().matches("resubmission: original receipt returned").count(),
+        hub.log()
+            .matches("resubmission: original receipt returned")
+            .count(),
     );
 }
 
@@ -468,7 +476,11 @@ fn recipient_killed_between_commit_and_acknowledgement_stores_nothing_twice() {
     });
     let sent_in = started.elapsed();
     let kills = killer.join().unwrap();
-    rt.block_on(wait_all_answered(&sender, &acked, "recipient killed repeatedly"));
+    rt.block_on(wait_all_answered(
+        &sender,
+        &acked,
+        "recipient killed repeatedly",
+    ));
     eprintln!(
         "{} documents acknowledged in {sent_in:?}; all delivered and answered 01 after {:?}",
         acked.len(),

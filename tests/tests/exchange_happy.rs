@@ -87,13 +87,24 @@ fn a_document_with_a_pdf_reaches_two_provinces_and_an_urgent_one_comes_back() {
                 r["code"]
             );
         }
+        // In the order things happened (the status's own timestamp has whole seconds only,
+        // so it must not sort before events of the same second that caused it).
+        assert!(
+            events[0].starts_with("signed and queued")
+                && events[events.len() - 1].starts_with("status 01"),
+            "timeline out of order for {}: {events:?}",
+            r["code"]
+        );
     }
 
     // 2. Each recipient holds it exactly once, signed by G22, with the PDF byte-for-byte sized,
     //    and answered it with a status 01 that the hub accepted.
     for node in [&h41, &h14] {
         let inbox = node.inbox(&[]);
-        let ours: Vec<&Value> = inbox.iter().filter(|i| i["packet_id"] == packet.as_str()).collect();
+        let ours: Vec<&Value> = inbox
+            .iter()
+            .filter(|i| i["packet_id"] == packet.as_str())
+            .collect();
         assert_eq!(inbox.len(), 1, "{} inbox: {inbox:#?}", node.agency);
         assert_eq!(ours.len(), 1);
         let item = ours[0];
@@ -105,7 +116,9 @@ fn a_document_with_a_pdf_reaches_two_provinces_and_an_urgent_one_comes_back() {
             "V/v kết nối, liên thông phần mềm quản lý văn bản"
         );
         assert_eq!(item["code"], "7816/VPCP-TTĐT");
-        let answer = item["answered_with"].as_str().expect("answered with a status 01");
+        let answer = item["answered_with"]
+            .as_str()
+            .expect("answered with a status 01");
 
         let detail = rt()
             .block_on(node.api().get(&format!("/api/v1/inbox/{packet}")))
@@ -127,7 +140,10 @@ fn a_document_with_a_pdf_reaches_two_provinces_and_an_urgent_one_comes_back() {
 
     // G22 received the two statuses and applied them; nothing unmatched.
     let statuses = g22.inbox(&["--kind", "status"]);
-    let mut from: Vec<&str> = statuses.iter().map(|i| i["from"].as_str().unwrap()).collect();
+    let mut from: Vec<&str> = statuses
+        .iter()
+        .map(|i| i["from"].as_str().unwrap())
+        .collect();
     from.sort();
     assert_eq!(from, [H14, H41], "{statuses:#?}");
     for st in &statuses {
@@ -135,7 +151,10 @@ fn a_document_with_a_pdf_reaches_two_provinces_and_an_urgent_one_comes_back() {
         assert_eq!(st["state"], "applied");
         assert_eq!(st["document_id"], doc.as_str());
     }
-    assert!(g22.inbox(&["--state", "unmatched", "--kind", "all"]).is_empty());
+    assert!(
+        g22.inbox(&["--state", "unmatched", "--kind", "all"])
+            .is_empty()
+    );
 
     // 3. H41 answers with an urgent document (flags, an attachment) to G22.
     let note = tmp.path().join("bao-cao.txt");

@@ -24,7 +24,9 @@ fn wait_delivered_01(node: &NodeProc, document_id: &str, recipient: &str) -> Val
         || {
             let t = node.track(document_id);
             let r = &t["recipients"][0];
-            (r["code"] == recipient && r["delivered_at"].is_string() && r["last_status"]["code"] == "01")
+            (r["code"] == recipient
+                && r["delivered_at"].is_string()
+                && r["last_status"]["code"] == "01")
                 .then_some(t)
         },
     )
@@ -72,7 +74,10 @@ fn sent_while_the_hub_is_down_then_delivered_when_it_starts() {
     assert!(entry["next_attempt_at"].is_string(), "{entry:#}");
     assert!(entry["recipients"][0]["accepted_at"].is_null(), "{entry:#}");
     let human = stdout(&g22.clerk("outbox", &[]));
-    assert!(human.contains("last error:") && human.contains("cannot reach the hub"), "{human}");
+    assert!(
+        human.contains("last error:") && human.contains("cannot reach the hub"),
+        "{human}"
+    );
     let health = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,7 +98,10 @@ fn sent_while_the_hub_is_down_then_delivered_when_it_starts() {
     hub.restart();
     let track = wait_delivered_01(&g22, &doc, H41);
     assert_eq!(track["state"], "submitted", "{track:#}");
-    assert!(track["recipients"][0]["accepted_at"].is_string(), "{track:#}");
+    assert!(
+        track["recipients"][0]["accepted_at"].is_string(),
+        "{track:#}"
+    );
     assert!(track["attempts"].as_u64().unwrap() >= 2, "{track:#}");
     assert_eq!(track["summary"], "1/1 accepted, 1/1 delivered");
     let inbox = h41.inbox(&[]);
@@ -120,7 +128,9 @@ fn recipient_offline_receives_everything_once_when_it_comes_back() {
     let mut h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
     h41.kill();
 
-    let sent: Vec<(String, String)> = (1..=3).map(|n| send_to(&g22, H41, &n.to_string())).collect();
+    let sent: Vec<(String, String)> = (1..=3)
+        .map(|n| send_to(&g22, H41, &n.to_string()))
+        .collect();
     for (doc, _) in &sent {
         let t = wait_for(&format!("the hub accepting {doc}"), WAIT, || {
             let t = g22.track(doc);
@@ -136,7 +146,10 @@ fn recipient_offline_receives_everything_once_when_it_comes_back() {
         wait_delivered_01(&g22, doc, H41);
     }
     let inbox = h41.inbox(&[]);
-    let mut got: Vec<&str> = inbox.iter().map(|i| i["packet_id"].as_str().unwrap()).collect();
+    let mut got: Vec<&str> = inbox
+        .iter()
+        .map(|i| i["packet_id"].as_str().unwrap())
+        .collect();
     got.sort();
     let mut want: Vec<&str> = sent.iter().map(|(_, p)| p.as_str()).collect();
     want.sort();

@@ -343,10 +343,9 @@ pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
         }
         events.push(TimelineEvent { at: v.time, event });
     }
-    // Stable sort by time; unparseable times keep their place at the end.
-    events.sort_by_key(|ev| {
-        clock::parse_rfc3339(&ev.at).map_or(i128::MAX, |t| t.unix_timestamp_nanos())
-    });
+    // Stable sort by whole seconds (a status's timestamp has no fraction, so within one second
+    // the causal order of insertion is kept); unparseable times keep their place at the end.
+    events.sort_by_key(|ev| clock::parse_rfc3339(&ev.at).map_or(i64::MAX, |t| t.unix_timestamp()));
     events
 }
 
