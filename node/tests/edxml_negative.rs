@@ -318,6 +318,7 @@ fn latin1_bytes() {
     bytes[at] = 0xF2; // 'ò' in ISO-8859-1
     let err = refuse_default(&bytes);
     assert_eq!(err.kind, ReadErrorKind::InvalidUtf8);
+    assert_eq!(err.path, format!("{HEADER}/StaffInfo/Department"));
     assert_eq!(err.line, line_of(&src, "Phong hanh chinh"));
     let line_start = src[..at].rfind('\n').unwrap() + 1;
     assert_eq!(err.column, (src[line_start..at].chars().count() + 1) as u64);

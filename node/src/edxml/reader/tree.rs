@@ -387,9 +387,15 @@ impl<'a, 'b> Builder<'a, 'b> {
                 ReadErrorKind::Malformed("reference outside the root element".into()),
             ));
         }
-        let mut buf = [0u8; 4];
-        let s: &str = ch.encode_utf8(&mut buf);
-        self.text(Cow::Owned(s.to_owned()), offset)
+        let piece = match name {
+            "lt" => Cow::Borrowed("<"),
+            "gt" => Cow::Borrowed(">"),
+            "amp" => Cow::Borrowed("&"),
+            "apos" => Cow::Borrowed("'"),
+            "quot" => Cow::Borrowed("\""),
+            _ => Cow::Owned(ch.to_string()),
+        };
+        self.text(piece, offset)
     }
 }
 
@@ -540,4 +546,55 @@ pub(super) fn build<'a>(
         nodes: b.nodes,
         dsig_signatures: b.dsig_signatures,
     })
+}
+
+/// The element path open at the end of `prefix` (the valid start of the input before an encoding
+/// error), so that errors found before parsing can still name where they are.
+pub(super) fn open_path(prefix: &str, max_depth: usize) -> String {
+    let mut reader = quick_xml::Reader::from_str(prefix);
+    let mut names: Vec<&str> = Vec::new();
+    let mut depth = 0usize;
+    loop {
+        let pos = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                let qlen = e.name().as_ref().len();
+                if depth <= max_depth
+                    && let Some(q) = prefix.get(pos + 1..pos + 1 + qlen)
+                {
+                    names.push(q.split_once(':').map_or(q, |(_, l)| l));
+                }
+            }
+            Ok(Event::End(_)) => {
+                if depth <= max_depth {
+                    names.pop();
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if names.is_empty() {
+        return "/".to_owned();
+    }
+    names.iter().fold(String::new(), |mut acc, n| {
+        acc.push('/');
+        acc.push_str(n);
+        acc
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_path_names_the_elements_still_open() {
+        let doc = "<?xml version='1.0'?><q:a xmlns:q='u'><b/><c><d>x</d><e>te";
+        assert_eq!(open_path(doc, 32), "/a/c/e");
+        assert_eq!(open_path("", 32), "/");
+        assert_eq!(open_path("<a><b><c>", 2), "/a/b");
+    }
 }
