@@ -115,7 +115,9 @@ pub fn read(bytes: &[u8], opts: &ReadOptions) -> Result<ReadOutcome, ReadError> 
         let path = match kind {
             // Name the element holding the bad bytes: re-read the valid part before them.
             ReadErrorKind::InvalidUtf8 => std::str::from_utf8(&bytes[..at])
-                .map(|valid| tree::open_path(valid.trim_start_matches('\u{feff}'), limits.max_depth))
+                .map(|valid| {
+                    tree::open_path(valid.trim_start_matches('\u{feff}'), limits.max_depth)
+                })
                 .unwrap_or_else(|_| "/".to_owned()),
             _ => "/".to_owned(),
         };

@@ -145,17 +145,17 @@ fn legal_xml_char(c: char) -> bool {
     matches!(c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
-/// Finds a C0 control character (other than tab, LF, CR): never legal in XML 1.0.
-fn find_control(s: &str) -> Option<u8> {
-    let bytes = s.as_bytes();
-    let bad = |b: u8| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r';
-    if bytes
+/// Finds a character XML 1.0 forbids even when written raw: C0 controls other than tab, LF and
+/// CR, and U+FFFE / U+FFFF. The fast path looks at bytes only (0xEF leads U+F000..U+FFFF).
+fn find_illegal(s: &str) -> Option<char> {
+    let suspicious = |b: u8| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0xEF;
+    if s.as_bytes()
         .chunks(256)
-        .all(|c| !c.iter().fold(false, |acc, &b| acc | bad(b)))
+        .all(|c| !c.iter().fold(false, |acc, &b| acc | suspicious(b)))
     {
         return None;
     }
-    bytes.iter().copied().find(|&b| bad(b))
+    s.chars().find(|&c| !legal_xml_char(c))
 }
 
 impl<'a, 'b> Builder<'a, 'b> {
@@ -310,10 +310,10 @@ impl<'a, 'b> Builder<'a, 'b> {
     }
 
     fn text(&mut self, piece: Cow<'a, str>, offset: usize) -> Result<(), ReadError> {
-        if let Some(b) = find_control(&piece) {
+        if let Some(c) = find_illegal(&piece) {
             return Err(self.err(
                 offset,
-                ReadErrorKind::IllegalCharacter { code: u32::from(b) },
+                ReadErrorKind::IllegalCharacter { code: u32::from(c) },
             ));
         }
         let Some(id) = self.current() else {
@@ -589,6 +589,14 @@ pub(super) fn open_path(prefix: &str, max_depth: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn illegal_characters() {
+        assert_eq!(find_illegal("Việt Nam\t\r\n"), None);
+        assert_eq!(find_illegal("a\u{1}b"), Some('\u{1}'));
+        assert_eq!(find_illegal("a\u{FFFE}"), Some('\u{FFFE}'));
+        assert_eq!(find_illegal("ｆｕｌｌ\u{FEFF}"), None);
+    }
 
     #[test]
     fn open_path_names_the_elements_still_open() {
