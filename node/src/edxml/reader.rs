@@ -17,6 +17,7 @@
 //! dropping the packet silently; duplicated ContentIds are always refused because they make
 //! the pairing ambiguous.
 
+mod fields;
 mod map;
 mod prolog;
 mod tree;
