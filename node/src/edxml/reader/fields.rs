@@ -8,13 +8,19 @@
 
 use super::tree::{NONE, Ns, Tree};
 use crate::edxml::agency::AgencyCode;
-use crate::edxml::diagnostics::{ReadError, ReadErrorKind, Warning, WarningKind};
+use crate::edxml::diagnostics::{ReadError, ReadErrorKind, Warning, WarningKind, locate_all};
+
+/// Warnings kept per packet; more are counted, not stored (a hostile packet could otherwise
+/// produce one per element).
+pub(super) const MAX_WARNINGS: usize = 1000;
 
 pub(super) struct Ctx<'t, 'a> {
     pub bytes: &'a [u8],
     pub tree: &'t Tree<'a>,
     pub strict: bool,
-    pub warnings: Vec<Warning>,
+    /// (offset, path, kind), located at the end by [`Ctx::take_warnings`].
+    pub warnings: Vec<(usize, String, WarningKind)>,
+    pub omitted_warnings: usize,
 }
 
 pub(super) fn trim_xml(s: &str) -> &str {
@@ -36,14 +42,28 @@ impl<'t, 'a> Ctx<'t, 'a> {
         if self.strict {
             return Err(self.err(node, ReadErrorKind::Strict(kind)));
         }
+        if self.warnings.len() >= MAX_WARNINGS {
+            self.omitted_warnings += 1;
+            return Ok(());
+        }
         let n = self.tree.node(node);
-        self.warnings.push(Warning::at(
-            self.bytes,
-            n.offset,
-            self.tree.path(node),
-            kind,
-        ));
+        self.warnings.push((n.offset, self.tree.path(node), kind));
         Ok(())
+    }
+
+    /// The warnings, located in one pass over the input and sorted by position.
+    pub(super) fn take_warnings(&mut self) -> Vec<Warning> {
+        let mut pending = std::mem::take(&mut self.warnings);
+        if self.omitted_warnings > 0 {
+            pending.push((
+                self.bytes.len(),
+                "/".to_owned(),
+                WarningKind::MoreWarningsOmitted {
+                    count: self.omitted_warnings,
+                },
+            ));
+        }
+        locate_all(self.bytes, pending)
     }
 
     pub(super) fn local(&self, node: u32) -> &'a str {

@@ -486,6 +486,7 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
         tree,
         strict,
         warnings: Vec::new(),
+        omitted_warnings: 0,
     };
     let ctx = &mut ctx;
     let root = 0u32;
@@ -570,7 +571,7 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
     };
     Ok(Mapped {
         packet,
-        warnings: std::mem::take(&mut ctx.warnings),
+        warnings: ctx.take_warnings(),
         signature,
     })
 }

@@ -17,6 +17,9 @@ use crate::edxml::diagnostics::{ReadError, ReadErrorKind};
 use crate::edxml::reader::Limits;
 use crate::edxml::{DSIG_NS, QCVN_NS};
 
+/// Bytes of a foreign namespace URI kept per element (for warnings).
+const MAX_KEPT_URI: usize = 128;
+
 /// Sentinel for "no node" in the index links.
 pub(super) const NONE: u32 = u32::MAX;
 
@@ -403,7 +406,13 @@ fn classify(ns: ResolveResult<'_>) -> Result<Ns, String> {
     match ns {
         ResolveResult::Bound(n) if n.as_ref() == QCVN_NS.as_bytes() => Ok(Ns::Qcvn),
         ResolveResult::Bound(n) if n.as_ref() == DSIG_NS.as_bytes() => Ok(Ns::Dsig),
-        ResolveResult::Bound(n) => Ok(Ns::Other(String::from_utf8_lossy(n.as_ref()).into())),
+        ResolveResult::Bound(n) => {
+            // Keep a bounded prefix: many elements may share one very long declared URI.
+            let uri = n.as_ref();
+            let kept = String::from_utf8_lossy(&uri[..uri.len().min(MAX_KEPT_URI)]);
+            let marker = if uri.len() > MAX_KEPT_URI { "…" } else { "" };
+            Ok(Ns::Other(format!("{kept}{marker}").into()))
+        }
         ResolveResult::Unbound => Ok(Ns::None),
         ResolveResult::Unknown(p) => Err(String::from_utf8_lossy(&p).into_owned()),
     }
