@@ -150,7 +150,51 @@ fn bench_size(c: &mut Criterion, label: &str, attachment_sizes: &[usize]) {
     g.finish();
 }
 
+/// Refusals must be cheap: DOCTYPE found in the prolog, limits hit while streaming.
+fn bench_refusals(c: &mut Criterion) {
+    let big = write(&packet(&[5 << 20, 5 << 20, 5 << 20])).unwrap();
+    let mut doctype_first =
+        b"<?xml version=\"1.0\"?>\n<!DOCTYPE edXML [<!ENTITY a \"b\">]>\n".to_vec();
+    doctype_first.extend_from_slice(&big);
+    let root = b"<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\">";
+    let mut many = root.to_vec();
+    many.extend(std::iter::repeat_n(b"<x/>".as_slice(), 5_000_000).flatten());
+    let mut deep = root.to_vec();
+    deep.extend(std::iter::repeat_n(b"<x>".as_slice(), 6_000_000).flatten());
+    let attacks =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/edxml/xml-attacks");
+    let quadratic = std::fs::read(attacks.join("defusedxml/quadratic.xml")).unwrap();
+    let laughs = std::fs::read(
+        attacks.join("payloadsallthethings-xxe/Deny Of Service - Billion Laugh Attack"),
+    )
+    .unwrap();
+
+    let opts = ReadOptions::default();
+    let cases: [(&str, &[u8]); 5] = [
+        ("doctype_before_20MB_packet", &doctype_first),
+        ("quadratic_blowup_xml", &quadratic),
+        ("billion_laughs", &laughs),
+        ("20MB_of_empty_elements", &many),
+        ("18MB_of_nesting", &deep),
+    ];
+    let mut g = c.benchmark_group("edxml_refusal");
+    for (name, bytes) in cases {
+        let mut err = None;
+        let peak = peak_extra(|| err = read(bytes, &opts).err());
+        let err = err.expect("refused");
+        println!(
+            "edxml refusal {name}: {} input bytes, peak extra heap {peak} bytes: {err}",
+            bytes.len()
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| read(black_box(bytes), &opts).unwrap_err())
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    bench_refusals(c);
     bench_size(c, "10KB", &[6 * 1024]);
     // Three attachments of 5 MiB: 15 MiB of files, ~20 MiB of base64.
     bench_size(c, "20MB", &[5 << 20, 5 << 20, 5 << 20]);

@@ -360,3 +360,19 @@ fn writer_output_with_crlf_and_reversed_order_reads_back() {
         }
     }
 }
+
+#[test]
+fn json_shows_the_wire_values() {
+    let dir = &conformance_dirs()[0];
+    let doc = serde_json::to_value(read_ok(&load(dir, "document_new.edxml")).packet).unwrap();
+    assert_eq!(doc["kind"], "document");
+    assert_eq!(doc["from"]["organ_id"], "000.00.00.G22");
+    assert_eq!(doc["other_info"]["priority"], 0);
+    assert_eq!(doc["promulgation_info"]["promulgation_date"], "2019/04/11");
+    assert_eq!(doc["attachments"][0]["payload"]["decoded_len"], 272);
+    let status =
+        serde_json::to_value(read_ok(&load(dir, "status_01_received.edxml")).packet).unwrap();
+    assert_eq!(status["kind"], "status");
+    assert_eq!(status["status_code"], "01");
+    assert_eq!(status["timestamp"], "2015/09/20 11:08:36");
+}

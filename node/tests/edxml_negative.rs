@@ -318,6 +318,7 @@ fn latin1_bytes() {
     bytes[at] = 0xF2; // 'ò' in ISO-8859-1
     let err = refuse_default(&bytes);
     assert_eq!(err.kind, ReadErrorKind::InvalidUtf8);
+    assert_eq!(err.path, format!("{HEADER}/StaffInfo/Department"));
     assert_eq!(err.line, line_of(&src, "Phong hanh chinh"));
     let line_start = src[..at].rfind('\n').unwrap() + 1;
     assert_eq!(err.column, (src[line_start..at].chars().count() + 1) as u64);
@@ -620,4 +621,39 @@ fn malformed_xml_is_located() {
         err.path,
         "/edXML/AttachmentEncoded/Attachment/ContentTransferEncoded"
     );
+}
+
+#[test]
+fn warnings_are_bounded_and_in_document_order() {
+    let many = "<edXML:Unknown/>".repeat(5000);
+    let long_ns = format!("urn:{}", "n".repeat(50_000));
+    let foreign = format!("<f:x xmlns:f=\"{long_ns}\"><f:y/></f:x>");
+    let doc = edit(
+        &document(),
+        "<edXML:Subject>",
+        &format!("{many}<edXML:Subject>"),
+    );
+    let doc = edit(&doc, "<edXML:Code>", &format!("{foreign}<edXML:Code>"));
+    let out = read(doc.as_bytes(), &ReadOptions::default()).unwrap();
+    assert_eq!(out.warnings.len(), 1001);
+    assert_eq!(
+        out.warnings.last().unwrap().kind,
+        WarningKind::MoreWarningsOmitted { count: 4001 }
+    );
+    let positions: Vec<(u64, u64)> = out.warnings.iter().map(|w| (w.line, w.column)).collect();
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(positions, sorted);
+    // The foreign element comes first in the document; its namespace is named, shortened.
+    match &out.warnings[0].kind {
+        WarningKind::UnknownElement {
+            name,
+            namespace: Some(ns),
+        } => {
+            assert_eq!(name, "x");
+            assert!(ns.starts_with("urn:nnn") && ns.len() < 200, "{ns:.40}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(out.warnings[0].path, format!("{HEADER}/x"));
 }

@@ -23,8 +23,10 @@ fn data(dir: &str) -> PathBuf {
         .join(dir)
 }
 
+/// The field packets, from the repository's copy (byte-identical to `shared/conformance/edxml`,
+/// checked by `edxml_conformance`).
 fn conformance() -> PathBuf {
-    PathBuf::from("/work/shared/conformance/edxml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/conformance")
 }
 
 /// The kind a fixture is validated as, from its file-name prefix.

@@ -107,6 +107,8 @@ pub enum WarningKind {
     AttachmentWithoutReference { content_id: String },
     #[error("a legacy QCVN Signature is present next to ds:Signature; it is ignored")]
     LegacySignatureIgnored,
+    #[error("{count} more warnings omitted")]
+    MoreWarningsOmitted { count: usize },
 }
 
 fn namespace_note(ns: &Option<String>) -> String {
@@ -142,6 +144,37 @@ pub(crate) fn line_column(bytes: &[u8], offset: usize) -> (u64, u64) {
     (line, column)
 }
 
+/// Locates many warnings in one forward pass over the input (instead of one scan each),
+/// returning them in document order.
+pub(crate) fn locate_all(
+    bytes: &[u8],
+    mut pending: Vec<(usize, String, WarningKind)>,
+) -> Vec<Warning> {
+    pending.sort_by_key(|(offset, _, _)| *offset);
+    let (mut line, mut column, mut at) = (1u64, 1u64, 0usize);
+    pending
+        .into_iter()
+        .map(|(offset, path, kind)| {
+            let offset = offset.min(bytes.len());
+            for &b in &bytes[at..offset] {
+                if b == b'\n' {
+                    line += 1;
+                    column = 1;
+                } else if b & 0xC0 != 0x80 {
+                    column += 1;
+                }
+            }
+            at = offset;
+            Warning {
+                line,
+                column,
+                path,
+                kind,
+            }
+        })
+        .collect()
+}
+
 impl ReadError {
     pub(crate) fn at(
         bytes: &[u8],
@@ -159,18 +192,6 @@ impl ReadError {
     }
 }
 
-impl Warning {
-    pub(crate) fn at(bytes: &[u8], offset: usize, path: String, kind: WarningKind) -> Self {
-        let (line, column) = line_column(bytes, offset);
-        Self {
-            line,
-            column,
-            path,
-            kind,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +203,22 @@ mod tests {
         assert_eq!(line_column(text, off), (2, 3));
         assert_eq!(line_column(text, 0), (1, 1));
         assert_eq!(line_column(text, 10_000), line_column(text, text.len()));
+    }
+
+    #[test]
+    fn locate_all_agrees_with_line_column() {
+        let text = "ab\r\nĐc<x>\n  <y/>".as_bytes();
+        let offsets = [12usize, 0, 6, 3, 6];
+        let pending = offsets
+            .iter()
+            .map(|&o| (o, "/".to_owned(), WarningKind::LegacySignatureIgnored))
+            .collect();
+        let located = locate_all(text, pending);
+        let mut sorted = offsets;
+        sorted.sort();
+        for (w, o) in located.iter().zip(sorted) {
+            assert_eq!((w.line, w.column), line_column(text, o), "offset {o}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! dropping the packet silently; duplicated ContentIds are always refused because they make
 //! the pairing ambiguous.
 
+mod fields;
 mod map;
 mod prolog;
 mod tree;
@@ -111,7 +112,18 @@ pub fn read(bytes: &[u8], opts: &ReadOptions) -> Result<ReadOutcome, ReadError> 
             },
         ));
     }
-    let bom = prolog::check(bytes).map_err(|(at, kind)| ReadError::at(bytes, at, "/", kind))?;
+    let bom = prolog::check(bytes).map_err(|(at, kind)| {
+        let path = match kind {
+            // Name the element holding the bad bytes: re-read the valid part before them.
+            ReadErrorKind::InvalidUtf8 => std::str::from_utf8(&bytes[..at])
+                .map(|valid| {
+                    tree::open_path(valid.trim_start_matches('\u{feff}'), limits.max_depth)
+                })
+                .unwrap_or_else(|_| "/".to_owned()),
+            _ => "/".to_owned(),
+        };
+        ReadError::at(bytes, at, path, kind)
+    })?;
     let src = std::str::from_utf8(&bytes[bom..]).map_err(|e| {
         ReadError::at(
             bytes,

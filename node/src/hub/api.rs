@@ -135,6 +135,33 @@ impl PollParams {
     }
 }
 
+/// Answers with `fetch()`'s items as soon as there are any, or after `wait` with none.
+/// Interest in `signal` is registered before each look, so an item queued meanwhile wakes the
+/// poll instead of being missed.
+async fn long_poll<T, F, Fut>(
+    signal: Arc<tokio::sync::Notify>,
+    wait: Duration,
+    mut fetch: F,
+) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Vec<T>, ApiError>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let items = fetch().await?;
+        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(items);
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(Vec::new());
+        }
+    }
+}
+
 async fn inbox(
     State(hub): State<Arc<Hub>>,
     peer: PeerIdentity,
@@ -142,35 +169,26 @@ async fn inbox(
 ) -> Result<Json<PendingList>, ApiError> {
     let caller = hub.authorize(&peer)?;
     let signal = hub.inbox_signal.get(&caller.agency);
-    let deadline = tokio::time::Instant::now() + params.wait();
-    loop {
-        // Register interest before looking, so a packet queued meanwhile wakes us.
-        let notified = signal.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+    let items = long_poll(signal, params.wait(), || async {
         let pending = hub
             .db
             .pending(&caller.agency, params.limit())
             .await
             .map_err(HubError::from)?;
-        if !pending.is_empty() || tokio::time::Instant::now() >= deadline {
-            let items = pending
-                .into_iter()
-                .map(|(id, m)| PendingItem {
-                    packet_id: id.to_hex(),
-                    from: m.from,
-                    kind: m.kind,
-                    priority: m.priority,
-                    size: m.size,
-                    queued_at: m.accepted_at,
-                })
-                .collect();
-            return Ok(Json(PendingList { items }));
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Ok(Json(PendingList { items: Vec::new() }));
-        }
-    }
+        Ok(pending
+            .into_iter()
+            .map(|(id, m)| PendingItem {
+                packet_id: id.to_hex(),
+                from: m.from,
+                kind: m.kind,
+                priority: m.priority,
+                size: m.size,
+                queued_at: m.accepted_at,
+            })
+            .collect())
+    })
+    .await?;
+    Ok(Json(PendingList { items }))
 }
 
 async fn acks(
@@ -213,32 +231,24 @@ async fn receipts(
 ) -> Result<Json<ReceiptList>, ApiError> {
     let caller = hub.authorize(&peer)?;
     let signal = hub.receipt_signal.get(&caller.agency);
-    let deadline = tokio::time::Instant::now() + params.wait();
-    loop {
-        let notified = signal.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+    let items = long_poll(signal, params.wait(), || async {
         let rows = hub
             .db
             .receipts_for_sender(&caller.agency, params.limit())
             .await
             .map_err(HubError::from)?;
-        if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
-            let items = rows
-                .into_iter()
-                .map(|(seq, id, recipient, receipt)| ReceiptItem {
-                    seq,
-                    packet_id: id.to_hex(),
-                    recipient,
-                    receipt,
-                })
-                .collect();
-            return Ok(Json(ReceiptList { items }));
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Ok(Json(ReceiptList { items: Vec::new() }));
-        }
-    }
+        Ok(rows
+            .into_iter()
+            .map(|(seq, id, recipient, receipt)| ReceiptItem {
+                seq,
+                packet_id: id.to_hex(),
+                recipient,
+                receipt,
+            })
+            .collect())
+    })
+    .await?;
+    Ok(Json(ReceiptList { items }))
 }
 
 async fn receipts_ack(

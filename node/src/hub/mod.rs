@@ -1,10 +1,10 @@
 //! The national hub: authenticates nodes, verifies and stores every packet, routes it to each
 //! recipient, issues signed receipts and tracks every (packet, recipient) delivery.
 //!
-//! - [`config`]: `hub.toml`.
-//! - [`db`]: durable state (redb).
-//! - [`service`]: the checks and decisions.
-//! - [`api`]: node-facing mTLS HTTP routes; [`admin`]: the operators' loopback API.
+//! - `config`: `hub.toml`.
+//! - `db`: durable state (redb).
+//! - `service`: the checks and decisions.
+//! - `api`: node-facing mTLS HTTP routes; `admin`: the operators' loopback API.
 //!
 //! [`start`] runs a hub inside the current tokio runtime and reports its bound addresses, so
 //! the CLI, the demo and tests share one code path.

@@ -144,19 +144,27 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Job {
-                run: box_job(job),
-                reply,
-            })
-            .map_err(|_| E::from(StoreError::WriterGone))?;
+        let answer = self.enqueue(job)?;
         let outcome = answer.await.map_err(|_| E::from(StoreError::WriterGone))?;
         unbox_outcome(outcome)
     }
 
     /// Like [`Store::write`] for code that is not async (CLI tools, blocking workers).
     pub fn write_blocking<R, E, F>(&self, job: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
+    {
+        let answer = self.enqueue(job)?;
+        let outcome = answer
+            .blocking_recv()
+            .map_err(|_| E::from(StoreError::WriterGone))?;
+        unbox_outcome(outcome)
+    }
+
+    /// Hands a job to the writer thread; the receiver yields its outcome after the commit.
+    fn enqueue<R, E, F>(&self, job: F) -> Result<tokio::sync::oneshot::Receiver<JobOutcome>, E>
     where
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -169,10 +177,7 @@ impl Store {
                 reply,
             })
             .map_err(|_| E::from(StoreError::WriterGone))?;
-        let outcome = answer
-            .blocking_recv()
-            .map_err(|_| E::from(StoreError::WriterGone))?;
-        unbox_outcome(outcome)
+        Ok(answer)
     }
 
     /// Runs `f` on a consistent read snapshot, off the async executor.

@@ -9,8 +9,8 @@
 
 use std::collections::HashSet;
 
-use super::tree::{NONE, Ns, Tree};
-use crate::edxml::agency::AgencyCode;
+use super::fields::{Ctx, Fields, boolean, number};
+use super::tree::{Ns, Tree};
 use crate::edxml::attachment::{Attachment, Payload, normalize_content_id};
 use crate::edxml::codes::{BussinessDocType, Priority, ReceiverType, StatusCode};
 use crate::edxml::datetime::{EdxmlDate, EdxmlDateTime};
@@ -22,273 +22,6 @@ pub(super) struct Mapped {
     pub packet: Packet,
     pub warnings: Vec<Warning>,
     pub signature: SignatureState,
-}
-
-struct Ctx<'t, 'a> {
-    bytes: &'a [u8],
-    tree: &'t Tree<'a>,
-    strict: bool,
-    warnings: Vec<Warning>,
-}
-
-fn trim_xml(s: &str) -> &str {
-    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
-}
-
-impl<'t, 'a> Ctx<'t, 'a> {
-    fn err(&self, node: u32, kind: ReadErrorKind) -> ReadError {
-        ReadError::at(
-            self.bytes,
-            self.tree.node(node).offset,
-            self.tree.path(node),
-            kind,
-        )
-    }
-
-    /// Tolerated in lenient mode (warning), refused in strict mode.
-    fn issue(&mut self, node: u32, kind: WarningKind) -> Result<(), ReadError> {
-        if self.strict {
-            return Err(self.err(node, ReadErrorKind::Strict(kind)));
-        }
-        let n = self.tree.node(node);
-        self.warnings.push(Warning::at(
-            self.bytes,
-            n.offset,
-            self.tree.path(node),
-            kind,
-        ));
-        Ok(())
-    }
-
-    fn local(&self, node: u32) -> &'a str {
-        self.tree.node(node).local
-    }
-
-    /// Trimmed text of a leaf element.
-    fn text(&self, node: u32) -> Result<&'t str, ReadError> {
-        let n = self.tree.node(node);
-        if n.first_child != NONE || n.opaque {
-            let child = if n.first_child != NONE {
-                self.local(n.first_child).to_owned()
-            } else {
-                "Signature".to_owned()
-            };
-            return Err(self.err(
-                node,
-                ReadErrorKind::UnexpectedChildElement {
-                    name: n.local.to_owned(),
-                    child,
-                },
-            ));
-        }
-        Ok(trim_xml(&n.text))
-    }
-
-    fn agency(&mut self, node: u32) -> Result<AgencyCode, ReadError> {
-        let raw = self.text(node)?;
-        if raw.is_empty() {
-            return Err(self.err(
-                node,
-                ReadErrorKind::EmptyElement {
-                    name: self.local(node).to_owned(),
-                },
-            ));
-        }
-        let code = AgencyCode::parse_lenient(raw).map_err(|e| self.err(node, e.into()))?;
-        if !code.is_standard() {
-            self.issue(
-                node,
-                WarningKind::NonStandardAgencyCode {
-                    code: code.to_string(),
-                },
-            )?;
-        }
-        Ok(code)
-    }
-
-    /// An optional container counts as absent when it holds nothing at all.
-    fn is_blank(&self, node: u32) -> bool {
-        let n = self.tree.node(node);
-        n.first_child == NONE && !n.opaque && trim_xml(&n.text).is_empty()
-    }
-}
-
-/// The children of one known container, claimed field by field.
-struct Fields {
-    node: u32,
-    kids: Vec<(u32, bool)>,
-}
-
-impl Fields {
-    fn of(ctx: &Ctx<'_, '_>, node: u32) -> Self {
-        Self {
-            node,
-            kids: ctx.tree.children(node).map(|k| (k, false)).collect(),
-        }
-    }
-
-    /// Claims every QCVN child named one of `names`.
-    fn claim(&mut self, ctx: &Ctx<'_, '_>, names: &[&str]) -> Vec<u32> {
-        let mut found = Vec::new();
-        for (k, claimed) in &mut self.kids {
-            let n = ctx.tree.node(*k);
-            if !*claimed && n.ns == Ns::Qcvn && names.contains(&n.local) {
-                *claimed = true;
-                found.push(*k);
-            }
-        }
-        found
-    }
-
-    fn opt_any(&mut self, ctx: &Ctx<'_, '_>, names: &[&str]) -> Result<Option<u32>, ReadError> {
-        let found = self.claim(ctx, names);
-        if let Some(&second) = found.get(1) {
-            return Err(ctx.err(
-                second,
-                ReadErrorKind::DuplicateElement {
-                    name: ctx.local(second).to_owned(),
-                },
-            ));
-        }
-        Ok(found.first().copied())
-    }
-
-    fn opt(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Result<Option<u32>, ReadError> {
-        self.opt_any(ctx, &[name])
-    }
-
-    fn one(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Result<u32, ReadError> {
-        self.opt(ctx, name)?.ok_or_else(|| {
-            ctx.err(
-                self.node,
-                ReadErrorKind::MissingElement {
-                    name: name.to_owned(),
-                },
-            )
-        })
-    }
-
-    fn many(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Vec<u32> {
-        self.claim(ctx, &[name])
-    }
-
-    fn req_text(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Result<String, ReadError> {
-        let id = self.one(ctx, name)?;
-        let t = ctx.text(id)?;
-        if t.is_empty() {
-            return Err(ctx.err(
-                id,
-                ReadErrorKind::EmptyElement {
-                    name: name.to_owned(),
-                },
-            ));
-        }
-        Ok(t.to_owned())
-    }
-
-    fn opt_text(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Result<Option<String>, ReadError> {
-        match self.opt(ctx, name)? {
-            None => Ok(None),
-            Some(id) => {
-                let t = ctx.text(id)?;
-                Ok((!t.is_empty()).then(|| t.to_owned()))
-            }
-        }
-    }
-
-    fn req_parse<T, E: Into<ReadErrorKind>>(
-        &mut self,
-        ctx: &Ctx<'_, '_>,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Result<T, ReadError> {
-        let id = self.one(ctx, name)?;
-        let t = ctx.text(id)?;
-        if t.is_empty() {
-            return Err(ctx.err(
-                id,
-                ReadErrorKind::EmptyElement {
-                    name: name.to_owned(),
-                },
-            ));
-        }
-        parse(t).map_err(|e| ctx.err(id, e.into()))
-    }
-
-    fn opt_parse<T, E: Into<ReadErrorKind>>(
-        &mut self,
-        ctx: &Ctx<'_, '_>,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Result<Option<T>, ReadError> {
-        let Some(id) = self.opt(ctx, name)? else {
-            return Ok(None);
-        };
-        let t = ctx.text(id)?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        parse(t).map(Some).map_err(|e| ctx.err(id, e.into()))
-    }
-
-    fn req_agency(&mut self, ctx: &mut Ctx<'_, '_>, name: &str) -> Result<AgencyCode, ReadError> {
-        let id = self.one(ctx, name)?;
-        ctx.agency(id)
-    }
-
-    /// Claims an optional container, treating an empty one as absent.
-    fn opt_container(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Result<Option<u32>, ReadError> {
-        Ok(self.opt(ctx, name)?.filter(|&id| !ctx.is_blank(id)))
-    }
-
-    /// Reports what nobody claimed: unknown elements, a misplaced signature, stray text.
-    fn finish(self, ctx: &mut Ctx<'_, '_>) -> Result<(), ReadError> {
-        for (k, claimed) in self.kids {
-            if claimed {
-                continue;
-            }
-            let n = ctx.tree.node(k);
-            if n.ns == Ns::Dsig && n.local == "Signature" {
-                return Err(ctx.err(k, ReadErrorKind::MisplacedSignature));
-            }
-            let kind = WarningKind::UnknownElement {
-                name: n.local.to_owned(),
-                namespace: n.ns.uri(),
-            };
-            ctx.issue(k, kind)?;
-        }
-        if ctx.tree.node(self.node).stray_text {
-            let name = ctx.local(self.node).to_owned();
-            ctx.issue(self.node, WarningKind::UnexpectedText { name })?;
-        }
-        Ok(())
-    }
-}
-
-fn number(name: &str) -> impl FnOnce(&str) -> Result<u32, ReadErrorKind> + '_ {
-    move |s| {
-        if !s.is_empty()
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(v) = s.parse()
-        {
-            return Ok(v);
-        }
-        Err(ReadErrorKind::InvalidNumber {
-            name: name.to_owned(),
-            value: s.to_owned(),
-        })
-    }
-}
-
-fn boolean(s: &str) -> Result<bool, ReadErrorKind> {
-    match s {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(ReadErrorKind::InvalidBoolean {
-            name: "Direction".into(),
-            value: s.to_owned(),
-        }),
-    }
 }
 
 fn organization(ctx: &mut Ctx<'_, '_>, node: u32) -> Result<Organization, ReadError> {
@@ -753,6 +486,7 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
         tree,
         strict,
         warnings: Vec::new(),
+        omitted_warnings: 0,
     };
     let ctx = &mut ctx;
     let root = 0u32;
@@ -837,7 +571,7 @@ pub(super) fn map(bytes: &[u8], tree: &Tree<'_>, strict: bool) -> Result<Mapped,
     };
     Ok(Mapped {
         packet,
-        warnings: std::mem::take(&mut ctx.warnings),
+        warnings: ctx.take_warnings(),
         signature,
     })
 }

@@ -17,6 +17,9 @@ use crate::edxml::diagnostics::{ReadError, ReadErrorKind};
 use crate::edxml::reader::Limits;
 use crate::edxml::{DSIG_NS, QCVN_NS};
 
+/// Bytes of a foreign namespace URI kept per element (for warnings).
+const MAX_KEPT_URI: usize = 128;
+
 /// Sentinel for "no node" in the index links.
 pub(super) const NONE: u32 = u32::MAX;
 
@@ -145,17 +148,17 @@ fn legal_xml_char(c: char) -> bool {
     matches!(c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
-/// Finds a C0 control character (other than tab, LF, CR): never legal in XML 1.0.
-fn find_control(s: &str) -> Option<u8> {
-    let bytes = s.as_bytes();
-    let bad = |b: u8| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r';
-    if bytes
+/// Finds a character XML 1.0 forbids even when written raw: C0 controls other than tab, LF and
+/// CR, and U+FFFE / U+FFFF. The fast path looks at bytes only (0xEF leads U+F000..U+FFFF).
+fn find_illegal(s: &str) -> Option<char> {
+    let suspicious = |b: u8| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0xEF;
+    if s.as_bytes()
         .chunks(256)
-        .all(|c| !c.iter().fold(false, |acc, &b| acc | bad(b)))
+        .all(|c| !c.iter().fold(false, |acc, &b| acc | suspicious(b)))
     {
         return None;
     }
-    bytes.iter().copied().find(|&b| bad(b))
+    s.chars().find(|&c| !legal_xml_char(c))
 }
 
 impl<'a, 'b> Builder<'a, 'b> {
@@ -310,10 +313,10 @@ impl<'a, 'b> Builder<'a, 'b> {
     }
 
     fn text(&mut self, piece: Cow<'a, str>, offset: usize) -> Result<(), ReadError> {
-        if let Some(b) = find_control(&piece) {
+        if let Some(c) = find_illegal(&piece) {
             return Err(self.err(
                 offset,
-                ReadErrorKind::IllegalCharacter { code: u32::from(b) },
+                ReadErrorKind::IllegalCharacter { code: u32::from(c) },
             ));
         }
         let Some(id) = self.current() else {
@@ -387,9 +390,15 @@ impl<'a, 'b> Builder<'a, 'b> {
                 ReadErrorKind::Malformed("reference outside the root element".into()),
             ));
         }
-        let mut buf = [0u8; 4];
-        let s: &str = ch.encode_utf8(&mut buf);
-        self.text(Cow::Owned(s.to_owned()), offset)
+        let piece = match name {
+            "lt" => Cow::Borrowed("<"),
+            "gt" => Cow::Borrowed(">"),
+            "amp" => Cow::Borrowed("&"),
+            "apos" => Cow::Borrowed("'"),
+            "quot" => Cow::Borrowed("\""),
+            _ => Cow::Owned(ch.to_string()),
+        };
+        self.text(piece, offset)
     }
 }
 
@@ -397,7 +406,13 @@ fn classify(ns: ResolveResult<'_>) -> Result<Ns, String> {
     match ns {
         ResolveResult::Bound(n) if n.as_ref() == QCVN_NS.as_bytes() => Ok(Ns::Qcvn),
         ResolveResult::Bound(n) if n.as_ref() == DSIG_NS.as_bytes() => Ok(Ns::Dsig),
-        ResolveResult::Bound(n) => Ok(Ns::Other(String::from_utf8_lossy(n.as_ref()).into())),
+        ResolveResult::Bound(n) => {
+            // Keep a bounded prefix: many elements may share one very long declared URI.
+            let uri = n.as_ref();
+            let kept = String::from_utf8_lossy(&uri[..uri.len().min(MAX_KEPT_URI)]);
+            let marker = if uri.len() > MAX_KEPT_URI { "…" } else { "" };
+            Ok(Ns::Other(format!("{kept}{marker}").into()))
+        }
         ResolveResult::Unbound => Ok(Ns::None),
         ResolveResult::Unknown(p) => Err(String::from_utf8_lossy(&p).into_owned()),
     }
@@ -540,4 +555,63 @@ pub(super) fn build<'a>(
         nodes: b.nodes,
         dsig_signatures: b.dsig_signatures,
     })
+}
+
+/// The element path open at the end of `prefix` (the valid start of the input before an encoding
+/// error), so that errors found before parsing can still name where they are.
+pub(super) fn open_path(prefix: &str, max_depth: usize) -> String {
+    let mut reader = quick_xml::Reader::from_str(prefix);
+    let mut names: Vec<&str> = Vec::new();
+    let mut depth = 0usize;
+    loop {
+        let pos = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                let qlen = e.name().as_ref().len();
+                if depth <= max_depth
+                    && let Some(q) = prefix.get(pos + 1..pos + 1 + qlen)
+                {
+                    names.push(q.split_once(':').map_or(q, |(_, l)| l));
+                }
+            }
+            Ok(Event::End(_)) => {
+                if depth <= max_depth {
+                    names.pop();
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if names.is_empty() {
+        return "/".to_owned();
+    }
+    names.iter().fold(String::new(), |mut acc, n| {
+        acc.push('/');
+        acc.push_str(n);
+        acc
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn illegal_characters() {
+        assert_eq!(find_illegal("Việt Nam\t\r\n"), None);
+        assert_eq!(find_illegal("a\u{1}b"), Some('\u{1}'));
+        assert_eq!(find_illegal("a\u{FFFE}"), Some('\u{FFFE}'));
+        assert_eq!(find_illegal("ｆｕｌｌ\u{FEFF}"), None);
+    }
+
+    #[test]
+    fn open_path_names_the_elements_still_open() {
+        let doc = "<?xml version='1.0'?><q:a xmlns:q='u'><b/><c><d>x</d><e>te";
+        assert_eq!(open_path(doc, 32), "/a/c/e");
+        assert_eq!(open_path("", 32), "/");
+        assert_eq!(open_path("<a><b><c>", 2), "/a/b");
+    }
 }
