@@ -251,6 +251,12 @@ async fn assert_exactly_once(
     }
 }
 
+/// G22's clerk sends 500 documents to H41 through the node API while a thread SIGKILLs and
+/// restarts the hub every 0.3–1.5 s (during the sending, and three more times after the last
+/// document was acknowledged, while deliveries, receipts and 01 statuses are still moving),
+/// then leaves it up. Once G22's outbox shows all 500 delivered and answered: the documents
+/// acknowledged to the clerk are exactly those in H41's inbox, none twice, each answered by one
+/// status 01 and tracked as delivered once.
 #[test]
 fn hub_killed_repeatedly_every_acknowledged_document_is_delivered_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -274,7 +280,7 @@ fn hub_killed_repeatedly_every_acknowledged_document_is_delivered_exactly_once()
         );
         std::thread::spawn(move || {
             let mut rng = Rng(seed());
-            let (mut kills, mut in_stream, mut after_sending) = (0, 0, 0);
+            let (mut kills, mut after_sending) = (0, 0);
             while after_sending < 3 {
                 std::thread::sleep(rng.between_ms(300, 1500));
                 if complete.load(Ordering::SeqCst) {
@@ -283,13 +289,12 @@ fn hub_killed_repeatedly_every_acknowledged_document_is_delivered_exactly_once()
                 let mut h = hub.lock().unwrap();
                 h.kill();
                 kills += 1;
-                in_stream += 1;
                 if sending_done.load(Ordering::SeqCst) {
                     after_sending += 1;
                 }
                 h.restart();
             }
-            (kills, in_stream)
+            kills
         })
     };
 
@@ -307,11 +312,11 @@ fn hub_killed_repeatedly_every_acknowledged_document_is_delivered_exactly_once()
         );
         acked
     });
-    let (kills, in_stream) = killer.join().unwrap();
+    let kills = killer.join().unwrap();
     assert_eq!(acked.len(), DOCUMENTS, "every send was acknowledged");
     assert!(
-        in_stream >= 3,
-        "the hub was killed only {in_stream} times while documents were on their way: the test \
+        kills >= 3,
+        "the hub was killed only {kills} times while documents were on their way: the test \
          proves little"
     );
     runtime().block_on(assert_exactly_once(&sender, &recipient, H41, &acked));
@@ -319,9 +324,9 @@ fn hub_killed_repeatedly_every_acknowledged_document_is_delivered_exactly_once()
     let hub = hub.lock().unwrap();
     let retries = g22.log().matches("outbox: will retry").count();
     eprintln!(
-        "hub killed {kills} times ({in_stream} before every document was answered); G22 retried \
-         submissions {retries} times; hub log: {} packets accepted, {} resubmissions answered \
-         with the original receipt",
+        "hub killed {kills} times while documents were on their way; G22 retried submissions \
+         {retries} times; hub log: {} packets accepted, {} resubmissions answered with the \
+         original receipt",
         hub.log().matches("packet accepted").count(),
         hub.log()
             .matches("resubmission: original receipt returned")
