@@ -5,6 +5,11 @@
 //! Processes started here are real: they listen on loopback ports, use real TLS with a PKI
 //! made by `docaxis pki init`, and are killed (SIGKILL) when a test needs a crash or when the
 //! handle is dropped.
+//!
+//! [`HubProc`] runs `docaxis hub`; [`NodeProc`] runs `docaxis node` for one agency (its own
+//! `node.toml`, fixed ports, short retry delays) and runs the clerk commands against it
+//! (`send/outbox/inbox/track --json`); [`NodeApi`] calls a node's clerk API directly, for
+//! streams of documents faster than the command line allows.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
