@@ -196,7 +196,12 @@ async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
         Err(e) => return anomaly(format!("the hub listed an invalid packet id: {e}")).await,
     };
     match node.db.has_inbox(id).await {
-        Ok(true) => return Outcome::Ack(key),
+        Ok(true) => {
+            // Stored before (e.g. a crash between our commit and our acknowledgement): the
+            // hub offers it again; acknowledge without storing it twice.
+            tracing::info!(packet = %id, "inbox: already stored; acknowledging again");
+            return Outcome::Ack(key);
+        }
         Ok(false) => {}
         Err(e) => {
             tracing::error!(packet = %id, error = %e, "inbox: cannot read the database");
