@@ -34,6 +34,7 @@ pub mod db;
 pub mod hub_api;
 pub mod inbox;
 pub mod incoming;
+pub mod lifecycle;
 pub mod outbox;
 pub mod outgoing;
 pub mod receipts;
