@@ -261,6 +261,7 @@ fn base_entry(verified: &Verified, kind: &str) -> InboxEntry {
         answered_with: None,
         delivered_at: None,
         delivery_receipt: None,
+        statuses: Vec::new(),
     }
 }
 
@@ -291,6 +292,17 @@ async fn store_document(
     let (status, status_bytes) = signed;
     let answer = outgoing::outgoing(&status, status_bytes, clock::now_ms());
     let answer_id = answer.id;
+    if let Packet::Status(s) = &status {
+        entry.statuses.push(StatusEvent {
+            code: s.status_code.as_str().to_string(),
+            time: clock::rfc3339(s.timestamp.to_offset_date_time()),
+            staff: None,
+            description: None,
+            packet_id: answer_id.to_hex(),
+            received_at: entry.received_at.clone(),
+            by_us: true,
+        });
+    }
     let document_id = entry.document_id.clone();
     let from = entry.from.clone();
     let received = node
@@ -332,6 +344,7 @@ async fn store_status(
         description: status.description.clone(),
         packet_id: id.to_hex(),
         received_at,
+        by_us: false,
     };
     let from = entry.from.clone();
     let document_id = entry.document_id.clone();

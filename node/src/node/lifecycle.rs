@@ -79,7 +79,7 @@ impl Stage {
     pub fn describe(self) -> String {
         match self.code() {
             Some(c) => format!("{} ({})", c.as_str(), c.label_en()),
-            None => "no status yet".to_string(),
+            None => "none (no status yet)".to_string(),
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod outgoing;
 pub mod receipts;
+pub mod status;
 pub mod token;
 pub mod views;
 
