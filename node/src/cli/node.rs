@@ -107,8 +107,9 @@ pub struct OutboxArgs {
 pub struct InboxArgs {
     #[command(subcommand)]
     pub command: Option<InboxCommand>,
-    #[command(flatten)]
-    pub config: ConfigArg,
+    /// The node configuration (see examples/node.toml).
+    #[arg(long, env = "DOCAXIS_NODE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Documents: new, rejected, accepted, assigned, processing, completed, taken_back,
     /// take_back_requested. Statuses: applied, unmatched (about unknown documents).
     #[arg(long)]
@@ -372,7 +373,10 @@ pub fn run_inbox(args: InboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(InboxCommand::Show(show)) = args.command {
         return run_inbox_show(show);
     }
-    let client = args.config.client()?;
+    let Some(config) = args.config else {
+        anyhow::bail!("the node configuration is needed: --config FILE (or DOCAXIS_NODE_CONFIG)");
+    };
+    let client = ConfigArg { config }.client()?;
     let fut = client.inbox(
         args.state.as_deref(),
         args.from.as_deref(),
