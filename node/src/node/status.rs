@@ -7,12 +7,17 @@
 //! - A recipient's status goes to the document's sender; a 13 goes to the recipient named
 //!   (ResponseFor/OrganId = the receiver, QCVN 102:2016 §3).
 //! - 02 and 13 need a reason; 01 is never sent by a clerk.
+//! - A status is timestamped strictly after every status this node knows for that document
+//!   and agency (now, or one second after the latest): timestamps have one-second resolution
+//!   and the receiving side orders by them, so causally later steps must not tie.
 //! - A refused transition signs nothing and stores nothing; a repeat signs nothing and names
 //!   the first packet.
 
 use axum::http::StatusCode as Http;
 
-use crate::edxml::{AgencyCode, DocumentPacket, Packet, ReadOptions, StaffInfo, StatusCode, read};
+use crate::edxml::{
+    AgencyCode, DocumentPacket, EdxmlDateTime, Packet, ReadOptions, StaffInfo, StatusCode, read,
+};
 use crate::node::lifecycle::{Decision, sent_by_original_sender};
 use crate::packet_id::PacketId;
 
@@ -95,8 +100,28 @@ fn read_document(bytes: &[u8], what: &str) -> Result<DocumentPacket, ApiError> {
     }
 }
 
+/// Now, or one second after the latest of `known` if that is not in the past.
+fn next_timestamp(known: &[StatusEvent]) -> EdxmlDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    let latest = known
+        .iter()
+        .filter_map(|e| clock::parse_rfc3339(&e.time))
+        .max();
+    match latest {
+        Some(t) if t + time::Duration::seconds(1) > now => {
+            EdxmlDateTime::from_offset(t + time::Duration::seconds(1))
+        }
+        _ => EdxmlDateTime::from_offset(now),
+    }
+}
+
 /// Signs `status` and returns it ready to commit, with its lifecycle event.
-async fn signed(node: &Shared, status: crate::edxml::StatusPacket) -> Result<OutgoingStatus, ApiError> {
+async fn signed(
+    node: &Shared,
+    mut status: crate::edxml::StatusPacket,
+    known: &[StatusEvent],
+) -> Result<OutgoingStatus, ApiError> {
+    status.timestamp = next_timestamp(known);
     let event = StatusEvent {
         code: status.status_code.as_str().to_string(),
         time: clock::rfc3339(status.timestamp.to_offset_date_time()),
@@ -188,7 +213,7 @@ pub async fn send_status(
     };
     let doc = read_document(&bytes, &format!("received packet {doc_id}"))?;
     let status = status_about(&doc, &node.me, code, reason, staff_info(&req));
-    let st = signed(node, status).await?;
+    let st = signed(node, status, &entry.statuses).await?;
     let commit = node.db.commit_received_status(doc_id, st).await?;
     Ok(answer(node, entry.document_id, code, to, commit))
 }
@@ -305,10 +330,60 @@ async fn send_take_back(
         reason.unwrap_or_default(),
         staff_info(&req),
     );
-    let st = signed(node, status).await?;
+    let st = signed(node, status, &row.statuses).await?;
     let commit = node
         .db
         .commit_take_back(document_id.clone(), to.clone(), st)
         .await?;
     Ok(answer(node, document_id, StatusCode::TakeBack, to, commit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(time: &str) -> StatusEvent {
+        StatusEvent {
+            code: "01".into(),
+            time: time.into(),
+            staff: None,
+            description: None,
+            packet_id: "p".into(),
+            received_at: time.into(),
+            by_us: true,
+        }
+    }
+
+    #[test]
+    fn a_new_status_is_never_stamped_at_or_before_a_known_one() {
+        let now = time::OffsetDateTime::now_utc();
+        let soon = clock::rfc3339(now + time::Duration::seconds(30));
+        let t = next_timestamp(&[at("2020-01-01T00:00:00Z"), at(&soon)]);
+        let expected = clock::parse_rfc3339(&soon).unwrap() + time::Duration::seconds(1);
+        assert_eq!(t.unix_timestamp(), expected.unix_timestamp());
+        let t = next_timestamp(&[at("2020-01-01T00:00:00Z")]);
+        assert!((t.unix_timestamp() - now.unix_timestamp()).abs() <= 2);
+    }
+
+    #[test]
+    fn requests_are_checked_before_anything_is_signed() {
+        let req = |code: &str, reason: Option<&str>| StatusRequest {
+            code: code.into(),
+            reason: reason.map(str::to_string),
+            ..StatusRequest::default()
+        };
+        let e = parse_request(&req("02", None)).unwrap_err();
+        assert_eq!(e.status, Http::BAD_REQUEST);
+        assert!(e.message.contains("needs a reason"), "{}", e.message);
+        assert!(parse_request(&req("02", Some("  "))).is_err());
+        assert!(parse_request(&req("13", None)).is_err());
+        let e = parse_request(&req("01", None)).unwrap_err();
+        assert_eq!(e.status, Http::CONFLICT);
+        let e = parse_request(&req("07", None)).unwrap_err();
+        assert!(e.message.contains("\"07\" is unknown"), "{}", e.message);
+        assert_eq!(
+            parse_request(&req(" 03 ", None)).unwrap(),
+            (StatusCode::Accepted, None)
+        );
+    }
 }
