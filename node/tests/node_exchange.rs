@@ -29,9 +29,9 @@ use docaxis::net::peer::PeerIdentity;
 use docaxis::net::serve::{ServeOptions, TlsServer, serve_tls};
 use docaxis::net::tls;
 use docaxis::node::client::{ApiClient, ClientError};
-use docaxis::node::views::{StatusRequest, TrackView};
 use docaxis::node::db::{InboxFilter, OutboxState};
 use docaxis::node::outgoing::{SendDocument, compose_document, sign};
+use docaxis::node::views::{StatusRequest, TrackView};
 use docaxis::node::{NodeConfig, RunningNode, start};
 use docaxis::packet_id::PacketId;
 use docaxis::protocol::{
@@ -1080,9 +1080,20 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
         .collect();
     assert_eq!(
         statuses,
-        ["status 01", "status 03", "status 04", "status 05", "status 06"]
+        [
+            "status 01",
+            "status 03",
+            "status 04",
+            "status 05",
+            "status 06"
+        ]
     );
-    assert!(h41_row.timeline.iter().any(|e| e.event.contains("by Trần Thị Lan")));
+    assert!(
+        h41_row
+            .timeline
+            .iter()
+            .any(|e| e.event.contains("by Trần Thị Lan"))
+    );
     let h14_row = t.recipients.iter().find(|r| r.summary.code == H14).unwrap();
     assert!(
         h14_row
@@ -1106,7 +1117,11 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     assert!(message.contains(H41) && message.contains(H14), "{message}");
     let to = |who: &str| StatusRequest {
         to: Some(who.into()),
-        ..status("13", Some("Văn bản có sai sót, xin lấy lại"), Some("Văn thư VPCP"))
+        ..status(
+            "13",
+            Some("Văn bản có sai sót, xin lấy lại"),
+            Some("Văn thư VPCP"),
+        )
     };
     let (code, _, message) = refusal(g22.client.send_status(&doc, &to(H14)).await.unwrap_err());
     assert_eq!(code, 409);
@@ -1115,7 +1130,13 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     // 13 to H41, refused with 16; asked again, agreed with 15.
     let first = g22.client.send_status(&doc, &to(H41)).await.unwrap();
     assert!(!first.repeated);
-    assert!(g22.client.send_status(&doc, &to(H41)).await.unwrap().repeated);
+    assert!(
+        g22.client
+            .send_status(&doc, &to(H41))
+            .await
+            .unwrap()
+            .repeated
+    );
     eventually("H41 sees the take-back request", || async {
         let l = h41
             .client
@@ -1172,11 +1193,7 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     assert_eq!(t.business, "1 rejected, 1 taken back");
     // The recipient's own view of the document.
     let detail = h41.client.inbox_item(&packet).await.unwrap();
-    let codes: Vec<&str> = detail
-        .timeline
-        .iter()
-        .map(|e| &e.event[7..9])
-        .collect();
+    let codes: Vec<&str> = detail.timeline.iter().map(|e| &e.event[7..9]).collect();
     assert_eq!(
         codes,
         ["01", "03", "04", "05", "06", "13", "16", "13", "15"]

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::edxml::{Priority, StatusCode};
 use crate::edxml::{Packet, ReadOptions, read};
+use crate::edxml::{Priority, StatusCode};
 use crate::node::client::{
     ApiClient, ClientError, is_packet_id, request_from_flags, request_from_spec_file,
 };
@@ -584,7 +584,11 @@ fn safe_file_name(name: &str, index: usize) -> String {
 pub fn run_inbox_show(args: InboxShowArgs) -> anyhow::Result<ExitCode> {
     let client = args.config.client()?;
     let rt = runtime()?;
-    let packet_id = match rt.block_on(resolve_received(&client, &args.document, args.from.as_deref())) {
+    let packet_id = match rt.block_on(resolve_received(
+        &client,
+        &args.document,
+        args.from.as_deref(),
+    )) {
         Ok(Ok(id)) => id,
         Ok(Err(message)) => {
             eprintln!("refused: {message}");
@@ -605,8 +609,7 @@ pub fn run_inbox_show(args: InboxShowArgs) -> anyhow::Result<ExitCode> {
         let packet = read(&bytes, &ReadOptions::default())
             .with_context(|| format!("stored packet {packet_id} cannot be read"))?
             .packet;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         if let Packet::Document(d) = packet {
             for (i, a) in d.attachments.iter().enumerate() {
                 let data = a
@@ -639,7 +642,11 @@ fn print_inbox_detail(out: &mut dyn Write, d: &InboxDetail) -> std::io::Result<(
     } else {
         "NOT VALID"
     };
-    writeln!(out, "  {:<11} {verdict}: {}", "signature:", d.signature.detail)?;
+    writeln!(
+        out,
+        "  {:<11} {verdict}: {}",
+        "signature:", d.signature.detail
+    )?;
     writeln!(out, "  {:<11} {} bytes", "size:", d.size)?;
     for a in &d.attachments {
         writeln!(
@@ -769,8 +776,19 @@ mod tests {
         let Cmd::Status(StatusArgs {
             command: StatusCommand::Send(st),
         }) = parse(&[
-            "status", "send", "D", "--config", "n.toml", "--code", "02", "--reason", "sai",
-            "--staff", "Lan", "--from", "000.00.00.G22",
+            "status",
+            "send",
+            "D",
+            "--config",
+            "n.toml",
+            "--code",
+            "02",
+            "--reason",
+            "sai",
+            "--staff",
+            "Lan",
+            "--from",
+            "000.00.00.G22",
         ])
         .unwrap()
         else {
@@ -781,14 +799,23 @@ mod tests {
             ("02", Some("sai"), Some("000.00.00.G22"))
         );
         let Cmd::Inbox(i) = parse(&[
-            "inbox", "show", "D", "--config", "n.toml", "--extract", "out",
+            "inbox",
+            "show",
+            "D",
+            "--config",
+            "n.toml",
+            "--extract",
+            "out",
         ])
         .unwrap() else {
             panic!("not inbox")
         };
         assert!(matches!(
             i.command,
-            Some(InboxCommand::Show(InboxShowArgs { extract: Some(_), .. }))
+            Some(InboxCommand::Show(InboxShowArgs {
+                extract: Some(_),
+                ..
+            }))
         ));
         assert_eq!(safe_file_name("../../etc/passwd", 1), "passwd");
         assert_eq!(safe_file_name("a\\..\\b.pdf", 1), "b.pdf");

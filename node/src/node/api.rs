@@ -40,12 +40,11 @@ use super::clock;
 use super::db::{InboxFilter, InboxState, KIND_DOCUMENT, KIND_STATUS, NodeDbError};
 use super::incoming::verify_incoming;
 use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
-use super::token;
 use super::status::{StatusTarget, send_status};
+use super::token;
 use super::views::{
-    StatusRequest,
     AnswerView, ApiErrorBody, AttachmentView, Health, InboxDetail, InboxItem, InboxList,
-    OutboxItem, OutboxList, Sent, SignatureView, TrackView, inbox_timeline,
+    OutboxItem, OutboxList, Sent, SignatureView, StatusRequest, TrackView, inbox_timeline,
 };
 
 /// Largest request body: a 64 MiB packet's worth of base64 plus JSON.
@@ -127,7 +126,10 @@ pub fn router(node: Shared) -> Router {
         .route("/api/v1/documents/{document_id}/track", get(get_track))
         .route("/api/v1/inbox/{packet_id}/status", post(post_inbox_status))
         .route("/api/v1/inbox/{packet_id}/packet", get(get_inbox_packet))
-        .route("/api/v1/documents/{document_id}/status", post(post_document_status))
+        .route(
+            "/api/v1/documents/{document_id}/status",
+            post(post_document_status),
+        )
         .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(get_health))
@@ -273,8 +275,14 @@ async fn get_inbox(
         Some("applied") => (Some(InboxState::Applied), None),
         Some("unmatched") => (Some(InboxState::Unmatched), None),
         Some(
-            b @ ("new" | "rejected" | "accepted" | "assigned" | "processing" | "completed"
-            | "taken_back" | "take_back_requested"),
+            b @ ("new"
+            | "rejected"
+            | "accepted"
+            | "assigned"
+            | "processing"
+            | "completed"
+            | "taken_back"
+            | "take_back_requested"),
         ) => (None, Some(b.to_string())),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
@@ -426,7 +434,9 @@ async fn get_inbox_packet(
         .parse()
         .map_err(|e: crate::packet_id::BadPacketId| ApiError::bad_request(e.to_string()))?;
     match node.db.inbox_entry(id).await? {
-        Some((_, bytes)) => Ok(([(header::CONTENT_TYPE, "application/xml")], bytes).into_response()),
+        Some((_, bytes)) => {
+            Ok(([(header::CONTENT_TYPE, "application/xml")], bytes).into_response())
+        }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -507,8 +507,11 @@ mod tests {
     }
 
     fn conformance(name: &str) -> (Vec<u8>, StatusPacket) {
-        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/conformance"))
-            .join(name);
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/conformance"
+        ))
+        .join(name);
         let bytes = std::fs::read(&path).unwrap();
         let outcome = crate::edxml::read(&bytes, &crate::edxml::ReadOptions::default()).unwrap();
         let Packet::Status(s) = outcome.packet else {
@@ -620,7 +623,10 @@ mod tests {
         .unwrap();
         let id13 = PacketId::of(&bytes13);
         let inc = incoming_status(&s13, entry_for(&s13, KIND_STATUS), id13, bytes13);
-        assert_eq!(inc.event.staff.as_deref(), Some("Nguyen thi ngoc tram, Phong hanh chinh"));
+        assert_eq!(
+            inc.event.staff.as_deref(),
+            Some("Nguyen thi ngoc tram, Phong hanh chinh")
+        );
         assert_eq!(
             h41.receive_status(inc).await.unwrap(),
             Received::New { matched: true }

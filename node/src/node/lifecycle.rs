@@ -135,16 +135,19 @@ pub enum TransitionError {
     Exclusive { code: &'static str, done: String },
     #[error("status {code} would go backwards: the document is already at {at}")]
     Backwards { code: &'static str, at: String },
-    #[error("status {code} is refused: the document was rejected (02); nothing follows a rejection")]
+    #[error(
+        "status {code} is refused: the document was rejected (02); nothing follows a rejection"
+    )]
     AfterRejection { code: &'static str },
     #[error("status {code} is refused: the sender took the document back (13 agreed with 15)")]
     TakenBack { code: &'static str },
     #[error("status {code} answers a take-back request (13), and none is pending")]
     NoRequest { code: &'static str },
-    #[error(
-        "status {code} is refused: the take-back request was already answered with {answer}"
-    )]
-    AlreadyAnswered { code: &'static str, answer: &'static str },
+    #[error("status {code} is refused: the take-back request was already answered with {answer}")]
+    AlreadyAnswered {
+        code: &'static str,
+        answer: &'static str,
+    },
     #[error("status 13 is refused: the recipient rejected the document (02); nothing to take back")]
     TakeBackAfterRejection,
 }
@@ -161,10 +164,11 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// A document just stored by its recipient (01 sent).
     pub fn received() -> Lifecycle {
-        let mut l = Lifecycle::default();
-        l.stage = Stage::Received;
-        l.seen.insert(StatusCode::Received);
-        l
+        Lifecycle {
+            stage: Stage::Received,
+            take_back: TakeBackState::None,
+            seen: BTreeSet::from([StatusCode::Received]),
+        }
     }
 
     /// The state name shown to clerks and used by the inbox filter: `taken_back` once agreed,
@@ -254,7 +258,10 @@ impl Lifecycle {
                             needs: "03 (accepted)",
                             at: at(),
                         }),
-                        s if s > target => Err(TransitionError::Backwards { code: name, at: at() }),
+                        s if s > target => Err(TransitionError::Backwards {
+                            code: name,
+                            at: at(),
+                        }),
                         _ => Ok(Decision::Apply),
                     },
                 }
@@ -347,7 +354,11 @@ mod tests {
         if history.contains(&code) {
             return Some(Decision::Repeat);
         }
-        let stage = history.iter().filter_map(|c| Stage::of(*c)).max().unwrap_or_default();
+        let stage = history
+            .iter()
+            .filter_map(|c| Stage::of(*c))
+            .max()
+            .unwrap_or_default();
         let ok = match code {
             Rejected | Accepted => stage <= Stage::Received,
             _ => stage >= Stage::Accepted && stage <= Stage::of(code).unwrap(),
@@ -378,7 +389,9 @@ mod tests {
         assert_eq!(histories.len(), 10, "{histories:?}");
         for h in &histories {
             let l = at(h);
-            for c in [Received, Rejected, Accepted, Assigned, Processing, Completed] {
+            for c in [
+                Received, Rejected, Accepted, Assigned, Processing, Completed,
+            ] {
                 let got = l.check_send(c).ok();
                 assert_eq!(got, expected(h, c), "after {h:?} then {c:?}");
             }
@@ -411,7 +424,10 @@ mod tests {
             "status 04 would go backwards: the document is already at 05 (processing)"
         );
         let e = l.check_send(Rejected).unwrap_err();
-        assert!(e.to_string().contains("02 (rejected) and 03 (accepted)"), "{e}");
+        assert!(
+            e.to_string().contains("02 (rejected) and 03 (accepted)"),
+            "{e}"
+        );
         assert_eq!(l.check_send(Accepted), Ok(Decision::Repeat));
         assert_eq!(l.state_name(), "processing");
     }
@@ -455,7 +471,10 @@ mod tests {
         assert_eq!(l.check_send(Assigned), Ok(Decision::Repeat));
 
         let l = at(&[Received, Rejected]);
-        assert_eq!(l.check(TakeBack), Err(TransitionError::TakeBackAfterRejection));
+        assert_eq!(
+            l.check(TakeBack),
+            Err(TransitionError::TakeBackAfterRejection)
+        );
         // A take-back may be asked before the recipient's clerk did anything (even before 01).
         assert_eq!(Lifecycle::default().check(TakeBack), Ok(Decision::Apply));
         assert_eq!(Lifecycle::received().check(TakeBack), Ok(Decision::Apply));

@@ -17,8 +17,8 @@ use crate::compose::{
 };
 use crate::dsig::{SignError, SigningIdentity, sign_packet};
 use crate::edxml::{
-    AgencyCode, Attachment, DocumentPacket, StaffInfo, EdxmlDateTime, Organization, Packet, ResponseFor, StatusCode,
-    StatusPacket, TraceHeader, WriteError, write,
+    AgencyCode, Attachment, DocumentPacket, EdxmlDateTime, Organization, Packet, ResponseFor,
+    StaffInfo, StatusCode, StatusPacket, TraceHeader, WriteError, write,
 };
 use crate::packet_id::PacketId;
 

@@ -24,9 +24,7 @@ use crate::packet_id::PacketId;
 use super::Shared;
 use super::api::ApiError;
 use super::clock;
-use super::db::{
-    InboxEntry, OutgoingStatus, StatusCommit, StatusEvent, replay_statuses,
-};
+use super::db::{InboxEntry, OutgoingStatus, StatusCommit, StatusEvent, replay_statuses};
 use super::inbox::staff_summary;
 use super::outgoing::{outgoing, sign, status_about, take_back_request};
 use super::views::{StatusRequest, StatusSent};
@@ -171,7 +169,11 @@ pub async fn send_status(
     let (doc_id, entry) = match target {
         StatusTarget::Received(id) => match node.db.inbox_entry(id).await? {
             Some((e, _)) if e.kind == super::db::KIND_DOCUMENT => (id, e),
-            _ => return Err(not_found(format!("packet {id} is not a document in this node's inbox"))),
+            _ => {
+                return Err(not_found(format!(
+                    "packet {id} is not a document in this node's inbox"
+                )));
+            }
         },
         StatusTarget::Document(document_id) => {
             let found = node
@@ -209,7 +211,9 @@ pub async fn send_status(
         return Ok(sent);
     }
     let Some((_, bytes)) = node.db.inbox_entry(doc_id).await? else {
-        return Err(not_found(format!("packet {doc_id} is not in this node's inbox")));
+        return Err(not_found(format!(
+            "packet {doc_id} is not in this node's inbox"
+        )));
     };
     let doc = read_document(&bytes, &format!("received packet {doc_id}"))?;
     let status = status_about(&doc, &node.me, code, reason, staff_info(&req));
@@ -218,7 +222,11 @@ pub async fn send_status(
     Ok(answer(node, entry.document_id, code, to, commit))
 }
 
-fn precheck(entry: &InboxEntry, code: StatusCode, to: &str) -> Result<Option<StatusSent>, ApiError> {
+fn precheck(
+    entry: &InboxEntry,
+    code: StatusCode,
+    to: &str,
+) -> Result<Option<StatusSent>, ApiError> {
     let l = replay_statuses(&entry.statuses).lifecycle;
     match l.check_send(code) {
         Err(e) => Err(conflict("invalid_transition", e.to_string())),
@@ -320,7 +328,10 @@ async fn send_take_back(
     let recipient = AgencyCode::parse_strict(&to)
         .map_err(|e| ApiError::bad_request(format!("recipient {to:?}: {e}")))?;
     let Some(bytes) = node.db.packet(sent.id).await? else {
-        return Err(ApiError::internal(format!("sent packet {} has no bytes", sent.id)));
+        return Err(ApiError::internal(format!(
+            "sent packet {} has no bytes",
+            sent.id
+        )));
     };
     let doc = read_document(&bytes, &format!("sent packet {}", sent.id))?;
     let status = take_back_request(

@@ -220,7 +220,9 @@ fn apply_to_received(
             };
             let e: InboxEntry = decode(v.value())?;
             if e.kind == KIND_DOCUMENT
-                && found.as_ref().is_none_or(|(_, f)| f.received_ms < e.received_ms)
+                && found
+                    .as_ref()
+                    .is_none_or(|(_, f)| f.received_ms < e.received_ms)
             {
                 found = Some((PacketId(*id), e));
             }

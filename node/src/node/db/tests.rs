@@ -395,7 +395,10 @@ async fn statuses_out_of_order_give_the_furthest_state_and_nonsense_is_an_anomal
     assert_eq!(anomalies.len(), 1, "{anomalies:?}");
     assert_eq!(anomalies[0].source, "lifecycle");
     assert_eq!(anomalies[0].subject, PacketId::of(b"s2").to_hex());
-    assert!(anomalies[0].reason.contains("exclude each other"), "{anomalies:?}");
+    assert!(
+        anomalies[0].reason.contains("exclude each other"),
+        "{anomalies:?}"
+    );
 }
 
 #[tokio::test]
@@ -403,7 +406,9 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
     let (_d, db) = open();
     // A received document from A, answered with 01.
     let mut entry = inbox_entry(KIND_DOCUMENT, "A", "d9");
-    entry.statuses.push(event("01", "2026-01-01T09:00:00Z", "a01", true));
+    entry
+        .statuses
+        .push(event("01", "2026-01-01T09:00:00Z", "a01", true));
     let answer = outgoing(b"a01", "d9", &["A"], 1);
     let mut answer = answer;
     answer.entry.kind = KIND_STATUS.into();
@@ -430,7 +435,10 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
         .await
         .unwrap_err();
     assert!(matches!(err, NodeDbError::Transition(_)), "{err}");
-    assert!(db.packet(PacketId::of(b"c05")).await.unwrap().is_none(), "nothing stored");
+    assert!(
+        db.packet(PacketId::of(b"c05")).await.unwrap().is_none(),
+        "nothing stored"
+    );
     let ok = db
         .commit_received_status(doc, status(b"c03", "03", "2026-01-01T09:02:00Z"))
         .await
@@ -469,7 +477,13 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
 
     // A take-back request (13) from A applies to the received document.
     let r = db
-        .receive_status(incoming_status(b"t13", "A", "d9", "13", "2026-01-01T09:04:00Z"))
+        .receive_status(incoming_status(
+            b"t13",
+            "A",
+            "d9",
+            "13",
+            "2026-01-01T09:04:00Z",
+        ))
         .await
         .unwrap();
     assert_eq!(r, Received::New { matched: true });
@@ -482,7 +496,13 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
     assert_eq!(e.business_state(), ("taken_back", false));
     // A 13 about a document never received from that sender is unmatched.
     let r = db
-        .receive_status(incoming_status(b"t13x", "Z", "d9", "13", "2026-01-01T09:04:00Z"))
+        .receive_status(incoming_status(
+            b"t13x",
+            "Z",
+            "d9",
+            "13",
+            "2026-01-01T09:04:00Z",
+        ))
         .await
         .unwrap();
     assert_eq!(r, Received::New { matched: false });
