@@ -6,6 +6,8 @@
 //! made by `docaxis pki init`, and are killed (SIGKILL) when a test needs a crash or when the
 //! handle is dropped.
 
+pub mod nodes;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
