@@ -49,6 +49,8 @@ enum Command {
     Inbox(cli::node::InboxArgs),
     /// One document's journey to each recipient: accepted, delivered, statuses.
     Track(cli::node::TrackArgs),
+    /// Send a business status about a document: accept, reject, assign, … or take it back.
+    Status(cli::node::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Outbox(args) => cli::node::run_outbox(args),
         Command::Inbox(args) => cli::node::run_inbox(args),
         Command::Track(args) => cli::node::run_track(args),
+        Command::Status(args) => cli::node::run_status(args),
     };
     match result {
         Ok(code) => code,

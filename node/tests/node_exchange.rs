@@ -1,6 +1,7 @@
 //! The agency node against a hub, over real mutual TLS with the committed development PKI
 //! (`certs/`): submitting with receipts, retrying through hub outages, permanent refusals,
-//! pulling and verifying packets, status 01, delivery receipts, duplicates and forgeries.
+//! pulling and verifying packets, status 01, delivery receipts, duplicates and forgeries, and
+//! the document lifecycle (business statuses 02–06, take-back 13/15/16).
 //!
 //! The hub here is a SMALL FAKE written for the node's own tests (a test double): it keeps
 //! everything in memory, implements just enough of `docaxis::protocol` v1 for a node
@@ -27,9 +28,10 @@ use docaxis::edxml::{AgencyCode, Organization, Packet, ReadOptions, read};
 use docaxis::net::peer::PeerIdentity;
 use docaxis::net::serve::{ServeOptions, TlsServer, serve_tls};
 use docaxis::net::tls;
-use docaxis::node::client::ApiClient;
+use docaxis::node::client::{ApiClient, ClientError};
 use docaxis::node::db::{InboxFilter, OutboxState};
 use docaxis::node::outgoing::{SendDocument, compose_document, sign};
+use docaxis::node::views::{StatusRequest, TrackView};
 use docaxis::node::{NodeConfig, RunningNode, start};
 use docaxis::packet_id::PacketId;
 use docaxis::protocol::{
@@ -913,5 +915,295 @@ async fn the_clerk_commands_talk_to_the_running_node() {
     );
 
     running.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Document lifecycle.
+
+fn status(code: &str, reason: Option<&str>, staff: Option<&str>) -> StatusRequest {
+    StatusRequest {
+        code: code.into(),
+        reason: reason.map(str::to_string),
+        staff: staff.map(str::to_string),
+        ..StatusRequest::default()
+    }
+}
+
+fn refusal(e: ClientError) -> (u16, String, String) {
+    match e {
+        ClientError::Api {
+            status,
+            code,
+            message,
+        } => (status, code, message),
+        other => panic!("not an API refusal: {other}"),
+    }
+}
+
+/// Waits until G22's view of `recipient` satisfies `check`.
+async fn g22_sees(
+    g22: &TestNode,
+    document_id: &str,
+    recipient: &str,
+    what: &str,
+    check: impl Fn(&docaxis::node::views::RecipientView) -> bool,
+) -> TrackView {
+    eventually(what, || async {
+        let t = g22.client.track(document_id).await.unwrap();
+        let ok = t
+            .recipients
+            .iter()
+            .any(|r| r.summary.code == recipient && check(&r.summary));
+        ok.then_some(t)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn business_statuses_and_take_back_travel_back_to_the_sender() {
+    let hub = FakeHub::new();
+    let server = hub.serve().await;
+    let g22 = start_node(G22, server.local_addr()).await;
+    let h41 = start_node(H41, server.local_addr()).await;
+    let h14 = start_node(H14, server.local_addr()).await;
+
+    let mut request = document_request("100");
+    request["to"] = serde_json::json!([H41, H14]);
+    let sent = g22.client.send(&request).await.unwrap();
+    let doc = sent.document_id.clone();
+    for node in [&h41, &h14] {
+        eventually("the document reached its recipients", || async {
+            let l = node.client.inbox(None, None, None, None).await.unwrap();
+            l.items.into_iter().next()
+        })
+        .await;
+    }
+    let packet = sent.packet_id.clone();
+
+    // Nonsense is refused at the sending node, and stores nothing.
+    let (code, kind, message) = refusal(
+        h41.client
+            .send_status(&packet, &status("05", None, None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, kind.as_str()), (409, "invalid_transition"));
+    assert_eq!(
+        message,
+        "status 05 needs 03 (accepted) first; the document is at 01 (received)"
+    );
+    let (code, _, message) = refusal(
+        h14.client
+            .send_status(&doc, &status("02", None, None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400);
+    assert!(message.contains("needs a reason"), "{message}");
+    let (code, kind, _) = refusal(
+        h41.client
+            .send_status(&packet, &status("13", Some("x"), None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, kind.as_str()), (409, "wrong_side"));
+
+    // H41 accepts, assigns, processes, completes; a repeated 03 sends nothing new.
+    let s03 = h41
+        .client
+        .send_status(&packet, &status("03", None, Some("Trần Thị Lan")))
+        .await
+        .unwrap();
+    assert!(!s03.repeated);
+    assert_eq!((s03.to.as_str(), s03.state.as_str()), (G22, "accepted"));
+    let again = h41
+        .client
+        .send_status(&doc, &status("03", None, None))
+        .await
+        .unwrap();
+    assert!(again.repeated);
+    assert_eq!(again.packet_id, s03.packet_id);
+    for code in ["04", "05", "06"] {
+        let s = h41
+            .client
+            .send_status(&packet, &status(code, None, Some("Lê Văn Hùng")))
+            .await
+            .unwrap();
+        assert!(!s.repeated, "{code}");
+    }
+    let done = h41
+        .client
+        .inbox(Some("completed"), None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(done.items.len(), 1);
+
+    // H14 rejects with a reason (by document id); 03 after 02 is refused.
+    let s02 = h14
+        .client
+        .send_status(
+            &doc,
+            &StatusRequest {
+                from: Some(G22.into()),
+                ..status("02", Some("Không đúng thẩm quyền"), Some("Văn thư"))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s02.state, "rejected");
+    let (code, _, message) = refusal(
+        h14.client
+            .send_status(&doc, &status("03", None, None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 409);
+    assert!(message.contains("exclude each other"), "{message}");
+
+    // G22 sees both timelines.
+    g22_sees(&g22, &doc, H41, "H41 completed", |r| {
+        r.business_state == "completed"
+    })
+    .await;
+    let t = g22_sees(&g22, &doc, H14, "H14 rejected", |r| {
+        r.business_state == "rejected"
+    })
+    .await;
+    assert_eq!(t.business, "1 rejected, 1 completed");
+    let h41_row = t.recipients.iter().find(|r| r.summary.code == H41).unwrap();
+    let statuses: Vec<&str> = h41_row
+        .timeline
+        .iter()
+        .filter(|e| e.event.starts_with("status"))
+        .map(|e| &e.event[..9])
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "status 01",
+            "status 03",
+            "status 04",
+            "status 05",
+            "status 06"
+        ]
+    );
+    assert!(
+        h41_row
+            .timeline
+            .iter()
+            .any(|e| e.event.contains("by Trần Thị Lan"))
+    );
+    let h14_row = t.recipients.iter().find(|r| r.summary.code == H14).unwrap();
+    assert!(
+        h14_row
+            .timeline
+            .iter()
+            .any(|e| e.event.contains("status 02") && e.event.ends_with(": Không đúng thẩm quyền")),
+        "{:?}",
+        h14_row.timeline
+    );
+    let outbox = g22.client.outbox(Some("document"), None).await.unwrap();
+    assert_eq!(outbox.items[0].business, "1 rejected, 1 completed");
+
+    // Take-back: the recipient must be named; a rejected document cannot be taken back.
+    let (code, _, message) = refusal(
+        g22.client
+            .send_status(&doc, &status("13", Some("Sai sót"), None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400);
+    assert!(message.contains(H41) && message.contains(H14), "{message}");
+    let to = |who: &str| StatusRequest {
+        to: Some(who.into()),
+        ..status(
+            "13",
+            Some("Văn bản có sai sót, xin lấy lại"),
+            Some("Văn thư VPCP"),
+        )
+    };
+    let (code, _, message) = refusal(g22.client.send_status(&doc, &to(H14)).await.unwrap_err());
+    assert_eq!(code, 409);
+    assert!(message.contains("nothing to take back"), "{message}");
+
+    // 13 to H41, refused with 16; asked again, agreed with 15.
+    let first = g22.client.send_status(&doc, &to(H41)).await.unwrap();
+    assert!(!first.repeated);
+    assert!(
+        g22.client
+            .send_status(&doc, &to(H41))
+            .await
+            .unwrap()
+            .repeated
+    );
+    eventually("H41 sees the take-back request", || async {
+        let l = h41
+            .client
+            .inbox(Some("take_back_requested"), None, None, None)
+            .await
+            .unwrap();
+        l.items.into_iter().next()
+    })
+    .await;
+    h41.client
+        .send_status(&packet, &status("16", None, Some("Lãnh đạo")))
+        .await
+        .unwrap();
+    g22_sees(&g22, &doc, H41, "H41 refused the take-back", |r| {
+        r.take_back == "refused"
+    })
+    .await;
+    let second = g22.client.send_status(&doc, &to(H41)).await.unwrap();
+    assert!(!second.repeated);
+    assert_ne!(second.packet_id, first.packet_id);
+    eventually("H41 sees the second request", || async {
+        let l = h41
+            .client
+            .inbox(Some("take_back_requested"), None, None, None)
+            .await
+            .unwrap();
+        l.items.into_iter().next()
+    })
+    .await;
+    let agreed = h41
+        .client
+        .send_status(&packet, &status("15", None, None))
+        .await
+        .unwrap();
+    assert_eq!(agreed.state, "taken_back");
+    let taken = h41
+        .client
+        .inbox(Some("taken_back"), None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(taken.items[0].business_state.as_deref(), Some("taken_back"));
+    let (code, _, message) = refusal(
+        h41.client
+            .send_status(&packet, &status("02", Some("late"), None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 409);
+    assert!(message.contains("took the document back"), "{message}");
+    let t = g22_sees(&g22, &doc, H41, "H41 agreed to the take-back", |r| {
+        r.business_state == "taken_back"
+    })
+    .await;
+    assert_eq!(t.business, "1 rejected, 1 taken back");
+    // The recipient's own view of the document.
+    let detail = h41.client.inbox_item(&packet).await.unwrap();
+    let codes: Vec<&str> = detail.timeline.iter().map(|e| &e.event[7..9]).collect();
+    assert_eq!(
+        codes,
+        ["01", "03", "04", "05", "06", "13", "16", "13", "15"]
+    );
+    assert!(detail.timeline.iter().all(|e| e.anomaly.is_none()));
+    let health = g22.client.health().await.unwrap();
+    assert_eq!(health.counts.anomalies, 0);
+
+    g22.running.shutdown().await.unwrap();
+    h41.running.shutdown().await.unwrap();
+    h14.running.shutdown().await.unwrap();
     server.shutdown().await.unwrap();
 }

@@ -11,6 +11,8 @@
 //! (`send/outbox/inbox/track --json`); [`NodeApi`] calls a node's clerk API directly, for
 //! streams of documents faster than the command line allows.
 
+pub mod nodes;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

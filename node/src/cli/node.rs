@@ -1,5 +1,6 @@
 //! `docaxis node` (the agency node daemon) and the clerk commands that talk to a running node:
-//! `docaxis send`, `docaxis outbox`, `docaxis inbox`, `docaxis track`.
+//! `docaxis send`, `docaxis outbox`, `docaxis inbox` (and `inbox show`), `docaxis track`,
+//! `docaxis status send`.
 //!
 //! Every command takes `--config node.toml` (or `DOCAXIS_NODE_CONFIG`); the clerk commands
 //! read the node's API address and token from it. Human output by default, `--json` for
@@ -11,9 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::edxml::{Packet, ReadOptions, read};
 use crate::edxml::{Priority, StatusCode};
-use crate::node::client::{ApiClient, ClientError, request_from_flags, request_from_spec_file};
-use crate::node::views::{InboxItem, OutboxItem, TrackView};
+use crate::node::client::{
+    ApiClient, ClientError, is_packet_id, request_from_flags, request_from_spec_file,
+};
+use crate::node::views::{InboxDetail, InboxItem, OutboxItem, StatusRequest, TrackView};
 use crate::node::{NodeConfig, start};
 
 /// The node configuration option shared by every node command.
@@ -97,12 +101,17 @@ pub struct OutboxArgs {
     pub json: bool,
 }
 
-/// `docaxis inbox`: what this node received.
+/// `docaxis inbox`: what this node received; `docaxis inbox show DOC`: one document.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct InboxArgs {
-    #[command(flatten)]
-    pub config: ConfigArg,
-    /// new, applied (statuses) or unmatched (statuses about unknown documents).
+    #[command(subcommand)]
+    pub command: Option<InboxCommand>,
+    /// The node configuration (see examples/node.toml).
+    #[arg(long, env = "DOCAXIS_NODE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Documents: new, rejected, accepted, assigned, processing, completed, taken_back,
+    /// take_back_requested. Statuses: applied, unmatched (about unknown documents).
     #[arg(long)]
     pub state: Option<String>,
     /// Only packets from this agency code.
@@ -114,6 +123,77 @@ pub struct InboxArgs {
     /// At most this many entries, newest first.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docaxis inbox show`.
+#[derive(Debug, clap::Subcommand)]
+pub enum InboxCommand {
+    /// One received document: metadata, signature verdict, attachments, statuses.
+    Show(InboxShowArgs),
+}
+
+/// `docaxis inbox show DOC`.
+#[derive(Debug, clap::Args)]
+pub struct InboxShowArgs {
+    /// The received packet id, or the document id.
+    pub document: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// With a document id: the sender, when several agencies used that id.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Write the attachments (decoded) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub extract: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docaxis status`: business statuses.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(subcommand)]
+    pub command: StatusCommand,
+}
+
+/// `docaxis status send`.
+#[derive(Debug, clap::Subcommand)]
+pub enum StatusCommand {
+    /// Sign and send a business status about a document.
+    ///
+    /// As the recipient of DOC: 02 reject (needs --reason), 03 accept, 04 assign, 05
+    /// processing, 06 done, 15 agree / 16 refuse a take-back request. As its original sender:
+    /// 13 take back (needs --reason; --to RECIPIENT when it went to several). Steps that do
+    /// not follow (e.g. 05 before 03) are refused; sending a code again sends nothing new.
+    Send(StatusSendArgs),
+}
+
+/// `docaxis status send DOC --code NN`.
+#[derive(Debug, clap::Args)]
+pub struct StatusSendArgs {
+    /// The document id, or the received packet id.
+    pub document: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// 02, 03, 04, 05, 06, 13, 15 or 16.
+    #[arg(long)]
+    pub code: String,
+    /// Why (required for 02 and 13).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who handled it (written in StaffInfo).
+    #[arg(long)]
+    pub staff: Option<String>,
+    /// As recipient: the document's sender, when several agencies used that document id.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// For 13: the recipient asked to give the document back.
+    #[arg(long)]
+    pub to: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -257,6 +337,9 @@ fn print_outbox_item(out: &mut dyn Write, i: &OutboxItem) -> std::io::Result<()>
     writeln!(out, "  {:<11} {}", "to:", recipients(i))?;
     writeln!(out, "  {:<11} {}", "created:", i.created_at)?;
     writeln!(out, "  {:<11} {}", "progress:", i.summary)?;
+    if i.kind == "document" {
+        writeln!(out, "  {:<11} {}", "business:", i.business)?;
+    }
     writeln!(out, "  {:<11} {}", "attempts:", i.attempts)?;
     if let Some(at) = &i.next_attempt_at
         && i.state == "queued"
@@ -287,7 +370,13 @@ fn status_label(code: &str) -> String {
 
 /// `docaxis inbox`.
 pub fn run_inbox(args: InboxArgs) -> anyhow::Result<ExitCode> {
-    let client = args.config.client()?;
+    if let Some(InboxCommand::Show(show)) = args.command {
+        return run_inbox_show(show);
+    }
+    let Some(config) = args.config else {
+        anyhow::bail!("the node configuration is needed: --config FILE (or DOCAXIS_NODE_CONFIG)");
+    };
+    let client = ConfigArg { config }.client()?;
     let fut = client.inbox(
         args.state.as_deref(),
         args.from.as_deref(),
@@ -318,7 +407,15 @@ fn print_inbox_item(out: &mut dyn Write, i: &InboxItem) -> std::io::Result<()> {
         Some(code) => format!("status {}", status_label(code)),
         None => "document".to_string(),
     };
-    writeln!(out, "{:<10} {}  ({what})", i.state, i.document_id)?;
+    let state = i.business_state.as_deref().unwrap_or(&i.state);
+    writeln!(out, "{state:<10} {}  ({what})", i.document_id)?;
+    if i.take_back_requested {
+        writeln!(
+            out,
+            "  {:<11} the sender asks to take it back (answer with --code 15 or 16)",
+            "take back:"
+        )?;
+    }
     writeln!(out, "  {:<11} {} ({})", "from:", i.from, i.from_name)?;
     if let Some(s) = &i.subject {
         writeln!(out, "  {:<11} {s}", "subject:")?;
@@ -368,6 +465,7 @@ pub fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
         "state:     {} after {} attempt(s): {}",
         v.state, v.attempts, v.summary
     )?;
+    writeln!(out, "business:  {}", v.business)?;
     if let Some(e) = &v.last_error {
         writeln!(out, "error:     {e}")?;
     }
@@ -381,6 +479,10 @@ pub fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
             writeln!(out, "  {:<14} {reason}", "hub refused:")?;
         }
         writeln!(out, "  {:<14} {}", "delivered:", or_dash(&s.delivered_at))?;
+        writeln!(out, "  {:<14} {}", "state:", s.business_state)?;
+        if s.take_back != "none" && !s.take_back.is_empty() {
+            writeln!(out, "  {:<14} {}", "take back:", s.take_back)?;
+        }
         match &s.last_status {
             Some(st) => writeln!(
                 out,
@@ -391,6 +493,175 @@ pub fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
         }
         for ev in &r.timeline {
             writeln!(out, "    {}  {}", ev.at, ev.event)?;
+            if let Some(a) = &ev.anomaly {
+                writeln!(out, "      ! out of order: {a}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `docaxis status send`.
+pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let StatusCommand::Send(args) = args.command;
+    let client = args.config.client()?;
+    let request = StatusRequest {
+        code: args.code.clone(),
+        reason: args.reason.clone(),
+        staff: args.staff.clone(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+    };
+    let sent = match runtime()?.block_on(client.send_status(&args.document, &request)) {
+        Ok(s) => s,
+        Err(e) => return refused(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &sent)?;
+        writeln!(out)?;
+    } else {
+        let verb = if sent.repeated {
+            "already sent"
+        } else {
+            "queued  "
+        };
+        writeln!(
+            out,
+            "{verb} status {} to {} for document {}",
+            status_label(&sent.code),
+            sent.to,
+            sent.document_id
+        )?;
+        writeln!(out, "         packet {}", sent.packet_id)?;
+        writeln!(out, "         state  {}", sent.state)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finds the received packet for a document id (or takes the packet id as it is).
+async fn resolve_received(
+    client: &ApiClient,
+    document: &str,
+    from: Option<&str>,
+) -> Result<Result<String, String>, ClientError> {
+    if is_packet_id(document) {
+        return Ok(Ok(document.to_string()));
+    }
+    let list = client
+        .inbox(None, from, Some("document"), Some(5_000))
+        .await?;
+    let found: Vec<&InboxItem> = list
+        .items
+        .iter()
+        .filter(|i| i.document_id == document)
+        .collect();
+    let mut senders: Vec<&str> = found.iter().map(|i| i.from.as_str()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    Ok(match (found.first(), senders.len()) {
+        (None, _) => Err(format!("no received document with id {document:?}")),
+        (Some(i), 1) => Ok(i.packet_id.clone()),
+        _ => Err(format!(
+            "several agencies sent a document with id {document:?} ({}): name one with --from",
+            senders.join(", ")
+        )),
+    })
+}
+
+/// A safe file name for an attachment: its last path component, without control characters.
+fn safe_file_name(name: &str, index: usize) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("").trim();
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        format!("attachment-{index}")
+    } else {
+        cleaned
+    }
+}
+
+/// `docaxis inbox show`.
+pub fn run_inbox_show(args: InboxShowArgs) -> anyhow::Result<ExitCode> {
+    let client = args.config.client()?;
+    let rt = runtime()?;
+    let packet_id = match rt.block_on(resolve_received(
+        &client,
+        &args.document,
+        args.from.as_deref(),
+    )) {
+        Ok(Ok(id)) => id,
+        Ok(Err(message)) => {
+            eprintln!("refused: {message}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return refused(e),
+    };
+    let detail = match rt.block_on(client.inbox_item(&packet_id)) {
+        Ok(d) => d,
+        Err(e) => return refused(e),
+    };
+    let mut extracted = Vec::new();
+    if let Some(dir) = &args.extract {
+        let bytes = match rt.block_on(client.inbox_packet(&packet_id)) {
+            Ok(b) => b,
+            Err(e) => return refused(e),
+        };
+        let packet = read(&bytes, &ReadOptions::default())
+            .with_context(|| format!("stored packet {packet_id} cannot be read"))?
+            .packet;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if let Packet::Document(d) = packet {
+            for (i, a) in d.attachments.iter().enumerate() {
+                let data = a
+                    .decoded()
+                    .with_context(|| format!("attachment {:?} cannot be decoded", a.name))?;
+                let path = dir.join(safe_file_name(&a.name, i + 1));
+                std::fs::write(&path, &data)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                extracted.push(path);
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &detail)?;
+        writeln!(out)?;
+    } else {
+        print_inbox_detail(&mut out, &detail)?;
+        for p in &extracted {
+            writeln!(out, "extracted  {}", p.display())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_inbox_detail(out: &mut dyn Write, d: &InboxDetail) -> std::io::Result<()> {
+    print_inbox_item(out, &d.item)?;
+    let verdict = if d.signature.valid {
+        "valid"
+    } else {
+        "NOT VALID"
+    };
+    writeln!(
+        out,
+        "  {:<11} {verdict}: {}",
+        "signature:", d.signature.detail
+    )?;
+    writeln!(out, "  {:<11} {} bytes", "size:", d.size)?;
+    for a in &d.attachments {
+        writeln!(
+            out,
+            "  {:<11} {} ({}, {} bytes)",
+            "attachment:", a.name, a.content_type, a.size
+        )?;
+    }
+    if !d.timeline.is_empty() {
+        writeln!(out, "  statuses:")?;
+        for ev in &d.timeline {
+            writeln!(out, "    {}  {}", ev.at, ev.event)?;
+            if let Some(a) = &ev.anomaly {
+                writeln!(out, "      ! out of order: {a}")?;
+            }
         }
     }
     Ok(())
@@ -414,6 +685,7 @@ mod tests {
         Outbox(OutboxArgs),
         Inbox(InboxArgs),
         Track(TrackArgs),
+        Status(StatusArgs),
     }
 
     fn parse(args: &[&str]) -> Result<Cmd, clap::Error> {
@@ -501,5 +773,52 @@ mod tests {
             parse(&["node", "--config", "n.toml"]),
             Ok(Cmd::Node(_))
         ));
+        let Cmd::Status(StatusArgs {
+            command: StatusCommand::Send(st),
+        }) = parse(&[
+            "status",
+            "send",
+            "D",
+            "--config",
+            "n.toml",
+            "--code",
+            "02",
+            "--reason",
+            "sai",
+            "--staff",
+            "Lan",
+            "--from",
+            "000.00.00.G22",
+        ])
+        .unwrap()
+        else {
+            panic!("not status")
+        };
+        assert_eq!(
+            (st.code.as_str(), st.reason.as_deref(), st.from.as_deref()),
+            ("02", Some("sai"), Some("000.00.00.G22"))
+        );
+        let Cmd::Inbox(i) = parse(&[
+            "inbox",
+            "show",
+            "D",
+            "--config",
+            "n.toml",
+            "--extract",
+            "out",
+        ])
+        .unwrap() else {
+            panic!("not inbox")
+        };
+        assert!(matches!(
+            i.command,
+            Some(InboxCommand::Show(InboxShowArgs {
+                extract: Some(_),
+                ..
+            }))
+        ));
+        assert_eq!(safe_file_name("../../etc/passwd", 1), "passwd");
+        assert_eq!(safe_file_name("a\\..\\b.pdf", 1), "b.pdf");
+        assert_eq!(safe_file_name("..", 2), "attachment-2");
     }
 }

@@ -4,8 +4,11 @@
 //! |---|---|---|
 //! | POST | `/api/v1/documents` | body [`SendDocument`]; 201 [`Sent`] once committed; 400/409 [`ApiErrorBody`] |
 //! | GET | `/api/v1/outbox?kind=document\|status&limit=N` | [`OutboxList`], newest first (all kinds by default) |
-//! | GET | `/api/v1/inbox?state=new\|applied\|unmatched&from=CODE&kind=document\|status\|all&limit=N` | [`InboxList`], newest first (documents by default) |
+//! | GET | `/api/v1/inbox?state=new\|accepted\|…\|taken_back\|applied\|unmatched&from=CODE&kind=document\|status\|all&limit=N` | [`InboxList`], newest first (documents by default) |
 //! | GET | `/api/v1/inbox/{packet_id}` | [`InboxDetail`]: metadata, signature verdict, attachments, the status 01 sent |
+//! | POST | `/api/v1/inbox/{packet_id}/status` | body [`StatusRequest`] (02–06, 15, 16 on a received document); 201/200 [`StatusSent`]; 400/404/409 |
+//! | POST | `/api/v1/documents/{document_id}/status` | body [`StatusRequest`]: 13 on a sent document (`to`), or 02–06/15/16 on a received one (`from` when ambiguous) |
+//! | GET | `/api/v1/inbox/{packet_id}/packet` | the stored packet bytes (`application/xml`), for extraction |
 //! | GET | `/api/v1/documents/{document_id}/track` | [`TrackView`] (percent-encode the id: it holds `/`) |
 //! | GET | `/api/v1/health` | [`Health`], without authentication |
 //!
@@ -15,6 +18,9 @@
 //! - `POST /api/v1/documents` answers 201 only after the signed packet and its outbox row are
 //!   durably committed; any refusal leaves nothing stored.
 //! - Every error answer is JSON [`ApiErrorBody`].
+//! - A status route answers 201 only after the signed status packet is committed with its
+//!   lifecycle event; a transition the rules refuse is 409 `invalid_transition` with the
+//!   rule's message, and stores nothing; a repeat is 200 with the first packet.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -34,10 +40,11 @@ use super::clock;
 use super::db::{InboxFilter, InboxState, KIND_DOCUMENT, KIND_STATUS, NodeDbError};
 use super::incoming::verify_incoming;
 use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
+use super::status::{StatusTarget, send_status};
 use super::token;
 use super::views::{
     AnswerView, ApiErrorBody, AttachmentView, Health, InboxDetail, InboxItem, InboxList,
-    OutboxItem, OutboxList, Sent, SignatureView, TrackView,
+    OutboxItem, OutboxList, Sent, SignatureView, StatusRequest, TrackView, inbox_timeline,
 };
 
 /// Largest request body: a 64 MiB packet's worth of base64 plus JSON.
@@ -55,7 +62,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -63,11 +74,11 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    fn internal(message: impl Into<String>) -> ApiError {
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
@@ -88,6 +99,14 @@ impl From<NodeDbError> for ApiError {
             NodeDbError::DuplicateDocument { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_document", e.to_string())
             }
+            NodeDbError::Transition(_) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            }
+            NodeDbError::NotInInbox(_)
+            | NodeDbError::NotSent(_)
+            | NodeDbError::NotRecipient { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
             other => ApiError::internal(format!("node database: {other}")),
         }
     }
@@ -105,6 +124,12 @@ pub fn router(node: Shared) -> Router {
         .route("/api/v1/inbox", get(get_inbox))
         .route("/api/v1/inbox/{packet_id}", get(get_inbox_item))
         .route("/api/v1/documents/{document_id}/track", get(get_track))
+        .route("/api/v1/inbox/{packet_id}/status", post(post_inbox_status))
+        .route("/api/v1/inbox/{packet_id}/packet", get(get_inbox_packet))
+        .route(
+            "/api/v1/documents/{document_id}/status",
+            post(post_document_status),
+        )
         .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(get_health))
@@ -245,19 +270,31 @@ async fn get_inbox(
     query: Result<Query<InboxQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let state = match q.state.as_deref() {
-        None => None,
-        Some("new") => Some(InboxState::New),
-        Some("applied") => Some(InboxState::Applied),
-        Some("unmatched") => Some(InboxState::Unmatched),
+    let (state, business) = match q.state.as_deref() {
+        None => (None, None),
+        Some("applied") => (Some(InboxState::Applied), None),
+        Some("unmatched") => (Some(InboxState::Unmatched), None),
+        Some(
+            b @ ("new"
+            | "rejected"
+            | "accepted"
+            | "assigned"
+            | "processing"
+            | "completed"
+            | "taken_back"
+            | "take_back_requested"),
+        ) => (None, Some(b.to_string())),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "state {other:?} is unknown: use new, applied or unmatched"
+                "state {other:?} is unknown: use new, rejected, accepted, assigned, processing, \
+                 completed, taken_back, take_back_requested (documents), applied or unmatched \
+                 (statuses)"
             )));
         }
     };
     let filter = InboxFilter {
         state,
+        business,
         from: q.from.filter(|f| !f.is_empty()),
         kind: kind_filter(q.kind.as_deref(), Some(KIND_DOCUMENT))?,
     };
@@ -346,8 +383,66 @@ async fn get_inbox_item(
         },
         attachments,
         answer,
+        timeline: inbox_timeline(&entry),
     };
     Ok(json(StatusCode::OK, &detail))
+}
+
+async fn post_inbox_status(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let id: PacketId = raw
+        .parse()
+        .map_err(|e: crate::packet_id::BadPacketId| ApiError::bad_request(e.to_string()))?;
+    status_answer(&node, StatusTarget::Received(id), &body).await
+}
+
+async fn post_document_status(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Path(document_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    status_answer(&node, StatusTarget::Document(document_id), &body).await
+}
+
+async fn status_answer(
+    node: &Shared,
+    target: StatusTarget,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let req: StatusRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request is not a valid status: {e}")))?;
+    let sent = send_status(node, target, req).await?;
+    let code = if sent.repeated {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json(code, &sent))
+}
+
+async fn get_inbox_packet(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let id: PacketId = raw
+        .parse()
+        .map_err(|e: crate::packet_id::BadPacketId| ApiError::bad_request(e.to_string()))?;
+    match node.db.inbox_entry(id).await? {
+        Some((_, bytes)) => {
+            Ok(([(header::CONTENT_TYPE, "application/xml")], bytes).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("packet {id} is not in this node's inbox"),
+        )),
+    }
 }
 
 async fn get_track(
@@ -596,6 +691,7 @@ mod tests {
             answered_with: None,
             delivered_at: None,
             delivery_receipt: None,
+            statuses: Vec::new(),
         };
         node.db
             .receive_document(IncomingDocument {

@@ -20,7 +20,10 @@ use crate::compose::{AttachmentSpec, ComposeError, load_attachment};
 
 use super::config::NodeConfig;
 use super::token::{self, TokenError};
-use super::views::{ApiErrorBody, Health, InboxDetail, InboxList, OutboxList, Sent, TrackView};
+use super::views::{
+    ApiErrorBody, Health, InboxDetail, InboxList, OutboxList, Sent, StatusRequest, StatusSent,
+    TrackView,
+};
 
 /// Why a clerk command could not get its answer.
 #[derive(Debug, thiserror::Error)]
@@ -197,10 +200,64 @@ impl ApiClient {
         self.call(self.http.get(self.url(&path))).await
     }
 
+    /// A clerk's status about `target`: a received packet id (64 hex digits) goes to
+    /// `POST /api/v1/inbox/{packet_id}/status`, anything else is a document id for
+    /// `POST /api/v1/documents/{document_id}/status`.
+    pub async fn send_status(
+        &self,
+        target: &str,
+        request: &StatusRequest,
+    ) -> Result<StatusSent, ClientError> {
+        let path = if is_packet_id(target) {
+            format!("/api/v1/inbox/{}/status", encode_segment(target))
+        } else {
+            format!("/api/v1/documents/{}/status", encode_segment(target))
+        };
+        self.call(self.http.post(self.url(&path)).json(request))
+            .await
+    }
+
+    /// `GET /api/v1/inbox/{packet_id}/packet`: the stored bytes.
+    pub async fn inbox_packet(&self, packet_id: &str) -> Result<Vec<u8>, ClientError> {
+        let path = format!("/api/v1/inbox/{}/packet", encode_segment(packet_id));
+        let resp = self
+            .http
+            .get(self.url(&path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: self.addr,
+                message: e.to_string(),
+            })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or(ApiErrorBody {
+            code: "unknown".into(),
+            message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+        });
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+        })
+    }
+
     /// `GET /api/v1/health`.
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.call(self.http.get(self.url("/api/v1/health"))).await
     }
+}
+
+/// Whether `s` is a packet id (64 hexadecimal digits) rather than a document id.
+pub fn is_packet_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Percent-encodes one path segment (everything but unreserved characters).

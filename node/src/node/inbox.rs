@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::dsig::verify_root;
-use crate::edxml::{Packet, StaffInfo};
+use crate::edxml::{Packet, StaffInfo, StatusPacket};
 use crate::packet_id::PacketId;
 use crate::protocol::{AckedPacket, PendingItem};
 use crate::receipt::{HubReceipt, ReceiptKind};
@@ -266,6 +266,7 @@ fn base_entry(verified: &Verified, kind: &str) -> InboxEntry {
         answered_with: None,
         delivered_at: None,
         delivery_receipt: None,
+        statuses: Vec::new(),
     }
 }
 
@@ -296,6 +297,17 @@ async fn store_document(
     let (status, status_bytes) = signed;
     let answer = outgoing::outgoing(&status, status_bytes, clock::now_ms());
     let answer_id = answer.id;
+    if let Packet::Status(s) = &status {
+        entry.statuses.push(StatusEvent {
+            code: s.status_code.as_str().to_string(),
+            time: clock::rfc3339(s.timestamp.to_offset_date_time()),
+            staff: None,
+            description: None,
+            packet_id: answer_id.to_hex(),
+            received_at: entry.received_at.clone(),
+            by_us: true,
+        });
+    }
     let document_id = entry.document_id.clone();
     let from = entry.from.clone();
     let received = node
@@ -325,30 +337,13 @@ async fn store_status(
     let Packet::Status(status) = &verified.packet else {
         return Err("not a status".into());
     };
-    let mut entry = base_entry(&verified, KIND_STATUS);
-    entry.code = status.response_for.code.clone();
-    entry.status_code = Some(status.status_code.as_str().to_string());
-    entry.state = InboxState::Applied;
-    let received_at = entry.received_at.clone();
-    let event = StatusEvent {
-        code: status.status_code.as_str().to_string(),
-        time: clock::rfc3339(status.timestamp.to_offset_date_time()),
-        staff: status.staff_info.as_ref().and_then(staff_summary),
-        description: status.description.clone(),
-        packet_id: id.to_hex(),
-        received_at,
-    };
-    let from = entry.from.clone();
-    let document_id = entry.document_id.clone();
-    let code = event.code.clone();
+    let inc = incoming_status(status, base_entry(&verified, KIND_STATUS), id, bytes);
+    let from = inc.entry.from.clone();
+    let document_id = inc.entry.document_id.clone();
+    let code = inc.event.code.clone();
     let received = node
         .db
-        .receive_status(IncomingStatus {
-            id,
-            bytes,
-            entry,
-            event,
-        })
+        .receive_status(inc)
         .await
         .map_err(|e| e.to_string())?;
     match received {
@@ -360,6 +355,35 @@ async fn store_status(
         Received::AlreadyThere => {}
     }
     Ok(())
+}
+
+/// The record of a received status packet (verified, or a legacy packet read for tests and
+/// imports): its inbox entry completed from `entry` (sender, signer, times) and the
+/// lifecycle event it carries. The one place a status packet's fields become an event.
+pub fn incoming_status(
+    status: &StatusPacket,
+    mut entry: InboxEntry,
+    id: PacketId,
+    bytes: Vec<u8>,
+) -> IncomingStatus {
+    entry.code = status.response_for.code.clone();
+    entry.status_code = Some(status.status_code.as_str().to_string());
+    entry.state = InboxState::Applied;
+    let event = StatusEvent {
+        code: status.status_code.as_str().to_string(),
+        time: clock::rfc3339(status.timestamp.to_offset_date_time()),
+        staff: status.staff_info.as_ref().and_then(staff_summary),
+        description: status.description.clone(),
+        packet_id: id.to_hex(),
+        received_at: entry.received_at.clone(),
+        by_us: false,
+    };
+    IncomingStatus {
+        id,
+        bytes,
+        entry,
+        event,
+    }
 }
 
 /// "Staff, Department" from a StaffInfo.
@@ -451,6 +475,7 @@ mod tests {
     use super::*;
 
     use crate::node::config::RetryConfig;
+    use crate::node::db::IncomingDocument;
 
     #[test]
     fn refused_packets_are_set_aside_for_growing_whiles() {
@@ -484,5 +509,138 @@ mod tests {
         };
         assert_eq!(staff_summary(&s).as_deref(), Some("Trần Thị B, Văn thư"));
         assert_eq!(staff_summary(&StaffInfo::default()), None);
+    }
+
+    fn conformance(name: &str) -> (Vec<u8>, StatusPacket) {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/conformance"
+        ))
+        .join(name);
+        let bytes = std::fs::read(&path).unwrap();
+        let outcome = crate::edxml::read(&bytes, &crate::edxml::ReadOptions::default()).unwrap();
+        let Packet::Status(s) = outcome.packet else {
+            panic!("{name} is not a status packet")
+        };
+        (bytes, s)
+    }
+
+    /// What the inbox poller records for a packet, here for an unsigned legacy one.
+    fn entry_for(status: &StatusPacket, kind: &str) -> InboxEntry {
+        let now = clock::now_ms();
+        InboxEntry {
+            kind: kind.to_string(),
+            from: status.from.organ_id.to_string(),
+            from_name: status.from.organ_name.clone(),
+            document_id: status.response_for.document_id.to_string(),
+            subject: None,
+            code: None,
+            priority: 0,
+            status_code: None,
+            received_at: clock::ms_rfc3339(now),
+            received_ms: now,
+            state: InboxState::New,
+            signer_subject: "unsigned (legacy)".into(),
+            signer_agency: None,
+            answered_with: None,
+            delivered_at: None,
+            delivery_receipt: None,
+            statuses: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn conformance_status_packets_go_through_the_same_application_path() {
+        use crate::node::db::{NodeDb, OutboxEntry, Outgoing, replay_statuses};
+        let dir = tempfile::tempdir().unwrap();
+        // G22 sent document 7816 to H41; the field packets 01 and 03 come back from H41.
+        let g22 = NodeDb::open(&dir.path().join("g22.redb")).unwrap();
+        let (_, s01) = conformance("status_01_received.edxml");
+        let doc_id = s01.response_for.document_id.to_string();
+        let mut sent = OutboxEntry::queued(
+            KIND_DOCUMENT,
+            doc_id.clone(),
+            vec!["000.00.00.H41".into()],
+            0,
+            1,
+        );
+        sent.subject = Some("7816".into());
+        g22.commit_outgoing(Outgoing {
+            id: PacketId::of(b"doc7816"),
+            bytes: b"doc7816".to_vec(),
+            entry: sent,
+        })
+        .await
+        .unwrap();
+        // Arrival order 03 then 01 (same second in the field packets).
+        for name in ["status_03_accepted.edxml", "status_01_received.edxml"] {
+            let (bytes, s) = conformance(name);
+            let id = PacketId::of(&bytes);
+            let inc = incoming_status(&s, entry_for(&s, KIND_STATUS), id, bytes);
+            assert_eq!(
+                g22.receive_status(inc).await.unwrap(),
+                Received::New { matched: true },
+                "{name}"
+            );
+        }
+        let tracked = g22.track(doc_id.clone()).await.unwrap().unwrap();
+        let row = &tracked.recipients[0].1;
+        let codes: Vec<&str> = row.statuses.iter().map(|e| e.code.as_str()).collect();
+        assert_eq!(codes, ["03", "01"]);
+        let replay = replay_statuses(&row.statuses);
+        assert_eq!(replay.lifecycle.state_name(), "accepted");
+        assert_eq!(replay.anomalies().count(), 0);
+        assert!(g22.anomalies(10).await.unwrap().is_empty());
+
+        // H41 received that document from G22; the field 13 asks for it back.
+        let h41 = NodeDb::open(&dir.path().join("h41.redb")).unwrap();
+        let (bytes13, s13) = conformance("status_13_takeback.edxml");
+        let mut doc = entry_for(&s13, KIND_DOCUMENT);
+        doc.statuses.push(StatusEvent {
+            code: "01".into(),
+            time: "2015-09-20T04:00:00Z".into(),
+            staff: None,
+            description: None,
+            packet_id: "a".into(),
+            received_at: doc.received_at.clone(),
+            by_us: true,
+        });
+        let mut answer = OutboxEntry::queued(
+            KIND_STATUS,
+            doc_id.clone(),
+            vec!["000.00.00.G22".into()],
+            0,
+            1,
+        );
+        answer.status_code = Some("01".into());
+        let doc_packet = PacketId::of(b"doc7816 at H41");
+        h41.receive_document(IncomingDocument {
+            id: doc_packet,
+            bytes: b"doc7816 at H41".to_vec(),
+            entry: doc,
+            answer: Outgoing {
+                id: PacketId::of(b"a"),
+                bytes: b"a".to_vec(),
+                entry: answer,
+            },
+        })
+        .await
+        .unwrap();
+        let id13 = PacketId::of(&bytes13);
+        let inc = incoming_status(&s13, entry_for(&s13, KIND_STATUS), id13, bytes13);
+        assert_eq!(
+            inc.event.staff.as_deref(),
+            Some("Nguyen thi ngoc tram, Phong hanh chinh")
+        );
+        assert_eq!(
+            h41.receive_status(inc).await.unwrap(),
+            Received::New { matched: true }
+        );
+        let (e, _) = h41.inbox_entry(doc_packet).await.unwrap().unwrap();
+        assert_eq!(e.business_state(), ("new", true));
+        assert_eq!(
+            e.statuses[1].description.as_deref(),
+            Some("Văn thư yêu cầu lấy lại văn bản điện tử kèm lý do")
+        );
     }
 }

@@ -14,6 +14,8 @@
 //! - [`hub_api`]: the calls to the hub.
 //! - Workers: [`outbox`] (submissions), [`inbox`] (pull, verify, store, status 01, ack),
 //!   [`receipts`] (delivery receipts).
+//! - [`lifecycle`]: the pure rules of business statuses (01–06, take-back 13/15/16);
+//!   [`status`]: sending a clerk's status (checked, signed, committed).
 //! - [`api`]: the local clerk API (JSON over HTTP on loopback); [`views`]: its answer types;
 //!   [`client`]: the clerk commands' client of that API.
 //!
@@ -24,6 +26,8 @@
 //!   document (`db::NodeDb::receive_document`).
 //! - Signing and verification run on the blocking pool, never on the async executor.
 //! - Hub receipts are trusted only after verifying against the pinned hub certificate.
+//! - A clerk's status is refused before anything is signed when the lifecycle rules refuse
+//!   it, and checked again inside the transaction that commits it (`status`, `db`).
 
 pub mod api;
 pub mod backoff;
@@ -34,9 +38,11 @@ pub mod db;
 pub mod hub_api;
 pub mod inbox;
 pub mod incoming;
+pub mod lifecycle;
 pub mod outbox;
 pub mod outgoing;
 pub mod receipts;
+pub mod status;
 pub mod token;
 pub mod views;
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::edxml::StatusCode;
 
 use super::clock;
-use super::db::{Counts, InboxEntry, OutboxEntry, SentPacket, StatusEvent, Tracking};
+use super::db::{
+    Counts, InboxEntry, OutboxEntry, SentPacket, StatusEvent, Tracking, replay_statuses,
+};
 use super::hub_api::HubStatus;
 
 /// Body of every error answer: `code` for programs, `message` for people.
@@ -25,6 +27,41 @@ pub struct ApiErrorBody {
 pub struct Sent {
     pub document_id: String,
     pub packet_id: String,
+}
+
+/// Body of `POST /api/v1/inbox/{packet_id}/status` and
+/// `POST /api/v1/documents/{document_id}/status`: a clerk's business status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// Two digits: 02–06, 15, 16 (recipient), 13 (original sender).
+    pub code: String,
+    /// Required for 02 (rejection) and 13 (take-back); written in Description.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The clerk or officer, written in StaffInfo/Staff.
+    #[serde(default)]
+    pub staff: Option<String>,
+    /// By document id, as its recipient: the sender, when several sent that id.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// For 13: the recipient asked to give the document back (needed when it went to several).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// Answer of the status routes: 201 when a packet was signed and queued, 200 for a repeat
+/// (the code was already sent: no second packet, `packet_id` is the first one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSent {
+    pub document_id: String,
+    pub code: String,
+    /// Where the status goes.
+    pub to: String,
+    pub packet_id: String,
+    pub repeated: bool,
+    /// The document's business state at that recipient afterwards (`accepted`, …).
+    pub state: String,
 }
 
 /// A status as shown.
@@ -71,11 +108,21 @@ pub struct RecipientView {
     /// Hub time at which the recipient stored and acknowledged the packet.
     pub delivered_at: Option<String>,
     pub last_status: Option<StatusView>,
+    /// The furthest valid business state (`new`, `accepted`, …, `taken_back`; `nothing`
+    /// before any status), statuses replayed in timestamp order.
+    #[serde(default)]
+    pub business_state: String,
+    /// Take-back request: `none`, `requested`, `agreed`, `refused`.
+    #[serde(default)]
+    pub take_back: String,
 }
 
 impl RecipientView {
     fn of(code: &str, t: &Tracking) -> RecipientView {
+        let l = replay_statuses(&t.statuses).lifecycle;
         RecipientView {
+            business_state: l.state_name().to_string(),
+            take_back: l.take_back.as_str().to_string(),
             code: code.to_string(),
             accepted_at: t.accepted_at.clone(),
             refused: t.refused.clone(),
@@ -106,6 +153,9 @@ pub struct OutboxItem {
     pub recipients: Vec<RecipientView>,
     /// "2/2 accepted, 1/2 delivered".
     pub summary: String,
+    /// The recipients' business states: "1 accepted, 1 rejected".
+    #[serde(default)]
+    pub business: String,
 }
 
 impl From<&SentPacket> for OutboxItem {
@@ -131,7 +181,45 @@ impl From<&SentPacket> for OutboxItem {
                 .map(|(code, t)| RecipientView::of(code, t))
                 .collect(),
             summary: summary(&p.recipients),
+            business: business_summary(&p.recipients),
         }
+    }
+}
+
+/// "1 accepted, 1 rejected, 1 taken back" over the recipients; "no status yet" when none
+/// answered.
+pub fn business_summary(rows: &[(String, Tracking)]) -> String {
+    const ORDER: [&str; 8] = [
+        "new",
+        "rejected",
+        "accepted",
+        "assigned",
+        "processing",
+        "completed",
+        "taken_back",
+        "nothing",
+    ];
+    let states: Vec<&'static str> = rows
+        .iter()
+        .map(|(_, t)| replay_statuses(&t.statuses).lifecycle.state_name())
+        .collect();
+    let parts: Vec<String> = ORDER
+        .iter()
+        .filter(|s| **s != "nothing")
+        .filter_map(|s| {
+            let n = states.iter().filter(|x| *x == s).count();
+            let label = match *s {
+                "new" => "received (01)",
+                "taken_back" => "taken back",
+                other => other,
+            };
+            (n > 0).then(|| format!("{n} {label}"))
+        })
+        .collect();
+    if parts.is_empty() {
+        "no status yet".to_string()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -178,6 +266,12 @@ pub struct InboxItem {
     pub delivered_at: Option<String>,
     /// The status 01 this node sent in answer.
     pub answered_with: Option<String>,
+    /// Documents: the business state (`new`, `accepted`, …, `taken_back`).
+    #[serde(default)]
+    pub business_state: Option<String>,
+    /// Documents: the sender asked to take it back (13) and no answer was sent yet.
+    #[serde(default)]
+    pub take_back_requested: bool,
 }
 
 impl InboxItem {
@@ -197,6 +291,9 @@ impl InboxItem {
             state: e.state.as_str().to_string(),
             delivered_at: e.delivered_at.clone(),
             answered_with: e.answered_with.clone(),
+            business_state: (e.kind == super::db::KIND_DOCUMENT)
+                .then(|| e.business_state().0.to_string()),
+            take_back_requested: e.kind == super::db::KIND_DOCUMENT && e.business_state().1,
         }
     }
 }
@@ -248,6 +345,9 @@ pub struct InboxDetail {
     pub signature: SignatureView,
     pub attachments: Vec<AttachmentView>,
     pub answer: Option<AnswerView>,
+    /// Documents: the statuses sent about it and the sender's requests, in time order.
+    #[serde(default)]
+    pub timeline: Vec<TimelineEvent>,
 }
 
 /// One event of a recipient's timeline.
@@ -255,6 +355,9 @@ pub struct InboxDetail {
 pub struct TimelineEvent {
     pub at: String,
     pub event: String,
+    /// Why this status does not follow the lifecycle rules (shown, not applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<String>,
 }
 
 /// One recipient in a tracking answer.
@@ -277,6 +380,9 @@ pub struct TrackView {
     pub created_at: String,
     pub submitted_at: Option<String>,
     pub summary: String,
+    /// The recipients' business states: "1 accepted, 1 rejected".
+    #[serde(default)]
+    pub business: String,
     pub recipients: Vec<TrackRecipient>,
 }
 
@@ -293,6 +399,7 @@ impl From<&SentPacket> for TrackView {
             created_at: e.created_at.clone(),
             submitted_at: e.submitted_at.clone(),
             summary: summary(&p.recipients),
+            business: business_summary(&p.recipients),
             recipients: p
                 .recipients
                 .iter()
@@ -310,11 +417,13 @@ pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
     let mut events = vec![TimelineEvent {
         at: e.created_at.clone(),
         event: "signed and queued by this node".into(),
+        anomaly: None,
     }];
     if let Some(at) = &t.accepted_at {
         events.push(TimelineEvent {
             at: at.clone(),
             event: "accepted by the hub".into(),
+            anomaly: None,
         });
     }
     if let Some(reason) = &t.refused {
@@ -324,28 +433,60 @@ pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
                 .clone()
                 .unwrap_or_else(|| e.created_at.clone()),
             event: format!("refused by the hub: {reason}"),
+            anomaly: None,
         });
     }
     if let Some(at) = &t.delivered_at {
         events.push(TimelineEvent {
             at: at.clone(),
             event: "delivered: fetched, verified and stored by the recipient".into(),
+            anomaly: None,
         });
     }
-    for s in &t.statuses {
-        let v = StatusView::from(s);
-        let mut event = format!("status {} {} ({})", v.code, v.label, v.label_en);
-        if let Some(staff) = &v.staff {
-            event.push_str(&format!(" by {staff}"));
-        }
-        if let Some(d) = &v.description {
-            event.push_str(&format!(": {d}"));
-        }
-        events.push(TimelineEvent { at: v.time, event });
-    }
+    events.extend(status_events(&t.statuses));
     // Stable sort by whole seconds (a status's timestamp has no fraction, so within one second
     // the causal order of insertion is kept); unparseable times keep their place at the end.
     events.sort_by_key(|ev| clock::parse_rfc3339(&ev.at).map_or(i64::MAX, |t| t.unix_timestamp()));
+    events
+}
+
+/// The timeline events of business statuses, each with the lifecycle rules' verdict.
+pub fn status_events(statuses: &[StatusEvent]) -> Vec<TimelineEvent> {
+    let replay = replay_statuses(statuses);
+    statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let v = StatusView::from(s);
+            let mut event = format!("status {} {} ({})", v.code, v.label, v.label_en);
+            if s.by_us {
+                event.push_str(" sent by this node");
+            }
+            if let Some(staff) = &v.staff {
+                event.push_str(&format!(" by {staff}"));
+            }
+            if let Some(d) = &v.description {
+                event.push_str(&format!(": {d}"));
+            }
+            let anomaly = replay
+                .anomalies()
+                .find(|(j, _)| *j == i)
+                .map(|(_, e)| e.to_string());
+            TimelineEvent {
+                at: v.time,
+                event,
+                anomaly,
+            }
+        })
+        .collect()
+}
+
+/// A received document's statuses in time order.
+pub fn inbox_timeline(e: &InboxEntry) -> Vec<TimelineEvent> {
+    let mut events = status_events(&e.statuses);
+    events.sort_by_key(|ev| {
+        clock::parse_rfc3339(&ev.at).map_or(i128::MAX, |t| t.unix_timestamp_nanos())
+    });
     events
 }
 
@@ -385,6 +526,7 @@ mod tests {
                     description: None,
                     packet_id: "p3".into(),
                     received_at: "x".into(),
+                    by_us: false,
                 },
                 StatusEvent {
                     code: "01".into(),
@@ -393,6 +535,7 @@ mod tests {
                     description: None,
                     packet_id: "p1".into(),
                     received_at: "x".into(),
+                    by_us: false,
                 },
             ],
             ..Tracking::default()

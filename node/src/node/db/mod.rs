@@ -21,7 +21,12 @@
 //! - A received document, its inbox rows and the signed status 01 answering it (packet,
 //!   outbox row, queue key, tracking row) are committed in one transaction, before the hub is
 //!   acknowledged: a crash can lose neither, and never one without the other.
-//! - A received status packet and its effect on the tracking row are one transaction.
+//! - A received status packet and its effect on the tracking row (or, for a 13, on the
+//!   received document's statuses) are one transaction; statuses that break the lifecycle
+//!   rules are stored and shown, and recorded as anomalies.
+//! - A clerk's status packet, its outbox row and the event it adds to the document's
+//!   lifecycle are one transaction, and the rules are checked again inside it: two clerks
+//!   racing cannot both send 02 and 03.
 //! - A packet id is in the inbox at most once; receiving it again changes nothing.
 //! - An outbox entry is in `outbox_queue` exactly while its state is `queued`, under its
 //!   `next_attempt_ms`.
@@ -54,6 +59,7 @@ const SUBMITTED: &str = "outbox_submitted";
 const FAILED: &str = "outbox_failed";
 const INBOX_NEW: &str = "inbox_new";
 
+mod lifecycle;
 mod queries;
 mod receiving;
 mod records;
@@ -77,6 +83,12 @@ pub enum NodeDbError {
     },
     #[error("packet {0} is not in this node's outbox")]
     NotOurs(String),
+    #[error("{0}")]
+    Transition(#[from] crate::node::lifecycle::TransitionError),
+    #[error("packet {0} is not a document in this node's inbox")]
+    NotInInbox(String),
+    #[error("this node has sent no document with id {0:?}")]
+    NotSent(String),
     #[error("packet {packet_id} was not sent to {recipient}")]
     NotRecipient {
         packet_id: String,

@@ -95,6 +95,17 @@ impl NodeDb {
                 let keep = |e: &InboxEntry| {
                     filter.state.is_none_or(|s| s == e.state)
                         && filter.kind.as_deref().is_none_or(|k| k == e.kind)
+                        && filter.business.as_deref().is_none_or(|b| {
+                            if e.kind != KIND_DOCUMENT {
+                                return false;
+                            }
+                            let (state, requested) = e.business_state();
+                            if b == "take_back_requested" {
+                                requested
+                            } else {
+                                state == b
+                            }
+                        })
                 };
                 let mut out = Vec::new();
                 if let Some(from) = &filter.from {

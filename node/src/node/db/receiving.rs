@@ -3,6 +3,8 @@
 
 use redb::ReadableTable;
 
+use crate::edxml::StatusCode;
+use crate::node::lifecycle::TransitionError;
 use crate::packet_id::PacketId;
 use crate::store::DbResult;
 use crate::store::codec::{decode, encode};
@@ -45,45 +47,19 @@ impl NodeDb {
                     return Ok(Received::AlreadyThere);
                 }
                 let mut entry = inc.entry.clone();
-                let sent = txn
-                    .open_table(SENT)
-                    .db()?
-                    .get(entry.document_id.as_str())
-                    .db()?
-                    .map(|v| PacketId(*v.value()));
-                let mut problem = None;
-                match sent {
-                    None => {
-                        problem = Some(format!(
-                            "status {} from {} is about document {:?}, which this node never sent",
-                            inc.event.code, entry.from, entry.document_id
-                        ));
-                    }
-                    Some(doc) => {
-                        let mut t = txn.open_table(TRACKING).db()?;
-                        let row = t
-                            .get((doc.as_bytes(), entry.from.as_str()))
-                            .db()?
-                            .map(|v| decode::<Tracking>(v.value()))
-                            .transpose()?;
-                        match row {
-                            Some(mut row) => {
-                                row.statuses.push(inc.event.clone());
-                                t.insert(
-                                    (doc.as_bytes(), entry.from.as_str()),
-                                    encode(&row).as_slice(),
-                                )
-                                .db()?;
-                            }
-                            None => {
-                                problem = Some(format!(
-                                    "status {} from {} is about document {:?}, which this node \
-                                     did not send to {}",
-                                    inc.event.code, entry.from, entry.document_id, entry.from
-                                ));
-                            }
-                        }
-                    }
+                let (problem, anomaly) = if inc.event.code == StatusCode::TakeBack.as_str() {
+                    apply_to_received(txn, &inc, &entry)?
+                } else {
+                    apply_to_sent(txn, &inc, &entry)?
+                };
+                if let Some(reason) = &anomaly {
+                    upsert_anomaly(
+                        txn,
+                        "lifecycle",
+                        &inc.id.to_hex(),
+                        Some(entry.from.as_str()),
+                        reason,
+                    )?;
                 }
                 entry.state = if problem.is_some() {
                     InboxState::Unmatched
@@ -153,4 +129,120 @@ impl NodeDb {
             .write(move |txn| upsert_anomaly(txn, &source, &subject, from.as_deref(), &reason))
             .await
     }
+}
+
+/// The anomaly text for the last event of `statuses`, if the rules refuse it for good. A
+/// status that only lacks an earlier step ("05 needs 03") is not recorded: the missing status
+/// may still be on its way (statuses travel independently); the timeline shows the verdict
+/// of the moment.
+fn rule_anomaly(statuses: &[StatusEvent], inc: &IncomingStatus) -> Option<String> {
+    let index = statuses.len().checked_sub(1)?;
+    let replay = replay_statuses(statuses);
+    replay
+        .anomalies()
+        .find(|(i, e)| *i == index && !matches!(e, TransitionError::Needs { .. }))
+        .map(|(_, e)| {
+            format!(
+                "status {} from {} about document {:?} does not follow the lifecycle (stored \
+                 and shown anyway): {e}",
+                inc.event.code, inc.entry.from, inc.entry.document_id
+            )
+        })
+}
+
+/// Applies a received 02–06/15/16 (or 01) to the tracking row of the sent document.
+/// Returns (why it matches nothing, why it breaks the rules).
+fn apply_to_sent(
+    txn: &redb::WriteTransaction,
+    inc: &IncomingStatus,
+    entry: &InboxEntry,
+) -> Result<(Option<String>, Option<String>), NodeDbError> {
+    let sent = txn
+        .open_table(SENT)
+        .db()?
+        .get(entry.document_id.as_str())
+        .db()?
+        .map(|v| PacketId(*v.value()));
+    let Some(doc) = sent else {
+        return Ok((
+            Some(format!(
+                "status {} from {} is about document {:?}, which this node never sent",
+                inc.event.code, entry.from, entry.document_id
+            )),
+            None,
+        ));
+    };
+    let mut t = txn.open_table(TRACKING).db()?;
+    let row = t
+        .get((doc.as_bytes(), entry.from.as_str()))
+        .db()?
+        .map(|v| decode::<Tracking>(v.value()))
+        .transpose()?;
+    let Some(mut row) = row else {
+        return Ok((
+            Some(format!(
+                "status {} from {} is about document {:?}, which this node did not send to {}",
+                inc.event.code, entry.from, entry.document_id, entry.from
+            )),
+            None,
+        ));
+    };
+    row.statuses.push(inc.event.clone());
+    let anomaly = rule_anomaly(&row.statuses, inc);
+    t.insert(
+        (doc.as_bytes(), entry.from.as_str()),
+        encode(&row).as_slice(),
+    )
+    .db()?;
+    Ok((None, anomaly))
+}
+
+/// Applies a received 13 (take-back request from the original sender) to the document this
+/// node received from that sender under that id (the newest, if several).
+fn apply_to_received(
+    txn: &redb::WriteTransaction,
+    inc: &IncomingStatus,
+    entry: &InboxEntry,
+) -> Result<(Option<String>, Option<String>), NodeDbError> {
+    let mut found: Option<(PacketId, InboxEntry)> = None;
+    {
+        let idx = txn.open_table(INBOX_BY_FROM).db()?;
+        let inbox = txn.open_table(INBOX).db()?;
+        let start = (entry.from.as_str(), entry.document_id.as_str(), &[0u8; 32]);
+        for row in idx.range(start..).db()? {
+            let (k, _) = row.db()?;
+            let (f, d, id) = k.value();
+            if f != entry.from || d != entry.document_id {
+                break;
+            }
+            let Some(v) = inbox.get(id).db()? else {
+                continue;
+            };
+            let e: InboxEntry = decode(v.value())?;
+            if e.kind == KIND_DOCUMENT
+                && found
+                    .as_ref()
+                    .is_none_or(|(_, f)| f.received_ms < e.received_ms)
+            {
+                found = Some((PacketId(*id), e));
+            }
+        }
+    }
+    let Some((doc, mut received)) = found else {
+        return Ok((
+            Some(format!(
+                "take-back request (13) from {} is about document {:?}, which this node never \
+                 received from {}",
+                entry.from, entry.document_id, entry.from
+            )),
+            None,
+        ));
+    };
+    received.statuses.push(inc.event.clone());
+    let anomaly = rule_anomaly(&received.statuses, inc);
+    txn.open_table(INBOX)
+        .db()?
+        .insert(doc.as_bytes(), encode(&received).as_slice())
+        .db()?;
+    Ok((None, anomaly))
 }

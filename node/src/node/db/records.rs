@@ -119,6 +119,29 @@ pub struct StatusEvent {
     pub packet_id: String,
     /// When this node stored it (RFC 3339).
     pub received_at: String,
+    /// Sent by this node (its own 01–06/15/16 on a received document, its 13 on a sent one)
+    /// rather than received.
+    #[serde(default)]
+    pub by_us: bool,
+}
+
+/// Replays statuses through the lifecycle rules (timestamp order); unknown codes and
+/// unparseable times are left out. The replay's indices are indices into `statuses`.
+pub fn replay_statuses(statuses: &[StatusEvent]) -> crate::node::lifecycle::Replay {
+    use crate::edxml::StatusCode;
+    let mut keep = Vec::new();
+    let mut events = Vec::new();
+    for (i, s) in statuses.iter().enumerate() {
+        if let (Ok(code), Some(t)) = (StatusCode::parse(&s.code), clock::parse_rfc3339(&s.time)) {
+            keep.push(i);
+            events.push((code, t.unix_timestamp_nanos()));
+        }
+    }
+    let mut r = crate::node::lifecycle::replay(&events);
+    for e in &mut r.events {
+        e.index = keep[e.index];
+    }
+    r
 }
 
 /// What happened to one sent packet at one recipient.
@@ -214,6 +237,10 @@ pub struct InboxEntry {
     /// The hub's signed delivery receipt for this packet.
     #[serde(default)]
     pub delivery_receipt: Option<String>,
+    /// Documents: the business statuses about it, sent by this node (01–06, 15, 16) or
+    /// received from its sender (13); see [`crate::node::lifecycle`].
+    #[serde(default)]
+    pub statuses: Vec<StatusEvent>,
 }
 
 /// Something an operator must look at: a packet or receipt that failed verification, a status
@@ -294,6 +321,9 @@ pub struct Counts {
 #[derive(Debug, Clone, Default)]
 pub struct InboxFilter {
     pub state: Option<InboxState>,
+    /// Documents in this business state (`new`, `accepted`, …, `taken_back`,
+    /// `take_back_requested`).
+    pub business: Option<String>,
     pub from: Option<String>,
     /// `None`: every kind.
     pub kind: Option<String>,
@@ -313,4 +343,32 @@ pub struct Due {
     pub ready: Vec<(PacketId, OutboxEntry)>,
     /// Earliest due time (Unix ms) of the queued entries not returned, if any.
     pub next_ms: Option<u64>,
+}
+
+impl InboxEntry {
+    /// The business state of a received document (`new`, `accepted`, …, `taken_back`), and
+    /// whether a take-back request waits for an answer.
+    pub fn business_state(&self) -> (&'static str, bool) {
+        let r = replay_statuses(&self.statuses);
+        (
+            r.lifecycle.state_name(),
+            r.lifecycle.take_back == crate::node::lifecycle::TakeBackState::Requested,
+        )
+    }
+}
+
+/// A status packet a clerk asked for, signed, with the event it adds.
+#[derive(Debug, Clone)]
+pub struct OutgoingStatus {
+    pub out: Outgoing,
+    pub event: StatusEvent,
+}
+
+/// What committing a clerk's status did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusCommit {
+    /// Committed and queued: this packet.
+    Sent { packet_id: String, state: String },
+    /// The same code was already sent: nothing new, the first packet stands.
+    Repeat { packet_id: String, state: String },
 }

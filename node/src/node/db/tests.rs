@@ -44,6 +44,7 @@ fn inbox_entry(kind: &str, from: &str, doc: &str) -> InboxEntry {
         answered_with: None,
         delivered_at: None,
         delivery_receipt: None,
+        statuses: Vec::new(),
     }
 }
 
@@ -253,6 +254,7 @@ async fn statuses_apply_to_tracking_or_become_anomalies() {
                 description: None,
                 packet_id: PacketId::of(bytes).to_hex(),
                 received_at: clock::now_rfc3339(),
+                by_us: false,
             },
         }
     };
@@ -339,4 +341,169 @@ async fn deliveries_and_anomaly_counts() {
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].count, 2);
     assert_eq!(db.counts().await.unwrap().anomalies, 1);
+}
+
+fn event(code: &str, time: &str, packet: &str, by_us: bool) -> StatusEvent {
+    StatusEvent {
+        code: code.into(),
+        time: time.into(),
+        staff: None,
+        description: None,
+        packet_id: packet.into(),
+        received_at: clock::now_rfc3339(),
+        by_us,
+    }
+}
+
+fn incoming_status(bytes: &[u8], from: &str, doc: &str, code: &str, time: &str) -> IncomingStatus {
+    let mut entry = inbox_entry(KIND_STATUS, from, doc);
+    entry.status_code = Some(code.into());
+    IncomingStatus {
+        id: PacketId::of(bytes),
+        bytes: bytes.to_vec(),
+        entry,
+        event: event(code, time, &PacketId::of(bytes).to_hex(), false),
+    }
+}
+
+#[tokio::test]
+async fn statuses_out_of_order_give_the_furthest_state_and_nonsense_is_an_anomaly() {
+    let (_d, db) = open();
+    db.commit_outgoing(outgoing(b"p1", "d1", &["B"], 1))
+        .await
+        .unwrap();
+    // Arrival order 05, 03, 01, 02 (nonsense after 03), 05 again.
+    for (bytes, code, time) in [
+        (&b"s5"[..], "05", "2026-01-01T10:02:00Z"),
+        (b"s3", "03", "2026-01-01T10:01:00Z"),
+        (b"s1", "01", "2026-01-01T10:00:00Z"),
+        (b"s2", "02", "2026-01-01T10:03:00Z"),
+        (b"s5bis", "05", "2026-01-01T10:04:00Z"),
+    ] {
+        let r = db
+            .receive_status(incoming_status(bytes, "B", "d1", code, time))
+            .await
+            .unwrap();
+        assert_eq!(r, Received::New { matched: true }, "{code}");
+    }
+    let sent = db.track("d1".into()).await.unwrap().unwrap();
+    let row = &sent.recipients[0].1;
+    assert_eq!(row.statuses.len(), 5, "everything is kept for the timeline");
+    let replay = replay_statuses(&row.statuses);
+    assert_eq!(replay.lifecycle.state_name(), "processing");
+    let anomalies = db.anomalies(10).await.unwrap();
+    assert_eq!(anomalies.len(), 1, "{anomalies:?}");
+    assert_eq!(anomalies[0].source, "lifecycle");
+    assert_eq!(anomalies[0].subject, PacketId::of(b"s2").to_hex());
+    assert!(
+        anomalies[0].reason.contains("exclude each other"),
+        "{anomalies:?}"
+    );
+}
+
+#[tokio::test]
+async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
+    let (_d, db) = open();
+    // A received document from A, answered with 01.
+    let mut entry = inbox_entry(KIND_DOCUMENT, "A", "d9");
+    entry
+        .statuses
+        .push(event("01", "2026-01-01T09:00:00Z", "a01", true));
+    let answer = outgoing(b"a01", "d9", &["A"], 1);
+    let mut answer = answer;
+    answer.entry.kind = KIND_STATUS.into();
+    let doc = PacketId::of(b"doc9");
+    db.receive_document(IncomingDocument {
+        id: doc,
+        bytes: b"doc9".to_vec(),
+        entry,
+        answer,
+    })
+    .await
+    .unwrap();
+    assert_eq!(db.counts().await.unwrap().inbox_new, 1);
+    let status = |bytes: &[u8], code: &str, time: &str| {
+        let mut out = outgoing(bytes, "d9", &["A"], 2);
+        out.entry.kind = KIND_STATUS.into();
+        OutgoingStatus {
+            event: event(code, time, &out.id.to_hex(), true),
+            out,
+        }
+    };
+    let err = db
+        .commit_received_status(doc, status(b"c05", "05", "2026-01-01T09:01:00Z"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NodeDbError::Transition(_)), "{err}");
+    assert!(
+        db.packet(PacketId::of(b"c05")).await.unwrap().is_none(),
+        "nothing stored"
+    );
+    let ok = db
+        .commit_received_status(doc, status(b"c03", "03", "2026-01-01T09:02:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok,
+        StatusCommit::Sent {
+            packet_id: PacketId::of(b"c03").to_hex(),
+            state: "accepted".into()
+        }
+    );
+    assert_eq!(db.counts().await.unwrap().inbox_new, 0, "no longer new");
+    let again = db
+        .commit_received_status(doc, status(b"c03bis", "03", "2026-01-01T09:03:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        StatusCommit::Repeat {
+            packet_id: PacketId::of(b"c03").to_hex(),
+            state: "accepted".into()
+        }
+    );
+    assert!(db.packet(PacketId::of(b"c03bis")).await.unwrap().is_none());
+    let accepted = db
+        .inbox_list(
+            InboxFilter {
+                business: Some("accepted".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.len(), 1);
+
+    // A take-back request (13) from A applies to the received document.
+    let r = db
+        .receive_status(incoming_status(
+            b"t13",
+            "A",
+            "d9",
+            "13",
+            "2026-01-01T09:04:00Z",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r, Received::New { matched: true });
+    let (e, _) = db.inbox_entry(doc).await.unwrap().unwrap();
+    assert_eq!(e.business_state(), ("accepted", true));
+    db.commit_received_status(doc, status(b"c15", "15", "2026-01-01T09:05:00Z"))
+        .await
+        .unwrap();
+    let (e, _) = db.inbox_entry(doc).await.unwrap().unwrap();
+    assert_eq!(e.business_state(), ("taken_back", false));
+    // A 13 about a document never received from that sender is unmatched.
+    let r = db
+        .receive_status(incoming_status(
+            b"t13x",
+            "Z",
+            "d9",
+            "13",
+            "2026-01-01T09:04:00Z",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r, Received::New { matched: false });
 }
