@@ -56,11 +56,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo and the benchmark narrate on stdout; its components' logs stay quiet unless asked for.
-    init_logging(if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    init_logging(
+        if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) {
+            "warn"
+        } else {
+            "info"
+        },
+    );
     // One process-wide TLS crypto provider (aws-lc-rs), for every client and server.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match cli.command {

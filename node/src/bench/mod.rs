@@ -20,6 +20,7 @@
 //! every document sent reached the recipient and every status 01 came back, otherwise it fails
 //! with what is missing; the run's folder is a fresh one and is removed unless kept.
 
+pub mod cpu;
 pub mod exchange;
 pub mod stats;
 pub mod workload;
@@ -162,6 +163,11 @@ pub struct BenchReport {
     /// Duration of the clerk API call (compose, sign, commit), every document.
     pub clerk_api: LatencySummary,
     pub phases: Phases,
+    /// CPU time this process used from the first send to the last status 01 back, when the
+    /// system tells (Linux).
+    pub cpu: Option<CpuUse>,
+    /// Group commit at work, per database.
+    pub commits: Vec<Commits>,
     /// Documents committed by the recipient (equals `count` in a report).
     pub arrived: usize,
     /// Status 01 committed back at the sender (equals `count` in a report).
@@ -174,6 +180,30 @@ pub struct BenchReport {
     pub durability: &'static str,
     /// The run's folder, when kept.
     pub folder: Option<String>,
+}
+
+/// CPU used over the measured window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CpuUse {
+    pub seconds: f64,
+    /// CPU milliseconds per document, everything included (both nodes, the hub, the clerk
+    /// calls and this benchmark's own bookkeeping).
+    pub per_document_ms: f64,
+    /// Share of all CPUs busy over the window (1.0 = every CPU all the time).
+    pub utilisation: f64,
+}
+
+/// Durable commits of one database over the measured window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Commits {
+    /// `hub`, `sender` or `recipient`.
+    pub database: &'static str,
+    /// Transactions committed (each one fsync).
+    pub commits: u64,
+    /// Write jobs they carried.
+    pub jobs: u64,
+    pub commits_per_document: f64,
+    pub jobs_per_commit: f64,
 }
 
 /// Why a run failed.
@@ -311,15 +341,18 @@ async fn drive(
     let sent = Arc::new(AtomicUsize::new(0));
     let count = opts.count;
 
+    let stores = [
+        ("hub", exchange.hub.hub.db.store().clone()),
+        ("sender", exchange.sender.node().db.store().clone()),
+        ("recipient", exchange.recipient.node().db.store().clone()),
+    ];
+    let stats_before = stores.each_ref().map(|(_, s)| s.writer_stats());
+    let cpu_before = cpu::process_cpu_time();
     let t0 = Instant::now();
     let mut workers: JoinSet<Result<Vec<SentDoc>, BenchError>> = JoinSet::new();
     for _ in 0..opts.concurrency.min(count) {
-        let (clerk, workload, next, sent) = (
-            clerk.clone(),
-            workload.clone(),
-            next.clone(),
-            sent.clone(),
-        );
+        let (clerk, workload, next, sent) =
+            (clerk.clone(), workload.clone(), next.clone(), sent.clone());
         let rate = opts.rate;
         workers.spawn(async move {
             let mut out = Vec::new();
@@ -334,13 +367,10 @@ async fn drive(
                     tokio::time::sleep_until(at.into()).await;
                 }
                 let start = Instant::now();
-                let answer = clerk
-                    .send(&request)
-                    .await
-                    .map_err(|e| BenchError::Send {
-                        index: index + 1,
-                        message: e.to_string(),
-                    })?;
+                let answer = clerk.send(&request).await.map_err(|e| BenchError::Send {
+                    index: index + 1,
+                    message: e.to_string(),
+                })?;
                 let answered = Instant::now();
                 let id = answer.packet_id.parse().map_err(|e| BenchError::Send {
                     index: index + 1,
@@ -402,6 +432,35 @@ async fn drive(
             }
         }
     }
+    let window = t0.elapsed();
+    let commits = stores
+        .iter()
+        .zip(stats_before)
+        .map(|((database, store), before)| {
+            let after = store.writer_stats();
+            let commits = after.commits.saturating_sub(before.commits);
+            let jobs = after.jobs.saturating_sub(before.jobs);
+            Commits {
+                database,
+                commits,
+                jobs,
+                commits_per_document: commits as f64 / count as f64,
+                jobs_per_commit: jobs as f64 / (commits.max(1)) as f64,
+            }
+        })
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = match (cpu_before, cpu::process_cpu_time()) {
+        (Some(before), Some(after)) => {
+            let seconds = after.saturating_sub(before).as_secs_f64();
+            Some(CpuUse {
+                seconds,
+                per_document_ms: seconds * 1_000.0 / count as f64,
+                utilisation: seconds / (window.as_secs_f64() * cpus as f64).max(f64::EPSILON),
+            })
+        }
+        _ => None,
+    };
     progress(&Progress {
         elapsed: t0.elapsed(),
         count,
@@ -468,9 +527,11 @@ async fn drive(
                 .as_secs_f64(),
             shutdown_secs: 0.0,
         },
+        cpu,
+        commits,
         arrived: arrivals.len(),
         statuses_back: answered,
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpus,
         build_profile: build_profile(),
         warning: cfg!(debug_assertions).then(|| DEBUG_WARNING.to_string()),
         durability: "redb Durability::Immediate (fsync on every commit, group commit)",

@@ -22,11 +22,9 @@ impl Workload {
     /// Documents to `recipient` with `size`-byte attachments (none when `size` is 0), numbered
     /// under a notation made from `tag` (letters and digits).
     pub fn new(recipient: &str, size: usize, tag: &str) -> Workload {
-        let seed = tag
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            });
+        let seed = tag.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         Workload {
             notation: format!("BENCH-{tag}"),
             recipient: recipient.to_string(),

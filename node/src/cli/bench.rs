@@ -162,6 +162,23 @@ pub fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> std::io::
         p.statuses_back_secs,
         p.shutdown_secs
     )?;
+    if let Some(cpu) = &r.cpu {
+        writeln!(
+            out,
+            "CPU:           {:.2} s, {:.2} ms per document, {:.0} % of {} CPU(s) busy",
+            cpu.seconds,
+            cpu.per_document_ms,
+            cpu.utilisation * 100.0,
+            r.cpus
+        )?;
+    }
+    for c in &r.commits {
+        writeln!(
+            out,
+            "commits:       {:<9} {:>6} fsynced transactions ({:.2} per document), {:.1} jobs each",
+            c.database, c.commits, c.commits_per_document, c.jobs_per_commit
+        )?;
+    }
     if let Some(folder) = &r.folder {
         writeln!(out, "kept:          {folder}")?;
     }
@@ -193,8 +210,20 @@ mod tests {
         assert!(!a.json && !o.keep);
 
         let a = parse(&[
-            "--count", "20", "--size", "0", "--key", "rsa", "--json", "--rate", "50.5",
-            "--concurrency", "4", "--keep", "--timeout", "30",
+            "--count",
+            "20",
+            "--size",
+            "0",
+            "--key",
+            "rsa",
+            "--json",
+            "--rate",
+            "50.5",
+            "--concurrency",
+            "4",
+            "--keep",
+            "--timeout",
+            "30",
         ])
         .unwrap();
         let o = a.options().unwrap();

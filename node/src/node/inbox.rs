@@ -42,8 +42,9 @@ use super::outgoing;
 
 /// Most packets asked for in one poll.
 const POLL_LIMIT: usize = 100;
-/// Most packets fetched and verified at once.
-const CONCURRENCY: usize = 8;
+/// Most packets fetched and verified at once (their commits are shared, so more in flight
+/// means fewer fsyncs per packet).
+const CONCURRENCY: usize = 32;
 
 /// Packets set aside after a failure, and until when.
 #[derive(Debug, Default)]
@@ -425,9 +426,24 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
             return;
         }
     };
-    let mut good = Vec::new();
+    let mut checks: JoinSet<(AckedPacket, Result<(String, String), String>)> = JoinSet::new();
     for acked in answer.acked {
-        match check_delivery_receipt(node, &acked).await {
+        let n = node.clone();
+        checks.spawn(async move {
+            let checked = check_delivery_receipt(&n, &acked).await;
+            (acked, checked)
+        });
+    }
+    let mut good = Vec::new();
+    while let Some(done) = checks.join_next().await {
+        let (acked, checked) = match done {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "inbox: a receipt check failed");
+                continue;
+            }
+        };
+        match checked {
             Ok((at, xml)) => {
                 if let Ok(id) = acked.packet_id.parse::<PacketId>() {
                     good.push((id, at, xml));
