@@ -3,6 +3,7 @@
 //! One crate plays both roles, the national **hub** and an agency **node**. This library holds
 //! everything; `src/main.rs` is a thin command-line front end over it.
 
+pub mod bench;
 pub mod cli;
 pub mod compose;
 pub mod dsig;

@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure documents per second and latency end to end: hub and two nodes on loopback.
+    Bench(cli::bench::BenchArgs),
     /// Run a hub and three agency nodes on loopback and send a document across.
     Demo(cli::demo::DemoArgs),
     /// Inspect and write edXML packets.
@@ -55,15 +57,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo narrates on stdout; its components' logs stay quiet unless asked for.
-    init_logging(if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    // The demo and the benchmark narrate on stdout; its components' logs stay quiet unless asked for.
+    init_logging(
+        if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) {
+            "warn"
+        } else {
+            "info"
+        },
+    );
     // One process-wide TLS crypto provider (aws-lc-rs), for every client and server.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match cli.command {
+        Command::Bench(args) => cli::bench::run(args),
         Command::Demo(args) => cli::demo::run(args),
         Command::Edxml(cmd) => cli::edxml::run(cmd),
         Command::Pki(cmd) => cli::pki::run(cmd).map(|()| ExitCode::SUCCESS),

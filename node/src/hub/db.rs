@@ -408,6 +408,33 @@ impl HubDb {
             .await
     }
 
+    /// [`HubDb::meta_for`] for many packets in one read snapshot, in the order asked; packets
+    /// without a delivery row for `recipient` are left out.
+    pub async fn metas_for(
+        &self,
+        recipient: &str,
+        ids: Vec<PacketId>,
+    ) -> Result<Vec<(PacketId, PacketMeta, Delivery)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let Some(d) = deliveries.get((id.as_bytes(), recipient.as_str())).db()? else {
+                        continue;
+                    };
+                    let d: Delivery = decode(d.value())?;
+                    if let Some(m) = metas.get(id.as_bytes()).db()? {
+                        out.push((id, decode(m.value())?, d));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     /// Records deliveries to `recipient` with their (already signed) receipts. Idempotent: a
     /// packet delivered before keeps and returns its first receipt. Ids without a delivery row
     /// for `recipient` are left out of the answer.

@@ -400,42 +400,31 @@ impl Hub {
         caller: Caller,
         ids: Vec<PacketId>,
     ) -> Result<Vec<(PacketId, String)>, HubError> {
-        let mut todo = Vec::new();
-        let mut senders = Vec::new();
-        for id in ids {
-            if let Some((meta, delivery)) = self.db.meta_for(&caller.agency, id).await? {
-                senders.push(meta.from.clone());
-                todo.push((id, meta, delivery));
-            }
+        let todo = self.db.metas_for(&caller.agency, ids).await?;
+        let mut senders: Vec<String> = todo.iter().map(|(_, m, _)| m.from.clone()).collect();
+        // Sign the new receipts on every CPU: one blocking task per share.
+        let share = todo
+            .len()
+            .div_ceil(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let mut shares = Vec::new();
+        let mut rest = todo;
+        while !rest.is_empty() {
+            let tail = rest.split_off(share.min(rest.len()));
+            shares.push(std::mem::replace(&mut rest, tail));
         }
-        let hub = Arc::clone(self);
-        let agency = caller.agency.clone();
-        let signed = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::with_capacity(todo.len());
-            for (id, meta, delivery) in todo {
-                if let Some(existing) = delivery.receipt {
-                    // Delivered before: the stored receipt stands (the database keeps it).
-                    out.push((id, delivery.delivered_at.unwrap_or_default(), existing));
-                    continue;
-                }
-                let at = now_rfc3339();
-                let receipt = HubReceipt {
-                    kind: ReceiptKind::Delivery,
-                    packet_id: id.to_hex(),
-                    packet_kind: meta.kind.clone(),
-                    from: meta.from.clone(),
-                    document_id: meta.document_id.clone(),
-                    hub_time: parse_time(&at),
-                    accepted: Vec::new(),
-                    refused: Vec::new(),
-                    delivered_to: Some(agency.clone()),
-                };
-                out.push((id, at, hub.sign_receipt(&receipt)?));
-            }
-            Ok::<_, HubError>(out)
-        })
-        .await
-        .map_err(HubError::internal)??;
+        let mut tasks = Vec::with_capacity(shares.len());
+        for share in shares {
+            let hub = Arc::clone(self);
+            let agency = caller.agency.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                hub.delivery_receipts(&agency, share)
+            }));
+        }
+        let mut signed = Vec::new();
+        for task in tasks {
+            signed.extend(task.await.map_err(HubError::internal)??);
+        }
         let recorded = self.db.record_deliveries(&caller.agency, signed).await?;
         senders.sort();
         senders.dedup();
@@ -443,6 +432,37 @@ impl Hub {
             self.receipt_signal.wake(s);
         }
         Ok(recorded)
+    }
+
+    /// Signed delivery receipts to `agency` for these packets (a packet delivered before keeps
+    /// its stored receipt). Blocking.
+    fn delivery_receipts(
+        &self,
+        agency: &str,
+        todo: Vec<(PacketId, PacketMeta, crate::hub::db::Delivery)>,
+    ) -> Result<Vec<(PacketId, String, String)>, HubError> {
+        let mut out = Vec::with_capacity(todo.len());
+        for (id, meta, delivery) in todo {
+            if let Some(existing) = delivery.receipt {
+                // Delivered before: the stored receipt stands (the database keeps it).
+                out.push((id, delivery.delivered_at.unwrap_or_default(), existing));
+                continue;
+            }
+            let at = now_rfc3339();
+            let receipt = HubReceipt {
+                kind: ReceiptKind::Delivery,
+                packet_id: id.to_hex(),
+                packet_kind: meta.kind.clone(),
+                from: meta.from.clone(),
+                document_id: meta.document_id.clone(),
+                hub_time: parse_time(&at),
+                accepted: Vec::new(),
+                refused: Vec::new(),
+                delivered_to: Some(agency.to_string()),
+            };
+            out.push((id, at, self.sign_receipt(&receipt)?));
+        }
+        Ok(out)
     }
 
     /// The directory as JSON, and a hub-signed XML statement of its SHA-256.

@@ -15,8 +15,10 @@
 //!   can act on it), so the poller neither spins on it nor stops serving the others.
 //! - A packet already in the inbox is acknowledged again, never stored twice.
 //! - An unreachable hub is retried with backoff, never in a tight loop.
+//! - [`InboxWatchers`] are told of a packet only after its transaction committed.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -40,8 +42,9 @@ use super::outgoing;
 
 /// Most packets asked for in one poll.
 const POLL_LIMIT: usize = 100;
-/// Most packets fetched and verified at once.
-const CONCURRENCY: usize = 8;
+/// Most packets fetched and verified at once (their commits are shared, so more in flight
+/// means fewer fsyncs per packet).
+const CONCURRENCY: usize = 32;
 
 /// Packets set aside after a failure, and until when.
 #[derive(Debug, Default)]
@@ -66,6 +69,47 @@ impl SetAside {
     /// Forgets `key` (it went through).
     pub fn clear(&mut self, key: &str) {
         self.until.remove(key);
+    }
+}
+
+/// A packet the inbox has just committed durably, and when (right after the commit returned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub id: PacketId,
+    /// `true` for a document, `false` for a status packet.
+    pub document: bool,
+    pub at: Instant,
+}
+
+/// Listeners told of every packet the inbox commits (`docaxis bench` times deliveries with
+/// it). Unbounded, so a slow listener never loses an event nor slows the inbox; listeners that
+/// went away are dropped.
+#[derive(Debug, Default)]
+pub struct InboxWatchers {
+    senders: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Committed>>>,
+}
+
+impl InboxWatchers {
+    /// A new listener: it receives every packet committed from now on.
+    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Committed> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        rx
+    }
+
+    fn committed(&self, id: PacketId, document: bool) {
+        let event = Committed {
+            id,
+            document,
+            at: Instant::now(),
+        };
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        if !senders.is_empty() {
+            senders.retain(|tx| tx.send(event).is_ok());
+        }
     }
 }
 
@@ -321,6 +365,7 @@ async fn store_document(
         .await
         .map_err(|e| e.to_string())?;
     if received != Received::AlreadyThere {
+        node.inbox_watchers.committed(id, true);
         tracing::info!(packet = %id, from = %from, document = %document_id, status_01 = %answer_id,
             "inbox: document received; status 01 queued");
         node.outbox_wake.notify_one();
@@ -346,6 +391,9 @@ async fn store_status(
         .receive_status(inc)
         .await
         .map_err(|e| e.to_string())?;
+    if received != Received::AlreadyThere {
+        node.inbox_watchers.committed(id, false);
+    }
     match received {
         Received::New { matched: true } => tracing::info!(packet = %id, from = %from,
             document = %document_id, status = %code, "inbox: status received"),
@@ -407,9 +455,24 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
             return;
         }
     };
-    let mut good = Vec::new();
+    let mut checks: JoinSet<(AckedPacket, Result<(String, String), String>)> = JoinSet::new();
     for acked in answer.acked {
-        match check_delivery_receipt(node, &acked).await {
+        let n = node.clone();
+        checks.spawn(async move {
+            let checked = check_delivery_receipt(&n, &acked).await;
+            (acked, checked)
+        });
+    }
+    let mut good = Vec::new();
+    while let Some(done) = checks.join_next().await {
+        let (acked, checked) = match done {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "inbox: a receipt check failed");
+                continue;
+            }
+        };
+        match checked {
             Ok((at, xml)) => {
                 if let Ok(id) = acked.packet_id.parse::<PacketId>() {
                     good.push((id, at, xml));

@@ -141,6 +141,8 @@ pub struct Node {
     /// The clerk API token.
     pub token: String,
     pub backoff: Backoff,
+    /// Told of every packet the inbox commits.
+    pub inbox_watchers: inbox::InboxWatchers,
 }
 
 /// The shared node.
@@ -216,6 +218,7 @@ impl Node {
             hub,
             outbox_wake: Notify::new(),
             token,
+            inbox_watchers: inbox::InboxWatchers::default(),
         })
     }
 }

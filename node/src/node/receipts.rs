@@ -4,7 +4,8 @@
 //! A receipt is recorded only when its signature verifies against the pinned hub certificate
 //! and it says what the listing says: a delivery of this packet, from this agency, to that
 //! recipient, of a packet in this node's outbox sent to that recipient. Otherwise it is an
-//! anomaly: logged, recorded, not acknowledged, and set aside for a growing while.
+//! anomaly: logged, recorded, not acknowledged, and set aside for a growing while. The receipts
+//! of one poll are verified and recorded concurrently, so their writes share commits.
 //!
 //! Invariants: "delivered at" is recorded before the receipt is acknowledged to the hub; an
 //! unreachable hub is retried with backoff, never in a tight loop.
@@ -12,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::dsig::verify_root;
 use crate::packet_id::PacketId;
@@ -24,6 +26,8 @@ use super::inbox::SetAside;
 
 /// Most receipts asked for in one poll.
 const POLL_LIMIT: usize = 200;
+/// Most receipts verified and recorded at once.
+const CONCURRENCY: usize = 32;
 
 /// Runs until `shutdown` turns true.
 pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
@@ -46,35 +50,7 @@ pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
             Ok(list) => {
                 failures = 0;
                 let listed = list.items.len();
-                let mut seqs = Vec::new();
-                for item in list.items {
-                    let key = format!("receipt {}", item.seq);
-                    if aside.holds(&key, Instant::now()) {
-                        continue;
-                    }
-                    match record(&node, &item).await {
-                        Ok(()) => {
-                            aside.clear(&key);
-                            seqs.push(item.seq);
-                        }
-                        Err(Problem::Refused(reason)) => {
-                            let delay = aside.put(&key, &node.backoff, Instant::now());
-                            tracing::error!(seq = item.seq, packet = %item.packet_id,
-                                recipient = %item.recipient, %reason, set_aside_for = ?delay,
-                                "receipts: delivery receipt refused, NOT acknowledged");
-                            if let Err(e) = node
-                                .db
-                                .record_anomaly("receipts", &key, None, &reason)
-                                .await
-                            {
-                                tracing::error!(error = %e, "receipts: cannot record an anomaly");
-                            }
-                        }
-                        Err(Problem::Local(reason)) => {
-                            tracing::error!(seq = item.seq, %reason, "receipts: cannot record");
-                        }
-                    }
-                }
+                let seqs = record_all(&node, list.items, &mut aside).await;
                 let recorded = seqs.len();
                 if recorded > 0 {
                     match node.hub.ack_receipts(seqs).await {
@@ -99,6 +75,70 @@ pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => break,
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+    }
+}
+
+/// Records the listed receipts, [`CONCURRENCY`] at a time (their writes share commits);
+/// returns the sequence numbers recorded, to acknowledge.
+async fn record_all(node: &Shared, items: Vec<ReceiptItem>, aside: &mut SetAside) -> Vec<u64> {
+    let mut tasks: JoinSet<(String, ReceiptItem, Result<(), Problem>)> = JoinSet::new();
+    let mut seqs = Vec::new();
+    for item in items {
+        let key = format!("receipt {}", item.seq);
+        if aside.holds(&key, Instant::now()) {
+            continue;
+        }
+        while tasks.len() >= CONCURRENCY {
+            if let Some(done) = tasks.join_next().await {
+                settle(node, done, aside, &mut seqs).await;
+            }
+        }
+        let n = node.clone();
+        tasks.spawn(async move {
+            let outcome = record(&n, &item).await;
+            (key, item, outcome)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        settle(node, done, aside, &mut seqs).await;
+    }
+    seqs
+}
+
+async fn settle(
+    node: &Shared,
+    done: Result<(String, ReceiptItem, Result<(), Problem>), tokio::task::JoinError>,
+    aside: &mut SetAside,
+    seqs: &mut Vec<u64>,
+) {
+    let (key, item, outcome) = match done {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "receipts: a recording task failed");
+            return;
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            aside.clear(&key);
+            seqs.push(item.seq);
+        }
+        Err(Problem::Refused(reason)) => {
+            let delay = aside.put(&key, &node.backoff, Instant::now());
+            tracing::error!(seq = item.seq, packet = %item.packet_id,
+                recipient = %item.recipient, %reason, set_aside_for = ?delay,
+                "receipts: delivery receipt refused, NOT acknowledged");
+            if let Err(e) = node
+                .db
+                .record_anomaly("receipts", &key, None, &reason)
+                .await
+            {
+                tracing::error!(error = %e, "receipts: cannot record an anomaly");
+            }
+        }
+        Err(Problem::Local(reason)) => {
+            tracing::error!(seq = item.seq, %reason, "receipts: cannot record");
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod codec;
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
@@ -83,12 +84,28 @@ enum JobOutcome {
 /// Largest number of jobs that share one transaction.
 const MAX_BATCH: usize = 256;
 
+/// How much the writer has done since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Durable commits (each one fsync), re-runs after a failed batch included.
+    pub commits: u64,
+    /// Write jobs answered.
+    pub jobs: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+}
+
 /// A redb database with a group-committing writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
     jobs: mpsc::SyncSender<Job>,
     path: Arc<PathBuf>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,20 +136,31 @@ impl Store {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_BATCH);
         let writer_db = Arc::clone(&db);
+        let counters = Arc::new(Counters::default());
+        let writer_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, &rx))
+            .spawn(move || writer_loop(&writer_db, &rx, &writer_counters))
             .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             db,
             jobs: tx,
             path: Arc::new(path.to_owned()),
+            counters,
         })
     }
 
     /// Where the database file lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Commits and jobs so far (for benchmarks and health figures).
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `job` in a write transaction shared with other concurrent jobs and returns its
@@ -233,7 +261,7 @@ fn unbox_outcome<R: 'static, E: From<StoreError> + 'static>(outcome: JobOutcome)
     }
 }
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>) {
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>, counters: &Counters) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -242,13 +270,17 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(db, batch);
+        counters
+            .jobs
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        run_batch(db, batch, counters);
     }
 }
 
 /// Runs a batch in one transaction; falls back to one transaction per job if any job fails.
-fn run_batch(db: &Database, mut batch: Vec<Job>) {
+fn run_batch(db: &Database, mut batch: Vec<Job>, counters: &Counters) {
     if batch.len() > 1 {
+        counters.commits.fetch_add(1, Ordering::Relaxed);
         match try_together(db, &mut batch) {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
@@ -260,6 +292,7 @@ fn run_batch(db: &Database, mut batch: Vec<Job>) {
         }
     }
     for mut job in batch {
+        counters.commits.fetch_add(1, Ordering::Relaxed);
         let outcome = run_alone(db, &mut job);
         let _ = job.reply.send(outcome);
     }
@@ -352,6 +385,12 @@ mod tests {
         }
         assert_eq!(ok, 196);
         assert_eq!(refused.len(), 4);
+        let stats = store.writer_stats();
+        assert_eq!(
+            stats.jobs, 200,
+            "every job counted once, re-runs included in commits"
+        );
+        assert!(stats.commits >= 4 && stats.commits <= 200 + 4, "{stats:?}");
         let present: Vec<String> = store
             .read(|txn| -> Result<Vec<String>, TestError> {
                 let t = txn.open_table(T).db()?;
