@@ -444,6 +444,9 @@ pub fn staff_summary(s: &StaffInfo) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
+/// A delivery receipt verified (receipt time, receipt XML) or refused (why).
+type ReceiptCheck = Result<(String, String), String>;
+
 /// Acknowledges stored packets and keeps the verified delivery receipts.
 async fn acknowledge(node: &Shared, ids: Vec<String>) {
     let asked = ids.len();
@@ -455,7 +458,7 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
             return;
         }
     };
-    let mut checks: JoinSet<(AckedPacket, Result<(String, String), String>)> = JoinSet::new();
+    let mut checks: JoinSet<(AckedPacket, ReceiptCheck)> = JoinSet::new();
     for acked in answer.acked {
         let n = node.clone();
         checks.spawn(async move {
