@@ -1,6 +1,7 @@
-//! CPU time used by this process (every thread, user and system), from `/proc/self/stat`.
+//! CPU time used by this process (every thread, user and system), from `/proc/self/stat`, and
+//! the system's load average, from `/proc/loadavg`.
 //!
-//! Invariant: on systems without `/proc` the reading is `None`, never a made-up zero. The
+//! Invariant: on systems without `/proc` a reading is `None`, never a made-up zero. The
 //! kernel reports these counters in `USER_HZ` ticks, which Linux fixes at 100 per second for
 //! every architecture's user ABI, so the resolution is 10 ms.
 
@@ -29,6 +30,16 @@ fn parse_stat(stat: &str) -> Option<Duration> {
     ))
 }
 
+/// The one-minute load average (runnable and waiting tasks, all processes).
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    parse_loadavg(&text)
+}
+
+fn parse_loadavg(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +49,8 @@ mod tests {
         let line = "4242 (docaxis (x) y) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 9 0";
         assert_eq!(parse_stat(line), Some(Duration::from_millis(3_250)));
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_loadavg("0.52 1.10 2.00 3/410 9999\n"), Some(0.52));
+        assert_eq!(parse_loadavg(""), None);
         if cfg!(target_os = "linux") {
             assert!(process_cpu_time().is_some());
         }

@@ -173,6 +173,12 @@ pub struct BenchReport {
     /// Status 01 committed back at the sender (equals `count` in a report).
     pub statuses_back: usize,
     pub cpus: usize,
+    /// One-minute load average of the whole system just before the run, when known: above
+    /// `cpus`, other processes were competing for the CPUs and the figures are low.
+    pub load_average_before: Option<f64>,
+    /// Most threads of the blocking pool, when the caller limited it (the runtime is the
+    /// caller's; reported here so figures can be compared).
+    pub blocking_threads: Option<usize>,
     /// `release` or `debug`.
     pub build_profile: &'static str,
     /// Set when the figures cannot be trusted (debug build).
@@ -264,7 +270,11 @@ pub async fn run(
         path: dir.clone(),
         source,
     })?;
-    let result = run_in(&dir, &tag, opts, &mut progress).await;
+    let load = cpu::load_average();
+    let result = run_in(&dir, &tag, opts, &mut progress).await.map(|mut r| {
+        r.load_average_before = load;
+        r
+    });
     if opts.keep {
         result.map(|mut r| {
             r.folder = Some(dir.display().to_string());
@@ -532,6 +542,8 @@ async fn drive(
         arrived: arrivals.len(),
         statuses_back: answered,
         cpus,
+        load_average_before: None,
+        blocking_threads: None,
         build_profile: build_profile(),
         warning: cfg!(debug_assertions).then(|| DEBUG_WARNING.to_string()),
         durability: "redb Durability::Immediate (fsync on every commit, group commit)",

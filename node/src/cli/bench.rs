@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Most threads of the runtime's blocking pool (signing, verification, database reads);
+    /// default: tokio's (512).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub blocking_threads: Option<u64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -78,12 +82,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .map(|r| format!(", paced at {r}/s"))
             .unwrap_or_default()
     );
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = args.blocking_threads {
+        builder
+            .max_blocking_threads(usize::try_from(n).context("--blocking-threads is too large")?);
+    }
+    let rt = builder.build().context("cannot start the async runtime")?;
     let mut last = (Duration::ZERO, 0usize);
-    let report = rt.block_on(bench::run(&opts, |p| {
+    let mut report = rt.block_on(bench::run(&opts, |p| {
         eprintln!("{}", progress_line(p, last));
         last = (p.elapsed, p.arrived);
     }))?;
+    report.blocking_threads = args.blocking_threads.and_then(|n| usize::try_from(n).ok());
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &report)?;
@@ -131,6 +142,19 @@ pub fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> std::io::
         r.build_profile
     )?;
     writeln!(out, "durability: {}", r.durability)?;
+    if let Some(load) = r.load_average_before
+        && load > r.cpus as f64
+    {
+        writeln!(
+            out,
+            "note: the load average was {load:.1} on {} CPU(s) before the run: other processes \
+             competed for the CPUs, so these figures are lower than this machine can do",
+            r.cpus
+        )?;
+    }
+    if let Some(n) = r.blocking_threads {
+        writeln!(out, "runtime: blocking pool limited to {n} threads")?;
+    }
     writeln!(
         out,
         "end to end:    {:.1} documents/s (clerk API call → committed in the recipient's inbox)",

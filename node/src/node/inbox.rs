@@ -41,10 +41,10 @@ use super::incoming::{Verified, verify_incoming};
 use super::outgoing;
 
 /// Most packets asked for in one poll.
-const POLL_LIMIT: usize = 100;
+const POLL_LIMIT: usize = 200;
 /// Most packets fetched and verified at once (their commits are shared, so more in flight
 /// means fewer fsyncs per packet).
-const CONCURRENCY: usize = 32;
+const CONCURRENCY: usize = 64;
 
 /// Packets set aside after a failure, and until when.
 #[derive(Debug, Default)]
