@@ -445,7 +445,7 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
     let acked = answer.acked;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = acked.len().div_ceil(cpus).max(1);
-    let mut checks: JoinSet<Vec<(AckedPacket, Result<(String, String), String>)>> = JoinSet::new();
+    let mut checks: JoinSet<Vec<CheckedReceipt>> = JoinSet::new();
     for part in acked.chunks(share) {
         let part = part.to_vec();
         let hub = node.hub_cert_der.clone();
@@ -498,6 +498,9 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
         "inbox: acknowledged"
     );
 }
+
+/// A delivery receipt and what its check found: the hub time and the receipt, or the problem.
+type CheckedReceipt = (AckedPacket, Result<(String, String), String>);
 
 /// Verifies a delivery receipt against the pinned hub certificate `hub`, then checks it is
 /// about this packet and delivered to `me`. Blocking.
