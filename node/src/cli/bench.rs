@@ -148,7 +148,8 @@ pub fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> std::io::
         writeln!(
             out,
             "note: the load average was {load:.1} on {} CPU(s) before the run: other processes \
-             competed for the CPUs, so these figures are lower than this machine can do",
+             (or a run that had just ended) were competing for the CPUs, so these figures may be \
+             lower than this machine can do",
             r.cpus
         )?;
     }
@@ -232,6 +233,7 @@ mod tests {
         assert_eq!(o.concurrency, 32);
         assert_eq!(o.rate, None);
         assert!(!a.json && !o.keep);
+        assert_eq!(a.blocking_threads, None);
 
         let a = parse(&[
             "--count",
@@ -248,6 +250,8 @@ mod tests {
             "--keep",
             "--timeout",
             "30",
+            "--blocking-threads",
+            "16",
         ])
         .unwrap();
         let o = a.options().unwrap();
@@ -255,16 +259,69 @@ mod tests {
         assert_eq!((o.concurrency, o.rate), (4, Some(50.5)));
         assert!(a.json && o.keep);
         assert_eq!(o.timeout, Duration::from_secs(30));
+        assert_eq!(a.blocking_threads, Some(16));
 
         for bad in [
             &["--count", "0"][..],
             &["--key", "dsa"],
             &["--size", "-1"],
             &["--concurrency", "0"],
+            &["--blocking-threads", "0"],
             &["--frobnicate"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn the_text_report_carries_the_figures_and_the_warnings() {
+        let latency =
+            bench::summarize(&[Duration::from_millis(10), Duration::from_millis(30)]).unwrap();
+        let report = BenchReport {
+            documents_per_second: 123.4,
+            latency_p50_ms: latency.p50_ms,
+            latency_p99_ms: latency.p99_ms,
+            count: 2,
+            size_bytes: 10_240,
+            key: BenchKey::Rsa,
+            packet_bytes: 18_000,
+            concurrency: 32,
+            rate: None,
+            clerk_calls_per_second: 400.0,
+            latency: latency.clone(),
+            clerk_api: latency,
+            phases: bench::Phases {
+                setup_secs: 0.1,
+                send_secs: 0.2,
+                first_arrival_ms: 5.0,
+                deliver_secs: 0.3,
+                statuses_back_secs: 0.4,
+                shutdown_secs: 0.05,
+            },
+            cpu: None,
+            commits: Vec::new(),
+            arrived: 2,
+            statuses_back: 2,
+            cpus: 2,
+            load_average_before: Some(6.5),
+            blocking_threads: Some(16),
+            build_profile: "debug",
+            warning: Some(bench::DEBUG_WARNING.into()),
+            durability: "fsync",
+            folder: None,
+        };
+        let mut out = Vec::new();
+        print_report(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("WARNING: this docaxis was built without optimisations"));
+        assert!(text.contains("123.4 documents/s"), "{text}");
+        assert!(
+            text.contains("p50 10.0 ms") && text.contains("p99 30.0 ms"),
+            "{text}"
+        );
+        assert!(text.contains("rsa keys"), "{text}");
+        assert!(text.contains("load average was 6.5"), "{text}");
+        assert!(text.contains("limited to 16 threads"), "{text}");
     }
 
     #[test]

@@ -43,8 +43,10 @@ use super::outgoing;
 /// Most packets asked for in one poll.
 const POLL_LIMIT: usize = 200;
 /// Most packets fetched and verified at once (their commits are shared, so more in flight
-/// means fewer fsyncs per packet).
+/// means fewer fsyncs per packet) ...
 const CONCURRENCY: usize = 64;
+/// ... as long as their listed sizes add up to at most this; a larger packet is handled alone.
+const BYTES_IN_FLIGHT: u64 = 128 * 1024 * 1024;
 
 /// Packets set aside after a failure, and until when.
 #[derive(Debug, Default)]
@@ -170,21 +172,26 @@ pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
 /// Handles one poll's items; returns how many were acknowledged.
 async fn handle_items(node: &Shared, items: Vec<PendingItem>, aside: &mut SetAside) -> usize {
     let now = Instant::now();
-    let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
+    let mut tasks: JoinSet<(String, u64, Outcome)> = JoinSet::new();
+    let mut bytes = 0u64;
     let mut to_ack = Vec::new();
     for item in items {
         if aside.holds(&item.packet_id, now) {
             continue;
         }
-        while tasks.len() >= CONCURRENCY {
+        while tasks.len() >= CONCURRENCY
+            || (!tasks.is_empty() && bytes.saturating_add(item.size) > BYTES_IN_FLIGHT)
+        {
             if let Some(done) = tasks.join_next().await {
-                collect(node, done, aside, &mut to_ack).await;
+                bytes = bytes.saturating_sub(collect(node, done, aside, &mut to_ack).await);
             }
         }
+        bytes = bytes.saturating_add(item.size);
         let n = node.clone();
         tasks.spawn(async move {
             let key = item.packet_id.clone();
-            (key, handle_item(&n, item).await)
+            let size = item.size;
+            (key, size, handle_item(&n, item).await)
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -198,24 +205,31 @@ async fn handle_items(node: &Shared, items: Vec<PendingItem>, aside: &mut SetAsi
     count
 }
 
+/// Takes in one finished packet task; returns the listed size it held (0 if the task died:
+/// its share then stays counted until this poll's handling ends, which errs on the safe side).
 async fn collect(
     node: &Shared,
-    done: Result<(String, Outcome), tokio::task::JoinError>,
+    done: Result<(String, u64, Outcome), tokio::task::JoinError>,
     aside: &mut SetAside,
     to_ack: &mut Vec<String>,
-) {
+) -> u64 {
     match done {
-        Ok((key, Outcome::Ack(id))) => {
+        Ok((key, size, Outcome::Ack(id))) => {
             aside.clear(&key);
             to_ack.push(id);
+            size
         }
-        Ok((key, Outcome::Refused(reason))) => {
+        Ok((key, size, Outcome::Refused(reason))) => {
             let delay = aside.put(&key, &node.backoff, Instant::now());
             tracing::error!(packet = %key, %reason, set_aside_for = ?delay,
                 "inbox: packet refused and NOT acknowledged (see anomalies)");
+            size
         }
-        Ok((_, Outcome::Later)) => {}
-        Err(e) => tracing::error!(error = %e, "inbox: a packet task failed"),
+        Ok((_, size, Outcome::Later)) => size,
+        Err(e) => {
+            tracing::error!(error = %e, "inbox: a packet task failed");
+            0
+        }
     }
 }
 
@@ -444,9 +458,6 @@ pub fn staff_summary(s: &StaffInfo) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// A delivery receipt verified (receipt time, receipt XML) or refused (why).
-type ReceiptCheck = Result<(String, String), String>;
-
 /// Acknowledges stored packets and keeps the verified delivery receipts.
 async fn acknowledge(node: &Shared, ids: Vec<String>) {
     let asked = ids.len();
@@ -458,23 +469,34 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
             return;
         }
     };
-    let mut checks: JoinSet<(AckedPacket, ReceiptCheck)> = JoinSet::new();
-    for acked in answer.acked {
-        let n = node.clone();
-        checks.spawn(async move {
-            let checked = check_delivery_receipt(&n, &acked).await;
-            (acked, checked)
+    // Verify the receipts on every CPU: one blocking task per share (not one per receipt,
+    // which would only multiply threads).
+    let acked = answer.acked;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = acked.len().div_ceil(cpus).max(1);
+    let mut checks: JoinSet<Vec<CheckedReceipt>> = JoinSet::new();
+    for part in acked.chunks(share) {
+        let part = part.to_vec();
+        let hub = node.hub_cert_der.clone();
+        let me = node.config.agency.clone();
+        checks.spawn_blocking(move || {
+            part.into_iter()
+                .map(|a| {
+                    let checked = check_delivery_receipt(&hub, &me, &a);
+                    (a, checked)
+                })
+                .collect()
         });
     }
-    let mut good = Vec::new();
+    let mut checked_all = Vec::new();
     while let Some(done) = checks.join_next().await {
-        let (acked, checked) = match done {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "inbox: a receipt check failed");
-                continue;
-            }
-        };
+        match done {
+            Ok(part) => checked_all.extend(part),
+            Err(e) => tracing::error!(error = %e, "inbox: a receipt check failed"),
+        }
+    }
+    let mut good = Vec::new();
+    for (acked, checked) in checked_all {
         match checked {
             Ok((at, xml)) => {
                 if let Ok(id) = acked.packet_id.parse::<PacketId>() {
@@ -506,18 +528,19 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
     );
 }
 
-async fn check_delivery_receipt(
-    node: &Shared,
+/// A delivery receipt and what its check found: the hub time and the receipt, or the problem.
+type CheckedReceipt = (AckedPacket, Result<(String, String), String>);
+
+/// Verifies a delivery receipt against the pinned hub certificate `hub`, then checks it is
+/// about this packet and delivered to `me`. Blocking.
+fn check_delivery_receipt(
+    hub: &[u8],
+    me: &str,
     acked: &AckedPacket,
 ) -> Result<(String, String), String> {
-    let hub = node.hub_cert_der.clone();
-    let xml = acked.receipt.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        verify_root(xml.as_bytes(), &hub).map_err(|e| format!("its signature: {e}"))?;
-        HubReceipt::parse(xml.as_bytes()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| format!("verification task failed: {e}"))??;
+    let xml = acked.receipt.as_bytes();
+    verify_root(xml, hub).map_err(|e| format!("its signature: {e}"))?;
+    let r = HubReceipt::parse(xml).map_err(|e| e.to_string())?;
     if r.kind != ReceiptKind::Delivery {
         return Err("it is not a delivery receipt".into());
     }
@@ -527,11 +550,8 @@ async fn check_delivery_receipt(
             r.packet_id, acked.packet_id
         ));
     }
-    if r.delivered_to.as_deref() != Some(node.config.agency.as_str()) {
-        return Err(format!(
-            "it names recipient {:?}, not {}",
-            r.delivered_to, node.config.agency
-        ));
+    if r.delivered_to.as_deref() != Some(me) {
+        return Err(format!("it names recipient {:?}, not {me}", r.delivered_to));
     }
     Ok((clock::rfc3339(r.hub_time), acked.receipt.clone()))
 }

@@ -32,7 +32,7 @@ use super::clock;
 use super::db::{Attempt, OutboxEntry, OutboxState};
 
 /// Most submissions in flight at once (the hub commits concurrent submissions together).
-const MAX_IN_FLIGHT: usize = 64;
+const MAX_IN_FLIGHT: usize = 32;
 /// Longest sleep when nothing is queued (a wake-up arrives on every send anyway).
 const IDLE: Duration = Duration::from_secs(60);
 

@@ -5,7 +5,8 @@
 //! and it says what the listing says: a delivery of this packet, from this agency, to that
 //! recipient, of a packet in this node's outbox sent to that recipient. Otherwise it is an
 //! anomaly: logged, recorded, not acknowledged, and set aside for a growing while. The receipts
-//! of one poll are verified and recorded concurrently, so their writes share commits.
+//! of one poll are verified on every CPU (one blocking task per share) and recorded
+//! concurrently, so their writes share commits.
 //!
 //! Invariants: "delivered at" is recorded before the receipt is acknowledged to the hub; an
 //! unreachable hub is retried with backoff, never in a tight loop.
@@ -79,46 +80,89 @@ pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Records the listed receipts, [`CONCURRENCY`] at a time (their writes share commits);
-/// returns the sequence numbers recorded, to acknowledge.
+/// Verifies the listed receipts (on every CPU, one blocking task per share), then records the
+/// good ones [`CONCURRENCY`] at a time (their writes share commits); returns the sequence
+/// numbers recorded, to acknowledge.
 async fn record_all(node: &Shared, items: Vec<ReceiptItem>, aside: &mut SetAside) -> Vec<u64> {
-    let mut tasks: JoinSet<(String, ReceiptItem, Result<(), Problem>)> = JoinSet::new();
-    let mut seqs = Vec::new();
-    for item in items {
-        let key = format!("receipt {}", item.seq);
-        if aside.holds(&key, Instant::now()) {
-            continue;
+    let now = Instant::now();
+    let items: Vec<ReceiptItem> = items
+        .into_iter()
+        .filter(|item| !aside.holds(&key_of(item), now))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = items.len().div_ceil(cpus).max(1);
+    let mut checks: JoinSet<Vec<(ReceiptItem, Result<Checked, Problem>)>> = JoinSet::new();
+    for part in items.chunks(share) {
+        let part = part.to_vec();
+        let hub = node.hub_cert_der.clone();
+        let me = node.config.agency.clone();
+        checks.spawn_blocking(move || {
+            part.into_iter()
+                .map(|item| {
+                    let checked = check(&hub, &me, &item);
+                    (item, checked)
+                })
+                .collect()
+        });
+    }
+    let mut checked = Vec::new();
+    while let Some(done) = checks.join_next().await {
+        match done {
+            Ok(part) => checked.extend(part),
+            Err(e) => tracing::error!(error = %e, "receipts: a verification task failed"),
         }
+    }
+    let mut tasks: JoinSet<(ReceiptItem, Result<(), Problem>)> = JoinSet::new();
+    let mut seqs = Vec::new();
+    for (item, outcome) in checked {
+        let good = match outcome {
+            Ok(good) => good,
+            Err(problem) => {
+                settle(node, item, Err(problem), aside, &mut seqs).await;
+                continue;
+            }
+        };
         while tasks.len() >= CONCURRENCY {
             if let Some(done) = tasks.join_next().await {
-                settle(node, done, aside, &mut seqs).await;
+                settle_task(node, done, aside, &mut seqs).await;
             }
         }
         let n = node.clone();
         tasks.spawn(async move {
-            let outcome = record(&n, &item).await;
-            (key, item, outcome)
+            let outcome = record(&n, &item, good).await;
+            (item, outcome)
         });
     }
     while let Some(done) = tasks.join_next().await {
-        settle(node, done, aside, &mut seqs).await;
+        settle_task(node, done, aside, &mut seqs).await;
     }
     seqs
 }
 
-async fn settle(
+fn key_of(item: &ReceiptItem) -> String {
+    format!("receipt {}", item.seq)
+}
+
+async fn settle_task(
     node: &Shared,
-    done: Result<(String, ReceiptItem, Result<(), Problem>), tokio::task::JoinError>,
+    done: Result<(ReceiptItem, Result<(), Problem>), tokio::task::JoinError>,
     aside: &mut SetAside,
     seqs: &mut Vec<u64>,
 ) {
-    let (key, item, outcome) = match done {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "receipts: a recording task failed");
-            return;
-        }
-    };
+    match done {
+        Ok((item, outcome)) => settle(node, item, outcome, aside, seqs).await,
+        Err(e) => tracing::error!(error = %e, "receipts: a recording task failed"),
+    }
+}
+
+async fn settle(
+    node: &Shared,
+    item: ReceiptItem,
+    outcome: Result<(), Problem>,
+    aside: &mut SetAside,
+    seqs: &mut Vec<u64>,
+) {
+    let key = key_of(&item);
     match outcome {
         Ok(()) => {
             aside.clear(&key);
@@ -150,20 +194,23 @@ enum Problem {
     Local(String),
 }
 
-async fn record(node: &Shared, item: &ReceiptItem) -> Result<(), Problem> {
+/// A receipt whose signature and content passed.
+struct Checked {
+    id: PacketId,
+    /// The hub's delivery time, RFC 3339.
+    at: String,
+}
+
+/// Verifies a listed receipt against the pinned hub certificate `hub` and checks it says what
+/// the listing says, about a packet from `me`. Blocking.
+fn check(hub: &[u8], me: &str, item: &ReceiptItem) -> Result<Checked, Problem> {
     let id: PacketId = item
         .packet_id
         .parse()
         .map_err(|e| Problem::Refused(format!("the listing names no valid packet: {e}")))?;
-    let hub = node.hub_cert_der.clone();
-    let xml = item.receipt.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        verify_root(xml.as_bytes(), &hub).map_err(|e| format!("its signature: {e}"))?;
-        HubReceipt::parse(xml.as_bytes()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| Problem::Local(format!("verification task failed: {e}")))?
-    .map_err(Problem::Refused)?;
+    let xml = item.receipt.as_bytes();
+    verify_root(xml, hub).map_err(|e| Problem::Refused(format!("its signature: {e}")))?;
+    let r = HubReceipt::parse(xml).map_err(|e| Problem::Refused(e.to_string()))?;
     if r.kind != ReceiptKind::Delivery {
         return Err(Problem::Refused("it is not a delivery receipt".into()));
     }
@@ -173,7 +220,7 @@ async fn record(node: &Shared, item: &ReceiptItem) -> Result<(), Problem> {
             r.packet_id, item.packet_id
         )));
     }
-    if r.from != node.config.agency {
+    if r.from != me {
         return Err(Problem::Refused(format!(
             "it is about a packet from {}, not from this agency",
             r.from
@@ -185,7 +232,15 @@ async fn record(node: &Shared, item: &ReceiptItem) -> Result<(), Problem> {
             r.delivered_to, item.recipient
         )));
     }
-    let at = clock::rfc3339(r.hub_time);
+    Ok(Checked {
+        id,
+        at: clock::rfc3339(r.hub_time),
+    })
+}
+
+/// Records a checked receipt with the outbox entry it is about.
+async fn record(node: &Shared, item: &ReceiptItem, good: Checked) -> Result<(), Problem> {
+    let Checked { id, at } = good;
     match node
         .db
         .record_delivery(id, item.recipient.clone(), at.clone(), item.receipt.clone())
