@@ -337,7 +337,8 @@ pub fn org_from_arg(arg: &str) -> OrgSpec {
     }
 }
 
-fn organization(
+/// The organisation `spec` names; its name from the spec, else from `names`.
+pub fn organization(
     spec: &OrgSpec,
     names: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Organization, ComposeError> {

@@ -53,6 +53,12 @@ enum Command {
     Track(cli::node::TrackArgs),
     /// Send a business status about a document: accept, reject, assign, … or take it back.
     Status(cli::node::StatusArgs),
+    /// Revoke (thu hồi) a document this agency sent; recipients answer 15 or 16.
+    Revoke(cli::actions::RevokeArgs),
+    /// Update (cập nhật) a document this agency sent: subject, content, recipients.
+    Update(cli::actions::UpdateArgs),
+    /// Replace (thay thế) a document this agency sent by a new one.
+    Replace(cli::actions::ReplaceArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +87,9 @@ fn main() -> ExitCode {
         Command::Inbox(args) => cli::node::run_inbox(args),
         Command::Track(args) => cli::node::run_track(args),
         Command::Status(args) => cli::node::run_status(args),
+        Command::Revoke(args) => cli::actions::run_revoke(args),
+        Command::Update(args) => cli::actions::run_update(args),
+        Command::Replace(args) => cli::actions::run_replace(args),
     };
     match result {
         Ok(code) => code,

@@ -28,7 +28,7 @@ use docaxis::edxml::{AgencyCode, Organization, Packet, ReadOptions, read};
 use docaxis::net::peer::PeerIdentity;
 use docaxis::net::serve::{ServeOptions, TlsServer, serve_tls};
 use docaxis::net::tls;
-use docaxis::node::client::{ApiClient, ClientError};
+use docaxis::node::client::{ApiClient, ClientError, InboxParams};
 use docaxis::node::db::{InboxFilter, OutboxState};
 use docaxis::node::outgoing::{SendDocument, compose_document, sign};
 use docaxis::node::views::{StatusRequest, TrackView};
@@ -569,7 +569,7 @@ async fn document_submitted_delivered_answered_with_status_01_and_tracked() {
 
     // H41: the document is in the inbox, verified, acknowledged, and answered with 01.
     let item = eventually("H41 received the document", || async {
-        let list = h41.client.inbox(None, None, None, None).await.unwrap();
+        let list = h41.client.inbox(&InboxParams::default()).await.unwrap();
         list.items.into_iter().next()
     })
     .await;
@@ -616,7 +616,10 @@ async fn document_submitted_delivered_answered_with_status_01_and_tracked() {
     assert_eq!(answer.state, "submitted");
     let g22_statuses = g22
         .client
-        .inbox(None, None, Some("status"), None)
+        .inbox(&InboxParams {
+            kind: Some("status"),
+            ..InboxParams::default()
+        })
         .await
         .unwrap();
     assert_eq!(g22_statuses.items.len(), 1);
@@ -974,7 +977,7 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     let doc = sent.document_id.clone();
     for node in [&h41, &h14] {
         eventually("the document reached its recipients", || async {
-            let l = node.client.inbox(None, None, None, None).await.unwrap();
+            let l = node.client.inbox(&InboxParams::default()).await.unwrap();
             l.items.into_iter().next()
         })
         .await;
@@ -1034,7 +1037,10 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     }
     let done = h41
         .client
-        .inbox(Some("completed"), None, None, None)
+        .inbox(&InboxParams {
+            state: Some("completed"),
+            ..InboxParams::default()
+        })
         .await
         .unwrap();
     assert_eq!(done.items.len(), 1);
@@ -1140,7 +1146,10 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     eventually("H41 sees the take-back request", || async {
         let l = h41
             .client
-            .inbox(Some("take_back_requested"), None, None, None)
+            .inbox(&InboxParams {
+                state: Some("take_back_requested"),
+                ..InboxParams::default()
+            })
             .await
             .unwrap();
         l.items.into_iter().next()
@@ -1160,7 +1169,10 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     eventually("H41 sees the second request", || async {
         let l = h41
             .client
-            .inbox(Some("take_back_requested"), None, None, None)
+            .inbox(&InboxParams {
+                state: Some("take_back_requested"),
+                ..InboxParams::default()
+            })
             .await
             .unwrap();
         l.items.into_iter().next()
@@ -1174,7 +1186,10 @@ async fn business_statuses_and_take_back_travel_back_to_the_sender() {
     assert_eq!(agreed.state, "taken_back");
     let taken = h41
         .client
-        .inbox(Some("taken_back"), None, None, None)
+        .inbox(&InboxParams {
+            state: Some("taken_back"),
+            ..InboxParams::default()
+        })
         .await
         .unwrap();
     assert_eq!(taken.items[0].business_state.as_deref(), Some("taken_back"));

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::hub::{self, HubConfig};
-use crate::node::client::ApiClient;
+use crate::node::client::{ApiClient, InboxParams};
 use crate::node::{self as agency_node, NodeConfig};
 
 const SPEC: &str = include_str!("../../../examples/cong-van-ket-noi.toml");
@@ -203,7 +203,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step("each recipient's inbox");
     for (code, _, running) in &nodes[1..] {
         let client = ApiClient::new(running.api_addr(), running.token().to_string())?;
-        let inbox = client.inbox(None, None, None, None).await?;
+        let inbox = client.inbox(&InboxParams::default()).await?;
         for item in &inbox.items {
             println!(
                 "    {code}: {} from {} — {}",

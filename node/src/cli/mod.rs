@@ -1,5 +1,6 @@
 //! Command-line front ends, one module per `docaxis` subcommand family.
 
+pub mod actions;
 pub mod bench;
 pub mod demo;
 pub mod dsig;

@@ -15,7 +15,7 @@ use anyhow::Context;
 use crate::edxml::{Packet, ReadOptions, read};
 use crate::edxml::{Priority, StatusCode};
 use crate::node::client::{
-    ApiClient, ClientError, is_packet_id, request_from_flags, request_from_spec_file,
+    ApiClient, ClientError, InboxParams, is_packet_id, request_from_flags, request_from_spec_file,
 };
 use crate::node::views::{InboxDetail, InboxItem, OutboxItem, StatusRequest, TrackView};
 use crate::node::{NodeConfig, start};
@@ -33,7 +33,7 @@ impl ConfigArg {
         Ok(NodeConfig::load(&self.config)?)
     }
 
-    fn client(&self) -> anyhow::Result<ApiClient> {
+    pub(crate) fn client(&self) -> anyhow::Result<ApiClient> {
         Ok(ApiClient::from_config(&self.load()?)?)
     }
 }
@@ -111,12 +111,24 @@ pub struct InboxArgs {
     #[arg(long, env = "DOCAXIS_NODE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Documents: new, rejected, accepted, assigned, processing, completed, taken_back,
-    /// take_back_requested. Statuses: applied, unmatched (about unknown documents).
+    /// take_back_requested (a 13, revoke, update or replace waits for 15/16), revoked,
+    /// updated, replaced, removed, agreed, refused. Statuses: applied, unmatched (about
+    /// unknown documents).
     #[arg(long)]
     pub state: Option<String>,
     /// Only packets from this agency code.
     #[arg(long)]
     pub from: Option<String>,
+    /// Only documents of this priority: 0 thường, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hỏa tốc
+    /// hẹn giờ.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub priority: Option<u8>,
+    /// Received on or after this day (YYYY-MM-DD, Vietnam time) or time (RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Received on or before this day (YYYY-MM-DD, the whole day) or before this RFC 3339 time.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
     /// document, status or all (default: document).
     #[arg(long)]
     pub kind: Option<String>,
@@ -211,7 +223,7 @@ pub struct TrackArgs {
     pub json: bool,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -219,7 +231,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// A refusal by the node is exit status 1 (with its message); other errors propagate.
-fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
+pub(crate) fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
     match e {
         ClientError::Api { .. } => {
             eprintln!("refused: {e}");
@@ -377,12 +389,16 @@ pub fn run_inbox(args: InboxArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the node configuration is needed: --config FILE (or DOCAXIS_NODE_CONFIG)");
     };
     let client = ConfigArg { config }.client()?;
-    let fut = client.inbox(
-        args.state.as_deref(),
-        args.from.as_deref(),
-        args.kind.as_deref(),
-        args.limit,
-    );
+    let params = InboxParams {
+        state: args.state.as_deref(),
+        from: args.from.as_deref(),
+        kind: args.kind.as_deref(),
+        priority: args.priority,
+        since: args.since.as_deref(),
+        until: args.until.as_deref(),
+        limit: args.limit,
+    };
+    let fut = client.inbox(&params);
     let list = match runtime()?.block_on(fut) {
         Ok(l) => l,
         Err(e) => return refused(e),
@@ -409,11 +425,35 @@ fn print_inbox_item(out: &mut dyn Write, i: &InboxItem) -> std::io::Result<()> {
     };
     let state = i.business_state.as_deref().unwrap_or(&i.state);
     writeln!(out, "{state:<10} {}  ({what})", i.document_id)?;
-    if i.take_back_requested {
+    if let Some(a) = &i.action {
         writeln!(
             out,
-            "  {:<11} the sender asks to take it back (answer with --code 15 or 16)",
-            "take back:"
+            "  {:<11} {} of {}{}",
+            "request:",
+            a.kind.as_str(),
+            a.original,
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )?;
+    }
+    if i.take_back_requested {
+        let asks = match &i.action {
+            Some(a) => format!("the sender asks to {} {}", a.kind.as_str(), a.original),
+            None => "the sender asks to take it back".to_string(),
+        };
+        writeln!(
+            out,
+            "  {:<11} {asks} (answer with --code 15 or 16)",
+            "pending:"
+        )?;
+    }
+    if let Some(m) = &i.mark {
+        writeln!(
+            out,
+            "  {:<11} {} by {} (agreed {})",
+            "marked:", m.state, m.by_document, m.at
         )?;
     }
     writeln!(out, "  {:<11} {} ({})", "from:", i.from, i.from_name)?;
@@ -466,8 +506,28 @@ pub fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
         v.state, v.attempts, v.summary
     )?;
     writeln!(out, "business:  {}", v.business)?;
+    if let Some(a) = &v.action {
+        writeln!(
+            out,
+            "request:   {} of {}{}",
+            a.kind.as_str(),
+            a.original,
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )?;
+    }
     if let Some(e) = &v.last_error {
         writeln!(out, "error:     {e}")?;
+    }
+    for r in &v.requests {
+        let kind = r.action.as_ref().map_or("request", |a| a.kind.as_str());
+        writeln!(
+            out,
+            "{:<10} {kind} {} ({}): {}",
+            "requested:", r.document_id, r.state, r.business
+        )?;
     }
     for r in &v.recipients {
         let s = &r.summary;
@@ -481,7 +541,19 @@ pub fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
         writeln!(out, "  {:<14} {}", "delivered:", or_dash(&s.delivered_at))?;
         writeln!(out, "  {:<14} {}", "state:", s.business_state)?;
         if s.take_back != "none" && !s.take_back.is_empty() {
-            writeln!(out, "  {:<14} {}", "take back:", s.take_back)?;
+            let what = if v.action.is_some() {
+                "answer:"
+            } else {
+                "take back:"
+            };
+            writeln!(out, "  {:<14} {}", what, s.take_back)?;
+        }
+        if let Some(m) = &s.mark {
+            writeln!(
+                out,
+                "  {:<14} {} by {} at {}",
+                "marked:", m.state, m.by_document, m.at
+            )?;
         }
         match &s.last_status {
             Some(st) => writeln!(
@@ -549,7 +621,12 @@ async fn resolve_received(
         return Ok(Ok(document.to_string()));
     }
     let list = client
-        .inbox(None, from, Some("document"), Some(5_000))
+        .inbox(&InboxParams {
+            from,
+            kind: Some("document"),
+            limit: Some(5_000),
+            ..InboxParams::default()
+        })
         .await?;
     let found: Vec<&InboxItem> = list
         .items

@@ -4,10 +4,13 @@
 //! |---|---|---|
 //! | POST | `/api/v1/documents` | body [`SendDocument`]; 201 [`Sent`] once committed; 400/409 [`ApiErrorBody`] |
 //! | GET | `/api/v1/outbox?kind=document\|status&limit=N` | [`OutboxList`], newest first (all kinds by default) |
-//! | GET | `/api/v1/inbox?state=new\|accepted\|…\|taken_back\|applied\|unmatched&from=CODE&kind=document\|status\|all&limit=N` | [`InboxList`], newest first (documents by default) |
+//! | GET | `/api/v1/inbox?state=new\|accepted\|…\|taken_back\|revoked\|replaced\|applied\|unmatched&from=CODE&priority=0..4&since=DATE&until=DATE&kind=document\|status\|all&limit=N` (dates `YYYY-MM-DD`, Vietnam days, both inclusive; or RFC 3339) | [`InboxList`], newest first (documents by default) |
 //! | GET | `/api/v1/inbox/{packet_id}` | [`InboxDetail`]: metadata, signature verdict, attachments, the status 01 sent |
 //! | POST | `/api/v1/inbox/{packet_id}/status` | body [`StatusRequest`] (02–06, 15, 16 on a received document); 201/200 [`StatusSent`]; 400/404/409 |
 //! | POST | `/api/v1/documents/{document_id}/status` | body [`StatusRequest`]: 13 on a sent document (`to`), or 02–06/15/16 on a received one (`from` when ambiguous) |
+//! | POST | `/api/v1/documents/{document_id}/revoke` | body [`ActionRequest`] (`reason`, `staff`): a revoke (BussinessDocType 1) of a document this node sent; 201 [`Sent`] once committed |
+//! | POST | `/api/v1/documents/{document_id}/update` | body [`ActionRequest`] (`reason`, `add`, `remove`, `subject`, `content`): an update (2) |
+//! | POST | `/api/v1/documents/{document_id}/replace` | body [`ActionRequest`] (`reason`, `document`): a replacement (3), a new document |
 //! | GET | `/api/v1/inbox/{packet_id}/packet` | the stored packet bytes (`application/xml`), for extraction |
 //! | GET | `/api/v1/documents/{document_id}/track` | [`TrackView`] (percent-encode the id: it holds `/`) |
 //! | GET | `/api/v1/health` | [`Health`], without authentication |
@@ -36,9 +39,11 @@ use crate::edxml::{Packet, ReadOptions, read};
 use crate::packet_id::PacketId;
 
 use super::Shared;
+use super::actions::{ActionRequest, send_action};
 use super::clock;
 use super::db::{InboxFilter, InboxState, KIND_DOCUMENT, KIND_STATUS, NodeDbError};
 use super::incoming::verify_incoming;
+use super::lifecycle::ActionKind;
 use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
 use super::status::{StatusTarget, send_status};
 use super::token;
@@ -99,7 +104,7 @@ impl From<NodeDbError> for ApiError {
             NodeDbError::DuplicateDocument { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_document", e.to_string())
             }
-            NodeDbError::Transition(_) => {
+            NodeDbError::Transition(_) | NodeDbError::Closed(_) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }
             NodeDbError::NotInInbox(_)
@@ -129,6 +134,18 @@ pub fn router(node: Shared) -> Router {
         .route(
             "/api/v1/documents/{document_id}/status",
             post(post_document_status),
+        )
+        .route(
+            "/api/v1/documents/{document_id}/revoke",
+            post(|s, p, b| post_action(s, p, b, ActionKind::Revoke)),
+        )
+        .route(
+            "/api/v1/documents/{document_id}/update",
+            post(|s, p, b| post_action(s, p, b, ActionKind::Update)),
+        )
+        .route(
+            "/api/v1/documents/{document_id}/replace",
+            post(|s, p, b| post_action(s, p, b, ActionKind::Replace)),
         )
         .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
     Router::new()
@@ -262,6 +279,9 @@ struct InboxQuery {
     state: Option<String>,
     from: Option<String>,
     kind: Option<String>,
+    priority: Option<u8>,
+    since: Option<String>,
+    until: Option<String>,
     limit: Option<usize>,
 }
 
@@ -282,21 +302,46 @@ async fn get_inbox(
             | "processing"
             | "completed"
             | "taken_back"
-            | "take_back_requested"),
+            | "take_back_requested"
+            | "agreed"
+            | "refused"
+            | "revoked"
+            | "updated"
+            | "replaced"
+            | "removed"),
         ) => (None, Some(b.to_string())),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "state {other:?} is unknown: use new, rejected, accepted, assigned, processing, \
-                 completed, taken_back, take_back_requested (documents), applied or unmatched \
-                 (statuses)"
+                 completed, taken_back, take_back_requested, revoked, updated, replaced, \
+                 removed, agreed, refused (documents), applied or unmatched (statuses)"
             )));
         }
     };
+    if let Some(p) = q.priority
+        && p > 4
+    {
+        return Err(ApiError::bad_request(format!(
+            "priority {p} is unknown: use 0 (thường) to 4 (hỏa tốc hẹn giờ)"
+        )));
+    }
+    let bound = |v: &Option<String>, name: &str, end: bool| {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| clock::parse_bound(s, end))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+    };
+    let since_ms = bound(&q.since, "since", false)?;
+    let until_ms = bound(&q.until, "until", true)?;
     let filter = InboxFilter {
         state,
         business,
         from: q.from.filter(|f| !f.is_empty()),
         kind: kind_filter(q.kind.as_deref(), Some(KIND_DOCUMENT))?,
+        priority: q.priority,
+        since_ms,
+        until_ms,
     };
     let list = node.db.inbox_list(filter, limit(q.limit)).await?;
     let items = list
@@ -425,6 +470,20 @@ async fn status_answer(
     Ok(json(code, &sent))
 }
 
+async fn post_action(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+    kind: ActionKind,
+) -> Result<Response, ApiError> {
+    let Path(document_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let req: ActionRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("the request is not a valid {}: {e}", kind.as_str()))
+    })?;
+    let sent = send_action(&node, kind, document_id, req).await?;
+    Ok(json(StatusCode::CREATED, &sent))
+}
+
 async fn get_inbox_packet(
     State(node): State<Shared>,
     path: Result<Path<String>, PathRejection>,
@@ -451,7 +510,17 @@ async fn get_track(
 ) -> Result<Response, ApiError> {
     let Path(document_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     match node.db.track(document_id.clone()).await? {
-        Some(p) => Ok(json(StatusCode::OK, &TrackView::from(&p))),
+        Some(p) => {
+            let mut view = TrackView::from(&p);
+            view.requests = node
+                .db
+                .actions_of(document_id)
+                .await?
+                .iter()
+                .map(OutboxItem::from)
+                .collect();
+            Ok(json(StatusCode::OK, &view))
+        }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -476,7 +545,7 @@ async fn get_health(State(node): State<Shared>) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::client::{ApiClient, ClientError};
+    use crate::node::client::{ApiClient, ClientError, InboxParams};
     use crate::node::db::{InboxEntry, IncomingDocument};
     use crate::node::outgoing::status_received;
     use crate::node::{Node, NodeConfig};
@@ -692,6 +761,8 @@ mod tests {
             delivered_at: None,
             delivery_receipt: None,
             statuses: Vec::new(),
+            action: None,
+            mark: None,
         };
         node.db
             .receive_document(IncomingDocument {
@@ -702,12 +773,16 @@ mod tests {
             })
             .await
             .unwrap();
-        let list = client.inbox(None, None, None, None).await.unwrap();
+        let list = client.inbox(&InboxParams::default()).await.unwrap();
         assert_eq!(list.items.len(), 1);
         assert_eq!(list.items[0].answered_with, Some(answer_id.to_hex()));
         assert!(
             client
-                .inbox(Some("new"), Some("000.00.00.H14"), None, None)
+                .inbox(&InboxParams {
+                    state: Some("new"),
+                    from: Some("000.00.00.H14"),
+                    ..InboxParams::default()
+                })
                 .await
                 .unwrap()
                 .items
@@ -715,7 +790,10 @@ mod tests {
         );
         assert!(
             client
-                .inbox(None, None, Some("status"), None)
+                .inbox(&InboxParams {
+                    kind: Some("status"),
+                    ..InboxParams::default()
+                })
                 .await
                 .unwrap()
                 .items
@@ -723,7 +801,10 @@ mod tests {
         );
         let (status, _, _) = api_error(
             client
-                .inbox(Some("old"), None, None, None)
+                .inbox(&InboxParams {
+                    state: Some("old"),
+                    ..InboxParams::default()
+                })
                 .await
                 .unwrap_err(),
         );

@@ -61,6 +61,19 @@ pub struct ApiClient {
     token: String,
 }
 
+/// Filters of `GET /api/v1/inbox` (all optional).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InboxParams<'a> {
+    pub state: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub priority: Option<u8>,
+    /// `YYYY-MM-DD` (a day in Vietnam) or RFC 3339.
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub limit: Option<usize>,
+}
+
 impl ApiClient {
     /// A client for the node described by `config`.
     pub fn from_config(config: &NodeConfig) -> Result<ApiClient, ClientError> {
@@ -168,23 +181,38 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/inbox`.
-    pub async fn inbox(
-        &self,
-        state: Option<&str>,
-        from: Option<&str>,
-        kind: Option<&str>,
-        limit: Option<usize>,
-    ) -> Result<InboxList, ClientError> {
+    pub async fn inbox(&self, p: &InboxParams<'_>) -> Result<InboxList, ClientError> {
         let mut q: Vec<(&str, String)> = Vec::new();
-        for (name, value) in [("state", state), ("from", from), ("kind", kind)] {
+        for (name, value) in [
+            ("state", p.state),
+            ("from", p.from),
+            ("kind", p.kind),
+            ("since", p.since),
+            ("until", p.until),
+        ] {
             if let Some(v) = value {
                 q.push((name, v.to_string()));
             }
         }
-        if let Some(l) = limit {
+        if let Some(pr) = p.priority {
+            q.push(("priority", pr.to_string()));
+        }
+        if let Some(l) = p.limit {
             q.push(("limit", l.to_string()));
         }
         self.call(self.http.get(self.url("/api/v1/inbox")).query(&q))
+            .await
+    }
+
+    /// `POST /api/v1/documents/{document_id}/{revoke|update|replace}`.
+    pub async fn send_action(
+        &self,
+        kind: &str,
+        document_id: &str,
+        request: &Value,
+    ) -> Result<Sent, ClientError> {
+        let path = format!("/api/v1/documents/{}/{kind}", encode_segment(document_id));
+        self.call(self.http.post(self.url(&path)).json(request))
             .await
     }
 

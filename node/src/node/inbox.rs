@@ -325,6 +325,8 @@ fn base_entry(verified: &Verified, kind: &str) -> InboxEntry {
         delivered_at: None,
         delivery_receipt: None,
         statuses: Vec::new(),
+        action: None,
+        mark: None,
     }
 }
 
@@ -344,6 +346,7 @@ async fn store_document(
         doc.code.code_number, doc.code.code_notation
     ));
     entry.priority = doc.priority().code();
+    entry.action = super::actions::action_of(doc);
     let status = Packet::Status(outgoing::status_received(doc, &node.me));
     let identity = node.identity.clone();
     let signed = tokio::task::spawn_blocking(move || {
@@ -632,6 +635,8 @@ mod tests {
             delivered_at: None,
             delivery_receipt: None,
             statuses: Vec::new(),
+            action: None,
+            mark: None,
         }
     }
 
@@ -723,7 +728,7 @@ mod tests {
             Received::New { matched: true }
         );
         let (e, _) = h41.inbox_entry(doc_packet).await.unwrap().unwrap();
-        assert_eq!(e.business_state(), ("new", true));
+        assert_eq!(e.business_state(), ("new".to_string(), true));
         assert_eq!(
             e.statuses[1].description.as_deref(),
             Some("Văn thư yêu cầu lấy lại văn bản điện tử kèm lý do")

@@ -7,9 +7,13 @@
 //! - the progression `01 → (02 | 03) → 04 → 05 → 06`, sent by the recipient: 01 is automatic
 //!   and first; 02 and 03 exclude each other; 04–06 need 03; steps may be skipped but never
 //!   taken backwards;
-//! - the take-back request: 13 from the original sender, answered by the recipient with 15
+//! - the request: 13 from the original sender (take back), answered by the recipient with 15
 //!   (agreed: the document is taken back, no further progression) or 16 (refused: the sender
-//!   may ask again).
+//!   may ask again). A revoke, update or replace is a *document* packet (BussinessDocType
+//!   1/2/3) that is itself a request about an earlier document: its own lifecycle starts with
+//!   the request pending, and 15/16 answer it (a replacement or update may then be processed
+//!   with 03–06 like any document; the agreement's effect falls on the original, see
+//!   [`ActionKind`]).
 //!
 //! Invariants:
 //! - A code already applied is a *repeat*: harmless, it changes nothing, and the sending node
@@ -19,7 +23,68 @@
 
 use std::collections::BTreeSet;
 
-use crate::edxml::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::edxml::{BussinessDocType, StatusCode};
+
+/// A document packet that asks something about an earlier document (BussinessDocType 1/2/3),
+/// answered by 15 (agree) or 16 (refuse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// 1 — thu hồi: the original is withdrawn.
+    Revoke,
+    /// 2 — cập nhật: the original's metadata or recipients change; the update carries the
+    /// whole new version.
+    Update,
+    /// 3 — thay thế: a new document (its own number) replaces the original.
+    Replace,
+}
+
+impl ActionKind {
+    /// The action a BussinessDocType asks for (`None` for 0, a new document).
+    pub fn of(t: BussinessDocType) -> Option<ActionKind> {
+        match t {
+            BussinessDocType::New => None,
+            BussinessDocType::Revoke => Some(ActionKind::Revoke),
+            BussinessDocType::Update => Some(ActionKind::Update),
+            BussinessDocType::Replace => Some(ActionKind::Replace),
+        }
+    }
+
+    pub fn doc_type(self) -> BussinessDocType {
+        match self {
+            ActionKind::Revoke => BussinessDocType::Revoke,
+            ActionKind::Update => BussinessDocType::Update,
+            ActionKind::Replace => BussinessDocType::Replace,
+        }
+    }
+
+    /// Machine name: `revoke`, `update`, `replace`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Revoke => "revoke",
+            ActionKind::Update => "update",
+            ActionKind::Replace => "replace",
+        }
+    }
+
+    /// The state of the original once a recipient agreed (15): `revoked`, `updated`,
+    /// `replaced`. An update that removed the recipient marks its original `removed`.
+    pub fn mark(self, removed: bool) -> &'static str {
+        match (self, removed) {
+            (_, true) => "removed",
+            (ActionKind::Revoke, _) => "revoked",
+            (ActionKind::Update, _) => "updated",
+            (ActionKind::Replace, _) => "replaced",
+        }
+    }
+
+    /// Whether the original is closed once agreed: nothing but repeats may follow on it.
+    pub fn closes_original(self, removed: bool) -> bool {
+        removed || self != ActionKind::Update
+    }
+}
 
 /// Where the progression stands (the furthest valid business status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -141,24 +206,36 @@ pub enum TransitionError {
     AfterRejection { code: &'static str },
     #[error("status {code} is refused: the sender took the document back (13 agreed with 15)")]
     TakenBack { code: &'static str },
-    #[error("status {code} answers a take-back request (13), and none is pending")]
+    #[error(
+        "status {code} answers a request (a take-back 13, or a revoke, update or replace), and \
+         none is pending"
+    )]
     NoRequest { code: &'static str },
-    #[error("status {code} is refused: the take-back request was already answered with {answer}")]
+    #[error("status {code} is refused: the request was already answered with {answer}")]
     AlreadyAnswered {
         code: &'static str,
         answer: &'static str,
     },
     #[error("status 13 is refused: the recipient rejected the document (02); nothing to take back")]
     TakeBackAfterRejection,
+    #[error(
+        "status 13 is refused: this document is itself a revoke/update/replace request; send a \
+         new request about the original instead"
+    )]
+    TakeBackOfRequest,
 }
 
 /// The lifecycle of one document at one recipient.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lifecycle {
     pub stage: Stage,
+    /// The request machine: a 13 (take back) on an ordinary document, or the document's own
+    /// request when it is an action (`action` set: pending from the start).
     pub take_back: TakeBackState,
     /// Progression codes applied so far.
     pub seen: BTreeSet<StatusCode>,
+    /// Set when this document is itself a revoke/update/replace request.
+    pub action: Option<ActionKind>,
 }
 
 impl Lifecycle {
@@ -168,16 +245,34 @@ impl Lifecycle {
             stage: Stage::Received,
             take_back: TakeBackState::None,
             seen: BTreeSet::from([StatusCode::Received]),
+            action: None,
+        }
+    }
+
+    /// The lifecycle of a document packet: an ordinary one (`action` `None`) starts empty; a
+    /// revoke/update/replace starts with its request pending.
+    pub fn start(action: Option<ActionKind>) -> Lifecycle {
+        Lifecycle {
+            take_back: if action.is_some() {
+                TakeBackState::Requested
+            } else {
+                TakeBackState::None
+            },
+            action,
+            ..Lifecycle::default()
         }
     }
 
     /// The state name shown to clerks and used by the inbox filter: `taken_back` once agreed,
     /// otherwise the stage (`new`, `accepted`, …).
+    /// A request document (revoke/update/replace) answered but not processed further reads
+    /// `agreed` or `refused`.
     pub fn state_name(&self) -> &'static str {
-        if self.take_back == TakeBackState::Agreed {
-            "taken_back"
-        } else {
-            self.stage.as_str()
+        match (self.action, self.take_back) {
+            (None, TakeBackState::Agreed) => "taken_back",
+            (Some(_), TakeBackState::Agreed) if self.stage <= Stage::Received => "agreed",
+            (Some(_), TakeBackState::Refused) if self.stage <= Stage::Received => "refused",
+            _ => self.stage.as_str(),
         }
     }
 
@@ -194,6 +289,9 @@ impl Lifecycle {
         let name = code.as_str();
         let at = || self.stage.describe();
         match code {
+            StatusCode::TakeBack if self.action.is_some() => {
+                Err(TransitionError::TakeBackOfRequest)
+            }
             StatusCode::TakeBack => match self.take_back {
                 TakeBackState::Requested => Ok(Decision::Repeat),
                 TakeBackState::Agreed => Ok(Decision::Repeat),
@@ -227,7 +325,7 @@ impl Lifecycle {
                 if self.seen.contains(&code) {
                     return Ok(Decision::Repeat);
                 }
-                if self.take_back == TakeBackState::Agreed {
+                if self.take_back == TakeBackState::Agreed && self.action.is_none() {
                     return Err(TransitionError::TakenBack { code: name });
                 }
                 let target = Stage::of(code).unwrap_or(Stage::Nothing);
@@ -318,9 +416,17 @@ impl Replay {
 /// order the rules need), whatever order they arrived in. Unknown codes are left out by the
 /// caller. Refused events change nothing and are reported.
 pub fn replay(events: &[(StatusCode, i128)]) -> Replay {
+    replay_from(Lifecycle::default(), events)
+}
+
+/// [`replay`] from a given start ([`Lifecycle::start`]).
+pub fn replay_from(start: Lifecycle, events: &[(StatusCode, i128)]) -> Replay {
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&i| (events[i].1, events[i].0, i));
-    let mut r = Replay::default();
+    let mut r = Replay {
+        lifecycle: start,
+        events: Vec::new(),
+    };
     for i in order {
         let outcome = r.lifecycle.apply(events[i].0);
         r.events.push(Replayed { index: i, outcome });
@@ -478,6 +584,54 @@ mod tests {
         // A take-back may be asked before the recipient's clerk did anything (even before 01).
         assert_eq!(Lifecycle::default().check(TakeBack), Ok(Decision::Apply));
         assert_eq!(Lifecycle::received().check(TakeBack), Ok(Decision::Apply));
+    }
+
+    #[test]
+    fn a_request_document_starts_pending_and_its_agreement_does_not_stop_processing() {
+        for kind in [ActionKind::Revoke, ActionKind::Update, ActionKind::Replace] {
+            let mut l = Lifecycle::start(Some(kind));
+            assert_eq!(l.take_back, TakeBackState::Requested);
+            assert_eq!(l.check(TakeBack), Err(TransitionError::TakeBackOfRequest));
+            assert_eq!(l.apply(Received), Ok(Decision::Apply));
+            assert_eq!(l.state_name(), "new");
+            assert_eq!(l.apply(Agreed), Ok(Decision::Apply));
+            assert_eq!(l.state_name(), "agreed");
+            assert!(matches!(
+                l.check(Refused),
+                Err(TransitionError::AlreadyAnswered { .. })
+            ));
+            // A replacement (or update) is then processed like any document.
+            assert_eq!(l.apply(Accepted), Ok(Decision::Apply));
+            assert_eq!(l.state_name(), "accepted");
+        }
+        let mut l = Lifecycle::start(Some(ActionKind::Revoke));
+        l.apply(Received).unwrap();
+        l.apply(Refused).unwrap();
+        assert_eq!(l.state_name(), "refused");
+        assert_eq!(
+            l.check(Agreed).unwrap_err().to_string(),
+            "status 15 is refused: the request was already answered with 16 (refused)"
+        );
+        // An ordinary document has no pending request.
+        assert!(matches!(
+            Lifecycle::start(None).check(Agreed),
+            Err(TransitionError::NoRequest { .. })
+        ));
+        let r = replay_from(
+            Lifecycle::start(Some(ActionKind::Replace)),
+            &[(Agreed, 2), (Received, 1)],
+        );
+        assert_eq!(r.lifecycle.state_name(), "agreed");
+        assert_eq!(r.anomalies().count(), 0);
+        assert_eq!(ActionKind::Update.mark(false), "updated");
+        assert_eq!(ActionKind::Update.mark(true), "removed");
+        assert!(!ActionKind::Update.closes_original(false));
+        assert!(ActionKind::Revoke.closes_original(false));
+        assert_eq!(ActionKind::of(BussinessDocType::New), None);
+        assert_eq!(
+            ActionKind::of(BussinessDocType::Replace).map(ActionKind::doc_type),
+            Some(BussinessDocType::Replace)
+        );
     }
 
     #[test]

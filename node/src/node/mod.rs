@@ -29,6 +29,7 @@
 //! - A clerk's status is refused before anything is signed when the lifecycle rules refuse
 //!   it, and checked again inside the transaction that commits it (`status`, `db`).
 
+pub mod actions;
 pub mod api;
 pub mod backoff;
 pub mod client;

@@ -252,6 +252,7 @@ pub fn outgoing(packet: &Packet, bytes: Vec<u8>, now_ms: u64) -> Outgoing {
                 now_ms,
             );
             e.subject = Some(d.subject.clone());
+            e.action = super::actions::action_of(d);
             e
         }
         Packet::Status(s) => {

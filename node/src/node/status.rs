@@ -24,7 +24,7 @@ use crate::packet_id::PacketId;
 use super::Shared;
 use super::api::ApiError;
 use super::clock;
-use super::db::{InboxEntry, OutgoingStatus, StatusCommit, StatusEvent, replay_statuses};
+use super::db::{InboxEntry, OutgoingStatus, StatusCommit, StatusEvent, closed_by_mark};
 use super::inbox::staff_summary;
 use super::outgoing::{outgoing, sign, status_about, take_back_request};
 use super::views::{StatusRequest, StatusSent};
@@ -218,7 +218,8 @@ pub async fn send_status(
     let doc = read_document(&bytes, &format!("received packet {doc_id}"))?;
     let status = status_about(&doc, &node.me, code, reason, staff_info(&req));
     let st = signed(node, status, &entry.statuses).await?;
-    let commit = node.db.commit_received_status(doc_id, st).await?;
+    let me = node.me.organ_id.to_string();
+    let commit = node.db.commit_received_status(doc_id, me, st).await?;
     Ok(answer(node, entry.document_id, code, to, commit))
 }
 
@@ -227,10 +228,13 @@ fn precheck(
     code: StatusCode,
     to: &str,
 ) -> Result<Option<StatusSent>, ApiError> {
-    let l = replay_statuses(&entry.statuses).lifecycle;
+    let l = entry.replay().lifecycle;
     match l.check_send(code) {
         Err(e) => Err(conflict("invalid_transition", e.to_string())),
-        Ok(Decision::Apply) => Ok(None),
+        Ok(Decision::Apply) => match closed_by_mark(entry.mark.as_ref(), code.as_str()) {
+            Some(why) => Err(conflict("invalid_transition", why)),
+            None => Ok(None),
+        },
         Ok(Decision::Repeat) => Ok(Some(StatusSent {
             document_id: entry.document_id.clone(),
             code: code.as_str().to_string(),
@@ -243,7 +247,7 @@ fn precheck(
                 .map(|s| s.packet_id.clone())
                 .unwrap_or_default(),
             repeated: true,
-            state: l.state_name().to_string(),
+            state: entry.business_state().0,
         })),
     }
 }
@@ -304,7 +308,10 @@ async fn send_take_back(
             recipients.join(", ")
         )));
     };
-    let l = replay_statuses(&row.statuses).lifecycle;
+    let l = row.replay().lifecycle;
+    if let Some(why) = closed_by_mark(row.mark.as_ref(), "13") {
+        return Err(conflict("invalid_transition", why));
+    }
     match l.check_send(StatusCode::TakeBack) {
         Err(e) => return Err(conflict("invalid_transition", e.to_string())),
         Ok(Decision::Repeat) => {
@@ -320,7 +327,7 @@ async fn send_take_back(
                     .map(|s| s.packet_id.clone())
                     .unwrap_or_default(),
                 repeated: true,
-                state: l.state_name().to_string(),
+                state: row.state_name(),
             });
         }
         Ok(Decision::Apply) => {}

@@ -11,7 +11,7 @@ use crate::edxml::StatusCode;
 
 use super::clock;
 use super::db::{
-    Counts, InboxEntry, OutboxEntry, SentPacket, StatusEvent, Tracking, replay_statuses,
+    ActionRef, Counts, InboxEntry, Mark, OutboxEntry, SentPacket, StatusEvent, Tracking,
 };
 use super::hub_api::HubStatus;
 
@@ -115,13 +115,17 @@ pub struct RecipientView {
     /// Take-back request: `none`, `requested`, `agreed`, `refused`.
     #[serde(default)]
     pub take_back: String,
+    /// The recipient agreed to a revoke/update/replace of this document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
 }
 
 impl RecipientView {
     fn of(code: &str, t: &Tracking) -> RecipientView {
-        let l = replay_statuses(&t.statuses).lifecycle;
+        let l = t.replay().lifecycle;
         RecipientView {
-            business_state: l.state_name().to_string(),
+            business_state: t.state_name(),
+            mark: t.mark.clone(),
             take_back: l.take_back.as_str().to_string(),
             code: code.to_string(),
             accepted_at: t.accepted_at.clone(),
@@ -156,6 +160,9 @@ pub struct OutboxItem {
     /// The recipients' business states: "1 accepted, 1 rejected".
     #[serde(default)]
     pub business: String,
+    /// This document is a revoke/update/replace request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionRef>,
 }
 
 impl From<&SentPacket> for OutboxItem {
@@ -182,6 +189,7 @@ impl From<&SentPacket> for OutboxItem {
                 .collect(),
             summary: summary(&p.recipients),
             business: business_summary(&p.recipients),
+            action: e.action.clone(),
         }
     }
 }
@@ -189,7 +197,7 @@ impl From<&SentPacket> for OutboxItem {
 /// "1 accepted, 1 rejected, 1 taken back" over the recipients; "no status yet" when none
 /// answered.
 pub fn business_summary(rows: &[(String, Tracking)]) -> String {
-    const ORDER: [&str; 8] = [
+    const ORDER: [&str; 13] = [
         "new",
         "rejected",
         "accepted",
@@ -197,20 +205,23 @@ pub fn business_summary(rows: &[(String, Tracking)]) -> String {
         "processing",
         "completed",
         "taken_back",
-        "nothing",
+        "agreed",
+        "refused",
+        "updated",
+        "revoked",
+        "replaced",
+        "removed",
     ];
-    let states: Vec<&'static str> = rows
-        .iter()
-        .map(|(_, t)| replay_statuses(&t.statuses).lifecycle.state_name())
-        .collect();
+    let states: Vec<String> = rows.iter().map(|(_, t)| t.state_name()).collect();
     let parts: Vec<String> = ORDER
         .iter()
-        .filter(|s| **s != "nothing")
         .filter_map(|s| {
             let n = states.iter().filter(|x| *x == s).count();
             let label = match *s {
                 "new" => "received (01)",
                 "taken_back" => "taken back",
+                "agreed" => "agreed (15)",
+                "refused" => "refused (16)",
                 other => other,
             };
             (n > 0).then(|| format!("{n} {label}"))
@@ -269,14 +280,23 @@ pub struct InboxItem {
     /// Documents: the business state (`new`, `accepted`, …, `taken_back`).
     #[serde(default)]
     pub business_state: Option<String>,
-    /// Documents: the sender asked to take it back (13) and no answer was sent yet.
+    /// Documents: the sender asked to take it back (13), or this document is a
+    /// revoke/update/replace request, and no answer (15/16) was sent yet.
     #[serde(default)]
     pub take_back_requested: bool,
+    /// Documents: this one is a revoke/update/replace request about an earlier document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionRef>,
+    /// Documents: this node agreed to a revoke/update/replace of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
 }
 
 impl InboxItem {
     /// The view of a stored entry.
     pub fn of(packet_id: &str, e: &InboxEntry) -> InboxItem {
+        let is_document = e.kind == super::db::KIND_DOCUMENT;
+        let business = e.business_state();
         InboxItem {
             packet_id: packet_id.to_string(),
             kind: e.kind.clone(),
@@ -291,9 +311,10 @@ impl InboxItem {
             state: e.state.as_str().to_string(),
             delivered_at: e.delivered_at.clone(),
             answered_with: e.answered_with.clone(),
-            business_state: (e.kind == super::db::KIND_DOCUMENT)
-                .then(|| e.business_state().0.to_string()),
-            take_back_requested: e.kind == super::db::KIND_DOCUMENT && e.business_state().1,
+            business_state: is_document.then(|| business.0.clone()),
+            take_back_requested: is_document && business.1,
+            action: e.action.clone(),
+            mark: e.mark.clone(),
         }
     }
 }
@@ -384,6 +405,13 @@ pub struct TrackView {
     #[serde(default)]
     pub business: String,
     pub recipients: Vec<TrackRecipient>,
+    /// This document is a revoke/update/replace request about an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionRef>,
+    /// The revoke/update/replace requests this node sent about this document, oldest first,
+    /// each with its recipients' answers.
+    #[serde(default)]
+    pub requests: Vec<OutboxItem>,
 }
 
 impl From<&SentPacket> for TrackView {
@@ -408,6 +436,8 @@ impl From<&SentPacket> for TrackView {
                     timeline: timeline(e, t),
                 })
                 .collect(),
+            action: e.action.clone(),
+            requests: Vec::new(),
         }
     }
 }
@@ -443,7 +473,10 @@ pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
             anomaly: None,
         });
     }
-    events.extend(status_events(&t.statuses));
+    events.extend(status_events(t.request, &t.statuses));
+    if let Some(m) = &t.mark {
+        events.push(mark_event(m));
+    }
     // Stable sort by whole seconds (a status's timestamp has no fraction, so within one second
     // the causal order of insertion is kept); unparseable times keep their place at the end.
     events.sort_by_key(|ev| clock::parse_rfc3339(&ev.at).map_or(i64::MAX, |t| t.unix_timestamp()));
@@ -451,8 +484,11 @@ pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
 }
 
 /// The timeline events of business statuses, each with the lifecycle rules' verdict.
-pub fn status_events(statuses: &[StatusEvent]) -> Vec<TimelineEvent> {
-    let replay = replay_statuses(statuses);
+pub fn status_events(
+    request: Option<crate::node::lifecycle::ActionKind>,
+    statuses: &[StatusEvent],
+) -> Vec<TimelineEvent> {
+    let replay = super::db::replay_with(request, statuses);
     statuses
         .iter()
         .enumerate()
@@ -481,9 +517,24 @@ pub fn status_events(statuses: &[StatusEvent]) -> Vec<TimelineEvent> {
         .collect()
 }
 
+/// The event of an agreed revoke/update/replace on the original.
+fn mark_event(m: &Mark) -> TimelineEvent {
+    TimelineEvent {
+        at: m.at.clone(),
+        event: format!(
+            "{}: the recipient agreed (15) to request {}",
+            m.state, m.by_document
+        ),
+        anomaly: None,
+    }
+}
+
 /// A received document's statuses in time order.
 pub fn inbox_timeline(e: &InboxEntry) -> Vec<TimelineEvent> {
-    let mut events = status_events(&e.statuses);
+    let mut events = status_events(e.action.as_ref().map(|a| a.kind), &e.statuses);
+    if let Some(m) = &e.mark {
+        events.push(mark_event(m));
+    }
     events.sort_by_key(|ev| {
         clock::parse_rfc3339(&ev.at).map_or(i128::MAX, |t| t.unix_timestamp_nanos())
     });

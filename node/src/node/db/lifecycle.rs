@@ -5,7 +5,7 @@
 use redb::ReadableTable;
 
 use crate::edxml::StatusCode;
-use crate::node::lifecycle::Decision;
+use crate::node::lifecycle::{Decision, TakeBackState};
 use crate::packet_id::PacketId;
 use crate::store::DbResult;
 use crate::store::codec::{decode, encode};
@@ -54,10 +54,14 @@ impl NodeDb {
     }
 
     /// Commits a clerk's status about received document `doc` (02–06, 15, 16) if the rules
-    /// allow it; a repeat commits nothing and names the first packet.
+    /// allow it; a repeat commits nothing and names the first packet. `me` is this node's
+    /// agency: agreeing (15) to a revoke/update/replace marks the original this node received
+    /// (`revoked`, `updated`, `replaced`, or `removed` when an update took `me` off the
+    /// recipients) in the same transaction.
     pub async fn commit_received_status(
         &self,
         doc: PacketId,
+        me: String,
         st: OutgoingStatus,
     ) -> Result<StatusCommit, NodeDbError> {
         self.store
@@ -74,26 +78,44 @@ impl NodeDb {
                     return Err(NodeDbError::NotInInbox(doc.to_hex()));
                 }
                 let code = code_of(&st.event)?;
-                let before = replay_statuses(&entry.statuses).lifecycle;
+                let before = entry.replay().lifecycle;
+                let before_state = entry.business_state().0;
                 if before.check_send(code)? == Decision::Repeat {
                     return Ok(StatusCommit::Repeat {
                         packet_id: previous_packet(&entry.statuses, &st.event.code),
-                        state: before.state_name().to_string(),
+                        state: before_state,
                     });
+                }
+                if let Some(why) = closed_by_mark(entry.mark.as_ref(), code.as_str()) {
+                    return Err(NodeDbError::Closed(why));
                 }
                 insert_outgoing(txn, &st.out)?;
                 entry.statuses.push(st.event.clone());
-                let after = replay_statuses(&entry.statuses).lifecycle;
-                if before.state_name() == "new" && after.state_name() != "new" {
+                let after = entry.replay().lifecycle;
+                let after_state = entry.business_state().0;
+                if before_state == "new" && after_state != "new" {
                     bump(txn, INBOX_NEW, -1)?;
                 }
                 txn.open_table(INBOX)
                     .db()?
                     .insert(doc.as_bytes(), encode(&entry).as_slice())
                     .db()?;
+                if let Some(action) = &entry.action
+                    && before.take_back != TakeBackState::Agreed
+                    && after.take_back == TakeBackState::Agreed
+                {
+                    let mark = Mark {
+                        state: action.mark_for(&me).to_string(),
+                        closed: action.closes_for(&me),
+                        by_document: entry.document_id.clone(),
+                        by_packet: doc.to_hex(),
+                        at: st.event.time.clone(),
+                    };
+                    mark_received_original(txn, &entry.from, &action.original, mark)?;
+                }
                 Ok(StatusCommit::Sent {
                     packet_id: st.out.id.to_hex(),
-                    state: after.state_name().to_string(),
+                    state: after_state,
                 })
             })
             .await
@@ -133,25 +155,84 @@ impl NodeDb {
                     }
                 };
                 let code = code_of(&st.event)?;
-                let before = replay_statuses(&row.statuses).lifecycle;
+                let before = row.replay().lifecycle;
                 if before.check_send(code)? == Decision::Repeat {
                     return Ok(StatusCommit::Repeat {
                         packet_id: previous_packet(&row.statuses, &st.event.code),
-                        state: before.state_name().to_string(),
+                        state: row.state_name(),
                     });
+                }
+                if let Some(why) = closed_by_mark(row.mark.as_ref(), code.as_str()) {
+                    return Err(NodeDbError::Closed(why));
                 }
                 insert_outgoing(txn, &st.out)?;
                 row.statuses.push(st.event.clone());
-                let after = replay_statuses(&row.statuses).lifecycle;
                 txn.open_table(TRACKING)
                     .db()?
                     .insert(key, encode(&row).as_slice())
                     .db()?;
                 Ok(StatusCommit::Sent {
                     packet_id: st.out.id.to_hex(),
-                    state: after.state_name().to_string(),
+                    state: row.state_name(),
                 })
             })
             .await
     }
+}
+
+/// The newest document received from `from` under `document_id`.
+pub(super) fn find_received(
+    txn: &redb::WriteTransaction,
+    from: &str,
+    document_id: &str,
+) -> Result<Option<(PacketId, InboxEntry)>, NodeDbError> {
+    let mut found: Option<(PacketId, InboxEntry)> = None;
+    let idx = txn.open_table(INBOX_BY_FROM).db()?;
+    let inbox = txn.open_table(INBOX).db()?;
+    let start = (from, document_id, &[0u8; 32]);
+    for row in idx.range(start..).db()? {
+        let (k, _) = row.db()?;
+        let (f, d, id) = k.value();
+        if f != from || d != document_id {
+            break;
+        }
+        let Some(v) = inbox.get(id).db()? else {
+            continue;
+        };
+        let e: InboxEntry = decode(v.value())?;
+        if e.kind == KIND_DOCUMENT
+            && found
+                .as_ref()
+                .is_none_or(|(_, f)| f.received_ms < e.received_ms)
+        {
+            found = Some((PacketId(*id), e));
+        }
+    }
+    Ok(found)
+}
+
+/// Marks the original a request is about (received from `from`), if this node has it (an
+/// agency added by an update never received the original). The first mark stands.
+fn mark_received_original(
+    txn: &redb::WriteTransaction,
+    from: &str,
+    original: &str,
+    mark: Mark,
+) -> Result<(), NodeDbError> {
+    let Some((id, mut e)) = find_received(txn, from, original)? else {
+        return Ok(());
+    };
+    if e.mark.is_some() {
+        return Ok(());
+    }
+    let was_new = e.business_state().0 == "new";
+    e.mark = Some(mark);
+    if was_new {
+        bump(txn, INBOX_NEW, -1)?;
+    }
+    txn.open_table(INBOX)
+        .db()?
+        .insert(id.as_bytes(), encode(&e).as_slice())
+        .db()?;
+    Ok(())
 }

@@ -12,6 +12,8 @@
 //! - `inbox`: packet id → [`InboxEntry`] (JSON): every packet received (documents, statuses)
 //! - `inbox_by_time`: (received, Unix ms; packet id) → (): listing order
 //! - `inbox_by_from`: (from, document id, packet id) → ()
+//! - `actions`: (original document id, request packet id) → (): the revoke/update/replace
+//!   requests this node sent about one of its documents
 //! - `anomalies`: "source:subject" → [`Anomaly`] (JSON): what an operator must look at
 //! - `counters`: name → u64 (`outbox_submitted`, `outbox_failed`, `inbox_new`)
 //!
@@ -32,6 +34,9 @@
 //!   `next_attempt_ms`.
 //! - One `sent` entry per document id; a document id may be reused only after the packet that
 //!   used it failed.
+//! - A revoke/update/replace request is committed with its `actions` entry; its tracking rows
+//!   start with the request pending. A recipient's agreement (15) and the mark it puts on the
+//!   original (the sender's tracking row, or the recipient's inbox entry) are one transaction.
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -52,6 +57,7 @@ const INBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("inbox");
 const INBOX_BY_TIME: TableDefinition<(u64, &[u8; 32]), ()> = TableDefinition::new("inbox_by_time");
 const INBOX_BY_FROM: TableDefinition<(&str, &str, &[u8; 32]), ()> =
     TableDefinition::new("inbox_by_from");
+const ACTIONS: TableDefinition<(&str, &[u8; 32]), ()> = TableDefinition::new("actions");
 const ANOMALIES: TableDefinition<&str, &[u8]> = TableDefinition::new("anomalies");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
@@ -89,6 +95,8 @@ pub enum NodeDbError {
     NotInInbox(String),
     #[error("this node has sent no document with id {0:?}")]
     NotSent(String),
+    #[error("{0}")]
+    Closed(String),
     #[error("packet {packet_id} was not sent to {recipient}")]
     NotRecipient {
         packet_id: String,
@@ -163,10 +171,20 @@ fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbE
         .db()?
         .insert((e.created_ms, id), ())
         .db()?;
+    let row = Tracking {
+        request: e.action.as_ref().map(|a| a.kind),
+        ..Tracking::default()
+    };
     let mut tracking = txn.open_table(TRACKING).db()?;
     for r in &e.recipients {
         tracking
-            .insert((id, r.as_str()), encode(&Tracking::default()).as_slice())
+            .insert((id, r.as_str()), encode(&row).as_slice())
+            .db()?;
+    }
+    if let Some(a) = &e.action {
+        txn.open_table(ACTIONS)
+            .db()?
+            .insert((a.original.as_str(), id), ())
             .db()?;
     }
     Ok(())
@@ -293,6 +311,7 @@ impl NodeDb {
             txn.open_table(INBOX).db()?;
             txn.open_table(INBOX_BY_TIME).db()?;
             txn.open_table(INBOX_BY_FROM).db()?;
+            txn.open_table(ACTIONS).db()?;
             txn.open_table(ANOMALIES).db()?;
             txn.open_table(COUNTERS).db()?;
             Ok(())

@@ -84,6 +84,34 @@ impl NodeDb {
             .await
     }
 
+    /// The revoke/update/replace requests this node sent about `original`, oldest first.
+    pub async fn actions_of(&self, original: String) -> Result<Vec<SentPacket>, NodeDbError> {
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(ACTIONS).db()?;
+                let mut out = Vec::new();
+                for row in t.range((original.as_str(), &[0u8; 32])..).db()? {
+                    let (k, _) = row.db()?;
+                    let (doc, id) = k.value();
+                    if doc != original {
+                        break;
+                    }
+                    let id = PacketId(*id);
+                    let entry = read_outbox(txn, &id)?
+                        .ok_or_else(|| corrupt(format!("action {id} is not in the outbox")))?;
+                    let recipients = tracking_rows(txn, &id)?;
+                    out.push(SentPacket {
+                        id,
+                        entry,
+                        recipients,
+                    });
+                }
+                out.sort_by_key(|p| p.entry.created_ms);
+                Ok(out)
+            })
+            .await
+    }
+
     /// Received packets, newest first, filtered.
     pub async fn inbox_list(
         &self,
@@ -94,6 +122,9 @@ impl NodeDb {
             .read(move |txn| {
                 let keep = |e: &InboxEntry| {
                     filter.state.is_none_or(|s| s == e.state)
+                        && filter.priority.is_none_or(|p| p == e.priority)
+                        && filter.since_ms.is_none_or(|t| e.received_ms >= t)
+                        && filter.until_ms.is_none_or(|t| e.received_ms < t)
                         && filter.kind.as_deref().is_none_or(|k| k == e.kind)
                         && filter.business.as_deref().is_none_or(|b| {
                             if e.kind != KIND_DOCUMENT {
@@ -128,7 +159,9 @@ impl NodeDb {
                     return Ok(out);
                 }
                 let by_time = txn.open_table(INBOX_BY_TIME).db()?;
-                for row in by_time.iter().db()?.rev() {
+                let lo = (filter.since_ms.unwrap_or(0), &[0u8; 32]);
+                let hi = (filter.until_ms.unwrap_or(u64::MAX), &[0u8; 32]);
+                for row in by_time.range(lo..hi).db()?.rev() {
                     if out.len() >= limit {
                         break;
                     }

@@ -4,7 +4,7 @@
 use redb::ReadableTable;
 
 use crate::edxml::StatusCode;
-use crate::node::lifecycle::TransitionError;
+use crate::node::lifecycle::{ActionKind, TakeBackState, TransitionError};
 use crate::packet_id::PacketId;
 use crate::store::DbResult;
 use crate::store::codec::{decode, encode};
@@ -135,9 +135,13 @@ impl NodeDb {
 /// status that only lacks an earlier step ("05 needs 03") is not recorded: the missing status
 /// may still be on its way (statuses travel independently); the timeline shows the verdict
 /// of the moment.
-fn rule_anomaly(statuses: &[StatusEvent], inc: &IncomingStatus) -> Option<String> {
+fn rule_anomaly(
+    request: Option<ActionKind>,
+    statuses: &[StatusEvent],
+    inc: &IncomingStatus,
+) -> Option<String> {
     let index = statuses.len().checked_sub(1)?;
-    let replay = replay_statuses(statuses);
+    let replay = replay_with(request, statuses);
     replay
         .anomalies()
         .find(|(i, e)| *i == index && !matches!(e, TransitionError::Needs { .. }))
@@ -187,13 +191,20 @@ fn apply_to_sent(
             None,
         ));
     };
+    let before = row.replay().lifecycle.take_back;
     row.statuses.push(inc.event.clone());
-    let anomaly = rule_anomaly(&row.statuses, inc);
+    let anomaly = rule_anomaly(row.request, &row.statuses, inc);
+    let agreed_now = before != TakeBackState::Agreed
+        && row.replay().lifecycle.take_back == TakeBackState::Agreed;
     t.insert(
         (doc.as_bytes(), entry.from.as_str()),
         encode(&row).as_slice(),
     )
     .db()?;
+    drop(t);
+    if agreed_now {
+        mark_sent_original(txn, &doc, &entry.from, &inc.event.time)?;
+    }
     Ok((None, anomaly))
 }
 
@@ -204,30 +215,7 @@ fn apply_to_received(
     inc: &IncomingStatus,
     entry: &InboxEntry,
 ) -> Result<(Option<String>, Option<String>), NodeDbError> {
-    let mut found: Option<(PacketId, InboxEntry)> = None;
-    {
-        let idx = txn.open_table(INBOX_BY_FROM).db()?;
-        let inbox = txn.open_table(INBOX).db()?;
-        let start = (entry.from.as_str(), entry.document_id.as_str(), &[0u8; 32]);
-        for row in idx.range(start..).db()? {
-            let (k, _) = row.db()?;
-            let (f, d, id) = k.value();
-            if f != entry.from || d != entry.document_id {
-                break;
-            }
-            let Some(v) = inbox.get(id).db()? else {
-                continue;
-            };
-            let e: InboxEntry = decode(v.value())?;
-            if e.kind == KIND_DOCUMENT
-                && found
-                    .as_ref()
-                    .is_none_or(|(_, f)| f.received_ms < e.received_ms)
-            {
-                found = Some((PacketId(*id), e));
-            }
-        }
-    }
+    let found = super::lifecycle::find_received(txn, &entry.from, &entry.document_id)?;
     let Some((doc, mut received)) = found else {
         return Ok((
             Some(format!(
@@ -239,10 +227,60 @@ fn apply_to_received(
         ));
     };
     received.statuses.push(inc.event.clone());
-    let anomaly = rule_anomaly(&received.statuses, inc);
+    let anomaly = rule_anomaly(
+        received.action.as_ref().map(|a| a.kind),
+        &received.statuses,
+        inc,
+    );
     txn.open_table(INBOX)
         .db()?
         .insert(doc.as_bytes(), encode(&received).as_slice())
         .db()?;
     Ok((None, anomaly))
+}
+
+/// A recipient agreed (15) to request `request` this node sent: marks this node's tracking row
+/// of the original at that recipient (`revoked`, `updated`, `replaced`, `removed`). The first
+/// mark stands; a recipient the original never went to (added by an update) has no row.
+fn mark_sent_original(
+    txn: &redb::WriteTransaction,
+    request: &PacketId,
+    recipient: &str,
+    at: &str,
+) -> Result<(), NodeDbError> {
+    let Some(req) = get_outbox(txn, request)? else {
+        return Ok(());
+    };
+    let Some(action) = req.action else {
+        return Ok(());
+    };
+    let original = txn
+        .open_table(SENT)
+        .db()?
+        .get(action.original.as_str())
+        .db()?
+        .map(|v| PacketId(*v.value()));
+    let Some(original) = original else {
+        return Ok(());
+    };
+    let mut t = txn.open_table(TRACKING).db()?;
+    let key = (original.as_bytes(), recipient);
+    let row = t
+        .get(key)
+        .db()?
+        .map(|v| decode::<Tracking>(v.value()))
+        .transpose()?;
+    let Some(mut row) = row else { return Ok(()) };
+    if row.mark.is_some() {
+        return Ok(());
+    }
+    row.mark = Some(Mark {
+        state: action.mark_for(recipient).to_string(),
+        closed: action.closes_for(recipient),
+        by_document: req.document_id.clone(),
+        by_packet: request.to_hex(),
+        at: at.to_string(),
+    });
+    t.insert(key, encode(&row).as_slice()).db()?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ use crate::packet_id::PacketId;
 use crate::receipt::HubReceipt;
 
 use crate::node::clock;
+use crate::node::lifecycle::{ActionKind, Lifecycle, Replay};
 
 /// `kind` of a document packet.
 pub const KIND_DOCUMENT: &str = "document";
@@ -72,6 +73,9 @@ pub struct OutboxEntry {
     /// The hub's signed submission receipt.
     #[serde(default)]
     pub receipt: Option<String>,
+    /// A revoke/update/replace: what it asks about which original.
+    #[serde(default)]
+    pub action: Option<ActionRef>,
 }
 
 impl OutboxEntry {
@@ -99,8 +103,62 @@ impl OutboxEntry {
             submitted_at: None,
             failed_at: None,
             receipt: None,
+            action: None,
         }
     }
+}
+
+/// What a revoke/update/replace document asks, about which original document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRef {
+    pub kind: ActionKind,
+    /// The original document's id (`Bussiness/DocumentId`).
+    pub original: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Update: agencies added to the recipients.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// Update: agencies removed from the recipients (they get the update so they know).
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+impl ActionRef {
+    /// The state an agreement (15) by `recipient` gives the original there.
+    pub fn mark_for(&self, recipient: &str) -> &'static str {
+        self.kind.mark(self.removed.iter().any(|r| r == recipient))
+    }
+
+    /// Whether the original is closed at `recipient` once it agreed.
+    pub fn closes_for(&self, recipient: &str) -> bool {
+        self.kind
+            .closes_original(self.removed.iter().any(|r| r == recipient))
+    }
+}
+
+/// An original document marked by an agreed revoke/update/replace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// `revoked`, `updated`, `replaced` or `removed`.
+    pub state: String,
+    /// Whether nothing but repeats may follow on the original.
+    pub closed: bool,
+    /// The request's document id and packet.
+    pub by_document: String,
+    pub by_packet: String,
+    /// The time of the agreement (the 15's timestamp).
+    pub at: String,
+}
+
+/// Why a status cannot be sent about a document its sender revoked or replaced.
+pub fn closed_by_mark(mark: Option<&Mark>, code: &str) -> Option<String> {
+    let m = mark.filter(|m| m.closed)?;
+    Some(format!(
+        "status {code} is refused: the document was {} (request {:?}, agreed at {}); send \
+         statuses about {:?} instead",
+        m.state, m.by_document, m.at, m.by_document
+    ))
 }
 
 /// A status received about a sent document, from one recipient.
@@ -127,7 +185,12 @@ pub struct StatusEvent {
 
 /// Replays statuses through the lifecycle rules (timestamp order); unknown codes and
 /// unparseable times are left out. The replay's indices are indices into `statuses`.
-pub fn replay_statuses(statuses: &[StatusEvent]) -> crate::node::lifecycle::Replay {
+pub fn replay_statuses(statuses: &[StatusEvent]) -> Replay {
+    replay_with(None, statuses)
+}
+
+/// [`replay_statuses`] for a document that may itself be a request.
+pub fn replay_with(request: Option<ActionKind>, statuses: &[StatusEvent]) -> Replay {
     use crate::edxml::StatusCode;
     let mut keep = Vec::new();
     let mut events = Vec::new();
@@ -137,7 +200,7 @@ pub fn replay_statuses(statuses: &[StatusEvent]) -> crate::node::lifecycle::Repl
             events.push((code, t.unix_timestamp_nanos()));
         }
     }
-    let mut r = crate::node::lifecycle::replay(&events);
+    let mut r = crate::node::lifecycle::replay_from(Lifecycle::start(request), &events);
     for e in &mut r.events {
         e.index = keep[e.index];
     }
@@ -162,9 +225,29 @@ pub struct Tracking {
     /// Statuses received from this recipient, in arrival order.
     #[serde(default)]
     pub statuses: Vec<StatusEvent>,
+    /// This packet is a revoke/update/replace request (its lifecycle starts pending).
+    #[serde(default)]
+    pub request: Option<ActionKind>,
+    /// The recipient agreed to a revoke/update/replace of this document.
+    #[serde(default)]
+    pub mark: Option<Mark>,
 }
 
 impl Tracking {
+    /// The statuses replayed through the lifecycle rules.
+    pub fn replay(&self) -> Replay {
+        replay_with(self.request, &self.statuses)
+    }
+
+    /// The business state shown for this recipient: the mark once a request was agreed,
+    /// otherwise the lifecycle state.
+    pub fn state_name(&self) -> String {
+        match &self.mark {
+            Some(m) => m.state.clone(),
+            None => self.replay().lifecycle.state_name().to_string(),
+        }
+    }
+
     /// The most recent status by its own timestamp (ties: the later arrival).
     pub fn last_status(&self) -> Option<&StatusEvent> {
         self.statuses
@@ -241,6 +324,12 @@ pub struct InboxEntry {
     /// received from its sender (13); see [`crate::node::lifecycle`].
     #[serde(default)]
     pub statuses: Vec<StatusEvent>,
+    /// Documents: this one is a revoke/update/replace request about an earlier document.
+    #[serde(default)]
+    pub action: Option<ActionRef>,
+    /// Documents: this node agreed to a revoke/update/replace of this document.
+    #[serde(default)]
+    pub mark: Option<Mark>,
 }
 
 /// Something an operator must look at: a packet or receipt that failed verification, a status
@@ -327,6 +416,12 @@ pub struct InboxFilter {
     pub from: Option<String>,
     /// `None`: every kind.
     pub kind: Option<String>,
+    /// Documents with this priority (0–4).
+    pub priority: Option<u8>,
+    /// Received at or after (Unix ms).
+    pub since_ms: Option<u64>,
+    /// Received before (Unix ms).
+    pub until_ms: Option<u64>,
 }
 
 /// A sent packet with its per-recipient tracking rows.
@@ -348,12 +443,20 @@ pub struct Due {
 impl InboxEntry {
     /// The business state of a received document (`new`, `accepted`, …, `taken_back`), and
     /// whether a take-back request waits for an answer.
-    pub fn business_state(&self) -> (&'static str, bool) {
-        let r = replay_statuses(&self.statuses);
+    pub fn business_state(&self) -> (String, bool) {
+        let r = self.replay();
         (
-            r.lifecycle.state_name(),
+            match &self.mark {
+                Some(m) => m.state.clone(),
+                None => r.lifecycle.state_name().to_string(),
+            },
             r.lifecycle.take_back == crate::node::lifecycle::TakeBackState::Requested,
         )
+    }
+
+    /// The statuses replayed through the lifecycle rules (a request starts pending).
+    pub fn replay(&self) -> Replay {
+        replay_with(self.action.as_ref().map(|a| a.kind), &self.statuses)
     }
 }
 

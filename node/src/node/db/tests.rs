@@ -45,6 +45,8 @@ fn inbox_entry(kind: &str, from: &str, doc: &str) -> InboxEntry {
         delivered_at: None,
         delivery_receipt: None,
         statuses: Vec::new(),
+        action: None,
+        mark: None,
     }
 }
 
@@ -431,7 +433,11 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
         }
     };
     let err = db
-        .commit_received_status(doc, status(b"c05", "05", "2026-01-01T09:01:00Z"))
+        .commit_received_status(
+            doc,
+            "000.00.00.H41".into(),
+            status(b"c05", "05", "2026-01-01T09:01:00Z"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, NodeDbError::Transition(_)), "{err}");
@@ -440,7 +446,11 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
         "nothing stored"
     );
     let ok = db
-        .commit_received_status(doc, status(b"c03", "03", "2026-01-01T09:02:00Z"))
+        .commit_received_status(
+            doc,
+            "000.00.00.H41".into(),
+            status(b"c03", "03", "2026-01-01T09:02:00Z"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -452,7 +462,11 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
     );
     assert_eq!(db.counts().await.unwrap().inbox_new, 0, "no longer new");
     let again = db
-        .commit_received_status(doc, status(b"c03bis", "03", "2026-01-01T09:03:00Z"))
+        .commit_received_status(
+            doc,
+            "000.00.00.H41".into(),
+            status(b"c03bis", "03", "2026-01-01T09:03:00Z"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -488,12 +502,16 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
         .unwrap();
     assert_eq!(r, Received::New { matched: true });
     let (e, _) = db.inbox_entry(doc).await.unwrap().unwrap();
-    assert_eq!(e.business_state(), ("accepted", true));
-    db.commit_received_status(doc, status(b"c15", "15", "2026-01-01T09:05:00Z"))
-        .await
-        .unwrap();
+    assert_eq!(e.business_state(), ("accepted".to_string(), true));
+    db.commit_received_status(
+        doc,
+        "000.00.00.H41".into(),
+        status(b"c15", "15", "2026-01-01T09:05:00Z"),
+    )
+    .await
+    .unwrap();
     let (e, _) = db.inbox_entry(doc).await.unwrap().unwrap();
-    assert_eq!(e.business_state(), ("taken_back", false));
+    assert_eq!(e.business_state(), ("taken_back".to_string(), false));
     // A 13 about a document never received from that sender is unmatched.
     let r = db
         .receive_status(incoming_status(

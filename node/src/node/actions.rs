@@ -1,0 +1,713 @@
+//! Revoke, update and replace (QCVN 102:2016 BussinessDocType 1, 2, 3): the requests a
+//! document's original sender sends about it, built from the original this node stored, and
+//! their reading on arrival ([`action_of`]).
+//!
+//! Decisions (see ARCHITECTURE.md):
+//! - A request is a document packet with its **own** DocumentId; `Bussiness/DocumentId` names
+//!   the original. A revoke or update is numbered after the original
+//!   (`<original>#revoke-1`, `<original>#update-2`, counting this node's earlier requests of
+//!   that kind); a replacement is a new document with its own number. The recipient answers
+//!   the request with 15 (agree) or 16 (refuse) about the request's id, so every answer is
+//!   unambiguous, and the agreement marks the original (`revoked`, `updated`, `replaced`,
+//!   `removed`) at both ends.
+//! - A revoke carries the original's metadata and no attachments; an update carries the whole
+//!   new version (attachments included: an added recipient has nothing else); a replacement
+//!   is whatever the clerk composed, plus `ReplacementInfo`.
+//!
+//! Invariants:
+//! - Only the original's sender sends a request, only about a document (not a request) that
+//!   it sent and that did not fail; a request needs a reason.
+//! - A revoke or replace goes to the recipients the original still stands at (not refused by
+//!   the hub, not already revoked/replaced/removed there); an update goes to those, minus
+//!   nobody: removed agencies get it too, so they learn, and added ones get the whole
+//!   document.
+//! - Nothing here touches storage; [`send_action`] commits through the node database like any
+//!   document (one transaction, before answering).
+
+use axum::http::StatusCode as Http;
+use serde::Deserialize;
+
+use crate::compose::{OrgSpec, known_agency_name, organization};
+use crate::edxml::{
+    AgencyCode, Bussiness, BussinessDocumentInfo, DocumentPacket, EdxmlDateTime, Organization,
+    Packet, ReadOptions, Receiver, ReceiverType, ReplacementInfo, StaffInfo, TraceHeader, read,
+};
+
+use super::Shared;
+use super::api::ApiError;
+use super::clock;
+use super::db::{ActionRef, SentPacket};
+use super::lifecycle::ActionKind;
+use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
+use super::views::Sent;
+
+/// Body of `POST /api/v1/documents/{document_id}/{revoke|update|replace}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// Why (BussinessDocReason). Required.
+    pub reason: String,
+    /// Who sends it (StaffInfo/Staff).
+    #[serde(default)]
+    pub staff: Option<String>,
+    /// Update: agencies to add (`CODE` or `{id, name}`).
+    #[serde(default)]
+    pub add: Vec<OrgSpec>,
+    /// Update: agency codes to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Update: the new trích yếu.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Update: the new content summary.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Replace: the replacement document (as for `POST /api/v1/documents`); its recipients
+    /// default to where the original still stands.
+    #[serde(default)]
+    pub document: Option<serde_json::Value>,
+}
+
+/// What a received or sent document packet asks, if it is a revoke/update/replace.
+pub fn action_of(doc: &DocumentPacket) -> Option<ActionRef> {
+    let b = doc.bussiness.as_ref()?;
+    let kind = ActionKind::of(b.doc_type)?;
+    let original = b
+        .document_id
+        .as_ref()
+        .or_else(|| b.replacements.first().map(|r| &r.document_id))?
+        .to_string();
+    let receivers = b
+        .document_info
+        .as_ref()
+        .map(|i| i.receivers.as_slice())
+        .unwrap_or_default();
+    let codes = |t: ReceiverType| {
+        receivers
+            .iter()
+            .filter(|r| r.receiver_type == t)
+            .map(|r| r.organ_id.to_string())
+            .collect()
+    };
+    Some(ActionRef {
+        kind,
+        original,
+        reason: b.reason.clone().filter(|r| !r.trim().is_empty()),
+        added: codes(ReceiverType::Added),
+        removed: codes(ReceiverType::Removed),
+    })
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message)
+}
+
+fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(Http::CONFLICT, code, message)
+}
+
+/// Where the original still stands: its recipients the hub did not refuse, changed by the
+/// earlier updates, minus those where it is closed (revoked, replaced, removed).
+pub fn standing_recipients(original: &SentPacket, earlier: &[SentPacket]) -> Vec<String> {
+    let mut out: Vec<String> = original
+        .recipients
+        .iter()
+        .filter(|(_, t)| t.refused.is_none() && !t.mark.as_ref().is_some_and(|m| m.closed))
+        .map(|(r, _)| r.clone())
+        .collect();
+    for a in earlier {
+        let Some(action) = &a.entry.action else {
+            continue;
+        };
+        if action.kind != ActionKind::Update || a.entry.state == super::db::OutboxState::Failed {
+            continue;
+        }
+        out.retain(|r| !action.removed.contains(r));
+        for added in &action.added {
+            if !out.contains(added) {
+                out.push(added.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Builds the request packet. `n` numbers it among this node's requests of that kind about
+/// the original; `standing` is where the original still stands.
+pub fn build_action(
+    kind: ActionKind,
+    original: &DocumentPacket,
+    me: &Organization,
+    req: &ActionRequest,
+    n: usize,
+    standing: &[String],
+) -> Result<DocumentPacket, ApiError> {
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(bad(format!(
+            "a {} needs a reason (`reason`, --reason)",
+            kind.as_str()
+        )));
+    }
+    if kind != ActionKind::Update
+        && (!req.add.is_empty()
+            || !req.remove.is_empty()
+            || req.subject.is_some()
+            || req.content.is_some())
+    {
+        return Err(bad(format!(
+            "add, remove, subject and content belong to an update, not a {}",
+            kind.as_str()
+        )));
+    }
+    if kind != ActionKind::Replace && req.document.is_some() {
+        return Err(bad(format!(
+            "`document` belongs to a replace, not a {}",
+            kind.as_str()
+        )));
+    }
+    let staff = req
+        .staff
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| StaffInfo {
+            staff: Some(s.to_string()),
+            ..StaffInfo::default()
+        });
+    let original_id = original.document_id.clone();
+    // The original's recipients as it named them; agencies added by an earlier update by
+    // their well-known names.
+    let at_standing = |doc: &DocumentPacket| -> Vec<Organization> {
+        standing
+            .iter()
+            .filter_map(|code| {
+                doc.to
+                    .iter()
+                    .find(|o| o.organ_id.as_str() == code)
+                    .cloned()
+                    .or_else(|| {
+                        let c = AgencyCode::parse_lenient(code).ok()?;
+                        let name = known_agency_name(code).unwrap_or_else(|| code.clone());
+                        Some(Organization::new(c, name))
+                    })
+            })
+            .collect()
+    };
+    let mut bussiness = Bussiness::new(kind.doc_type());
+    bussiness.document_id = Some(original_id.clone());
+    bussiness.reason = Some(reason.to_string());
+    bussiness.paper = Some(0);
+    bussiness.staff_info = staff;
+    let mut doc = match kind {
+        ActionKind::Revoke => {
+            if standing.is_empty() {
+                return Err(conflict(
+                    "nothing_to_revoke",
+                    format!(
+                        "document {original_id} stands at no recipient any more (refused, \
+                         revoked, replaced or removed everywhere)"
+                    ),
+                ));
+            }
+            let mut doc = original.clone();
+            doc.document_id = format!("{original_id}#revoke-{n}").into();
+            doc.to = at_standing(original);
+            doc.references.clear();
+            doc.attachments.clear();
+            doc
+        }
+        ActionKind::Update => {
+            let mut doc = original.clone();
+            doc.document_id = format!("{original_id}#update-{n}").into();
+            let mut receivers = Vec::new();
+            for code in &req.remove {
+                let code = code.trim();
+                if !standing.iter().any(|s| s == code) {
+                    return Err(bad(format!(
+                        "cannot remove {code}: document {original_id} stands at {}",
+                        list(standing)
+                    )));
+                }
+                receivers.push(Receiver {
+                    organ_id: AgencyCode::parse_lenient(code)
+                        .map_err(|e| bad(format!("remove {code:?}: {e}")))?,
+                    receiver_type: ReceiverType::Removed,
+                });
+            }
+            let mut added = Vec::new();
+            let names = |code: &str| {
+                if code == me.organ_id.as_str() {
+                    Some(me.organ_name.clone())
+                } else {
+                    known_agency_name(code)
+                }
+            };
+            for spec in &req.add {
+                let org = organization(spec, &names).map_err(|e| bad(format!("add: {e}")))?;
+                let code = org.organ_id.to_string();
+                if standing.contains(&code) {
+                    return Err(bad(format!(
+                        "cannot add {code}: document {original_id} already stands there"
+                    )));
+                }
+                if code == me.organ_id.as_str() {
+                    return Err(bad(format!("cannot add {code}: that is this agency")));
+                }
+                receivers.push(Receiver {
+                    organ_id: org.organ_id.clone(),
+                    receiver_type: ReceiverType::Added,
+                });
+                added.push(org);
+            }
+            let subject = req
+                .subject
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            let content = req
+                .content
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            let metadata_changed = subject.is_some() || content.is_some();
+            if !metadata_changed && receivers.is_empty() {
+                return Err(bad(
+                    "an update must change something: subject, content, add or remove \
+                     (--subject, --content, --add, --remove)",
+                ));
+            }
+            let remaining = standing
+                .iter()
+                .filter(|s| !req.remove.iter().any(|r| r.trim() == s.as_str()))
+                .count()
+                + added.len();
+            if remaining == 0 {
+                return Err(bad(format!(
+                    "the update would leave document {original_id} with no recipient: revoke it \
+                     instead"
+                )));
+            }
+            if let Some(s) = subject {
+                doc.subject = s.to_string();
+            }
+            if let Some(c) = content {
+                doc.content = Some(c.to_string());
+            }
+            doc.to = at_standing(original);
+            doc.to.extend(added);
+            bussiness.document_info = Some(BussinessDocumentInfo {
+                document_info: u32::from(metadata_changed),
+                document_receiver: u32::from(!receivers.is_empty()),
+                receivers,
+            });
+            doc
+        }
+        ActionKind::Replace => {
+            let Some(value) = &req.document else {
+                return Err(bad(
+                    "a replace needs the replacement document (`document`, --spec FILE)",
+                ));
+            };
+            let mut value = value.clone();
+            if let Some(obj) = value.as_object_mut()
+                && !obj.contains_key("to")
+            {
+                obj.insert("to".into(), serde_json::json!(standing));
+            }
+            let send: SendDocument = serde_json::from_value(value)
+                .map_err(|e| bad(format!("the replacement is not a valid document: {e}")))?;
+            let doc = compose_document(&send, me).map_err(|e| match e {
+                OutgoingError::WrongSender { .. } => {
+                    ApiError::new(Http::BAD_REQUEST, "wrong_sender", e.to_string())
+                }
+                e => ApiError::new(Http::BAD_REQUEST, "invalid_document", e.to_string()),
+            })?;
+            if doc.document_id == original_id {
+                return Err(bad(format!(
+                    "the replacement has the original's document id {original_id}: give it its \
+                     own number"
+                )));
+            }
+            bussiness.replacements = vec![ReplacementInfo {
+                document_id: original_id.clone(),
+                organ_ids: doc.to.iter().map(|o| o.organ_id.clone()).collect(),
+            }];
+            doc
+        }
+    };
+    if doc.to.is_empty() {
+        return Err(conflict(
+            "no_recipient",
+            format!("document {original_id} stands at no recipient any more"),
+        ));
+    }
+    doc.bussiness = Some(bussiness);
+    doc.trace_headers = vec![TraceHeader {
+        organ_id: me.organ_id.clone(),
+        timestamp: EdxmlDateTime::now(),
+    }];
+    Ok(doc)
+}
+
+fn list(codes: &[String]) -> String {
+    if codes.is_empty() {
+        "no recipient".into()
+    } else {
+        codes.join(", ")
+    }
+}
+
+/// Checks, builds, signs and commits a request about `original_id`; answers once it is
+/// durably queued.
+pub async fn send_action(
+    node: &Shared,
+    kind: ActionKind,
+    original_id: String,
+    req: ActionRequest,
+) -> Result<Sent, ApiError> {
+    let Some(original) = node.db.track(original_id.clone()).await? else {
+        return Err(ApiError::new(
+            Http::NOT_FOUND,
+            "not_found",
+            format!(
+                "this node has sent no document with id {original_id:?}; only its original \
+                 sender can {} it",
+                kind.as_str()
+            ),
+        ));
+    };
+    if let Some(a) = &original.entry.action {
+        return Err(conflict(
+            "request_of_request",
+            format!(
+                "{original_id} is itself a {} of {}: send the {} about {} instead",
+                a.kind.as_str(),
+                a.original,
+                kind.as_str(),
+                a.original
+            ),
+        ));
+    }
+    if original.entry.state == super::db::OutboxState::Failed {
+        return Err(conflict(
+            "original_failed",
+            format!(
+                "document {original_id} never reached the hub (it failed: {}); there is \
+                 nothing to {}",
+                original.entry.last_error.as_deref().unwrap_or("no detail"),
+                kind.as_str()
+            ),
+        ));
+    }
+    let earlier = node.db.actions_of(original_id.clone()).await?;
+    let n = earlier
+        .iter()
+        .filter(|a| a.entry.action.as_ref().is_some_and(|x| x.kind == kind))
+        .count()
+        + 1;
+    let standing = standing_recipients(&original, &earlier);
+    let Some(bytes) = node.db.packet(original.id).await? else {
+        return Err(ApiError::internal(format!(
+            "sent packet {} has no bytes",
+            original.id
+        )));
+    };
+    let me = node.me.clone();
+    let identity = node.identity.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let doc = match read(&bytes, &ReadOptions::default()) {
+            Ok(o) => match o.packet {
+                Packet::Document(d) => d,
+                Packet::Status(_) => {
+                    return Err(ApiError::internal("the original is not a document"));
+                }
+            },
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "the original cannot be read: {e}"
+                )));
+            }
+        };
+        let doc = build_action(kind, &doc, &me, &req, n, &standing)?;
+        let packet = Packet::Document(doc);
+        let bytes = sign(&packet, &identity)
+            .map_err(|e| ApiError::internal(format!("cannot sign the {}: {e}", kind.as_str())))?;
+        Ok(outgoing(&packet, bytes, clock::now_ms()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("composition task failed: {e}")))??;
+    let sent = Sent {
+        document_id: out.entry.document_id.clone(),
+        packet_id: out.id.to_hex(),
+    };
+    let recipients = out.entry.recipients.join(", ");
+    node.db.commit_outgoing(out).await?;
+    tracing::info!(original = %original_id, request = %sent.document_id, kind = kind.as_str(),
+        packet = %sent.packet_id, to = %recipients, "request signed and queued");
+    node.outbox_wake.notify_one();
+    Ok(sent)
+}
+
+/// The kind named in the route (`revoke`, `update`, `replace`).
+pub fn parse_kind(s: &str) -> Result<ActionKind, ApiError> {
+    match s {
+        "revoke" => Ok(ActionKind::Revoke),
+        "update" => Ok(ActionKind::Update),
+        "replace" => Ok(ActionKind::Replace),
+        other => Err(ApiError::new(
+            Http::NOT_FOUND,
+            "not_found",
+            format!("no such document action {other:?}: use revoke, update or replace"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edxml::{BussinessDocType, write};
+    use crate::node::db::{KIND_DOCUMENT, OutboxEntry, OutboxState, Tracking};
+    use crate::packet_id::PacketId;
+
+    fn me() -> Organization {
+        Organization::new(
+            AgencyCode::parse_strict("000.00.00.G22").unwrap(),
+            "Văn phòng Chính phủ",
+        )
+    }
+
+    fn original() -> DocumentPacket {
+        let req: SendDocument = serde_json::from_value(serde_json::json!({
+            "to": ["000.00.00.H41", "000.00.00.H14"],
+            "subject": "Về việc thử nghiệm",
+            "code": {"number": "12", "notation": "VPCP-TTĐT"},
+            "promulgation": {"date": "2026/11/23"},
+            "attachments": [{"name": "a.pdf", "data": "JVBERi0xLjQK"}]
+        }))
+        .unwrap();
+        compose_document(&req, &me()).unwrap()
+    }
+
+    fn schema_valid(doc: &DocumentPacket) {
+        let bytes = write(&Packet::Document(doc.clone())).unwrap();
+        crate::schema::validate(crate::schema::SchemaKind::Document, &bytes).unwrap();
+        let back = read(&bytes, &ReadOptions::strict()).unwrap();
+        assert_eq!(back.packet, Packet::Document(doc.clone()));
+    }
+
+    fn both() -> Vec<String> {
+        vec!["000.00.00.H41".into(), "000.00.00.H14".into()]
+    }
+
+    #[test]
+    fn a_revoke_names_the_original_carries_no_files_and_reads_back() {
+        let o = original();
+        let req = ActionRequest {
+            reason: "Ban hành nhầm".into(),
+            staff: Some("Nguyễn Văn A".into()),
+            ..ActionRequest::default()
+        };
+        let doc = build_action(ActionKind::Revoke, &o, &me(), &req, 1, &both()).unwrap();
+        assert_eq!(
+            doc.document_id.as_str(),
+            "000.00.00.G22,2026/11/23,12/VPCP-TTĐT#revoke-1"
+        );
+        assert!(doc.attachments.is_empty());
+        assert_eq!(doc.to.len(), 2);
+        schema_valid(&doc);
+        let a = action_of(&doc).unwrap();
+        assert_eq!(a.kind, ActionKind::Revoke);
+        assert_eq!(a.original, o.document_id.as_str());
+        assert_eq!(a.reason.as_deref(), Some("Ban hành nhầm"));
+        // Only where it still stands.
+        let doc = build_action(
+            ActionKind::Revoke,
+            &o,
+            &me(),
+            &req,
+            2,
+            &["000.00.00.H14".to_string()],
+        )
+        .unwrap();
+        assert_eq!(doc.to.len(), 1);
+        assert_eq!(doc.to[0].organ_id.as_str(), "000.00.00.H14");
+        let e = build_action(ActionKind::Revoke, &o, &me(), &req, 2, &[]).unwrap_err();
+        assert_eq!(e.status, Http::CONFLICT);
+        let e = build_action(
+            ActionKind::Revoke,
+            &o,
+            &me(),
+            &ActionRequest::default(),
+            1,
+            &both(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("needs a reason"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_update_lists_added_and_removed_recipients_and_goes_to_all_of_them() {
+        let o = original();
+        let req = ActionRequest {
+            reason: "Bổ sung nơi nhận".into(),
+            add: vec![OrgSpec::Code("000.00.00.G01".into())],
+            remove: vec!["000.00.00.H14".into()],
+            ..ActionRequest::default()
+        };
+        let doc = build_action(ActionKind::Update, &o, &me(), &req, 1, &both()).unwrap();
+        assert_eq!(
+            doc.document_id.as_str(),
+            "000.00.00.G22,2026/11/23,12/VPCP-TTĐT#update-1"
+        );
+        let to: Vec<&str> = doc.to.iter().map(|o| o.organ_id.as_str()).collect();
+        assert_eq!(to, ["000.00.00.H41", "000.00.00.H14", "000.00.00.G01"]);
+        assert_eq!(
+            doc.attachments.len(),
+            1,
+            "an added recipient needs the files"
+        );
+        schema_valid(&doc);
+        let a = action_of(&doc).unwrap();
+        assert_eq!(a.added, ["000.00.00.G01"]);
+        assert_eq!(a.removed, ["000.00.00.H14"]);
+        assert_eq!(a.mark_for("000.00.00.H14"), "removed");
+        assert!(a.closes_for("000.00.00.H14"));
+        assert_eq!(a.mark_for("000.00.00.H41"), "updated");
+        assert!(!a.closes_for("000.00.00.H41"));
+
+        let nothing = ActionRequest {
+            reason: "x".into(),
+            ..ActionRequest::default()
+        };
+        let e = build_action(ActionKind::Update, &o, &me(), &nothing, 1, &both()).unwrap_err();
+        assert!(e.message.contains("must change something"), "{}", e.message);
+        let stranger = ActionRequest {
+            reason: "x".into(),
+            remove: vec!["000.00.00.G01".into()],
+            ..ActionRequest::default()
+        };
+        let e = build_action(ActionKind::Update, &o, &me(), &stranger, 1, &both()).unwrap_err();
+        assert!(
+            e.message.contains("cannot remove 000.00.00.G01"),
+            "{}",
+            e.message
+        );
+        let everyone = ActionRequest {
+            reason: "x".into(),
+            remove: both(),
+            ..ActionRequest::default()
+        };
+        let e = build_action(ActionKind::Update, &o, &me(), &everyone, 1, &both()).unwrap_err();
+        assert!(e.message.contains("revoke it instead"), "{}", e.message);
+        let subject = ActionRequest {
+            reason: "Sửa trích yếu".into(),
+            subject: Some("Về việc thử nghiệm (sửa đổi)".into()),
+            ..ActionRequest::default()
+        };
+        let doc = build_action(ActionKind::Update, &o, &me(), &subject, 2, &both()).unwrap();
+        assert_eq!(doc.subject, "Về việc thử nghiệm (sửa đổi)");
+        let info = doc.bussiness.unwrap().document_info.unwrap();
+        assert_eq!((info.document_info, info.document_receiver), (1, 0));
+    }
+
+    #[test]
+    fn a_replacement_is_a_new_document_pointing_at_the_original() {
+        let o = original();
+        let req = ActionRequest {
+            reason: "Thay thế văn bản".into(),
+            document: Some(serde_json::json!({
+                "subject": "Về việc thử nghiệm (thay thế)",
+                "code": {"number": "13", "notation": "VPCP-TTĐT"},
+                "promulgation": {"date": "2026/11/24"},
+            })),
+            ..ActionRequest::default()
+        };
+        let doc = build_action(ActionKind::Replace, &o, &me(), &req, 1, &both()).unwrap();
+        assert_eq!(
+            doc.document_id.as_str(),
+            "000.00.00.G22,2026/11/24,13/VPCP-TTĐT"
+        );
+        assert_eq!(
+            doc.to.len(),
+            2,
+            "recipients default to where the original stands"
+        );
+        schema_valid(&doc);
+        let b = doc.bussiness.as_ref().unwrap();
+        assert_eq!(b.doc_type, BussinessDocType::Replace);
+        assert_eq!(b.replacements[0].document_id, o.document_id);
+        assert_eq!(action_of(&doc).unwrap().original, o.document_id.as_str());
+        let same = ActionRequest {
+            reason: "x".into(),
+            document: Some(serde_json::json!({
+                "subject": "S",
+                "code": {"number": "12", "notation": "VPCP-TTĐT"},
+                "promulgation": {"date": "2026/11/23"},
+            })),
+            ..ActionRequest::default()
+        };
+        let e = build_action(ActionKind::Replace, &o, &me(), &same, 1, &both()).unwrap_err();
+        assert!(
+            e.message.contains("give it its own number"),
+            "{}",
+            e.message
+        );
+        let missing = ActionRequest {
+            reason: "x".into(),
+            ..ActionRequest::default()
+        };
+        assert!(build_action(ActionKind::Replace, &o, &me(), &missing, 1, &both()).is_err());
+        assert!(action_of(&o).is_none());
+    }
+
+    #[test]
+    fn standing_recipients_follow_refusals_marks_and_earlier_updates() {
+        let row = |refused: bool, closed: bool| Tracking {
+            refused: refused.then(|| "unknown".to_string()),
+            mark: closed.then(|| crate::node::db::Mark {
+                state: "revoked".into(),
+                closed: true,
+                by_document: "d#revoke-1".into(),
+                by_packet: "p".into(),
+                at: "t".into(),
+            }),
+            ..Tracking::default()
+        };
+        let entry = OutboxEntry::queued(KIND_DOCUMENT, "d".into(), vec![], 0, 0);
+        let original = SentPacket {
+            id: PacketId::of(b"o"),
+            entry: entry.clone(),
+            recipients: vec![
+                ("A".into(), row(false, false)),
+                ("B".into(), row(true, false)),
+                ("C".into(), row(false, true)),
+                ("D".into(), row(false, false)),
+            ],
+        };
+        let mut update = entry.clone();
+        update.action = Some(ActionRef {
+            kind: ActionKind::Update,
+            original: "d".into(),
+            reason: None,
+            added: vec!["E".into()],
+            removed: vec!["D".into()],
+        });
+        let mut failed = update.clone();
+        failed.state = OutboxState::Failed;
+        failed.action.as_mut().unwrap().removed = vec!["A".into()];
+        let earlier = [
+            SentPacket {
+                id: PacketId::of(b"u"),
+                entry: update,
+                recipients: vec![],
+            },
+            SentPacket {
+                id: PacketId::of(b"f"),
+                entry: failed,
+                recipients: vec![],
+            },
+        ];
+        assert_eq!(standing_recipients(&original, &earlier), ["A", "E"]);
+    }
+}
