@@ -5,8 +5,10 @@
 //! `node.toml` files, starts the hub and three agency nodes in this process on free loopback
 //! ports (real mutual TLS, real redb files), registers the agencies, sends a công văn with a
 //! PDF attachment from Văn phòng Chính phủ to two provinces through the sender node's clerk
-//! API, waits until the hub delivered it and both recipients answered with status 01, prints
-//! the tracking timeline and where everything lives, and exits 0. With `--keep-running` it
+//! API, waits until the hub delivered it and both recipients answered with status 01; then the
+//! recipients' clerks work on it (Nghệ An 03 → 04 → 05 → 06, Cao Bằng 02 with a reason), and
+//! the demo prints the sender's timeline and each recipient's, checks that both sides record
+//! the same statuses at the same times, prints where everything lives, and exits 0. With `--keep-running` it
 //! stays up and prints the commands to use it.
 //!
 //! The example document and its attachment are compiled into the binary, so the demo runs from
@@ -20,6 +22,7 @@ use anyhow::{Context, bail};
 
 use crate::hub::{self, HubConfig};
 use crate::node::client::{ApiClient, InboxParams};
+use crate::node::views::StatusRequest;
 use crate::node::{self as agency_node, NodeConfig};
 
 const SPEC: &str = include_str!("../../../examples/cong-van-ket-noi.toml");
@@ -167,7 +170,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "waiting for the hub's receipts, delivery to both agencies and their 01 (đã đến) statuses",
     );
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let view = loop {
+    loop {
         let view = clerk.track(&sent.document_id).await?;
         let done = view.recipients.len() == 2
             && view.recipients.iter().all(|r| {
@@ -178,7 +181,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                         .is_some_and(|s| s.code == "01")
             });
         if done {
-            break view;
+            break;
         }
         if Instant::now() > deadline {
             let mut out = std::io::stdout().lock();
@@ -189,10 +192,96 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("    delivered to both; each answered 01 (đã đến) automatically");
+
+    step(
+        "the recipients' clerks work on it: Nghệ An accepts (03), assigns (04), processes (05) \
+         and completes it (06); Cao Bằng rejects it (02) with a reason",
+    );
+    let recipient_client = |i: usize| {
+        let running = &nodes[i].2;
+        ApiClient::new(running.api_addr(), running.token().to_string())
+    };
+    let h41 = recipient_client(1)?;
+    let h14 = recipient_client(2)?;
+    let steps: [(&ApiClient, &str, &str, &str, Option<&str>); 5] = [
+        (&h41, "000.00.00.H41", "03", "Trần Thị Lan, Văn thư", None),
+        (
+            &h41,
+            "000.00.00.H41",
+            "04",
+            "Lê Văn Hùng, Phó Chánh Văn phòng",
+            None,
+        ),
+        (
+            &h41,
+            "000.00.00.H41",
+            "05",
+            "Nguyễn Văn Minh, Chuyên viên",
+            None,
+        ),
+        (
+            &h41,
+            "000.00.00.H41",
+            "06",
+            "Nguyễn Văn Minh, Chuyên viên",
+            None,
+        ),
+        (
+            &h14,
+            "000.00.00.H14",
+            "02",
+            "Hoàng Thị Hoa, Văn thư",
+            Some("Không thuộc thẩm quyền giải quyết của tỉnh"),
+        ),
+    ];
+    for (client, code, status, staff, reason) in steps {
+        let answer = client
+            .send_status(
+                &sent.document_id,
+                &StatusRequest {
+                    code: status.into(),
+                    reason: reason.map(str::to_string),
+                    staff: Some(staff.into()),
+                    ..StatusRequest::default()
+                },
+            )
+            .await
+            .with_context(|| format!("{code} could not send status {status}"))?;
+        println!(
+            "    {code} sent {} by {staff} (now {})",
+            status_name(status),
+            answer.state
+        );
+    }
+    // The statuses travel back through the hub; wait until the sender has them all.
+    let view = loop {
+        let view = clerk.track(&sent.document_id).await?;
+        let state = |code: &str| {
+            view.recipients
+                .iter()
+                .find(|r| r.summary.code == code)
+                .map(|r| r.summary.business_state.clone())
+        };
+        if state("000.00.00.H41").as_deref() == Some("completed")
+            && state("000.00.00.H14").as_deref() == Some("rejected")
+        {
+            break view;
+        }
+        if Instant::now() > deadline {
+            let mut out = std::io::stdout().lock();
+            crate::cli::node::print_track(&mut out, &view)?;
+            bail!(
+                "the recipients' statuses did not reach the sender within {} s",
+                args.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
     step(&format!(
-        "tracking, as the sender sees it (docaxis track --config {})",
+        "the whole history, as the sender sees it (docaxis track --config {})",
         nodes[0].1.display()
     ));
     {
@@ -200,18 +289,40 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         crate::cli::node::print_track(&mut out, &view)?;
     }
 
-    step("each recipient's inbox");
-    for (code, _, running) in &nodes[1..] {
-        let client = ApiClient::new(running.api_addr(), running.token().to_string())?;
+    step("the same history, as each recipient recorded it (docaxis inbox show)");
+    for (i, client) in [(1, &h41), (2, &h14)] {
+        let code = nodes[i].0;
         let inbox = client.inbox(&InboxParams::default()).await?;
-        for item in &inbox.items {
-            println!(
-                "    {code}: {} from {} — {}",
-                item.document_id,
-                item.from,
-                item.subject.as_deref().unwrap_or("")
+        let Some(item) = inbox
+            .items
+            .iter()
+            .find(|item| item.document_id == sent.document_id)
+        else {
+            bail!("{code} does not list the document");
+        };
+        let detail = client.inbox_item(&item.packet_id).await?;
+        println!(
+            "    {code}: {} — state {}",
+            item.document_id,
+            item.business_state.as_deref().unwrap_or(&item.state)
+        );
+        for ev in &detail.timeline {
+            println!("      {}  {}", ev.at, ev.event);
+        }
+        let theirs = status_history(detail.timeline.iter().map(|e| (&e.at, &e.event)));
+        let Some(ours) = view.recipients.iter().find(|r| r.summary.code == code) else {
+            bail!("the sender does not track {code}");
+        };
+        let ours = status_history(ours.timeline.iter().map(|e| (&e.at, &e.event)));
+        if theirs != ours {
+            bail!(
+                "the sender and {code} disagree on the history: sender {ours:?}, {code} {theirs:?}"
             );
         }
+        println!(
+            "      = the sender's record: the same {} statuses at the same times",
+            ours.len()
+        );
     }
 
     step("where everything lives");
@@ -252,6 +363,26 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     running_hub.shutdown().await?;
     println!("    done: the document crossed the country and both sides agree on its history.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// "03 (accepted)".
+fn status_name(code: &str) -> String {
+    match crate::edxml::StatusCode::parse(code) {
+        Ok(c) => format!("{code} ({})", c.label_en()),
+        Err(_) => code.to_string(),
+    }
+}
+
+/// The (time, code) of every business status in a timeline, in order.
+fn status_history<'a>(
+    events: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Vec<(String, String)> {
+    events
+        .filter_map(|(at, event)| {
+            let code = event.strip_prefix("status ")?.get(..2)?;
+            Some((at.clone(), code.to_string()))
+        })
+        .collect()
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {

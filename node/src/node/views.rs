@@ -498,8 +498,10 @@ pub fn status_events(
             if s.by_us {
                 event.push_str(" sent by this node");
             }
-            if let Some(staff) = &v.staff {
-                event.push_str(&format!(" by {staff}"));
+            match (&v.staff, s.by_us) {
+                (Some(staff), true) => event.push_str(&format!(" ({staff})")),
+                (Some(staff), false) => event.push_str(&format!(" by {staff}")),
+                (None, _) => {}
             }
             if let Some(d) = &v.description {
                 event.push_str(&format!(": {d}"));
