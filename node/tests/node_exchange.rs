@@ -824,7 +824,7 @@ async fn an_unreachable_hub_is_retried_with_backoff_until_it_comes_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clerk_commands_talk_to_the_running_node() {
     use docaxis::cli::node::{
-        ConfigArg, OutboxArgs, SendArgs, TrackArgs, run_outbox, run_send, run_track,
+        ConfigArg, DocumentFlags, OutboxArgs, SendArgs, TrackArgs, run_outbox, run_send, run_track,
     };
     let hub = FakeHub::new();
     let server = hub.serve().await;
@@ -848,13 +848,15 @@ async fn the_clerk_commands_talk_to_the_running_node() {
     ));
     let send = SendArgs {
         config: arg.clone(),
-        spec: Some(spec),
         to: vec![],
-        subject: None,
-        number: None,
-        notation: None,
-        priority: 0,
-        attach: vec![],
+        document: DocumentFlags {
+            spec: Some(spec),
+            subject: None,
+            number: None,
+            notation: None,
+            priority: 0,
+            attach: vec![],
+        },
         json: true,
     };
     // The clerk commands make their own runtime: run them off this one.

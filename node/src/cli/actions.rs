@@ -5,14 +5,11 @@
 //! replaced or removed on both sides.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::node::client::{request_from_flags, request_from_spec_file};
-
-use super::node::{ConfigArg, refused, runtime};
+use super::node::{ConfigArg, DocumentFlags, refused, runtime};
 
 /// `docaxis revoke DOC --reason TEXT`: withdraw a document this agency sent (thu hồi).
 ///
@@ -84,27 +81,13 @@ pub struct ReplaceArgs {
     /// Why (BussinessDocReason); required.
     #[arg(long)]
     pub reason: String,
-    /// TOML description of the replacement (see examples/*.toml).
-    #[arg(long, conflicts_with_all = ["to", "subject", "number", "notation", "attach"])]
-    pub spec: Option<PathBuf>,
     /// Recipient: CODE or CODE=NAME; repeat. Default: where the original still stands.
     #[arg(long)]
     pub to: Vec<String>,
-    /// Trích yếu of the replacement.
-    #[arg(long, required_unless_present = "spec")]
-    pub subject: Option<String>,
-    /// Số of the replacement (a new number).
-    #[arg(long, required_unless_present = "spec")]
-    pub number: Option<String>,
-    /// Ký hiệu of the replacement.
-    #[arg(long, required_unless_present = "spec")]
-    pub notation: Option<String>,
-    /// 0 thường … 4 hỏa tốc hẹn giờ.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=4))]
-    pub priority: u8,
-    /// File to attach; repeat for several.
-    #[arg(long = "attach")]
-    pub attach: Vec<PathBuf>,
+    /// The replacement: a TOML description (`--spec`, see examples/*.toml) or flags; give it a
+    /// new number.
+    #[command(flatten)]
+    pub document: DocumentFlags,
     /// Who sends it (StaffInfo).
     #[arg(long)]
     pub staff: Option<String>,
@@ -184,17 +167,7 @@ pub fn run_update(args: UpdateArgs) -> anyhow::Result<ExitCode> {
 
 /// `docaxis replace`.
 pub fn run_replace(args: ReplaceArgs) -> anyhow::Result<ExitCode> {
-    let mut document = match &args.spec {
-        Some(path) => request_from_spec_file(path)?,
-        None => request_from_flags(
-            &args.to,
-            args.subject.as_deref().unwrap_or_default(),
-            args.number.as_deref().unwrap_or_default(),
-            args.notation.as_deref().unwrap_or_default(),
-            args.priority,
-            &args.attach,
-        )?,
-    };
+    let mut document = args.document.request(&args.to)?;
     // No recipients given: the node sends the replacement where the original stands.
     if let Some(obj) = document.as_object_mut()
         && obj

@@ -59,12 +59,23 @@ pub struct NodeArgs {
 pub struct SendArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// TOML description of the whole document; the other document flags are then not used.
-    #[arg(long, conflicts_with_all = ["to", "subject", "number", "notation", "attach"])]
-    pub spec: Option<PathBuf>,
     /// Recipient agency: CODE or CODE=NAME; repeat for several.
     #[arg(long, required_unless_present = "spec")]
     pub to: Vec<String>,
+    #[command(flatten)]
+    pub document: DocumentFlags,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A document described by a TOML file or by flags (`docaxis send`, `docaxis replace`); the
+/// recipients (`--to`) belong to the command.
+#[derive(Debug, clap::Args)]
+pub struct DocumentFlags {
+    /// TOML description of the whole document; the other document flags are then not used.
+    #[arg(long, conflicts_with_all = ["to", "subject", "number", "notation", "attach"])]
+    pub spec: Option<PathBuf>,
     /// Trích yếu: what the document is about.
     #[arg(long, required_unless_present = "spec")]
     pub subject: Option<String>,
@@ -80,9 +91,23 @@ pub struct SendArgs {
     /// File to attach; repeat for several.
     #[arg(long = "attach")]
     pub attach: Vec<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl DocumentFlags {
+    /// The clerk API request for this document, sent to `to`.
+    pub fn request(&self, to: &[String]) -> anyhow::Result<serde_json::Value> {
+        Ok(match &self.spec {
+            Some(path) => request_from_spec_file(path)?,
+            None => request_from_flags(
+                to,
+                self.subject.as_deref().unwrap_or_default(),
+                self.number.as_deref().unwrap_or_default(),
+                self.notation.as_deref().unwrap_or_default(),
+                self.priority,
+                &self.attach,
+            )?,
+        })
+    }
 }
 
 /// `docaxis outbox`: what this node sent and where each packet stands.
@@ -289,17 +314,7 @@ async fn shutdown_signal() {
 /// `docaxis send`.
 pub fn run_send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let client = args.config.client()?;
-    let request = match &args.spec {
-        Some(path) => request_from_spec_file(path)?,
-        None => request_from_flags(
-            &args.to,
-            args.subject.as_deref().unwrap_or_default(),
-            args.number.as_deref().unwrap_or_default(),
-            args.notation.as_deref().unwrap_or_default(),
-            args.priority,
-            &args.attach,
-        )?,
-    };
+    let request = args.document.request(&args.to)?;
     let sent = match runtime()?.block_on(client.send(&request)) {
         Ok(s) => s,
         Err(e) => return refused(e),
@@ -426,17 +441,7 @@ fn print_inbox_item(out: &mut dyn Write, i: &InboxItem) -> std::io::Result<()> {
     let state = i.business_state.as_deref().unwrap_or(&i.state);
     writeln!(out, "{state:<10} {}  ({what})", i.document_id)?;
     if let Some(a) = &i.action {
-        writeln!(
-            out,
-            "  {:<11} {} of {}{}",
-            "request:",
-            a.kind.as_str(),
-            a.original,
-            a.reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        )?;
+        writeln!(out, "  {:<11} {}", "request:", a.describe())?;
     }
     if i.take_back_requested {
         let asks = match &i.action {
@@ -507,16 +512,7 @@ pub fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result<()> {
     )?;
     writeln!(out, "business:  {}", v.business)?;
     if let Some(a) = &v.action {
-        writeln!(
-            out,
-            "request:   {} of {}{}",
-            a.kind.as_str(),
-            a.original,
-            a.reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        )?;
+        writeln!(out, "request:   {}", a.describe())?;
     }
     if let Some(e) = &v.last_error {
         writeln!(out, "error:     {e}")?;
@@ -795,7 +791,7 @@ mod tests {
             panic!("not send")
         };
         assert_eq!(s.to.len(), 2);
-        assert_eq!(s.priority, 3);
+        assert_eq!(s.document.priority, 3);
         assert_eq!(s.config.config, PathBuf::from("n.toml"));
         assert!(parse(&["send", "--config", "n.toml", "--spec", "d.toml"]).is_ok());
         // --spec excludes the document flags; without it they are required.

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use crate::compose::{OrgSpec, known_agency_name, organization};
 use crate::edxml::{
     AgencyCode, Bussiness, BussinessDocumentInfo, DocumentPacket, EdxmlDateTime, Organization,
-    Packet, ReadOptions, Receiver, ReceiverType, ReplacementInfo, StaffInfo, TraceHeader, read,
+    Packet, ReadOptions, Receiver, ReceiverType, ReplacementInfo, TraceHeader, read,
 };
 
 use super::Shared;
@@ -39,6 +39,7 @@ use super::clock;
 use super::db::{ActionRef, SentPacket};
 use super::lifecycle::ActionKind;
 use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
+use super::status::staff_named;
 use super::views::Sent;
 
 /// Body of `POST /api/v1/documents/{document_id}/{revoke|update|replace}`.
@@ -166,15 +167,7 @@ pub fn build_action(
             kind.as_str()
         )));
     }
-    let staff = req
-        .staff
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| StaffInfo {
-            staff: Some(s.to_string()),
-            ..StaffInfo::default()
-        });
+    let staff = staff_named(req.staff.as_deref());
     let original_id = original.document_id.clone();
     // The original's recipients as it named them; agencies added by an earlier update by
     // their well-known names.

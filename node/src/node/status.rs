@@ -78,8 +78,12 @@ fn parse_request(req: &StatusRequest) -> Result<(StatusCode, Option<String>), Ap
 }
 
 fn staff_info(req: &StatusRequest) -> Option<StaffInfo> {
-    req.staff
-        .as_deref()
+    staff_named(req.staff.as_deref())
+}
+
+/// StaffInfo naming the clerk `staff` (none when absent or blank).
+pub fn staff_named(staff: Option<&str>) -> Option<StaffInfo> {
+    staff
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| StaffInfo {

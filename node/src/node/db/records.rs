@@ -125,6 +125,15 @@ pub struct ActionRef {
 }
 
 impl ActionRef {
+    /// "revoke of DOC: reason", for clerks.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} of {}", self.kind.as_str(), self.original);
+        if let Some(r) = &self.reason {
+            s.push_str(&format!(": {r}"));
+        }
+        s
+    }
+
     /// The state an agreement (15) by `recipient` gives the original there.
     pub fn mark_for(&self, recipient: &str) -> &'static str {
         self.kind.mark(self.removed.iter().any(|r| r == recipient))
