@@ -265,7 +265,8 @@ fn summary(status: StatusCode, text: &str) -> String {
     }
 }
 
-/// A reqwest error with its causes, which is where TLS failures are explained.
+/// A reqwest error with its causes, which is where TLS failures are explained, and what it
+/// most likely means for a clerk or operator.
 fn describe(e: &reqwest::Error) -> String {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -274,12 +275,76 @@ fn describe(e: &reqwest::Error) -> String {
         message.push_str(&s.to_string());
         source = s.source();
     }
+    if let Some(hint) = transport_hint(&message) {
+        message.push_str(" — ");
+        message.push_str(hint);
+    }
     message
+}
+
+/// The likely cause of a transport failure, from its text. The hub checks client certificates
+/// during the handshake; with TLS 1.3 a refused certificate often reaches the client only as a
+/// closed connection, so those symptoms are named too.
+fn transport_hint(message: &str) -> Option<&'static str> {
+    let m = message.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    if has(&["certificaterevoked", "certificate revoked"]) {
+        Some("the hub refused this node's certificate: it is revoked (see the CRL)")
+    } else if has(&["certificateexpired", "certificate expired"]) {
+        Some("a certificate is expired (this node's or the hub's): check their validity dates")
+    } else if has(&[
+        "unknownca",
+        "unknown ca",
+        "unknownissuer",
+        "unknown issuer",
+        "badcertificate",
+        "bad certificate",
+    ]) {
+        Some(
+            "the TLS handshake failed on a certificate: check that this node's certificate and \
+             the hub's come from the configured CA",
+        )
+    } else if has(&[
+        "broken pipe",
+        "connection reset",
+        "unexpected eof",
+        "handshake",
+    ]) {
+        Some(
+            "the hub closed the connection during the handshake; if the hub is up, it probably \
+             refuses this node's certificate (revoked, expired, unregistered CA): see the hub's \
+             log",
+        )
+    } else if has(&["connection refused"]) {
+        Some("nothing listens at the hub address: is the hub running, is hub_url right?")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_failures_name_their_likely_cause() {
+        let revoked = transport_hint(
+            "error sending request: client error (Connect): received fatal alert: \
+             CertificateRevoked",
+        );
+        assert!(
+            revoked.is_some_and(|h| h.contains("revoked")),
+            "{revoked:?}"
+        );
+        let closed =
+            transport_hint("error sending request: connection error: Broken pipe (os error 32)");
+        assert!(closed.is_some_and(|h| h.contains("refuses this node's certificate")));
+        let down = transport_hint(
+            "error sending request: tcp connect error: Connection refused (os error 111)",
+        );
+        assert!(down.is_some_and(|h| h.contains("is the hub running")));
+        assert_eq!(transport_hint("operation timed out"), None);
+    }
 
     #[test]
     fn only_explained_client_errors_are_permanent() {
