@@ -68,6 +68,11 @@ fn a_revoked_node_cannot_reach_the_hub_and_nothing_it_sends_is_accepted() {
     assert_eq!(entry["state"], "queued", "still retrying: {entry:#}");
     let error = entry["last_error"].as_str().unwrap();
     assert!(error.contains("cannot reach the hub"), "{error}");
+    // The clerk is told the likely cause, not only the socket's symptom.
+    assert!(
+        error.contains("revoked") || error.contains("refuses this node's certificate"),
+        "{error}"
+    );
     assert!(entry["recipients"][0]["accepted_at"].is_null(), "{entry:#}");
     let track = h14.track(sent["document_id"].as_str().unwrap());
     assert_eq!(track["summary"], "0/1 accepted, 0/1 delivered", "{track:#}");
