@@ -37,6 +37,7 @@ use super::db::{
     InboxEntry, InboxState, IncomingDocument, IncomingStatus, KIND_DOCUMENT, KIND_STATUS, Received,
     StatusEvent,
 };
+use super::hub_api::HubCallError;
 use super::incoming::{Verified, verify_incoming};
 use super::outgoing;
 
@@ -125,48 +126,32 @@ enum Outcome {
     Later,
 }
 
-/// Runs until `shutdown` turns true.
-pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
-    let mut failures = 0u32;
-    let mut idle_rounds = 0u32;
-    let mut aside = SetAside::default();
-    loop {
-        let poll = node.hub.pending(node.config.poll_wait_secs, POLL_LIMIT);
-        let list = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = poll => r,
-        };
-        let pause = match list {
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let delay = node.backoff.delay(failures);
-                tracing::warn!(error = %e, retry_in = ?delay, "inbox: cannot poll the hub");
-                delay
-            }
-            Ok(list) => {
-                failures = 0;
-                let listed = list.items.len();
-                let acked = handle_items(&node, list.items, &mut aside).await;
-                if listed > 0 && acked == 0 {
-                    // Everything listed is set aside or failed locally: the hub will list it
-                    // again at once, so wait instead of spinning.
-                    idle_rounds = idle_rounds.saturating_add(1);
-                    node.backoff
-                        .delay(idle_rounds)
-                        .max(Duration::from_millis(100))
-                } else {
-                    idle_rounds = 0;
-                    Duration::ZERO
-                }
-            }
-        };
-        if !pause.is_zero() {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+/// The inbox's side of the poll loop ([`super::poller`]).
+#[derive(Default)]
+struct InboxPuller {
+    aside: SetAside,
+}
+
+impl super::poller::Puller for InboxPuller {
+    type Item = PendingItem;
+    const NAME: &'static str = "inbox";
+
+    async fn poll(&mut self, node: &Shared) -> Result<Vec<PendingItem>, HubCallError> {
+        let list = node
+            .hub
+            .pending(node.config.poll_wait_secs, POLL_LIMIT)
+            .await?;
+        Ok(list.items)
     }
+
+    async fn handle(&mut self, node: &Shared, items: Vec<PendingItem>) -> usize {
+        handle_items(node, items, &mut self.aside).await
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(node: Shared, shutdown: watch::Receiver<bool>) {
+    super::poller::run(node, InboxPuller::default(), shutdown).await;
 }
 
 /// Handles one poll's items; returns how many were acknowledged.

@@ -42,6 +42,7 @@ pub mod incoming;
 pub mod lifecycle;
 pub mod outbox;
 pub mod outgoing;
+mod poller;
 pub mod receipts;
 pub mod status;
 pub mod token;

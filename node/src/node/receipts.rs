@@ -11,7 +11,7 @@
 //! Invariants: "delivered at" is recorded before the receipt is acknowledged to the hub; an
 //! unreachable hub is retried with backoff, never in a tight loop.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -23,6 +23,7 @@ use crate::receipt::{HubReceipt, ReceiptKind};
 
 use super::Shared;
 use super::clock;
+use super::hub_api::HubCallError;
 use super::inbox::SetAside;
 
 /// Most receipts asked for in one poll.
@@ -30,54 +31,42 @@ const POLL_LIMIT: usize = 200;
 /// Most receipts verified and recorded at once.
 const CONCURRENCY: usize = 32;
 
-/// Runs until `shutdown` turns true.
-pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
-    let mut failures = 0u32;
-    let mut idle_rounds = 0u32;
-    let mut aside = SetAside::default();
-    loop {
-        let poll = node.hub.receipts(node.config.poll_wait_secs, POLL_LIMIT);
-        let list = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = poll => r,
-        };
-        let pause = match list {
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let delay = node.backoff.delay(failures);
-                tracing::warn!(error = %e, retry_in = ?delay, "receipts: cannot poll the hub");
-                delay
-            }
-            Ok(list) => {
-                failures = 0;
-                let listed = list.items.len();
-                let seqs = record_all(&node, list.items, &mut aside).await;
-                let recorded = seqs.len();
-                if recorded > 0 {
-                    match node.hub.ack_receipts(seqs).await {
-                        Ok(()) => tracing::info!(receipts = recorded, "receipts: collected"),
-                        Err(e) => tracing::warn!(error = %e,
-                            "receipts: acknowledgement failed; they will be listed again"),
-                    }
-                }
-                if listed > 0 && recorded == 0 {
-                    idle_rounds = idle_rounds.saturating_add(1);
-                    node.backoff
-                        .delay(idle_rounds)
-                        .max(Duration::from_millis(100))
-                } else {
-                    idle_rounds = 0;
-                    Duration::ZERO
-                }
-            }
-        };
-        if !pause.is_zero() {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                () = tokio::time::sleep(pause) => {}
+/// The collector's side of the poll loop ([`super::poller`]).
+#[derive(Default)]
+struct ReceiptPuller {
+    aside: SetAside,
+}
+
+impl super::poller::Puller for ReceiptPuller {
+    type Item = ReceiptItem;
+    const NAME: &'static str = "receipts";
+
+    async fn poll(&mut self, node: &Shared) -> Result<Vec<ReceiptItem>, HubCallError> {
+        let list = node
+            .hub
+            .receipts(node.config.poll_wait_secs, POLL_LIMIT)
+            .await?;
+        Ok(list.items)
+    }
+
+    /// Records what verifies, then acknowledges what was recorded; returns how many.
+    async fn handle(&mut self, node: &Shared, items: Vec<ReceiptItem>) -> usize {
+        let seqs = record_all(node, items, &mut self.aside).await;
+        let recorded = seqs.len();
+        if recorded > 0 {
+            match node.hub.ack_receipts(seqs).await {
+                Ok(()) => tracing::info!(receipts = recorded, "receipts: collected"),
+                Err(e) => tracing::warn!(error = %e,
+                    "receipts: acknowledgement failed; they will be listed again"),
             }
         }
+        recorded
     }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(node: Shared, shutdown: watch::Receiver<bool>) {
+    super::poller::run(node, ReceiptPuller::default(), shutdown).await;
 }
 
 /// Verifies the listed receipts (on every CPU, one blocking task per share), then records the
