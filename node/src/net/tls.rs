@@ -104,31 +104,23 @@ pub fn server_config_from_pem(
     cas: &[PemSource],
     crls: &[PemSource],
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = provider();
-    let roots = Arc::new(root_store(cas)?);
-    let crls = load_crls(crls)?;
-    if crls.is_empty() {
+    let m = Material::load(cert_chain, key, cas, crls, "server certificate chain")?;
+    if m.crls.is_empty() {
         tracing::warn!(
             "no certificate revocation list configured: revoked client certificates will be accepted"
         );
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
-        .with_crls(crls)
+    let verifier = WebPkiClientVerifier::builder_with_provider(m.roots, m.provider.clone())
+        .with_crls(m.crls)
         .only_check_end_entity_revocation()
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let chain = pem::certificates(cert_chain, "server certificate chain")?;
-    let private_key = pem::private_key(key)?;
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(m.provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Protocol(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, private_key)
-        .map_err(|e| TlsError::CertificateKey {
-            cert: cert_chain.origin().to_owned(),
-            key: key.origin().to_owned(),
-            detail: e.to_string(),
-        })?;
+        .with_single_cert(m.chain, m.key)
+        .map_err(|e| mismatch(cert_chain, key, e))?;
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     // No session resumption: a resumed session would carry the client certificate verified at
     // the first handshake past its expiry or a later CRL. Every connection is verified afresh
@@ -162,27 +154,57 @@ pub fn client_config_from_pem(
     cas: &[PemSource],
     crls: &[PemSource],
 ) -> Result<ClientConfig, TlsError> {
-    let provider = provider();
-    let roots = Arc::new(root_store(cas)?);
-    let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-        .with_crls(load_crls(crls)?)
+    let m = Material::load(cert_chain, key, cas, crls, "client certificate chain")?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(m.roots, m.provider.clone())
+        .with_crls(m.crls)
         .only_check_end_entity_revocation()
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let chain = pem::certificates(cert_chain, "client certificate chain")?;
-    let private_key = pem::private_key(key)?;
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(m.provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Protocol(e.to_string()))?
         .with_webpki_verifier(verifier)
-        .with_client_auth_cert(chain, private_key)
-        .map_err(|e| TlsError::CertificateKey {
-            cert: cert_chain.origin().to_owned(),
-            key: key.origin().to_owned(),
-            detail: e.to_string(),
-        })?;
+        .with_client_auth_cert(m.chain, m.key)
+        .map_err(|e| mismatch(cert_chain, key, e))?;
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(config)
+}
+
+/// What both sides load: the provider, the trust anchors, the CRLs, and the own certificate
+/// chain and key.
+struct Material {
+    provider: Arc<CryptoProvider>,
+    roots: Arc<RootCertStore>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Material {
+    fn load(
+        cert_chain: &PemSource,
+        key: &PemSource,
+        cas: &[PemSource],
+        crls: &[PemSource],
+        chain_what: &'static str,
+    ) -> Result<Material, TlsError> {
+        Ok(Material {
+            provider: provider(),
+            roots: Arc::new(root_store(cas)?),
+            crls: load_crls(crls)?,
+            chain: pem::certificates(cert_chain, chain_what)?,
+            key: pem::private_key(key)?,
+        })
+    }
+}
+
+/// The own certificate chain and key do not belong together.
+fn mismatch(cert_chain: &PemSource, key: &PemSource, e: rustls::Error) -> TlsError {
+    TlsError::CertificateKey {
+        cert: cert_chain.origin().to_owned(),
+        key: key.origin().to_owned(),
+        detail: e.to_string(),
+    }
 }
 
 /// A root store holding every certificate of every CA source; at least one.
