@@ -380,6 +380,27 @@ fn statuses_arriving_out_of_order_and_twice_give_the_right_timeline() {
     let h41 = ClerkNode::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
     let pdf = tmp.path().join("a.pdf");
     std::fs::write(&pdf, b"%PDF-1.4 order\n").unwrap();
+    // Once the node holds the hub's signed directory, a recipient the hub does not know is
+    // refused before anything is signed, naming the agency.
+    wait_for("G22 holds the hub's directory", WAIT, || {
+        (health(&g22)["directory_agencies"].as_u64() == Some(3)).then_some(())
+    });
+    let out = g22.clerk(&[
+        "send",
+        "--to",
+        "000.00.00.G01",
+        "--subject",
+        "S",
+        "--number",
+        "50",
+        "--notation",
+        "X",
+    ]);
+    refused_with(&out, "000.00.00.G01 is not registered at the hub");
+    assert!(
+        items(&g22.json(&["outbox"])).is_empty(),
+        "nothing was queued"
+    );
     let doc_id = send(&g22, &[H41], "51", "V/v thứ tự trạng thái", s(&pdf));
     let at_h41 = received(&h41, &doc_id);
     // The document as H41 stored it, to answer it like another vendor's system would.
@@ -482,6 +503,19 @@ fn statuses_arriving_out_of_order_and_twice_give_the_right_timeline() {
         "{r:#}"
     );
     assert_eq!(r["last_status"]["code"], "05");
+}
+
+/// The node's health answer (`GET /api/v1/health`).
+fn health(node: &ClerkNode) -> Value {
+    let config = docaxis::node::NodeConfig::load(&node.config).unwrap();
+    let client = docaxis::node::client::ApiClient::from_config(&config).unwrap();
+    let h = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(client.health())
+        .unwrap();
+    serde_json::to_value(h).unwrap()
 }
 
 /// The stored bytes of a received packet, through the node's clerk API.

@@ -27,7 +27,7 @@
 use axum::http::StatusCode as Http;
 use serde::Deserialize;
 
-use crate::compose::{OrgSpec, known_agency_name, organization};
+use crate::compose::{OrgSpec, organization};
 use crate::edxml::{
     AgencyCode, Bussiness, BussinessDocumentInfo, DocumentPacket, EdxmlDateTime, Organization,
     Packet, ReadOptions, Receiver, ReceiverType, ReplacementInfo, TraceHeader, read,
@@ -38,7 +38,7 @@ use super::api::ApiError;
 use super::clock;
 use super::db::{ActionRef, SentPacket};
 use super::lifecycle::ActionKind;
-use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
+use super::outgoing::{OutgoingError, SendDocument, compose_document_named, outgoing, sign};
 use super::status::staff_named;
 use super::views::Sent;
 
@@ -135,6 +135,7 @@ pub fn standing_recipients(original: &SentPacket, earlier: &[SentPacket]) -> Vec
 
 /// Builds the request packet. `n` numbers it among this node's requests of that kind about
 /// the original; `standing` is where the original still stands.
+/// `others` names other agencies (the node passes its hub directory, then the well-known list).
 pub fn build_action(
     kind: ActionKind,
     original: &DocumentPacket,
@@ -142,6 +143,7 @@ pub fn build_action(
     req: &ActionRequest,
     n: usize,
     standing: &[String],
+    others: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DocumentPacket, ApiError> {
     let reason = req.reason.trim();
     if reason.is_empty() {
@@ -181,7 +183,7 @@ pub fn build_action(
                     .cloned()
                     .or_else(|| {
                         let c = AgencyCode::parse_lenient(code).ok()?;
-                        let name = known_agency_name(code).unwrap_or_else(|| code.clone());
+                        let name = others(code).unwrap_or_else(|| code.clone());
                         Some(Organization::new(c, name))
                     })
             })
@@ -233,7 +235,7 @@ pub fn build_action(
                 if code == me.organ_id.as_str() {
                     Some(me.organ_name.clone())
                 } else {
-                    known_agency_name(code)
+                    others(code)
                 }
             };
             for spec in &req.add {
@@ -310,7 +312,7 @@ pub fn build_action(
             }
             let send: SendDocument = serde_json::from_value(value)
                 .map_err(|e| bad(format!("the replacement is not a valid document: {e}")))?;
-            let doc = compose_document(&send, me).map_err(|e| match e {
+            let doc = compose_document_named(&send, me, others).map_err(|e| match e {
                 OutgoingError::WrongSender { .. } => {
                     ApiError::new(Http::BAD_REQUEST, "wrong_sender", e.to_string())
                 }
@@ -400,6 +402,29 @@ pub async fn send_action(
         .count()
         + 1;
     let standing = standing_recipients(&original, &earlier);
+    let mut new_codes: Vec<String> = req
+        .add
+        .iter()
+        .map(|o| match o {
+            OrgSpec::Code(c) => c.trim().to_string(),
+            OrgSpec::Full(t) => t.id.trim().to_string(),
+        })
+        .collect();
+    if let Some(to) = req
+        .document
+        .as_ref()
+        .and_then(|d| d.get("to"))
+        .and_then(|t| t.as_array())
+    {
+        new_codes.extend(to.iter().filter_map(|t| {
+            t.as_str()
+                .or_else(|| t.get("id").and_then(|i| i.as_str()))
+                .map(|c| c.trim().to_string())
+        }));
+    }
+    super::directory::check_recipients(node, &new_codes)
+        .await
+        .map_err(|e| ApiError::new(Http::BAD_REQUEST, "unknown_recipient", e))?;
     let Some(bytes) = node.db.packet(original.id).await? else {
         return Err(ApiError::internal(format!(
             "sent packet {} has no bytes",
@@ -408,6 +433,7 @@ pub async fn send_action(
     };
     let me = node.me.clone();
     let identity = node.identity.clone();
+    let names = node.clone();
     let out = tokio::task::spawn_blocking(move || {
         let doc = match read(&bytes, &ReadOptions::default()) {
             Ok(o) => match o.packet {
@@ -422,7 +448,9 @@ pub async fn send_action(
                 )));
             }
         };
-        let doc = build_action(kind, &doc, &me, &req, n, &standing)?;
+        let doc = build_action(kind, &doc, &me, &req, n, &standing, &|c| {
+            names.agency_name(c)
+        })?;
         let packet = Packet::Document(doc);
         let bytes = sign(&packet, &identity)
             .map_err(|e| ApiError::internal(format!("cannot sign the {}: {e}", kind.as_str())))?;
@@ -459,8 +487,10 @@ pub fn parse_kind(s: &str) -> Result<ActionKind, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compose::known_agency_name;
     use crate::edxml::{BussinessDocType, write};
     use crate::node::db::{KIND_DOCUMENT, OutboxEntry, OutboxState, Tracking};
+    use crate::node::outgoing::compose_document;
     use crate::packet_id::PacketId;
 
     fn me() -> Organization {
@@ -501,7 +531,16 @@ mod tests {
             staff: Some("Nguyễn Văn A".into()),
             ..ActionRequest::default()
         };
-        let doc = build_action(ActionKind::Revoke, &o, &me(), &req, 1, &both()).unwrap();
+        let doc = build_action(
+            ActionKind::Revoke,
+            &o,
+            &me(),
+            &req,
+            1,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap();
         assert_eq!(
             doc.document_id.as_str(),
             "000.00.00.G22,2026/11/23,12/VPCP-TTĐT#revoke-1"
@@ -521,11 +560,21 @@ mod tests {
             &req,
             2,
             &["000.00.00.H14".to_string()],
+            &known_agency_name,
         )
         .unwrap();
         assert_eq!(doc.to.len(), 1);
         assert_eq!(doc.to[0].organ_id.as_str(), "000.00.00.H14");
-        let e = build_action(ActionKind::Revoke, &o, &me(), &req, 2, &[]).unwrap_err();
+        let e = build_action(
+            ActionKind::Revoke,
+            &o,
+            &me(),
+            &req,
+            2,
+            &[],
+            &known_agency_name,
+        )
+        .unwrap_err();
         assert_eq!(e.status, Http::CONFLICT);
         let e = build_action(
             ActionKind::Revoke,
@@ -534,6 +583,7 @@ mod tests {
             &ActionRequest::default(),
             1,
             &both(),
+            &known_agency_name,
         )
         .unwrap_err();
         assert!(e.message.contains("needs a reason"), "{}", e.message);
@@ -548,7 +598,16 @@ mod tests {
             remove: vec!["000.00.00.H14".into()],
             ..ActionRequest::default()
         };
-        let doc = build_action(ActionKind::Update, &o, &me(), &req, 1, &both()).unwrap();
+        let doc = build_action(
+            ActionKind::Update,
+            &o,
+            &me(),
+            &req,
+            1,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap();
         assert_eq!(
             doc.document_id.as_str(),
             "000.00.00.G22,2026/11/23,12/VPCP-TTĐT#update-1"
@@ -573,14 +632,32 @@ mod tests {
             reason: "x".into(),
             ..ActionRequest::default()
         };
-        let e = build_action(ActionKind::Update, &o, &me(), &nothing, 1, &both()).unwrap_err();
+        let e = build_action(
+            ActionKind::Update,
+            &o,
+            &me(),
+            &nothing,
+            1,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap_err();
         assert!(e.message.contains("must change something"), "{}", e.message);
         let stranger = ActionRequest {
             reason: "x".into(),
             remove: vec!["000.00.00.G01".into()],
             ..ActionRequest::default()
         };
-        let e = build_action(ActionKind::Update, &o, &me(), &stranger, 1, &both()).unwrap_err();
+        let e = build_action(
+            ActionKind::Update,
+            &o,
+            &me(),
+            &stranger,
+            1,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap_err();
         assert!(
             e.message.contains("cannot remove 000.00.00.G01"),
             "{}",
@@ -591,14 +668,32 @@ mod tests {
             remove: both(),
             ..ActionRequest::default()
         };
-        let e = build_action(ActionKind::Update, &o, &me(), &everyone, 1, &both()).unwrap_err();
+        let e = build_action(
+            ActionKind::Update,
+            &o,
+            &me(),
+            &everyone,
+            1,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap_err();
         assert!(e.message.contains("revoke it instead"), "{}", e.message);
         let subject = ActionRequest {
             reason: "Sửa trích yếu".into(),
             subject: Some("Về việc thử nghiệm (sửa đổi)".into()),
             ..ActionRequest::default()
         };
-        let doc = build_action(ActionKind::Update, &o, &me(), &subject, 2, &both()).unwrap();
+        let doc = build_action(
+            ActionKind::Update,
+            &o,
+            &me(),
+            &subject,
+            2,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap();
         assert_eq!(doc.subject, "Về việc thử nghiệm (sửa đổi)");
         let info = doc.bussiness.unwrap().document_info.unwrap();
         assert_eq!((info.document_info, info.document_receiver), (1, 0));
@@ -616,7 +711,16 @@ mod tests {
             })),
             ..ActionRequest::default()
         };
-        let doc = build_action(ActionKind::Replace, &o, &me(), &req, 1, &both()).unwrap();
+        let doc = build_action(
+            ActionKind::Replace,
+            &o,
+            &me(),
+            &req,
+            1,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap();
         assert_eq!(
             doc.document_id.as_str(),
             "000.00.00.G22,2026/11/24,13/VPCP-TTĐT"
@@ -640,7 +744,16 @@ mod tests {
             })),
             ..ActionRequest::default()
         };
-        let e = build_action(ActionKind::Replace, &o, &me(), &same, 1, &both()).unwrap_err();
+        let e = build_action(
+            ActionKind::Replace,
+            &o,
+            &me(),
+            &same,
+            1,
+            &both(),
+            &known_agency_name,
+        )
+        .unwrap_err();
         assert!(
             e.message.contains("give it its own number"),
             "{}",
@@ -650,7 +763,18 @@ mod tests {
             reason: "x".into(),
             ..ActionRequest::default()
         };
-        assert!(build_action(ActionKind::Replace, &o, &me(), &missing, 1, &both()).is_err());
+        assert!(
+            build_action(
+                ActionKind::Replace,
+                &o,
+                &me(),
+                &missing,
+                1,
+                &both(),
+                &known_agency_name
+            )
+            .is_err()
+        );
         assert!(action_of(&o).is_none());
     }
 

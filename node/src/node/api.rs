@@ -44,7 +44,9 @@ use super::clock;
 use super::db::{InboxFilter, InboxState, KIND_DOCUMENT, KIND_STATUS, NodeDbError};
 use super::incoming::verify_incoming;
 use super::lifecycle::ActionKind;
-use super::outgoing::{OutgoingError, SendDocument, compose_document, outgoing, sign};
+use super::outgoing::{
+    OutgoingError, SendDocument, compose_document_named, outgoing, recipient_codes, sign,
+};
 use super::status::{StatusTarget, send_status};
 use super::token;
 use super::views::{
@@ -195,10 +197,14 @@ async fn require_token(State(node): State<Shared>, req: Request, next: Next) -> 
 
 /// Composes, signs and commits a document; answers once it is durably queued.
 pub async fn send_document(node: &Shared, req: SendDocument) -> Result<Sent, ApiError> {
+    super::directory::check_recipients(node, &recipient_codes(&req))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "unknown_recipient", e))?;
     let me = node.me.clone();
     let identity = node.identity.clone();
+    let n = node.clone();
     let built = tokio::task::spawn_blocking(move || {
-        let doc = compose_document(&req, &me)?;
+        let doc = compose_document_named(&req, &me, &|c| n.agency_name(c))?;
         let packet = Packet::Document(doc);
         let bytes = sign(&packet, &identity)?;
         Ok::<_, OutgoingError>(outgoing(&packet, bytes, clock::now_ms()))
@@ -538,6 +544,8 @@ async fn get_health(State(node): State<Shared>) -> Result<Response, ApiError> {
             hub_url: node.config.hub_url.clone(),
             hub: node.hub.health().snapshot(),
             counts,
+            directory_issued_at: node.directory.issued_at(),
+            directory_agencies: node.directory.len(),
         },
     ))
 }
@@ -547,6 +555,7 @@ mod tests {
     use super::*;
     use crate::node::client::{ApiClient, ClientError, InboxParams};
     use crate::node::db::{InboxEntry, IncomingDocument};
+    use crate::node::outgoing::compose_document;
     use crate::node::outgoing::status_received;
     use crate::node::{Node, NodeConfig};
     use std::sync::Arc;

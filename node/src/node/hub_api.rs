@@ -18,12 +18,16 @@ use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    ACKS, AckRequest, AckResponse, ErrorBody, ErrorCode, INBOX, PACKETS, PendingList, RECEIPTS,
-    RECEIPTS_ACK, ReceiptAckRequest, ReceiptList, packet_path,
+    ACKS, AckRequest, AckResponse, DIRECTORY, DIRECTORY_SIGNATURE_HEADER, ErrorBody, ErrorCode,
+    INBOX, PACKETS, PendingList, RECEIPTS, RECEIPTS_ACK, ReceiptAckRequest, ReceiptList,
+    packet_path,
 };
 
 /// Largest packet the node fetches (the packet limit of the reader and verifier).
 pub const MAX_PACKET_BYTES: u64 = crate::edxml::reader::DEFAULT_MAX_BYTES as u64;
+
+/// Largest directory the node reads (tens of thousands of agencies fit easily).
+const MAX_DIRECTORY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Margin added to a long poll's wait before the request times out.
 const POLL_MARGIN: Duration = Duration::from_secs(15);
@@ -198,6 +202,35 @@ impl HubApi {
             )));
         }
         Ok(Some(bytes.to_vec()))
+    }
+
+    /// `GET /v1/directory`: the agency directory's JSON body and the hub's detached signature
+    /// (header `x-docaxis-signature`, base64), unverified: see [`super::directory`].
+    pub async fn directory(&self) -> Result<(Vec<u8>, Option<String>), HubCallError> {
+        let resp = self.send(self.client.get(self.url(DIRECTORY))).await?;
+        let signature = resp
+            .headers()
+            .get(DIRECTORY_SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_DIRECTORY_BYTES)
+        {
+            return Err(HubCallError::BadAnswer(format!(
+                "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
+            )));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| HubCallError::Transport(describe(&e)))?;
+        if bytes.len() as u64 > MAX_DIRECTORY_BYTES {
+            return Err(HubCallError::BadAnswer(format!(
+                "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
+            )));
+        }
+        Ok((bytes.to_vec(), signature))
     }
 
     /// `POST /v1/acks`: acknowledges stored packets; the answer carries delivery receipts.

@@ -36,6 +36,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod hub_api;
 pub mod inbox;
 pub mod incoming;
@@ -145,12 +146,21 @@ pub struct Node {
     pub backoff: Backoff,
     /// Told of every packet the inbox commits.
     pub inbox_watchers: inbox::InboxWatchers,
+    /// The hub's agency directory, once fetched and verified.
+    pub directory: directory::KnownDirectory,
 }
 
 /// The shared node.
 pub type Shared = Arc<Node>;
 
 impl Node {
+    /// Another agency's name: from the hub's directory, else the well-known list.
+    pub fn agency_name(&self, code: &str) -> Option<String> {
+        self.directory
+            .name(code)
+            .or_else(|| known_agency_name(code))
+    }
+
     /// Loads keys, trust, the hub certificate, the token and the database (blocking).
     pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
         let identity = SigningIdentity::from_pem_files(&config.private_key, &config.certificate)
@@ -221,6 +231,7 @@ impl Node {
             outbox_wake: Notify::new(),
             token,
             inbox_watchers: inbox::InboxWatchers::default(),
+            directory: directory::KnownDirectory::default(),
         })
     }
 }
@@ -371,6 +382,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         (
             "receipts",
             tokio::spawn(receipts::run(node.clone(), stopped.clone())),
+        ),
+        (
+            "directory",
+            tokio::spawn(directory::run(node.clone(), stopped.clone())),
         ),
     ];
     tracing::info!(agency = %node.config.agency, hub = %node.config.hub_url,

@@ -100,10 +100,21 @@ impl OutgoingError {
     }
 }
 
-/// Builds the document packet a clerk asked for, sent by `me`.
+/// Builds the document packet a clerk asked for, sent by `me`; recipients given by code only
+/// get their well-known names.
 pub fn compose_document(
     req: &SendDocument,
     me: &Organization,
+) -> Result<DocumentPacket, OutgoingError> {
+    compose_document_named(req, me, &known_agency_name)
+}
+
+/// [`compose_document`] with the names of other agencies from `others` (the node passes the
+/// hub's directory, then the well-known list).
+pub fn compose_document_named(
+    req: &SendDocument,
+    me: &Organization,
+    others: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DocumentPacket, OutgoingError> {
     let my_code = me.organ_id.as_str().to_string();
     let my_name = me.organ_name.clone();
@@ -111,7 +122,7 @@ pub fn compose_document(
         if code == my_code {
             Some(my_name.clone())
         } else {
-            known_agency_name(code)
+            others(code)
         }
     };
     let spec = DocumentSpec {
@@ -170,6 +181,17 @@ pub fn compose_document(
         timestamp: EdxmlDateTime::now(),
     }];
     Ok(doc)
+}
+
+/// The agency codes a request sends to.
+pub fn recipient_codes(req: &SendDocument) -> Vec<String> {
+    req.to
+        .iter()
+        .map(|o| match o {
+            OrgSpec::Code(c) => c.trim().to_string(),
+            OrgSpec::Full(t) => t.id.trim().to_string(),
+        })
+        .collect()
 }
 
 /// The status 01 (đã đến) `me` sends back when `doc` has been stored.

@@ -550,6 +550,13 @@ pub struct Health {
     pub hub_url: String,
     pub hub: HubStatus,
     pub counts: Counts,
+    /// When the hub issued the verified agency directory this node uses (none yet: recipients
+    /// are not checked before sending).
+    #[serde(default)]
+    pub directory_issued_at: Option<String>,
+    /// How many agencies that directory lists.
+    #[serde(default)]
+    pub directory_agencies: usize,
 }
 
 #[cfg(test)]
