@@ -71,6 +71,24 @@ fn track_until(
     })
 }
 
+/// The hub's record of `document_id` issued by G22 (`docaxis hub track --json`).
+fn hub_track(hub: &HubProc, document_id: &str) -> Value {
+    let out = hub.admin(&["track", document_id, "--owner", G22, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The hub's state for `agency` in a `hub track` answer.
+fn hub_state(track: &Value, agency: &str) -> String {
+    track["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["recipient"] == agency)
+        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
 fn send(node: &ClerkNode, to: &[&str], number: &str, subject: &str, attachment: &str) -> String {
     let mut args = vec!["send"];
     for t in to {
@@ -215,6 +233,14 @@ fn revoke_update_with_new_recipients_and_replace() {
     let text = stdout(&g22.clerk(&["track", &a]));
     assert!(text.contains(&format!("revoke {revoke_id}")), "{text}");
     assert!(text.contains("marked:        revoked by"), "{text}");
+    // The hub keeps the same record from what passed through it.
+    wait_for("the hub sees the same marks", WAIT, || {
+        let h = hub_track(&hub, &a);
+        (hub_state(&h, H41) == "revoked" && hub_state(&h, H14) == "accepted").then_some(())
+    });
+    let h = hub_track(&hub, &revoke_id);
+    assert_eq!(hub_state(&h, H41), "agreed", "{h:#}");
+    assert_eq!(hub_state(&h, H14), "refused", "{h:#}");
     let rt = g22.json(&["track", &revoke_id]);
     assert_eq!(rt["action"]["kind"], "revoke");
     assert_eq!(recipient(&rt, H14)["take_back"], "refused");
@@ -286,6 +312,9 @@ fn revoke_update_with_new_recipients_and_replace() {
             && recipient(t, H14)["business_state"] == "removed"
     });
     assert_eq!(t["requests"][0]["document_id"], update_id.as_str());
+    let h = hub_track(&hub, &b);
+    assert_eq!(hub_state(&h, H41), "updated", "{h:#}");
+    assert_eq!(hub_state(&h, H14), "removed", "{h:#}");
     track_until(&g22, &update_id, "G22 sees G01 accept the update", |t| {
         recipient(t, G01)["business_state"] == "accepted"
     });

@@ -1,7 +1,8 @@
 //! The document lifecycle end to end, with real processes (a hub and three agency nodes on
 //! loopback) driven through the clerk commands: `status send` (01→03→04→05→06, a rejection
 //! with its reason, a refused transition, take-back refused then agreed), `track`, `outbox`,
-//! `inbox --state`, `inbox show --extract`.
+//! `inbox --state`, `inbox show --extract`; and the hub's record of the same document
+//! (`docaxis hub track`), which must show each recipient's statuses as the sender's node does.
 
 use std::time::Duration;
 
@@ -17,6 +18,37 @@ fn recipient<'a>(track: &'a serde_json::Value, code: &str) -> &'a serde_json::Va
         .iter()
         .find(|r| r["code"] == code)
         .unwrap()
+}
+
+/// The status codes of one recipient in the sender node's `track --json` timeline, in order.
+fn node_codes(track: &serde_json::Value, code: &str) -> Vec<String> {
+    recipient(track, code)["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str()?.strip_prefix("status ")?.get(..2))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One recipient of `docaxis hub track --json`.
+fn hub_recipient<'a>(track: &'a serde_json::Value, code: &str) -> &'a serde_json::Value {
+    track["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["recipient"] == code)
+        .unwrap_or_else(|| panic!("no recipient {code} in {track:#}"))
+}
+
+/// The status codes of one recipient in `docaxis hub track --json`, in order.
+fn hub_codes(track: &serde_json::Value, code: &str) -> Vec<String> {
+    hub_recipient(track, code)["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn status_ok(node: &ClerkNode, args: &[&str]) -> serde_json::Value {
@@ -158,6 +190,66 @@ fn lifecycle_through_the_clerk_commands() {
     });
     let outbox = stdout(&g22.clerk(&["outbox", "--kind", "document"]));
     assert!(outbox.contains("1 rejected, 1 taken back"), "{outbox}");
+
+    // The hub keeps the same per-recipient record from what passed through it: the same
+    // statuses in the same order, the same business states.
+    let sender_view = g22.json(&["track", &doc]);
+    let hub_track = || {
+        let out = hub.admin(&["track", &doc, "--owner", G22, "--json"]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let mut hub_view = hub_track();
+    let deadline = std::time::Instant::now() + WAIT;
+    while [H41, H14]
+        .iter()
+        .any(|r| hub_codes(&hub_view, r) != node_codes(&sender_view, r))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        hub_view = hub_track();
+    }
+    for r in [H41, H14] {
+        assert_eq!(
+            hub_codes(&hub_view, r),
+            node_codes(&sender_view, r),
+            "statuses of {r}: hub vs sender node"
+        );
+        assert_eq!(
+            hub_recipient(&hub_view, r)["state"],
+            recipient(&sender_view, r)["business_state"],
+            "state of {r}"
+        );
+        assert_eq!(hub_recipient(&hub_view, r)["delivery"], "delivered");
+    }
+    assert_eq!(
+        hub_codes(&hub_view, H41),
+        ["01", "03", "04", "05", "06", "13", "16", "13", "15"]
+    );
+    assert_eq!(hub_recipient(&hub_view, H41)["take_back"], "agreed");
+    assert_eq!(
+        hub_recipient(&hub_view, H41)["anomalies"],
+        serde_json::json!([])
+    );
+    let h14_statuses = &hub_recipient(&hub_view, H14)["statuses"];
+    assert_eq!(h14_statuses[1]["reason"], "Không đúng thẩm quyền");
+    assert_eq!(h14_statuses[1]["from"], H14);
+    let text = stdout(&hub.admin(&["track", &doc, "--owner", G22]));
+    assert!(
+        text.contains(&format!("document {doc} issued by {G22}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{H41}  state: taken_back (06, take-back agreed)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{H14}  state: rejected (02)")),
+        "{text}"
+    );
+    assert!(text.contains("by Trần Thị Lan"), "{text}");
+    assert!(text.contains("reason: Không đúng thẩm quyền"), "{text}");
+    assert!(text.contains("delivered to the sender"), "{text}");
 
     // The recipient's view: metadata, signature verdict, statuses, attachments extracted.
     let dir = tmp.path().join("extracted");

@@ -4,13 +4,15 @@
 //! `data_dir/admin.token`); when no hub is running they open its database directly, so an
 //! operator can register agencies before the first start.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::hub::admin::{self, NewAgency, TrackedPacket};
+use crate::hub::admin::{self, NewAgency};
 use crate::hub::db::{Agency, HubDb};
+use crate::hub::track::{DocumentTrack, RecipientTrack, TrackedStatus, short};
 use crate::hub::{self, HubConfig};
 use crate::protocol::ErrorBody;
 
@@ -29,7 +31,9 @@ pub enum HubCommand {
     /// Manage the agency directory.
     #[command(subcommand)]
     Agency(AgencyCommand),
-    /// Show what the hub recorded about a document: every packet, every recipient.
+    /// Show what the hub recorded about a document: per recipient, the hub's events, the
+    /// business statuses (times, staff, reasons), the resulting state and the actions
+    /// (revoke, update, replace) with their answers; then every packet.
     Track {
         /// The document id.
         document_id: String,
@@ -288,7 +292,7 @@ async fn manage(config: &HubConfig, cmd: HubCommand) -> anyhow::Result<ExitCode>
             owner,
             json,
         } => {
-            let history: Vec<TrackedPacket> = match &admin {
+            let record: DocumentTrack = match &admin {
                 Admin::Api {
                     client,
                     base,
@@ -310,11 +314,12 @@ async fn manage(config: &HubConfig, cmd: HubCommand) -> anyhow::Result<ExitCode>
                     .map_err(hub_err)?,
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&history)?);
+                println!("{}", serde_json::to_string_pretty(&record)?);
             } else {
-                print_track(&owner, &document_id, &history);
+                let mut out = std::io::stdout().lock();
+                print_track(&mut out, &record)?;
             }
-            if history.is_empty() {
+            if record.packets.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -341,32 +346,179 @@ async fn set_active(admin: &Admin, code: &str, active: bool) -> anyhow::Result<A
     }
 }
 
-fn print_track(owner: &str, document_id: &str, history: &[TrackedPacket]) {
-    if history.is_empty() {
-        println!("the hub has no packet of document {document_id:?} issued by {owner}");
-        return;
-    }
-    println!("document {document_id} issued by {owner}");
-    for p in history {
-        let what = match &p.status_code {
-            Some(code) => format!("status {code} from {}", p.from),
-            None => format!("{} from {}", p.kind, p.from),
-        };
-        println!(
-            "  {}  accepted {what}  packet {}",
-            p.accepted_at,
-            &p.packet_id[..16]
+/// Prints the hub's record of a document for an operator.
+pub fn print_track(out: &mut dyn Write, t: &DocumentTrack) -> std::io::Result<()> {
+    if t.packets.is_empty() {
+        return writeln!(
+            out,
+            "the hub has no packet of document {:?} issued by {}",
+            t.document_id, t.owner
         );
-        for d in &p.recipients {
-            match &d.delivered_at {
-                Some(at) => println!("      -> {:<16} delivered {at}", d.recipient),
-                None => println!("      -> {:<16} pending since {}", d.recipient, d.queued_at),
+    }
+    writeln!(out, "document {} issued by {}", t.document_id, t.owner)?;
+    match &t.document {
+        Some(d) => writeln!(
+            out,
+            "  packet {}  accepted by the hub {}",
+            short(&d.packet_id),
+            d.accepted_at
+        )?,
+        None => writeln!(
+            out,
+            "  (the hub has no document packet with this id from {}; only packets about it)",
+            t.owner
+        )?,
+    }
+    for r in &t.recipients {
+        print_recipient(out, r)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "  packets ({}):", t.packets.len())?;
+    for p in &t.packets {
+        let what = match (&p.status_code, p.business_doc_type) {
+            (Some(code), _) => format!("status {code} from {}", p.from),
+            (None, Some(bdt)) if bdt != 0 => format!(
+                "{} {} from {}",
+                crate::edxml::BussinessDocType::from_code(bdt).map_or("action", |t| t.label_en()),
+                p.document_id,
+                p.from
+            ),
+            (None, _) => format!("{} from {}", p.kind, p.from),
+        };
+        let to: Vec<String> = p
+            .recipients
+            .iter()
+            .map(|d| match &d.delivered_at {
+                Some(_) => format!("{} delivered", d.recipient),
+                None => format!("{} pending", d.recipient),
+            })
+            .chain(p.refused.iter().map(|(c, _)| format!("{c} refused")))
+            .collect();
+        writeln!(
+            out,
+            "    {}  {}  {what} -> {}",
+            p.accepted_at,
+            short(&p.packet_id),
+            to.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+fn print_recipient(out: &mut dyn Write, r: &RecipientTrack) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "  {}  state: {}", r.recipient, r.describe_state())?;
+    match r.delivery.as_str() {
+        "refused" => writeln!(
+            out,
+            "      refused by the hub: {}",
+            r.refused.as_deref().unwrap_or("no reason recorded")
+        )?,
+        "not_addressed" => writeln!(
+            out,
+            "      (the document itself was not sent to this agency)"
+        )?,
+        _ => {}
+    }
+    if let Some(at) = &r.accepted_at {
+        writeln!(out, "      {at:<24}  accepted by the hub")?;
+    }
+    match (&r.delivered_at, r.delivery.as_str()) {
+        (Some(at), _) => writeln!(out, "      {at:<24}  delivered")?,
+        (None, "pending") => writeln!(out, "      {:<24}  pending: not yet fetched", "")?,
+        _ => {}
+    }
+    for s in &r.statuses {
+        print_status(out, s, &r.recipient, "      ")?;
+    }
+    for a in &r.actions {
+        writeln!(
+            out,
+            "      {} {} (packet {}){}",
+            a.action,
+            a.document_id,
+            short(&a.packet_id),
+            match &a.answer {
+                Some(code) if code == "15" => ": agreed (15)".to_string(),
+                Some(code) if code == "16" => ": refused (16)".to_string(),
+                Some(code) => format!(": answered {code}"),
+                None => ": no answer yet".to_string(),
             }
+        )?;
+        let who = who_and_why(a.staff.as_deref(), a.reason.as_deref());
+        if who.is_empty() {
+            writeln!(out, "        {:<24}  accepted by the hub", a.accepted_at)?;
+        } else {
+            writeln!(
+                out,
+                "        {:<24}  accepted by the hub; {who}",
+                a.accepted_at
+            )?;
         }
-        for (code, reason) in &p.refused {
-            println!("      -> {code:<16} refused: {reason}");
+        match a.delivery.as_str() {
+            "delivered" => writeln!(
+                out,
+                "        {:<24}  delivered",
+                a.delivered_at.as_deref().unwrap_or("")
+            )?,
+            "pending" => writeln!(out, "        {:<24}  pending: not yet fetched", "")?,
+            "refused" => writeln!(
+                out,
+                "        refused by the hub: {}",
+                a.refused.as_deref().unwrap_or("no reason recorded")
+            )?,
+            _ => {}
+        }
+        for s in &a.statuses {
+            print_status(out, s, &r.recipient, "        ")?;
         }
     }
+    Ok(())
+}
+
+fn print_status(
+    out: &mut dyn Write,
+    s: &TrackedStatus,
+    recipient: &str,
+    indent: &str,
+) -> std::io::Result<()> {
+    let to = if s.from == recipient {
+        "the sender"
+    } else {
+        "the recipient"
+    };
+    let delivered = if s.delivered_at.is_some() {
+        format!("delivered to {to}")
+    } else {
+        format!("not yet delivered to {to}")
+    };
+    let mut line = format!("{indent}{:<24}  {} {:<11}", s.time, s.code, s.label_en);
+    let who = who_and_why(s.staff.as_deref(), s.reason.as_deref());
+    if !who.is_empty() {
+        line.push(' ');
+        line.push_str(&who);
+    }
+    line.push_str(&format!("  (packet {}, {delivered})", short(&s.packet_id)));
+    if s.repeat {
+        line.push_str(" [repeat: changes nothing]");
+    }
+    writeln!(out, "{line}")?;
+    if let Some(a) = &s.anomaly {
+        writeln!(out, "{indent}  ! does not follow the lifecycle: {a}")?;
+    }
+    Ok(())
+}
+
+/// "by STAFF; reason: REASON", either part left out when absent.
+fn who_and_why(staff: Option<&str>, reason: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(staff) = staff {
+        parts.push(format!("by {staff}"));
+    }
+    if let Some(reason) = reason {
+        parts.push(format!("reason: {reason}"));
+    }
+    parts.join("; ")
 }
 
 /// Reads a certificate file to register (helper for the demo and tests).

@@ -1,6 +1,7 @@
-//! The operators' side of the hub: the agency directory and tracking, as a local admin API
-//! (plain HTTP on loopback, bearer token from `data_dir/admin.token`) and as direct database
-//! operations for when the hub is not running.
+//! The operators' side of the hub: the agency directory and tracking (the record itself is
+//! built by [`crate::hub::track`]), as a local admin API (plain HTTP on loopback, bearer token
+//! from `data_dir/admin.token`) and as direct database operations for when the hub is not
+//! running.
 //!
 //! Invariants:
 //! - The admin API listens on loopback only (checked by the configuration).
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hub::db::{Agency, HubDb};
 use crate::hub::service::{Hub, HubError, now_rfc3339};
+use crate::hub::track::DocumentTrack;
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// A request to register an agency.
@@ -32,26 +34,6 @@ pub struct NewAgency {
     pub email: Option<String>,
     /// PEM certificates the agency may use (TLS client and signing).
     pub certificates: Vec<String>,
-}
-
-/// One packet of a document's history, as the hub saw it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrackedPacket {
-    pub packet_id: String,
-    pub kind: String,
-    pub from: String,
-    pub status_code: Option<String>,
-    pub accepted_at: String,
-    pub recipients: Vec<TrackedDelivery>,
-    pub refused: Vec<(String, String)>,
-}
-
-/// Delivery of one packet to one recipient.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrackedDelivery {
-    pub recipient: String,
-    pub queued_at: String,
-    pub delivered_at: Option<String>,
 }
 
 /// Turns PEM certificates into fingerprints, checking each one names `code` in its UID.
@@ -120,34 +102,11 @@ pub async fn set_active(db: &HubDb, code: &str, active: bool) -> Result<Agency, 
     Ok(db.update_agency(code, move |a| a.active = active).await?)
 }
 
-/// The hub's record of every packet of a document.
-pub async fn track(
-    db: &HubDb,
-    owner: &str,
-    document_id: &str,
-) -> Result<Vec<TrackedPacket>, HubError> {
+/// The hub's record of a document issued by `owner`: every packet, and per recipient the
+/// hub's events, the business statuses, the resulting state and the actions on it.
+pub async fn track(db: &HubDb, owner: &str, document_id: &str) -> Result<DocumentTrack, HubError> {
     let history = db.document_history(owner, document_id).await?;
-    let mut out: Vec<TrackedPacket> = history
-        .into_iter()
-        .map(|(id, meta, deliveries)| TrackedPacket {
-            packet_id: id.to_hex(),
-            kind: meta.kind,
-            from: meta.from,
-            status_code: meta.status_code,
-            accepted_at: meta.accepted_at,
-            recipients: deliveries
-                .into_iter()
-                .map(|(recipient, d)| TrackedDelivery {
-                    recipient,
-                    queued_at: d.queued_at,
-                    delivered_at: d.delivered_at,
-                })
-                .collect(),
-            refused: meta.refused,
-        })
-        .collect();
-    out.sort_by(|a, b| a.accepted_at.cmp(&b.accepted_at));
-    Ok(out)
+    Ok(crate::hub::track::build(owner, document_id, history))
 }
 
 /// Reads the admin token, creating it (mode 0600) if absent.
@@ -302,7 +261,350 @@ async fn track_route(
     State(s): State<Arc<AdminState>>,
     headers: HeaderMap,
     Query(p): Query<TrackParams>,
-) -> Result<Json<Vec<TrackedPacket>>, AdminError> {
+) -> Result<Json<DocumentTrack>, AdminError> {
     check_token(&s, &headers)?;
     Ok(Json(track(&s.hub.db, &p.owner, &p.document_id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::compose::{CodeSpec, DocumentSpec, OrgSpec, PromulgationSpec, known_agency_name};
+    use crate::dsig::{SigningIdentity, TrustStore};
+    use crate::edxml::{
+        AgencyCode, Bussiness, BussinessDocType, DocumentPacket, EdxmlDateTime, Organization,
+        Packet, StaffInfo, StatusCode, StatusPacket,
+    };
+    use crate::hub::service::Caller;
+    use crate::node::outgoing::{sign, status_about, take_back_request};
+    use crate::packet_id::PacketId;
+
+    const G22: &str = "000.00.00.G22";
+    const H41: &str = "000.00.00.H41";
+    const H14: &str = "000.00.00.H14";
+    const DOC: &str = "000.00.00.G22,2026/11/23,12/VPCP";
+    const REVOKE: &str = "000.00.00.G22,2026/11/23,12/VPCP#revoke-1";
+
+    fn certs() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../certs"))
+    }
+
+    fn agency_file(code: &str, suffix: &str) -> PathBuf {
+        certs().join("agencies").join(format!("{code}{suffix}"))
+    }
+
+    /// A hub over a fresh database with the three development agencies registered.
+    async fn hub(dir: &Path) -> Arc<Hub> {
+        let db = HubDb::open(&dir.join("hub.redb")).unwrap();
+        for code in [G22, H41, H14] {
+            add_agency(
+                &db,
+                NewAgency {
+                    code: code.into(),
+                    name: known_agency_name(code).unwrap(),
+                    email: None,
+                    certificates: vec![std::fs::read_to_string(agency_file(code, ".pem")).unwrap()],
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let trust = TrustStore::from_pem_files(
+            &[certs().join("ca.pem").as_path()],
+            &[certs().join("crl.pem").as_path()],
+        )
+        .unwrap();
+        let identity =
+            SigningIdentity::from_pem_files(&certs().join("hub.key.pem"), &certs().join("hub.pem"))
+                .unwrap();
+        Hub::new(db, trust, identity, 16 << 20).await.unwrap()
+    }
+
+    fn org(code: &str) -> Organization {
+        Organization::new(
+            AgencyCode::parse_strict(code).unwrap(),
+            known_agency_name(code).unwrap(),
+        )
+    }
+
+    fn document() -> DocumentPacket {
+        DocumentSpec {
+            from: OrgSpec::Code(G22.into()),
+            to: vec![OrgSpec::Code(H41.into()), OrgSpec::Code(H14.into())],
+            subject: "V/v theo dõi văn bản tại trục".into(),
+            content: None,
+            document_id: Some(DOC.into()),
+            code: CodeSpec {
+                number: "12".into(),
+                notation: "VPCP".into(),
+            },
+            promulgation: PromulgationSpec {
+                place: None,
+                date: Some("2026/11/23".into()),
+            },
+            document_type: None,
+            priority: Some(0),
+            steering_type: None,
+            due_date: None,
+            to_places: vec![],
+            signer: None,
+            staff: None,
+            attachments: vec![],
+        }
+        .build(Path::new("."), &known_agency_name)
+        .unwrap()
+    }
+
+    /// 2026-11-23T10:00:00Z plus `secs`.
+    fn at(secs: i64) -> EdxmlDateTime {
+        let base = crate::node::clock::parse_rfc3339("2026-11-23T10:00:00Z").unwrap();
+        EdxmlDateTime::from_offset(base + time::Duration::seconds(secs))
+    }
+
+    fn rfc(secs: i64) -> String {
+        crate::node::clock::rfc3339(at(secs).to_offset_date_time())
+    }
+
+    /// Signs `packet` as `agency` and submits it through the hub's checks.
+    async fn submit(hub: &Arc<Hub>, agency: &str, packet: Packet) -> PacketId {
+        let identity = SigningIdentity::from_pem_files(
+            &agency_file(agency, ".key.pem"),
+            &agency_file(agency, ".pem"),
+        )
+        .unwrap();
+        let bytes = sign(&packet, &identity).unwrap();
+        let id = PacketId::of(&bytes);
+        hub.submit(
+            Caller {
+                agency: agency.into(),
+            },
+            bytes,
+        )
+        .await
+        .unwrap();
+        id
+    }
+
+    /// A recipient's status about `doc`, timestamped `secs` after the base time.
+    fn status(
+        doc: &DocumentPacket,
+        me: &str,
+        code: StatusCode,
+        secs: i64,
+        reason: Option<&str>,
+        staff: Option<(&str, &str)>,
+    ) -> Packet {
+        let mut s: StatusPacket = status_about(
+            doc,
+            &org(me),
+            code,
+            reason.map(str::to_string),
+            staff.map(|(staff, department)| StaffInfo {
+                staff: Some(staff.into()),
+                department: Some(department.into()),
+                ..StaffInfo::default()
+            }),
+        );
+        s.timestamp = at(secs);
+        Packet::Status(s)
+    }
+
+    async fn ack(hub: &Arc<Hub>, agency: &str, ids: &[PacketId]) {
+        let done = hub
+            .acknowledge(
+                Caller {
+                    agency: agency.into(),
+                },
+                ids.to_vec(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.len(), ids.len());
+    }
+
+    fn codes(statuses: &[crate::hub::track::TrackedStatus]) -> Vec<&str> {
+        statuses.iter().map(|s| s.code.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn track_shows_each_recipients_statuses_state_and_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path()).await;
+        let doc = document();
+        let doc_id = submit(&hub, G22, Packet::Document(doc.clone())).await;
+        ack(&hub, H41, &[doc_id]).await;
+
+        // H41: 01, then 05 arrives before 03 (their timestamps give the real order).
+        let s01 = submit(
+            &hub,
+            H41,
+            status(&doc, H41, StatusCode::Received, 1, None, None),
+        )
+        .await;
+        ack(&hub, G22, &[s01]).await;
+        let staff = Some(("Trần Văn B", "Văn thư"));
+        submit(
+            &hub,
+            H41,
+            status(&doc, H41, StatusCode::Processing, 300, None, staff),
+        )
+        .await;
+        submit(
+            &hub,
+            H41,
+            status(&doc, H41, StatusCode::Accepted, 120, None, staff),
+        )
+        .await;
+        // G22 asks to take it back (13), H41 agrees (15).
+        let mut take_back = take_back_request(
+            &doc,
+            &org(G22),
+            AgencyCode::parse_strict(H41).unwrap(),
+            "Văn bản có sai sót".into(),
+            None,
+        );
+        take_back.timestamp = at(400);
+        submit(&hub, G22, Packet::Status(take_back)).await;
+        submit(
+            &hub,
+            H41,
+            status(&doc, H41, StatusCode::Agreed, 460, None, None),
+        )
+        .await;
+
+        // H14 has not fetched the document; its node still sent 01, then a 04 without 03.
+        submit(
+            &hub,
+            H14,
+            status(&doc, H14, StatusCode::Received, 2, None, None),
+        )
+        .await;
+        submit(
+            &hub,
+            H14,
+            status(&doc, H14, StatusCode::Assigned, 60, None, None),
+        )
+        .await;
+        // G22 revokes the document at H14 (its own id, Bussiness/DocumentId = the original);
+        // H14 refuses (16) about the revoke's id.
+        let mut revoke = doc.clone();
+        revoke.document_id = REVOKE.into();
+        revoke.to = vec![org(H14)];
+        let mut b = Bussiness::new(BussinessDocType::Revoke);
+        b.document_id = Some(DOC.into());
+        b.reason = Some("Ban hành nhầm".into());
+        revoke.bussiness = Some(b);
+        submit(&hub, G22, Packet::Document(revoke.clone())).await;
+        submit(
+            &hub,
+            H14,
+            status(
+                &revoke,
+                H14,
+                StatusCode::Refused,
+                600,
+                Some("Đã phân công xử lý"),
+                None,
+            ),
+        )
+        .await;
+
+        let t = track(&hub.db, G22, DOC).await.unwrap();
+        assert_eq!(t.owner, G22);
+        assert_eq!(t.document.as_ref().unwrap().packet_id, doc_id.to_hex());
+        assert_eq!(t.packets.len(), 10, "{:#?}", t.packets);
+        let agencies: Vec<&str> = t.recipients.iter().map(|r| r.recipient.as_str()).collect();
+        assert_eq!(agencies, [H41, H14]);
+
+        let h41 = &t.recipients[0];
+        assert_eq!(h41.delivery, "delivered");
+        assert!(h41.delivered_at.is_some());
+        assert_eq!(codes(&h41.statuses), ["01", "03", "05", "13", "15"]);
+        assert_eq!(h41.state, "taken_back");
+        assert_eq!(h41.stage.as_deref(), Some("05"));
+        assert_eq!(h41.take_back, "agreed");
+        assert!(h41.anomalies.is_empty(), "{:?}", h41.anomalies);
+        assert_eq!(h41.describe_state(), "taken_back (05, take-back agreed)");
+        let s = &h41.statuses;
+        assert_eq!(s[0].time, rfc(1));
+        assert!(s[0].delivered_at.is_some(), "G22 acknowledged the 01");
+        assert_eq!(s[1].time, rfc(120));
+        assert_eq!(s[1].label_en, "accepted");
+        assert_eq!(s[1].staff.as_deref(), Some("Trần Văn B, Văn thư"));
+        assert!(s[1].delivered_at.is_none());
+        assert_eq!(s[3].from, G22);
+        assert_eq!(s[3].reason.as_deref(), Some("Văn bản có sai sót"));
+        assert!(s.iter().all(|x| x.anomaly.is_none() && !x.repeat));
+        assert!(h41.actions.is_empty());
+
+        let h14 = &t.recipients[1];
+        assert_eq!(h14.delivery, "pending");
+        assert_eq!(h14.delivered_at, None);
+        assert_eq!(codes(&h14.statuses), ["01", "04"]);
+        assert_eq!(h14.state, "new");
+        assert_eq!(h14.stage.as_deref(), Some("01"));
+        let anomaly = h14.statuses[1].anomaly.as_deref().unwrap();
+        assert!(anomaly.contains("needs 03 (accepted)"), "{anomaly}");
+        assert_eq!(h14.anomalies.len(), 1);
+        assert_eq!(h14.actions.len(), 1);
+        let a = &h14.actions[0];
+        assert_eq!((a.action.as_str(), a.business_doc_type), ("revoke", 1));
+        assert_eq!(a.document_id, REVOKE);
+        assert_eq!(a.reason.as_deref(), Some("Ban hành nhầm"));
+        assert_eq!(a.delivery, "pending");
+        assert_eq!(codes(&a.statuses), ["16"]);
+        assert_eq!(a.statuses[0].reason.as_deref(), Some("Đã phân công xử lý"));
+        assert_eq!(a.answer.as_deref(), Some("16"));
+
+        // The take-back request is filed under the issuer, not under H41.
+        assert!(
+            hub.db.document_history(H41, DOC).await.unwrap().is_empty(),
+            "nothing of G22's document is filed under H41"
+        );
+        // What an operator reads.
+        let mut text = Vec::new();
+        crate::cli::hub::print_track(&mut text, &t).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        for line in [
+            format!("document {DOC} issued by {G22}"),
+            format!("  {H41}  state: taken_back (05, take-back agreed)"),
+            format!(
+                "{}      03 accepted    by Trần Văn B, Văn thư  (packet {}, not yet delivered to the sender)",
+                rfc(120),
+                &s[1].packet_id[..16]
+            ),
+            format!(
+                "{}      01 received     (packet {}, delivered to the sender)",
+                rfc(1),
+                &s[0].packet_id[..16]
+            ),
+            format!(
+                "{}      13 take back   reason: Văn bản có sai sót",
+                rfc(400)
+            ),
+            format!("  {H14}  state: new (01)"),
+            "pending: not yet fetched".to_string(),
+            "! does not follow the lifecycle: status 04 needs 03 (accepted) first".to_string(),
+            format!(
+                "revoke {REVOKE} (packet {}): refused (16)",
+                &a.packet_id[..16]
+            ),
+            "accepted by the hub; reason: Ban hành nhầm".to_string(),
+            format!(
+                "{}      16 refused     reason: Đã phân công xử lý",
+                rfc(600)
+            ),
+            "packets (10):".to_string(),
+        ] {
+            assert!(text.contains(&line), "{line:?} missing from:\n{text}");
+        }
+        // The JSON the admin API sends is what the CLI reads back.
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<DocumentTrack>(&json).unwrap(), t);
+        // An unknown document has no packets (the CLI exits 1).
+        let none = track(&hub.db, G22, "no such document").await.unwrap();
+        assert!(none.packets.is_empty() && none.recipients.is_empty());
+    }
 }

@@ -8,22 +8,32 @@
 //! - `deliveries`: (packet id, recipient) → [`Delivery`] (JSON; one row per routed recipient)
 //! - `queue`: (recipient, urgency rank, seq) → packet id: what each recipient still has to fetch
 //! - `sender_receipts`: (sender, seq) → (packet id, recipient): delivery receipts to collect
-//! - `by_document`: (from, document id, packet id) → (): every packet of one business document,
-//!   status packets included, for tracking
-//! - `counters`: name → u64
+//! - `by_document`: (owner, document id, packet id) → (): every packet of one business
+//!   document, for tracking. The owner is the agency that issued the document: a document
+//!   packet's sender; for a status packet the agency it goes to, except a take-back request
+//!   (13), which the issuer sends and is filed under the issuer. A status is filed under the
+//!   DocumentId it answers (`ResponseFor/DocumentId`). An action packet (revoke, update or
+//!   replace: BussinessDocType 1–3) is filed under its own DocumentId *and* under the
+//!   DocumentId it acts on (`Bussiness/DocumentId`), so the original's record finds it.
+//! - `counters`: name → u64 (also `layout`: the version of the rows' layout, see
+//!   [`LAYOUT_VERSION`])
 //!
 //! Invariants:
-//! - A packet, its meta (with its receipt), its business key and all its delivery and queue
-//!   rows are written in one transaction: a submission is entirely there or not at all.
+//! - A packet, its meta (with its receipt), its business key, its `by_document` rows and all
+//!   its delivery and queue rows are written in one transaction: a submission is entirely
+//!   there or not at all.
 //! - Marking a delivery done, storing its receipt, removing its queue row and queueing the
 //!   receipt for the sender happen in one transaction.
 //! - A recipient can only reach packets for which a delivery row names it.
+//! - A database written with an older row layout is upgraded once, inside the transaction
+//!   that opens it, before anything else reads it.
 
 use std::collections::BTreeMap;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use crate::edxml::{BussinessDocType, Packet, ReadOptions, StatusCode};
 use crate::packet_id::PacketId;
 use crate::store::codec::{decode, encode};
 use crate::store::{DbResult, Store, StoreError};
@@ -73,6 +83,81 @@ pub struct PacketMeta {
     pub refused: Vec<(String, String)>,
     /// The signed submission receipt returned to the sender (and again on resubmission).
     pub receipt: String,
+    /// Status packets: the packet's own `Timestamp` (RFC 3339, UTC), the time the business
+    /// lifecycle is ordered by. `None` only if the stored bytes could not be read again when
+    /// the row was upgraded.
+    #[serde(default)]
+    pub status_time: Option<String>,
+    /// `StaffInfo` summarised (`staff, department`): of a status packet, or of an action's
+    /// `Bussiness`.
+    #[serde(default)]
+    pub staff: Option<String>,
+    /// The reason: a status packet's `Description`, or an action's `BussinessDocReason`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Action documents (BussinessDocType 1–3): the DocumentId of the document acted upon
+    /// (`Bussiness/DocumentId`, or for a replacement without it the first
+    /// `ReplacementInfo/DocumentId`).
+    #[serde(default)]
+    pub target_document_id: Option<String>,
+    /// Updates: the agencies the update removes from the recipients (`ReceiverType` 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_recipients: Vec<String>,
+}
+
+impl PacketMeta {
+    /// Records what the packet says about the business lifecycle: a status's timestamp, staff
+    /// and reason; an action document's target, staff and reason.
+    pub fn record_business(&mut self, packet: &Packet) {
+        match packet {
+            Packet::Status(s) => {
+                self.status_time = Some(crate::node::clock::rfc3339(
+                    s.timestamp.to_offset_date_time(),
+                ));
+                self.staff = s
+                    .staff_info
+                    .as_ref()
+                    .and_then(crate::node::inbox::staff_summary);
+                self.reason = s.description.clone();
+            }
+            Packet::Document(d) => {
+                let Some(b) = &d.bussiness else {
+                    return;
+                };
+                if b.doc_type == BussinessDocType::New {
+                    return;
+                }
+                self.target_document_id = b
+                    .document_id
+                    .as_ref()
+                    .or_else(|| b.replacements.first().map(|r| &r.document_id))
+                    .map(|id| id.to_string());
+                self.staff = b
+                    .staff_info
+                    .as_ref()
+                    .and_then(crate::node::inbox::staff_summary);
+                self.reason = b.reason.clone();
+                self.removed_recipients = b
+                    .document_info
+                    .iter()
+                    .flat_map(|i| &i.receivers)
+                    .filter(|r| r.receiver_type == crate::edxml::ReceiverType::Removed)
+                    .map(|r| r.organ_id.to_string())
+                    .collect();
+            }
+        }
+    }
+
+    /// An action (revoke, update, replace) on another document: the document it acts on.
+    pub fn action_target(&self) -> Option<&str> {
+        match self.business_doc_type {
+            Some(1..=3) => self
+                .target_document_id
+                .as_deref()
+                .filter(|t| *t != self.document_id),
+            _ => None,
+        }
+    }
 }
 
 /// Delivery state of one (packet, recipient) pair.
@@ -161,7 +246,7 @@ impl HubDb {
             txn.open_table(SENDER_RECEIPTS).db()?;
             txn.open_table(BY_DOCUMENT).db()?;
             txn.open_table(COUNTERS).db()?;
-            Ok(())
+            upgrade_layout(txn)
         })?;
         Ok(HubDb { store })
     }
@@ -289,17 +374,7 @@ impl HubDb {
                     .db()?
                     .insert(id.as_bytes(), encode(meta).as_slice())
                     .db()?;
-                txn.open_table(BY_DOCUMENT)
-                    .db()?
-                    .insert(
-                        (
-                            document_owner(meta).as_str(),
-                            meta.document_id.as_str(),
-                            id.as_bytes(),
-                        ),
-                        (),
-                    )
-                    .db()?;
+                index_by_document(txn, id, meta)?;
                 let rank = urgency_rank(meta.priority);
                 for recipient in &meta.recipients {
                     let seq = next_seq(txn, "queue")?;
@@ -542,8 +617,10 @@ impl HubDb {
             .await
     }
 
-    /// Every packet of one business document (the document, its updates and the statuses
-    /// about it), with each recipient's delivery state.
+    /// Every packet of one business document, read in one snapshot: the document, the
+    /// statuses about it, the actions (revoke, update, replace) on it, and the packets filed
+    /// under each action's own DocumentId (the statuses answering it); each with every
+    /// recipient's delivery state. Each packet appears once.
     pub async fn document_history(
         &self,
         owner: &str,
@@ -556,16 +633,32 @@ impl HubDb {
                 let idx = txn.open_table(BY_DOCUMENT).db()?;
                 let metas = txn.open_table(PACKET_META).db()?;
                 let deliveries = txn.open_table(DELIVERIES).db()?;
-                let lo = (owner.as_str(), document_id.as_str(), &[0u8; 32]);
-                let hi = (owner.as_str(), document_id.as_str(), &[0xffu8; 32]);
+                let mut ids: Vec<PacketId> = Vec::new();
+                let filed = |doc: &str, ids: &mut Vec<PacketId>| -> Result<(), StoreError> {
+                    let lo = (owner.as_str(), doc, &[0u8; 32]);
+                    let hi = (owner.as_str(), doc, &[0xffu8; 32]);
+                    for row in idx.range(lo..=hi).db()? {
+                        let (k, _) = row.db()?;
+                        let id = PacketId(*k.value().2);
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                    Ok(())
+                };
+                filed(&document_id, &mut ids)?;
                 let mut out = Vec::new();
-                for row in idx.range(lo..=hi).db()? {
-                    let (k, _) = row.db()?;
-                    let id = PacketId(*k.value().2);
+                let mut i = 0;
+                while i < ids.len() {
+                    let id = ids[i];
+                    i += 1;
                     let Some(m) = metas.get(id.as_bytes()).db()? else {
                         continue;
                     };
                     let meta: PacketMeta = decode(m.value())?;
+                    if meta.from == owner && meta.action_target() == Some(document_id.as_str()) {
+                        filed(&meta.document_id, &mut ids)?;
+                    }
                     let mut per = BTreeMap::new();
                     for r in &meta.recipients {
                         if let Some(d) = deliveries.get((id.as_bytes(), r.as_str())).db()? {
@@ -580,14 +673,111 @@ impl HubDb {
     }
 }
 
-/// Which agency "owns" the business document a packet belongs to: the sender for documents,
-/// the original sender (the status's recipient) for status packets.
+/// Which agency "owns" the business document a packet belongs to: the issuer. That is the
+/// sender of a document packet and of a take-back request (13, which only the issuer sends),
+/// and the addressee of any other status packet (a recipient answering the issuer).
 fn document_owner(meta: &PacketMeta) -> String {
-    if meta.kind == "status" {
+    let take_back = meta
+        .status_code
+        .as_deref()
+        .and_then(|c| StatusCode::parse(c).ok())
+        .is_some_and(crate::node::lifecycle::sent_by_original_sender);
+    if meta.kind == "status" && !take_back {
         meta.recipients.first().cloned().unwrap_or_default()
     } else {
         meta.from.clone()
     }
+}
+
+/// Files a packet in `by_document`: under its owner and its DocumentId, and an action packet
+/// also under the DocumentId it acts on.
+fn index_by_document(
+    txn: &WriteTransaction,
+    id: PacketId,
+    meta: &PacketMeta,
+) -> Result<(), StoreError> {
+    let owner = document_owner(meta);
+    let mut idx = txn.open_table(BY_DOCUMENT).db()?;
+    idx.insert(
+        (owner.as_str(), meta.document_id.as_str(), id.as_bytes()),
+        (),
+    )
+    .db()?;
+    if let Some(target) = meta.action_target() {
+        idx.insert((owner.as_str(), target, id.as_bytes()), ())
+            .db()?;
+    }
+    Ok(())
+}
+
+/// The layout of the rows this code writes. Version 2: status metas carry their timestamp,
+/// staff and reason, action metas their target; take-back requests (13) are filed under
+/// their issuer and actions also under their target in `by_document`. Version 1 (no
+/// `layout` counter) filed a 13 under its addressee.
+pub const LAYOUT_VERSION: u64 = 2;
+
+/// Brings a database written by an older version to [`LAYOUT_VERSION`], once, inside the
+/// opening transaction: re-reads the stored bytes of status and action packets to fill in
+/// what their metas lack, and re-files them in `by_document`. Bytes that cannot be read again
+/// leave those fields empty (tracking then falls back to the hub's times).
+fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let version = txn
+        .open_table(COUNTERS)
+        .db()?
+        .get("layout")
+        .db()?
+        .map_or(1, |v| v.value());
+    if version >= LAYOUT_VERSION {
+        return Ok(());
+    }
+    let mut todo: Vec<(PacketId, PacketMeta)> = Vec::new();
+    {
+        let metas = txn.open_table(PACKET_META).db()?;
+        for row in metas.iter().db()? {
+            let (k, v) = row.db()?;
+            let meta: PacketMeta = decode(v.value())?;
+            if meta.kind == "status" || matches!(meta.business_doc_type, Some(1..=3)) {
+                todo.push((PacketId(*k.value()), meta));
+            }
+        }
+    }
+    for (id, mut meta) in todo {
+        let old_owner = if meta.kind == "status" {
+            meta.recipients.first().cloned().unwrap_or_default()
+        } else {
+            meta.from.clone()
+        };
+        let bytes = txn
+            .open_table(PACKETS)
+            .db()?
+            .get(id.as_bytes())
+            .db()?
+            .map(|v| v.value().to_vec());
+        if let Some(bytes) = bytes {
+            let mut opts = ReadOptions::default();
+            opts.limits.max_bytes = opts.limits.max_bytes.max(bytes.len());
+            opts.limits.max_text_len = opts.limits.max_text_len.max(bytes.len());
+            match crate::edxml::read(&bytes, &opts) {
+                Ok(o) => meta.record_business(&o.packet),
+                Err(e) => tracing::warn!(packet = %id, error = %e,
+                    "hub database upgrade: stored packet cannot be read again; its tracking keeps the hub's times"),
+            }
+        }
+        txn.open_table(BY_DOCUMENT)
+            .db()?
+            .remove((old_owner.as_str(), meta.document_id.as_str(), id.as_bytes()))
+            .db()?;
+        index_by_document(txn, id, &meta)?;
+        txn.open_table(PACKET_META)
+            .db()?
+            .insert(id.as_bytes(), encode(&meta).as_slice())
+            .db()?;
+    }
+    txn.open_table(COUNTERS)
+        .db()?
+        .insert("layout", LAYOUT_VERSION)
+        .db()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -607,6 +797,11 @@ mod tests {
             recipients: to.iter().map(|s| s.to_string()).collect(),
             refused: vec![],
             receipt: format!("receipt for {doc}"),
+            status_time: None,
+            staff: None,
+            reason: None,
+            target_document_id: None,
+            removed_recipients: Vec::new(),
         }
     }
 
@@ -693,5 +888,149 @@ mod tests {
         let history = db.document_history("A", "d").await.unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].2["B"].delivered_at.as_deref(), Some("t1"));
+    }
+
+    /// An unsigned status packet (the upgrade only reads, it does not verify).
+    fn status_bytes(from: &str, to: &str, doc: &str, code: StatusCode, at: &str) -> Vec<u8> {
+        use crate::edxml::{
+            AgencyCode, EdxmlDateTime, Organization, ResponseFor, StaffInfo, StatusPacket,
+        };
+        let org = |c: &str| Organization::new(AgencyCode::parse_strict(c).unwrap(), "Cơ quan");
+        let mut s = StatusPacket::new(
+            org(from),
+            ResponseFor {
+                organ_id: AgencyCode::parse_strict(to).unwrap(),
+                code: None,
+                promulgation_date: None,
+                document_id: doc.into(),
+            },
+            code,
+            EdxmlDateTime::from_offset(crate::node::clock::parse_rfc3339(at).unwrap()),
+        );
+        s.description = Some("Văn bản có sai sót".into());
+        s.staff_info = Some(StaffInfo {
+            staff: Some("Nguyễn Văn A".into()),
+            department: Some("Văn thư".into()),
+            ..StaffInfo::default()
+        });
+        crate::edxml::write(&Packet::Status(s)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn old_rows_decode_and_are_upgraded_once() {
+        const G22: &str = "000.00.00.G22";
+        const H41: &str = "000.00.00.H41";
+        // A row written before the status fields existed still decodes.
+        let old = r#"{"kind":"status","from":"000.00.00.G22","document_id":"d",
+            "business_doc_type":null,"status_code":"13","priority":0,"size":5,
+            "accepted_at":"2026-11-23T10:00:09Z","recipients":["000.00.00.H41"],
+            "refused":[],"receipt":"r"}"#;
+        let old_meta: PacketMeta = decode(old.as_bytes()).unwrap();
+        assert_eq!(old_meta.status_time, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        db.submit(packet(b"doc", meta(G22, "d", &[H41], 0)))
+            .await
+            .unwrap();
+        // Layout 1: a take-back request (13) filed under its addressee, without its fields.
+        let bytes = status_bytes(G22, H41, "d", StatusCode::TakeBack, "2026-11-23T10:00:05Z");
+        let id = PacketId::of(&bytes);
+        db.store()
+            .write(move |txn| {
+                txn.open_table(PACKETS)
+                    .db()?
+                    .insert(id.as_bytes(), bytes.as_slice())
+                    .db()?;
+                txn.open_table(PACKET_META)
+                    .db()?
+                    .insert(id.as_bytes(), old.as_bytes())
+                    .db()?;
+                txn.open_table(BY_DOCUMENT)
+                    .db()?
+                    .insert((H41, "d", id.as_bytes()), ())
+                    .db()?;
+                txn.open_table(COUNTERS).db()?.remove("layout").db()?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(db.document_history(H41, "d").await.unwrap().len(), 1);
+
+        db.store().write(upgrade_layout).await.unwrap();
+        assert!(
+            db.document_history(H41, "d").await.unwrap().is_empty(),
+            "the 13 is no longer filed under its addressee"
+        );
+        let history = db.document_history(G22, "d").await.unwrap();
+        let (_, m, _) = history
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .expect("the 13 is filed under the issuer");
+        assert_eq!(m.status_time.as_deref(), Some("2026-11-23T10:00:05Z"));
+        assert_eq!(m.staff.as_deref(), Some("Nguyễn Văn A, Văn thư"));
+        assert_eq!(m.reason.as_deref(), Some("Văn bản có sai sót"));
+        assert_eq!(history.len(), 2);
+        // Once: the layout is recorded and a second run changes nothing.
+        let version = db
+            .store()
+            .read(|txn| {
+                Ok::<_, StoreError>(
+                    txn.open_table(COUNTERS)
+                        .db()?
+                        .get("layout")
+                        .db()?
+                        .map(|v| v.value()),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, Some(LAYOUT_VERSION));
+        db.store().write(upgrade_layout).await.unwrap();
+        assert_eq!(db.document_history(G22, "d").await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn actions_are_filed_under_their_target_and_their_answers_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        db.submit(packet(b"doc", meta("A", "d", &["B"], 0)))
+            .await
+            .unwrap();
+        let mut revoke = meta("A", "d#revoke-1", &["B"], 0);
+        revoke.business_doc_type = Some(1);
+        revoke.target_document_id = Some("d".into());
+        db.submit(packet(b"revoke", revoke)).await.unwrap();
+        let mut answer = meta("B", "d#revoke-1", &["A"], 0);
+        answer.kind = "status".into();
+        answer.business_doc_type = None;
+        answer.status_code = Some("15".into());
+        db.submit(packet(b"answer", answer)).await.unwrap();
+        // Another document of A, and B's own document with the same id: not part of it.
+        db.submit(packet(b"other", meta("A", "e", &["B"], 0)))
+            .await
+            .unwrap();
+        db.submit(packet(b"b-own", meta("B", "d", &["A"], 0)))
+            .await
+            .unwrap();
+
+        let history = db.document_history("A", "d").await.unwrap();
+        let mut ids: Vec<PacketId> = history.iter().map(|(id, _, _)| *id).collect();
+        ids.sort();
+        let mut expected = vec![
+            PacketId::of(b"doc"),
+            PacketId::of(b"revoke"),
+            PacketId::of(b"answer"),
+        ];
+        expected.sort();
+        assert_eq!(
+            ids, expected,
+            "each packet once, the answer found via the action"
+        );
+        // The action keeps its own record too.
+        assert_eq!(
+            db.document_history("A", "d#revoke-1").await.unwrap().len(),
+            2
+        );
     }
 }

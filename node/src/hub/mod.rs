@@ -5,6 +5,7 @@
 //! - `db`: durable state (redb).
 //! - `service`: the checks and decisions.
 //! - `api`: node-facing mTLS HTTP routes; `admin`: the operators' loopback API.
+//! - `track`: the record of one business document built for operators (`docaxis hub track`).
 //!
 //! [`start`] runs a hub inside the current tokio runtime and reports its bound addresses, so
 //! the CLI, the demo and tests share one code path.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod service;
+pub mod track;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,8 +4,10 @@
 //! stored): body size (enforced before the body is read, in `api`); well-formed edXML without
 //! DTD; the strict schema; the strict signature profile and trust chain; the signer's
 //! certificate registered for `From/OrganId`; the TLS client being that same agency; the
-//! recipients being registered and active. Then the packet, its signed receipt and one delivery
-//! row per accepted recipient are committed in one transaction, and only then answered.
+//! recipients being registered and active. Then the packet, its signed receipt, what it says
+//! for tracking (a status's own timestamp, staff and reason; an action's target document) and
+//! one delivery row per accepted recipient are committed in one transaction, and only then
+//! answered.
 //!
 //! Invariants:
 //! - Verification, schema validation and signing run on the blocking pool, never on the
@@ -343,25 +345,29 @@ impl Hub {
             Packet::Status(s) => (None, Some(s.status_code.as_str().to_string()), 0),
         };
         let id = PacketId(signed.packet_sha256);
-        Ok(Checked {
-            id,
-            meta: PacketMeta {
-                kind: match packet {
-                    Packet::Document(_) => "document".into(),
-                    Packet::Status(_) => "status".into(),
-                },
-                from,
-                document_id: packet.document_id().to_string(),
-                business_doc_type,
-                status_code,
-                priority,
-                size: bytes.len() as u64,
-                accepted_at: now_rfc3339(),
-                recipients,
-                refused,
-                receipt: String::new(),
+        let mut meta = PacketMeta {
+            kind: match packet {
+                Packet::Document(_) => "document".into(),
+                Packet::Status(_) => "status".into(),
             },
-        })
+            from,
+            document_id: packet.document_id().to_string(),
+            business_doc_type,
+            status_code,
+            priority,
+            size: bytes.len() as u64,
+            accepted_at: now_rfc3339(),
+            recipients,
+            refused,
+            receipt: String::new(),
+            status_time: None,
+            staff: None,
+            reason: None,
+            target_document_id: None,
+            removed_recipients: Vec::new(),
+        };
+        meta.record_business(&packet);
+        Ok(Checked { id, meta })
     }
 
     fn submission_receipt(&self, checked: &Checked) -> Result<String, HubError> {
