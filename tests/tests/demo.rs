@@ -58,6 +58,15 @@ fn demo_delivers_to_both_provinces_and_prints_the_tracking() {
             "{code} inbox line missing:\n{text}"
         );
     }
+    // The hub's own record agrees with the sender's, recipient by recipient.
+    assert!(
+        text.contains("000.00.00.H41: the hub agrees with the sender (completed, statuses 01 → 03 → 04 → 05 → 06)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("000.00.00.H14: the hub agrees with the sender (rejected, statuses 01 → 02)"),
+        "{text}"
+    );
     for step in [
         "03 đã tiếp nhận (accepted) by Trần Thị Lan",
         "04 phân công (assigned) by Lê Văn Hùng",

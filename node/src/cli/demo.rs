@@ -325,6 +325,40 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    step(
+        "the hub's own record of the same document (docaxis hub track), from what passed through it",
+    );
+    let hub_view = hub::admin::track(&running_hub.hub.db, nodes[0].0, &sent.document_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("hub track: {e}"))?;
+    {
+        let mut out = std::io::stdout().lock();
+        crate::cli::hub::print_track(&mut out, &hub_view)?;
+    }
+    for r in &view.recipients {
+        let code = &r.summary.code;
+        let Some(at_hub) = hub_view.recipients.iter().find(|h| &h.recipient == code) else {
+            bail!("the hub has no record for {code}");
+        };
+        let ours: Vec<String> = status_history(r.timeline.iter().map(|e| (&e.at, &e.event)))
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        let hubs: Vec<String> = at_hub.statuses.iter().map(|s| s.code.clone()).collect();
+        if at_hub.state != r.summary.business_state || hubs != ours {
+            bail!(
+                "the hub and the sender disagree about {code}: hub {} {hubs:?}, sender {} {ours:?}",
+                at_hub.state,
+                r.summary.business_state
+            );
+        }
+        println!(
+            "    {code}: the hub agrees with the sender ({}, statuses {})",
+            at_hub.state,
+            hubs.join(" → ")
+        );
+    }
+
     step("where everything lives");
     println!("    hub database     {}", hub_config.db_path().display());
     for (code, path, running) in &nodes {
