@@ -7,8 +7,8 @@
 //! PDF attachment from Văn phòng Chính phủ to two provinces through the sender node's clerk
 //! API, waits until the hub delivered it and both recipients answered with status 01; then the
 //! recipients' clerks work on it (Nghệ An 03 → 04 → 05 → 06, Cao Bằng 02 with a reason), and
-//! the demo prints the sender's timeline and each recipient's, checks that both sides record
-//! the same statuses at the same times, prints where everything lives, and exits 0. With `--keep-running` it
+//! the demo prints the sender's timeline, each recipient's and the hub's record, checks that
+//! they all hold the same statuses, prints where everything lives, and exits 0. With `--keep-running` it
 //! stays up and prints the commands to use it.
 //!
 //! The example document and its attachment are compiled into the binary, so the demo runs from
