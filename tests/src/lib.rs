@@ -11,8 +11,6 @@
 //! (`send/outbox/inbox/track --json`); [`NodeApi`] calls a node's clerk API directly, for
 //! streams of documents faster than the command line allows.
 
-pub mod nodes;
-
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -499,24 +497,23 @@ impl NodeProc {
             .collect()
     }
 
-    /// Runs a clerk command against this node: `docaxis COMMAND --config node.toml ARGS…`.
-    pub fn clerk(&self, command: &str, args: &[&str]) -> Output {
+    /// Runs a clerk command against this node: `docaxis ARGS… --config node.toml`.
+    pub fn clerk(&self, args: &[&str]) -> Output {
         docaxis()
-            .arg(command)
-            .args(["--config", s(&self.config)])
             .args(args)
+            .args(["--config", s(&self.config)])
             .output()
             .expect("docaxis runs")
     }
 
     /// Runs a clerk command with `--json`, panics unless it succeeds, and parses its answer.
-    pub fn clerk_json(&self, command: &str, args: &[&str]) -> serde_json::Value {
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
         all.push("--json");
-        let out = self.clerk(command, &all);
+        let out = self.clerk(&all);
         assert!(
             out.status.success(),
-            "docaxis {command} {} at {} failed: {}{}",
+            "docaxis {} at {} failed: {}{}",
             all.join(" "),
             self.agency,
             stdout(&out),
@@ -524,30 +521,37 @@ impl NodeProc {
         );
         serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
             panic!(
-                "docaxis {command} --json printed no JSON ({e}): {}",
+                "docaxis {} printed no JSON ({e}): {}",
+                all.join(" "),
                 stdout(&out)
             )
         })
     }
 
+    fn json_of(&self, command: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec![command];
+        all.extend_from_slice(args);
+        self.json(&all)
+    }
+
     /// `docaxis send --config … ARGS --json`: `{document_id, packet_id}`.
     pub fn send(&self, args: &[&str]) -> serde_json::Value {
-        self.clerk_json("send", args)
+        self.json_of("send", args)
     }
 
     /// `docaxis outbox --config … ARGS --json`: the outbox entries.
     pub fn outbox(&self, args: &[&str]) -> Vec<serde_json::Value> {
-        items(self.clerk_json("outbox", args))
+        items(self.json_of("outbox", args))
     }
 
     /// `docaxis inbox --config … ARGS --json`: the inbox entries.
     pub fn inbox(&self, args: &[&str]) -> Vec<serde_json::Value> {
-        items(self.clerk_json("inbox", args))
+        items(self.json_of("inbox", args))
     }
 
     /// `docaxis track DOCUMENT_ID --config … --json`.
     pub fn track(&self, document_id: &str) -> serde_json::Value {
-        self.clerk_json("track", &[document_id])
+        self.json(&["track", document_id])
     }
 
     /// An async client of this node's clerk API (token read now).

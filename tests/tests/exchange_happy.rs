@@ -190,9 +190,9 @@ fn a_document_with_a_pdf_reaches_two_provinces_and_an_urgent_one_comes_back() {
     assert_eq!(h14.inbox(&["--kind", "all"]).len(), 1);
 
     // The human outputs say the same.
-    let human = stdout(&g22.clerk("track", &[&doc]));
+    let human = stdout(&g22.clerk(&["track", &doc]));
     assert!(human.contains("2/2 accepted, 2/2 delivered"), "{human}");
     assert_eq!(human.matches("01 đã đến (received)").count(), 4, "{human}");
-    let human = stdout(&g22.clerk("inbox", &[]));
+    let human = stdout(&g22.clerk(&["inbox"]));
     assert!(human.contains("Báo cáo tiến độ kết nối"), "{human}");
 }

@@ -73,7 +73,7 @@ fn sent_while_the_hub_is_down_then_delivered_when_it_starts() {
     assert!(error.contains("cannot reach the hub"), "{error}");
     assert!(entry["next_attempt_at"].is_string(), "{entry:#}");
     assert!(entry["recipients"][0]["accepted_at"].is_null(), "{entry:#}");
-    let human = stdout(&g22.clerk("outbox", &[]));
+    let human = stdout(&g22.clerk(&["outbox"]));
     assert!(
         human.contains("last error:") && human.contains("cannot reach the hub"),
         "{human}"

@@ -28,7 +28,7 @@ fn a_node_refuses_to_start_as_an_agency_its_certificate_does_not_name() {
         !node.data_dir().join("api.addr").exists(),
         "no clerk API was opened"
     );
-    let out = node.clerk("outbox", &[]);
+    let out = node.clerk(&["outbox"]);
     assert!(!out.status.success(), "a clerk command finds no node");
     assert_eq!(hub.log().matches("packet accepted").count(), 0);
 }

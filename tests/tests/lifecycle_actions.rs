@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use docaxis::edxml::{EdxmlDateTime, Organization, Packet, StaffInfo, StatusCode, write};
 use docaxis::node::outgoing::status_about;
-use docaxis_e2e::nodes::ClerkNode;
-use docaxis_e2e::{G22, H14, H41, HubProc, Pki, run_ok, s, stderr, stdout, wait_for};
+use docaxis_e2e::{G22, H14, H41, HubProc, NodeProc, Pki, run_ok, s, stderr, stdout, wait_for};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -29,7 +28,7 @@ fn items(list: &Value) -> &Vec<Value> {
 }
 
 /// Waits until `node` holds a document with this id (in any state) and returns it.
-fn received(node: &ClerkNode, document_id: &str) -> Value {
+fn received(node: &NodeProc, document_id: &str) -> Value {
     wait_for(
         &format!("{} receives {document_id}", node.agency),
         WAIT,
@@ -45,7 +44,7 @@ fn received(node: &ClerkNode, document_id: &str) -> Value {
 
 /// The inbox entry of `document_id` at `node` once `pred` holds.
 fn inbox_until(
-    node: &ClerkNode,
+    node: &NodeProc,
     document_id: &str,
     what: &str,
     pred: impl Fn(&Value) -> bool,
@@ -60,7 +59,7 @@ fn inbox_until(
 }
 
 fn track_until(
-    node: &ClerkNode,
+    node: &NodeProc,
     document_id: &str,
     what: &str,
     pred: impl Fn(&Value) -> bool,
@@ -89,7 +88,7 @@ fn hub_state(track: &Value, agency: &str) -> String {
         .unwrap_or_default()
 }
 
-fn send(node: &ClerkNode, to: &[&str], number: &str, subject: &str, attachment: &str) -> String {
+fn send(node: &NodeProc, to: &[&str], number: &str, subject: &str, attachment: &str) -> String {
     let mut args = vec!["send"];
     for t in to {
         args.extend(["--to", t]);
@@ -147,10 +146,10 @@ fn revoke_update_with_new_recipients_and_replace() {
         s(&pki.cert(G01)),
     ]);
     assert!(added.status.success(), "{}", stderr(&added));
-    let g22 = ClerkNode::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let h41 = ClerkNode::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
-    let h14 = ClerkNode::start(&tmp.path().join("h14"), &pki, H14, &hub.url());
-    let g01 = ClerkNode::start(&tmp.path().join("g01"), &pki, G01, &hub.url());
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let h14 = NodeProc::start(&tmp.path().join("h14"), &pki, H14, &hub.url());
+    let g01 = NodeProc::start(&tmp.path().join("g01"), &pki, G01, &hub.url());
     let pdf = tmp.path().join("van-ban.pdf");
     std::fs::write(&pdf, b"%PDF-1.4 actions\n").unwrap();
     let pdf = s(&pdf);
@@ -405,8 +404,8 @@ fn statuses_arriving_out_of_order_and_twice_give_the_right_timeline() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
-    let g22 = ClerkNode::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let h41 = ClerkNode::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
     let pdf = tmp.path().join("a.pdf");
     std::fs::write(&pdf, b"%PDF-1.4 order\n").unwrap();
     // Once the node holds the hub's signed directory, a recipient the hub does not know is
@@ -535,7 +534,7 @@ fn statuses_arriving_out_of_order_and_twice_give_the_right_timeline() {
 }
 
 /// The node's health answer (`GET /api/v1/health`).
-fn health(node: &ClerkNode) -> Value {
+fn health(node: &NodeProc) -> Value {
     let config = docaxis::node::NodeConfig::load(&node.config).unwrap();
     let client = docaxis::node::client::ApiClient::from_config(&config).unwrap();
     let h = tokio::runtime::Builder::new_current_thread()
@@ -548,7 +547,7 @@ fn health(node: &ClerkNode) -> Value {
 }
 
 /// The stored bytes of a received packet, through the node's clerk API.
-fn reqwest_packet(node: &ClerkNode, packet_id: &str) -> Vec<u8> {
+fn reqwest_packet(node: &NodeProc, packet_id: &str) -> Vec<u8> {
     let config = docaxis::node::NodeConfig::load(&node.config).unwrap();
     let client = docaxis::node::client::ApiClient::from_config(&config).unwrap();
     tokio::runtime::Builder::new_current_thread()

@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use docaxis_e2e::nodes::ClerkNode;
-use docaxis_e2e::{G22, H14, H41, HubProc, Pki, s, stderr, stdout, wait_for};
+use docaxis_e2e::{G22, H14, H41, HubProc, NodeProc, Pki, s, stderr, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -51,7 +50,7 @@ fn hub_codes(track: &serde_json::Value, code: &str) -> Vec<String> {
         .collect()
 }
 
-fn status_ok(node: &ClerkNode, args: &[&str]) -> serde_json::Value {
+fn status_ok(node: &NodeProc, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["status", "send"];
     all.extend_from_slice(args);
     node.json(&all)
@@ -62,9 +61,9 @@ fn lifecycle_through_the_clerk_commands() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
-    let g22 = ClerkNode::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let h41 = ClerkNode::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
-    let h14 = ClerkNode::start(&tmp.path().join("h14"), &pki, H14, &hub.url());
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let h14 = NodeProc::start(&tmp.path().join("h14"), &pki, H14, &hub.url());
 
     let attachment = tmp.path().join("cong-van.pdf");
     std::fs::write(&attachment, b"%PDF-1.4 lifecycle\n").unwrap();
