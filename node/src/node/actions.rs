@@ -519,6 +519,17 @@ mod tests {
         assert_eq!(back.packet, Packet::Document(doc.clone()));
     }
 
+    /// [`build_action`] by G22 with the well-known names.
+    fn build(
+        kind: ActionKind,
+        o: &DocumentPacket,
+        req: &ActionRequest,
+        n: usize,
+        standing: &[String],
+    ) -> Result<DocumentPacket, ApiError> {
+        build_action(kind, o, &me(), req, n, standing, &known_agency_name)
+    }
+
     fn both() -> Vec<String> {
         vec!["000.00.00.H41".into(), "000.00.00.H14".into()]
     }
@@ -531,16 +542,7 @@ mod tests {
             staff: Some("Nguyễn Văn A".into()),
             ..ActionRequest::default()
         };
-        let doc = build_action(
-            ActionKind::Revoke,
-            &o,
-            &me(),
-            &req,
-            1,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap();
+        let doc = build(ActionKind::Revoke, &o, &req, 1, &both()).unwrap();
         assert_eq!(
             doc.document_id.as_str(),
             "000.00.00.G22,2026/11/23,12/VPCP-TTĐT#revoke-1"
@@ -553,37 +555,24 @@ mod tests {
         assert_eq!(a.original, o.document_id.as_str());
         assert_eq!(a.reason.as_deref(), Some("Ban hành nhầm"));
         // Only where it still stands.
-        let doc = build_action(
+        let doc = build(
             ActionKind::Revoke,
             &o,
-            &me(),
             &req,
             2,
             &["000.00.00.H14".to_string()],
-            &known_agency_name,
         )
         .unwrap();
         assert_eq!(doc.to.len(), 1);
         assert_eq!(doc.to[0].organ_id.as_str(), "000.00.00.H14");
-        let e = build_action(
-            ActionKind::Revoke,
-            &o,
-            &me(),
-            &req,
-            2,
-            &[],
-            &known_agency_name,
-        )
-        .unwrap_err();
+        let e = build(ActionKind::Revoke, &o, &req, 2, &[]).unwrap_err();
         assert_eq!(e.status, Http::CONFLICT);
-        let e = build_action(
+        let e = build(
             ActionKind::Revoke,
             &o,
-            &me(),
             &ActionRequest::default(),
             1,
             &both(),
-            &known_agency_name,
         )
         .unwrap_err();
         assert!(e.message.contains("needs a reason"), "{}", e.message);
@@ -598,16 +587,7 @@ mod tests {
             remove: vec!["000.00.00.H14".into()],
             ..ActionRequest::default()
         };
-        let doc = build_action(
-            ActionKind::Update,
-            &o,
-            &me(),
-            &req,
-            1,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap();
+        let doc = build(ActionKind::Update, &o, &req, 1, &both()).unwrap();
         assert_eq!(
             doc.document_id.as_str(),
             "000.00.00.G22,2026/11/23,12/VPCP-TTĐT#update-1"
@@ -632,32 +612,14 @@ mod tests {
             reason: "x".into(),
             ..ActionRequest::default()
         };
-        let e = build_action(
-            ActionKind::Update,
-            &o,
-            &me(),
-            &nothing,
-            1,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap_err();
+        let e = build(ActionKind::Update, &o, &nothing, 1, &both()).unwrap_err();
         assert!(e.message.contains("must change something"), "{}", e.message);
         let stranger = ActionRequest {
             reason: "x".into(),
             remove: vec!["000.00.00.G01".into()],
             ..ActionRequest::default()
         };
-        let e = build_action(
-            ActionKind::Update,
-            &o,
-            &me(),
-            &stranger,
-            1,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap_err();
+        let e = build(ActionKind::Update, &o, &stranger, 1, &both()).unwrap_err();
         assert!(
             e.message.contains("cannot remove 000.00.00.G01"),
             "{}",
@@ -668,32 +630,14 @@ mod tests {
             remove: both(),
             ..ActionRequest::default()
         };
-        let e = build_action(
-            ActionKind::Update,
-            &o,
-            &me(),
-            &everyone,
-            1,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap_err();
+        let e = build(ActionKind::Update, &o, &everyone, 1, &both()).unwrap_err();
         assert!(e.message.contains("revoke it instead"), "{}", e.message);
         let subject = ActionRequest {
             reason: "Sửa trích yếu".into(),
             subject: Some("Về việc thử nghiệm (sửa đổi)".into()),
             ..ActionRequest::default()
         };
-        let doc = build_action(
-            ActionKind::Update,
-            &o,
-            &me(),
-            &subject,
-            2,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap();
+        let doc = build(ActionKind::Update, &o, &subject, 2, &both()).unwrap();
         assert_eq!(doc.subject, "Về việc thử nghiệm (sửa đổi)");
         let info = doc.bussiness.unwrap().document_info.unwrap();
         assert_eq!((info.document_info, info.document_receiver), (1, 0));
@@ -711,16 +655,7 @@ mod tests {
             })),
             ..ActionRequest::default()
         };
-        let doc = build_action(
-            ActionKind::Replace,
-            &o,
-            &me(),
-            &req,
-            1,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap();
+        let doc = build(ActionKind::Replace, &o, &req, 1, &both()).unwrap();
         assert_eq!(
             doc.document_id.as_str(),
             "000.00.00.G22,2026/11/24,13/VPCP-TTĐT"
@@ -744,16 +679,7 @@ mod tests {
             })),
             ..ActionRequest::default()
         };
-        let e = build_action(
-            ActionKind::Replace,
-            &o,
-            &me(),
-            &same,
-            1,
-            &both(),
-            &known_agency_name,
-        )
-        .unwrap_err();
+        let e = build(ActionKind::Replace, &o, &same, 1, &both()).unwrap_err();
         assert!(
             e.message.contains("give it its own number"),
             "{}",
@@ -763,18 +689,7 @@ mod tests {
             reason: "x".into(),
             ..ActionRequest::default()
         };
-        assert!(
-            build_action(
-                ActionKind::Replace,
-                &o,
-                &me(),
-                &missing,
-                1,
-                &both(),
-                &known_agency_name
-            )
-            .is_err()
-        );
+        assert!(build(ActionKind::Replace, &o, &missing, 1, &both()).is_err());
         assert!(action_of(&o).is_none());
     }
 
