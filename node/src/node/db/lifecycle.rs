@@ -180,7 +180,9 @@ impl NodeDb {
     }
 }
 
-/// The newest document received from `from` under `document_id`.
+/// The newest document received from `from` under `document_id` that is not itself a
+/// revoke/update/replace request (systems that give a request its original's id exist: the
+/// request must not be taken for the original).
 pub(super) fn find_received(
     txn: &redb::WriteTransaction,
     from: &str,
@@ -201,6 +203,7 @@ pub(super) fn find_received(
         };
         let e: InboxEntry = decode(v.value())?;
         if e.kind == KIND_DOCUMENT
+            && e.action.is_none()
             && found
                 .as_ref()
                 .is_none_or(|(_, f)| f.received_ms < e.received_ms)

@@ -525,3 +525,97 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
         .unwrap();
     assert_eq!(r, Received::New { matched: false });
 }
+
+#[tokio::test]
+async fn agreeing_to_a_request_marks_the_original_not_the_request() {
+    let (_d, db) = open();
+    let receive = |bytes: &'static [u8], answer: &'static [u8], action: Option<ActionRef>| {
+        let mut entry = inbox_entry(KIND_DOCUMENT, "A", "d7");
+        entry.statuses.push(event(
+            "01",
+            "2026-01-01T09:00:00Z",
+            &PacketId::of(answer).to_hex(),
+            true,
+        ));
+        entry.action = action;
+        let mut out = outgoing(answer, "d7", &["A"], 1);
+        out.entry.kind = KIND_STATUS.into();
+        IncomingDocument {
+            id: PacketId::of(bytes),
+            bytes: bytes.to_vec(),
+            entry,
+            answer: out,
+        }
+    };
+    // The original, then a revoke from a system that gave it the original's own id.
+    db.receive_document(receive(b"orig", b"o01", None))
+        .await
+        .unwrap();
+    let revoke = ActionRef {
+        kind: crate::node::lifecycle::ActionKind::Revoke,
+        original: "d7".into(),
+        reason: Some("nhầm".into()),
+        added: vec![],
+        removed: vec![],
+    };
+    db.receive_document(receive(b"revoke", b"r01", Some(revoke)))
+        .await
+        .unwrap();
+    assert_eq!(db.counts().await.unwrap().inbox_new, 2);
+    let (e, _) = db
+        .inbox_entry(PacketId::of(b"revoke"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        e.business_state(),
+        ("new".to_string(), true),
+        "the request waits"
+    );
+    let mut out = outgoing(b"r15", "d7", &["A"], 2);
+    out.entry.kind = KIND_STATUS.into();
+    let agreed = OutgoingStatus {
+        event: event("15", "2026-01-01T09:05:00Z", &out.id.to_hex(), true),
+        out,
+    };
+    let done = db
+        .commit_received_status(PacketId::of(b"revoke"), "B".into(), agreed)
+        .await
+        .unwrap();
+    assert!(matches!(done, StatusCommit::Sent { ref state, .. } if state == "agreed"));
+    let (original, _) = db
+        .inbox_entry(PacketId::of(b"orig"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mark = original.mark.expect("the original is marked");
+    assert_eq!((mark.state.as_str(), mark.closed), ("revoked", true));
+    assert_eq!(mark.by_packet, PacketId::of(b"revoke").to_hex());
+    let (request, _) = db
+        .inbox_entry(PacketId::of(b"revoke"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(request.mark.is_none());
+    assert_eq!(
+        db.counts().await.unwrap().inbox_new,
+        0,
+        "neither is new any more"
+    );
+    // Nothing but repeats on the revoked original.
+    let mut out = outgoing(b"o03", "d7", &["A"], 3);
+    out.entry.kind = KIND_STATUS.into();
+    let accept = OutgoingStatus {
+        event: event("03", "2026-01-01T09:06:00Z", &out.id.to_hex(), true),
+        out,
+    };
+    let err = db
+        .commit_received_status(PacketId::of(b"orig"), "B".into(), accept)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the document was revoked"),
+        "{err}"
+    );
+    assert!(db.packet(PacketId::of(b"o03")).await.unwrap().is_none());
+}
