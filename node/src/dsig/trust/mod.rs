@@ -26,6 +26,9 @@
 //!   allow keyCertSign; the leaf's, when present, digitalSignature or nonRepudiation.
 //! - Unknown critical extensions, RSA keys under 2048 bits, curves other than P-256/384/521
 //!   and SHA-1/MD5 certificate signatures are refused.
+//! - Remembered verdicts: a validated chain is reused for the same `KeyInfo` certificates
+//!   only while every chain element is valid and every CRL current, and never when a chain
+//!   certificate has a revocation dated in the future (`cache`).
 //! - Revocation: for every non-anchor certificate, each configured CRL whose issuer name is
 //!   the certificate's issuer must be signed by that issuer (and the issuer's keyUsage, when
 //!   present, must allow cRLSign), must be current (`nextUpdate` present and not before the
@@ -33,6 +36,7 @@
 //!   must not list the certificate's serial with a revocation date at or before the
 //!   verification time. An issuer with no configured CRL is not revocation-checked.
 
+mod cache;
 mod path;
 
 use std::path::{Path, PathBuf};
@@ -186,13 +190,17 @@ impl ValidatedChain {
 
 /// Trust anchors, optional intermediates and CRLs used to validate signer chains.
 ///
-/// Construct once at start-up and share (`Arc`) between verifications; validation does not
-/// mutate it.
+/// Construct once at start-up and share (`Arc`) between verifications; its anchors and CRLs
+/// never change after construction. Successful validations are remembered for as long as
+/// their verdict cannot change ([`cache`]), so the same signer is not re-validated for every
+/// packet.
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
     anchors: Vec<CertInfo>,
     intermediates: Vec<CertInfo>,
     crls: Vec<CrlInfo>,
+    /// Signer chains already validated ([`cache`]).
+    validated: cache::ChainCache,
 }
 
 impl TrustStore {
@@ -286,6 +294,10 @@ impl TrustStore {
         key_info_certs: &[Vec<u8>],
         at: OffsetDateTime,
     ) -> Result<ValidatedChain, TrustError> {
+        let key = cache::key_of(key_info_certs);
+        if let Some(chain) = self.validated.get(&key, at) {
+            return Ok(chain);
+        }
         let parsed = key_info_certs
             .iter()
             .enumerate()
@@ -308,7 +320,11 @@ impl TrustStore {
             .map(|(_, c)| c)
             .chain(self.intermediates.iter())
             .collect();
-        self.validate_parsed(&parsed[leaf_index], &pool, at)
+        let (chain, window) = self.validate_parsed(&parsed[leaf_index], &pool, at)?;
+        if let Some(window) = window {
+            self.validated.put(key, chain.clone(), window);
+        }
+        Ok(chain)
     }
 
     /// Validates `leaf_der` with `untrusted` as extra path-building certificates.
@@ -333,26 +349,31 @@ impl TrustStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let pool: Vec<&CertInfo> = parsed.iter().chain(self.intermediates.iter()).collect();
-        self.validate_parsed(&leaf, &pool, at)
+        Ok(self.validate_parsed(&leaf, &pool, at)?.0)
     }
 
+    /// The validated chain, and the window in which that verdict holds (see [`cache`]).
     fn validate_parsed(
         &self,
         leaf: &CertInfo,
         pool: &[&CertInfo],
         at: OffsetDateTime,
-    ) -> Result<ValidatedChain, TrustError> {
+    ) -> Result<(ValidatedChain, Option<(OffsetDateTime, OffsetDateTime)>), TrustError> {
         if self.anchors.is_empty() {
             return Err(TrustError::UntrustedChain {
                 reason: "no trust anchor is configured, so no signer can be trusted".into(),
             });
         }
         let chain = path::validate(leaf, pool, &self.anchors, &self.crls, at)?;
-        Ok(ValidatedChain {
-            certs: chain.iter().map(|c| c.der.clone()).collect(),
-            subject: leaf.subject.clone(),
-            agency_code: leaf.agency_code.clone(),
-        })
+        let window = cache::window(&chain, &self.crls, at);
+        Ok((
+            ValidatedChain {
+                certs: chain.iter().map(|c| c.der.clone()).collect(),
+                subject: leaf.subject.clone(),
+                agency_code: leaf.agency_code.clone(),
+            },
+            window,
+        ))
     }
 
     fn add_anchor_pem_named(&mut self, pem: &[u8], what: &str) -> Result<usize, TrustStoreError> {
@@ -614,6 +635,64 @@ mod tests {
             panic!("expected Revoked, got {err:?}");
         };
         assert!(subject.contains("Agency CA"), "{subject}");
+    }
+
+    #[test]
+    fn validated_chains_are_reused_only_while_nothing_can_change() {
+        let root = Ca::root_with(
+            "Root",
+            KeyKind::EcP256,
+            now() - Duration::days(10),
+            now() + Duration::days(5),
+        );
+        let leaf = root.leaf("000.00.00.G22", "Leaf", KeyKind::EcP256);
+        let s = store(&root);
+        let first = s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap();
+        assert_eq!(s.validated.len(), 1);
+        assert_eq!(
+            s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap(),
+            first
+        );
+        // Past the anchor's expiry the kept verdict is not used.
+        let err = s
+            .validate_signer(&[leaf.cert_der.clone()], now() + Duration::days(6))
+            .unwrap_err();
+        assert!(matches!(err, TrustError::Expired { .. }), "{err:?}");
+        // Other path material is another key; a cloned store starts empty.
+        let other = root.leaf("000.00.00.H41", "Other", KeyKind::EcP256);
+        s.validate_signer(&[other.cert_der.clone()], now()).unwrap();
+        assert_eq!(s.validated.len(), 2);
+        assert_eq!(s.clone().validated.len(), 0);
+
+        // A revocation still to come is never kept, and applies once its date passed.
+        let crl = root.crl(
+            &[&leaf.serial],
+            now() + Duration::hours(1),
+            now() - Duration::hours(1),
+            now() + Duration::days(1),
+        );
+        let s = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
+        s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap();
+        assert_eq!(s.validated.len(), 0);
+        let err = s
+            .validate_signer(&[leaf.cert_der.clone()], now() + Duration::hours(2))
+            .unwrap_err();
+        assert!(matches!(err, TrustError::Revoked { .. }), "{err:?}");
+
+        // A verdict is not kept past the CRL's nextUpdate.
+        let crl = root.crl(
+            &[],
+            now() - Duration::hours(1),
+            now() - Duration::hours(1),
+            now() + Duration::hours(1),
+        );
+        let s = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
+        s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap();
+        assert_eq!(s.validated.len(), 1);
+        let err = s
+            .validate_signer(&[leaf.cert_der], now() + Duration::hours(2))
+            .unwrap_err();
+        assert!(matches!(err, TrustError::CrlInvalid { .. }), "{err:?}");
     }
 
     #[test]
