@@ -647,20 +647,27 @@ mod tests {
         );
         let leaf = root.leaf("000.00.00.G22", "Leaf", KeyKind::EcP256);
         let s = store(&root);
-        let first = s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap();
+        let first = s
+            .validate_signer(std::slice::from_ref(&leaf.cert_der), now())
+            .unwrap();
         assert_eq!(s.validated.len(), 1);
         assert_eq!(
-            s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap(),
+            s.validate_signer(std::slice::from_ref(&leaf.cert_der), now())
+                .unwrap(),
             first
         );
         // Past the anchor's expiry the kept verdict is not used.
         let err = s
-            .validate_signer(&[leaf.cert_der.clone()], now() + Duration::days(6))
+            .validate_signer(
+                std::slice::from_ref(&leaf.cert_der),
+                now() + Duration::days(6),
+            )
             .unwrap_err();
         assert!(matches!(err, TrustError::Expired { .. }), "{err:?}");
         // Other path material is another key; a cloned store starts empty.
         let other = root.leaf("000.00.00.H41", "Other", KeyKind::EcP256);
-        s.validate_signer(&[other.cert_der.clone()], now()).unwrap();
+        s.validate_signer(std::slice::from_ref(&other.cert_der), now())
+            .unwrap();
         assert_eq!(s.validated.len(), 2);
         assert_eq!(s.clone().validated.len(), 0);
 
@@ -672,10 +679,14 @@ mod tests {
             now() + Duration::days(1),
         );
         let s = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
-        s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap();
+        s.validate_signer(std::slice::from_ref(&leaf.cert_der), now())
+            .unwrap();
         assert_eq!(s.validated.len(), 0);
         let err = s
-            .validate_signer(&[leaf.cert_der.clone()], now() + Duration::hours(2))
+            .validate_signer(
+                std::slice::from_ref(&leaf.cert_der),
+                now() + Duration::hours(2),
+            )
             .unwrap_err();
         assert!(matches!(err, TrustError::Revoked { .. }), "{err:?}");
 
@@ -687,7 +698,8 @@ mod tests {
             now() + Duration::hours(1),
         );
         let s = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
-        s.validate_signer(&[leaf.cert_der.clone()], now()).unwrap();
+        s.validate_signer(std::slice::from_ref(&leaf.cert_der), now())
+            .unwrap();
         assert_eq!(s.validated.len(), 1);
         let err = s
             .validate_signer(&[leaf.cert_der], now() + Duration::hours(2))
