@@ -340,6 +340,7 @@ fn transport_hint(message: &str) -> Option<&'static str> {
     } else if has(&[
         "broken pipe",
         "connection reset",
+        "connection closed",
         "unexpected eof",
         "handshake",
     ]) {
