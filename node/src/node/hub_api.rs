@@ -373,6 +373,12 @@ mod tests {
         let closed =
             transport_hint("error sending request: connection error: Broken pipe (os error 32)");
         assert!(closed.is_some_and(|h| h.contains("refuses this node's certificate")));
+        // What a TLS 1.3 client sees when the hub drops it after its certificate.
+        let canceled = transport_hint(
+            "error sending request: client error (Canceled): operation was canceled: connection \
+             closed",
+        );
+        assert!(canceled.is_some_and(|h| h.contains("refuses this node's certificate")));
         let down = transport_hint(
             "error sending request: tcp connect error: Connection refused (os error 111)",
         );
