@@ -37,7 +37,7 @@ use super::Shared;
 use super::api::ApiError;
 use super::clock;
 use super::db::{ActionRef, SentPacket};
-use super::lifecycle::ActionKind;
+use super::lifecycle::{ActionKind, TakeBackState};
 use super::outgoing::{OutgoingError, SendDocument, compose_document_named, outgoing, sign};
 use super::status::staff_named;
 use super::views::Sent;
@@ -108,7 +108,9 @@ fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// Where the original still stands: its recipients the hub did not refuse, changed by the
-/// earlier updates, minus those where it is closed (revoked, replaced, removed).
+/// earlier updates (a removal or addition the agency refused with 16 does not count), minus
+/// those where it is closed (revoked, replaced, removed — by the mark on the original's row,
+/// or by an agreement to a closing request where the agency has no row of the original).
 pub fn standing_recipients(original: &SentPacket, earlier: &[SentPacket]) -> Vec<String> {
     let mut out: Vec<String> = original
         .recipients
@@ -120,15 +122,29 @@ pub fn standing_recipients(original: &SentPacket, earlier: &[SentPacket]) -> Vec
         let Some(action) = &a.entry.action else {
             continue;
         };
-        if action.kind != ActionKind::Update || a.entry.state == super::db::OutboxState::Failed {
+        if a.entry.state == super::db::OutboxState::Failed {
             continue;
         }
-        out.retain(|r| !action.removed.contains(r));
-        for added in &action.added {
-            if !out.contains(added) {
-                out.push(added.clone());
+        let answer = |r: &str| {
+            a.recipients
+                .iter()
+                .find(|(code, _)| code == r)
+                .map(|(_, t)| t.replay().lifecycle.take_back)
+        };
+        if action.kind == ActionKind::Update {
+            // A removal counts unless refused (16); an addition unless refused.
+            out.retain(|r| {
+                !action.removed.contains(r) || answer(r) == Some(TakeBackState::Refused)
+            });
+            for added in &action.added {
+                if !out.contains(added) && answer(added) != Some(TakeBackState::Refused) {
+                    out.push(added.clone());
+                }
             }
         }
+        // An agency that agreed to a request closing the document there (it may have no row
+        // of the original: added by an update) no longer stands.
+        out.retain(|r| !(answer(r) == Some(TakeBackState::Agreed) && action.closes_for(r)));
     }
     out
 }
@@ -463,7 +479,18 @@ pub async fn send_action(
         packet_id: out.id.to_hex(),
     };
     let recipients = out.entry.recipients.join(", ");
-    node.db.commit_outgoing(out).await?;
+    node.db.commit_outgoing(out).await.map_err(|e| match e {
+        // Two clerks numbered the same request at once: the other one is queued.
+        super::db::NodeDbError::DuplicateDocument { document_id, .. } => conflict(
+            "concurrent_request",
+            format!(
+                "another {} of {original_id} was queued at the same moment as {document_id}; \
+                 see `docaxis track {original_id}` before sending it again",
+                kind.as_str()
+            ),
+        ),
+        other => other.into(),
+    })?;
     tracing::info!(original = %original_id, request = %sent.document_id, kind = kind.as_str(),
         packet = %sent.packet_id, to = %recipients, "request signed and queued");
     node.outbox_wake.notify_one();
@@ -741,5 +768,40 @@ mod tests {
             },
         ];
         assert_eq!(standing_recipients(&original, &earlier), ["A", "E"]);
+
+        // D refused its removal (16): it still stands. E, added, agreed to a revoke: it no
+        // longer does (it has no row of the original to mark).
+        let answered = |code: &str| Tracking {
+            statuses: vec![crate::node::db::StatusEvent {
+                code: code.into(),
+                time: "2026-01-01T00:00:00Z".into(),
+                staff: None,
+                description: None,
+                packet_id: "p".into(),
+                received_at: "t".into(),
+                by_us: false,
+            }],
+            request: Some(ActionKind::Update),
+            ..Tracking::default()
+        };
+        let mut earlier = earlier.to_vec();
+        earlier[0].recipients = vec![("D".into(), answered("16"))];
+        assert_eq!(standing_recipients(&original, &earlier), ["A", "D", "E"]);
+        let mut revoke = entry.clone();
+        revoke.action = Some(ActionRef {
+            kind: ActionKind::Revoke,
+            original: "d".into(),
+            reason: None,
+            added: vec![],
+            removed: vec![],
+        });
+        let mut agreed = answered("15");
+        agreed.request = Some(ActionKind::Revoke);
+        earlier.push(SentPacket {
+            id: PacketId::of(b"r"),
+            entry: revoke,
+            recipients: vec![("E".into(), agreed)],
+        });
+        assert_eq!(standing_recipients(&original, &earlier), ["A", "D"]);
     }
 }

@@ -772,6 +772,7 @@ mod tests {
             statuses: Vec::new(),
             action: None,
             mark: None,
+            agreed_mark: None,
         };
         node.db
             .receive_document(IncomingDocument {

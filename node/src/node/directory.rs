@@ -10,7 +10,8 @@
 //!   store-and-forward must work while the hub is away, and the hub's receipt will say which
 //!   recipients it refused.
 //! - A recipient missing from a directory triggers one fresh fetch before the refusal (the
-//!   agency may have been registered since).
+//!   agency may have been registered since); when that fetch fails, nothing is refused on the
+//!   stale copy's account.
 
 use std::sync::RwLock;
 use std::time::Duration;
@@ -205,8 +206,16 @@ pub async fn check_recipients(node: &Shared, codes: &[String]) -> Result<(), Str
             .collect()
     };
     let mut problems = bad(node);
-    if problems.iter().any(|(_, s)| *s == Standing::Unknown) && refresh(node).await.is_ok() {
-        problems = bad(node);
+    if problems.iter().any(|(_, s)| *s == Standing::Unknown) {
+        match refresh(node).await {
+            Ok(_) => problems = bad(node),
+            Err(e) => {
+                // The directory may be stale and the hub is away: store and forward; the
+                // hub's receipt will say which recipients it refused.
+                tracing::warn!(error = %e, "directory: cannot refresh; recipients not checked");
+                return Ok(());
+            }
+        }
     }
     if problems.is_empty() {
         return Ok(());

@@ -312,6 +312,7 @@ fn base_entry(verified: &Verified, kind: &str) -> InboxEntry {
         statuses: Vec::new(),
         action: None,
         mark: None,
+        agreed_mark: None,
     }
 }
 
@@ -470,7 +471,11 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
         checks.spawn_blocking(move || {
             part.into_iter()
                 .map(|a| {
-                    let checked = check_delivery_receipt(&hub, &me, &a);
+                    // One bad receipt must not take its share down with it.
+                    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        check_delivery_receipt(&hub, &me, &a)
+                    }))
+                    .unwrap_or_else(|_| Err("checking it failed unexpectedly (a bug)".into()));
                     (a, checked)
                 })
                 .collect()
@@ -622,6 +627,7 @@ mod tests {
             statuses: Vec::new(),
             action: None,
             mark: None,
+            agreed_mark: None,
         }
     }
 

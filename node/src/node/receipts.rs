@@ -88,7 +88,15 @@ async fn record_all(node: &Shared, items: Vec<ReceiptItem>, aside: &mut SetAside
         checks.spawn_blocking(move || {
             part.into_iter()
                 .map(|item| {
-                    let checked = check(&hub, &me, &item);
+                    // One bad receipt must not take its share down with it.
+                    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        check(&hub, &me, &item)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(Problem::Refused(
+                            "checking it failed unexpectedly (a bug, logged)".into(),
+                        ))
+                    });
                     (item, checked)
                 })
                 .collect()

@@ -313,9 +313,6 @@ async fn send_take_back(
         )));
     };
     let l = row.replay().lifecycle;
-    if let Some(why) = closed_by_mark(row.mark.as_ref(), "13") {
-        return Err(conflict("invalid_transition", why));
-    }
     match l.check_send(StatusCode::TakeBack) {
         Err(e) => return Err(conflict("invalid_transition", e.to_string())),
         Ok(Decision::Repeat) => {
@@ -334,7 +331,12 @@ async fn send_take_back(
                 state: row.state_name(),
             });
         }
-        Ok(Decision::Apply) => {}
+        Ok(Decision::Apply) => {
+            // A repeat stays harmless; a new request about a closed document is refused.
+            if let Some(why) = closed_by_mark(row.mark.as_ref(), "13") {
+                return Err(conflict("invalid_transition", why));
+            }
+        }
     }
     let recipient = AgencyCode::parse_strict(&to)
         .map_err(|e| ApiError::bad_request(format!("recipient {to:?}: {e}")))?;

@@ -111,7 +111,13 @@ impl NodeDb {
                         by_packet: doc.to_hex(),
                         at: st.event.time.clone(),
                     };
-                    mark_received_original(txn, &entry.from, &action.original, mark)?;
+                    mark_received_original(txn, &entry.from, &action.original, mark.clone())?;
+                    // Kept with the request, for an original that arrives after it.
+                    entry.agreed_mark = Some(mark);
+                    txn.open_table(INBOX)
+                        .db()?
+                        .insert(doc.as_bytes(), encode(&entry).as_slice())
+                        .db()?;
                 }
                 Ok(StatusCommit::Sent {
                     packet_id: st.out.id.to_hex(),
@@ -215,7 +221,8 @@ pub(super) fn find_received(
 }
 
 /// Marks the original a request is about (received from `from`), if this node has it (an
-/// agency added by an update never received the original). The first mark stands.
+/// agency added by an update never received the original). A closing mark is final; an
+/// `updated` mark gives way to a later closing one.
 fn mark_received_original(
     txn: &redb::WriteTransaction,
     from: &str,
@@ -225,7 +232,8 @@ fn mark_received_original(
     let Some((id, mut e)) = find_received(txn, from, original)? else {
         return Ok(());
     };
-    if e.mark.is_some() {
+    // A closing mark (revoked, replaced, removed) is final; an `updated` one gives way to it.
+    if e.mark.as_ref().is_some_and(|m| m.closed || !mark.closed) {
         return Ok(());
     }
     let was_new = e.business_state().0 == "new";
@@ -237,5 +245,43 @@ fn mark_received_original(
         .db()?
         .insert(id.as_bytes(), encode(&e).as_slice())
         .db()?;
+    Ok(())
+}
+
+/// An original received after requests about it (they overtook it: the hub serves urgent
+/// packets first): applies the marks of those this node already agreed to. Requests named
+/// after their original (`<original>#…`) are found by a prefix scan of the sender's index;
+/// a replacement with a number of its own is not (it names the original only inside).
+pub(super) fn mark_from_earlier_requests(
+    txn: &redb::WriteTransaction,
+    from: &str,
+    document_id: &str,
+) -> Result<(), NodeDbError> {
+    let prefix = format!("{document_id}#");
+    let mut marks = Vec::new();
+    {
+        let idx = txn.open_table(INBOX_BY_FROM).db()?;
+        let inbox = txn.open_table(INBOX).db()?;
+        for row in idx.range((from, prefix.as_str(), &[0u8; 32])..).db()? {
+            let (k, _) = row.db()?;
+            let (f, d, id) = k.value();
+            if f != from || !d.starts_with(&prefix) {
+                break;
+            }
+            let Some(v) = inbox.get(id).db()? else {
+                continue;
+            };
+            let e: InboxEntry = decode(v.value())?;
+            if e.action.as_ref().is_none_or(|a| a.original != document_id) {
+                continue;
+            }
+            if let Some(mark) = &e.agreed_mark {
+                marks.push(mark.clone());
+            }
+        }
+    }
+    for mark in marks {
+        mark_received_original(txn, from, document_id, mark)?;
+    }
     Ok(())
 }

@@ -33,6 +33,14 @@ impl NodeDb {
                 if entry.state == InboxState::New {
                     bump(txn, INBOX_NEW, 1)?;
                 }
+                if entry.action.is_none() {
+                    // A request about it that overtook it and was already agreed.
+                    super::lifecycle::mark_from_earlier_requests(
+                        txn,
+                        &entry.from,
+                        &entry.document_id,
+                    )?;
+                }
                 Ok(Received::New { matched: true })
             })
             .await
@@ -240,8 +248,9 @@ fn apply_to_received(
 }
 
 /// A recipient agreed (15) to request `request` this node sent: marks this node's tracking row
-/// of the original at that recipient (`revoked`, `updated`, `replaced`, `removed`). The first
-/// mark stands; a recipient the original never went to (added by an update) has no row.
+/// of the original at that recipient (`revoked`, `updated`, `replaced`, `removed`). A closing
+/// mark is final, an `updated` one gives way to a later closing one; a recipient the original
+/// never went to (added by an update) has no row.
 fn mark_sent_original(
     txn: &redb::WriteTransaction,
     request: &PacketId,
@@ -271,12 +280,14 @@ fn mark_sent_original(
         .map(|v| decode::<Tracking>(v.value()))
         .transpose()?;
     let Some(mut row) = row else { return Ok(()) };
-    if row.mark.is_some() {
+    let closes = action.closes_for(recipient);
+    // A closing mark is final; an `updated` one gives way to a later closing one.
+    if row.mark.as_ref().is_some_and(|m| m.closed || !closes) {
         return Ok(());
     }
     row.mark = Some(Mark {
         state: action.mark_for(recipient).to_string(),
-        closed: action.closes_for(recipient),
+        closed: closes,
         by_document: req.document_id.clone(),
         by_packet: request.to_hex(),
         at: at.to_string(),

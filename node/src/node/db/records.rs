@@ -339,6 +339,10 @@ pub struct InboxEntry {
     /// Documents: this node agreed to a revoke/update/replace of this document.
     #[serde(default)]
     pub mark: Option<Mark>,
+    /// Requests: the mark this node's agreement puts on the original (kept for an original
+    /// that arrives after the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreed_mark: Option<Mark>,
 }
 
 /// Something an operator must look at: a packet or receipt that failed verification, a status

@@ -47,6 +47,7 @@ fn inbox_entry(kind: &str, from: &str, doc: &str) -> InboxEntry {
         statuses: Vec::new(),
         action: None,
         mark: None,
+        agreed_mark: None,
     }
 }
 
@@ -618,4 +619,109 @@ async fn agreeing_to_a_request_marks_the_original_not_the_request() {
         "{err}"
     );
     assert!(db.packet(PacketId::of(b"o03")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_closing_mark_overrides_updated_and_an_overtaken_original_is_marked_on_arrival() {
+    use crate::node::lifecycle::ActionKind;
+    let (_d, db) = open();
+    let doc = |bytes: &'static [u8], id: &str, answer: &'static [u8], action: Option<ActionRef>| {
+        let mut entry = inbox_entry(KIND_DOCUMENT, "A", id);
+        entry.statuses.push(event(
+            "01",
+            "2026-01-01T09:00:00Z",
+            &PacketId::of(answer).to_hex(),
+            true,
+        ));
+        entry.action = action;
+        let mut out = outgoing(answer, id, &["A"], 1);
+        out.entry.kind = KIND_STATUS.into();
+        IncomingDocument {
+            id: PacketId::of(bytes),
+            bytes: bytes.to_vec(),
+            entry,
+            answer: out,
+        }
+    };
+    let request = |kind, original: &str| ActionRef {
+        kind,
+        original: original.into(),
+        reason: None,
+        added: vec![],
+        removed: vec![],
+    };
+    let agree = |bytes: &'static [u8], id: &str, time: &str| {
+        let mut out = outgoing(bytes, id, &["A"], 2);
+        out.entry.kind = KIND_STATUS.into();
+        OutgoingStatus {
+            event: event("15", time, &out.id.to_hex(), true),
+            out,
+        }
+    };
+    // Update agreed, then revoke agreed: the original ends revoked and closed.
+    db.receive_document(doc(b"o", "d1", b"o01", None))
+        .await
+        .unwrap();
+    db.receive_document(doc(
+        b"u",
+        "d1#update-1",
+        b"u01",
+        Some(request(ActionKind::Update, "d1")),
+    ))
+    .await
+    .unwrap();
+    db.receive_document(doc(
+        b"r",
+        "d1#revoke-1",
+        b"r01",
+        Some(request(ActionKind::Revoke, "d1")),
+    ))
+    .await
+    .unwrap();
+    for (req, bytes, time) in [
+        (
+            b"u" as &[u8],
+            b"u15" as &'static [u8],
+            "2026-01-01T09:01:00Z",
+        ),
+        (b"r", b"r15", "2026-01-01T09:02:00Z"),
+    ] {
+        db.commit_received_status(PacketId::of(req), "B".into(), agree(bytes, "x", time))
+            .await
+            .unwrap();
+    }
+    let (o, _) = db.inbox_entry(PacketId::of(b"o")).await.unwrap().unwrap();
+    let m = o.mark.unwrap();
+    assert_eq!((m.state.as_str(), m.closed), ("revoked", true));
+
+    // A revoke that overtook its original and was agreed: the original is marked on arrival.
+    db.receive_document(doc(
+        b"r2",
+        "d2#revoke-1",
+        b"r201",
+        Some(request(ActionKind::Revoke, "d2")),
+    ))
+    .await
+    .unwrap();
+    db.commit_received_status(
+        PacketId::of(b"r2"),
+        "B".into(),
+        agree(b"r215", "y", "2026-01-01T09:03:00Z"),
+    )
+    .await
+    .unwrap();
+    db.receive_document(doc(b"o2", "d2", b"o201", None))
+        .await
+        .unwrap();
+    let (o2, _) = db.inbox_entry(PacketId::of(b"o2")).await.unwrap().unwrap();
+    let m = o2.mark.expect("marked on arrival");
+    assert_eq!(
+        (m.state.as_str(), m.by_document.as_str()),
+        ("revoked", "d2#revoke-1")
+    );
+    assert_eq!(
+        db.counts().await.unwrap().inbox_new,
+        0,
+        "nothing left as new"
+    );
 }
