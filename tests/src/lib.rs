@@ -189,7 +189,13 @@ impl HubProc {
     pub fn prepare(dir: &Path, pki: &Pki, extra_config: &str) -> HubProc {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
-        let admin = free_port();
+        // Two probes may return the same freed port: the admin port must differ.
+        let admin = loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        };
         let config = dir.join("hub.toml");
         std::fs::write(
             &config,
