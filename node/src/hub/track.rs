@@ -407,19 +407,27 @@ fn recipient_track(
     let l = result.lifecycle;
     // Once the agency agreed (15) to a revoke/update/replace, the original is marked as the
     // nodes mark it: revoked, updated, replaced, or removed (an update that took it off).
-    let mark = actions
+    // A closing mark (revoked, replaced, removed) wins over `updated`.
+    let marks: Vec<(&'static str, bool)> = actions
         .iter()
         .filter(|row| addressed_to(row, agency))
         .zip(&my_actions)
-        .find(|(_, a)| a.answer.as_deref() == Some(StatusCode::Agreed.as_str()))
-        .and_then(|(row, _)| {
+        .filter(|(_, a)| a.answer.as_deref() == Some(StatusCode::Agreed.as_str()))
+        .filter_map(|(row, _)| {
             let kind = row
                 .1
                 .business_doc_type
                 .and_then(BussinessDocType::from_code)
                 .and_then(ActionKind::of)?;
-            Some(kind.mark(row.1.removed_recipients.iter().any(|r| r == agency)))
-        });
+            let removed = row.1.removed_recipients.iter().any(|r| r == agency);
+            Some((kind.mark(removed), kind.closes_original(removed)))
+        })
+        .collect();
+    let mark = marks
+        .iter()
+        .find(|(_, closes)| *closes)
+        .or(marks.first())
+        .map(|(m, _)| *m);
     RecipientTrack {
         recipient: agency.to_string(),
         delivery,
@@ -453,12 +461,23 @@ fn tracked_action(
         })
         .collect();
     let statuses = timeline(&answers);
-    let answer = statuses
-        .iter()
-        .rev()
-        .find(|s| s.code == StatusCode::Agreed.as_str() || s.code == StatusCode::Refused.as_str())
-        .map(|s| s.code.clone());
     let bdt = meta.business_doc_type.unwrap_or(0);
+    // The answer as the nodes decide it: the request starts pending, the first valid 15/16
+    // stands (a later contrary one is an anomaly there).
+    let events: Vec<(StatusCode, i128)> = statuses
+        .iter()
+        .filter(|s| s.from == agency)
+        .filter_map(|s| Some((StatusCode::parse(&s.code).ok()?, nanos(&s.time))))
+        .collect();
+    let kind = BussinessDocType::from_code(bdt).and_then(ActionKind::of);
+    let answer = match replay_from(Lifecycle::start(kind), &events)
+        .lifecycle
+        .take_back
+    {
+        TakeBackState::Agreed => Some(StatusCode::Agreed.as_str().to_string()),
+        TakeBackState::Refused => Some(StatusCode::Refused.as_str().to_string()),
+        _ => None,
+    };
     TrackedAction {
         packet_id: id.to_hex(),
         document_id: meta.document_id.clone(),
