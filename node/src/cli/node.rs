@@ -151,7 +151,8 @@ pub struct InboxArgs {
     /// Received on or after this day (YYYY-MM-DD, Vietnam time) or time (RFC 3339).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// Received on or before this day (YYYY-MM-DD, the whole day) or before this RFC 3339 time.
+    /// Received on or before this day (YYYY-MM-DD, the whole day), or before this RFC 3339
+    /// time (exclusive).
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
     /// document, status or all (default: document).

@@ -234,6 +234,12 @@ pub fn build_action(
             let mut receivers = Vec::new();
             for code in &req.remove {
                 let code = code.trim();
+                if receivers
+                    .iter()
+                    .any(|r: &Receiver| r.organ_id.as_str() == code)
+                {
+                    continue; // named twice
+                }
                 if !standing.iter().any(|s| s == code) {
                     return Err(bad(format!(
                         "cannot remove {code}: document {original_id} stands at {}",
@@ -257,6 +263,15 @@ pub fn build_action(
             for spec in &req.add {
                 let org = organization(spec, &names).map_err(|e| bad(format!("add: {e}")))?;
                 let code = org.organ_id.to_string();
+                if added
+                    .iter()
+                    .any(|a: &Organization| a.organ_id == org.organ_id)
+                {
+                    continue; // named twice
+                }
+                if req.remove.iter().any(|r| r.trim() == code) {
+                    return Err(bad(format!("{code} is both added and removed")));
+                }
                 if standing.contains(&code) {
                     return Err(bad(format!(
                         "cannot add {code}: document {original_id} already stands there"
@@ -668,6 +683,27 @@ mod tests {
         assert_eq!(doc.subject, "Về việc thử nghiệm (sửa đổi)");
         let info = doc.bussiness.unwrap().document_info.unwrap();
         assert_eq!((info.document_info, info.document_receiver), (1, 0));
+        // Named twice: once in the packet; added and removed at once: refused.
+        let twice = ActionRequest {
+            reason: "x".into(),
+            add: vec![
+                OrgSpec::Code("000.00.00.G01".into()),
+                OrgSpec::Code("000.00.00.G01".into()),
+            ],
+            remove: vec!["000.00.00.H14".into(), " 000.00.00.H14".into()],
+            ..ActionRequest::default()
+        };
+        let doc = build(ActionKind::Update, &o, &twice, 3, &both()).unwrap();
+        assert_eq!(doc.to.len(), 3);
+        let info = doc.bussiness.unwrap().document_info.unwrap();
+        assert_eq!(info.receivers.len(), 2);
+        let both_ways = ActionRequest {
+            reason: "x".into(),
+            add: vec![OrgSpec::Code("000.00.00.G01".into())],
+            remove: vec!["000.00.00.G01".into()],
+            ..ActionRequest::default()
+        };
+        assert!(build(ActionKind::Update, &o, &both_ways, 3, &both()).is_err());
     }
 
     #[test]

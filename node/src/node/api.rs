@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | POST | `/api/v1/documents` | body [`SendDocument`]; 201 [`Sent`] once committed; 400/409 [`ApiErrorBody`] |
 //! | GET | `/api/v1/outbox?kind=document\|status&limit=N` | [`OutboxList`], newest first (all kinds by default) |
-//! | GET | `/api/v1/inbox?state=new\|accepted\|…\|taken_back\|revoked\|replaced\|applied\|unmatched&from=CODE&priority=0..4&since=DATE&until=DATE&kind=document\|status\|all&limit=N` (dates `YYYY-MM-DD`, Vietnam days, both inclusive; or RFC 3339) | [`InboxList`], newest first (documents by default) |
+//! | GET | `/api/v1/inbox?state=new\|accepted\|…\|taken_back\|revoked\|replaced\|applied\|unmatched&from=CODE&priority=0..4&since=DATE&until=DATE&kind=document\|status\|all&limit=N` (dates `YYYY-MM-DD`, Vietnam days, both inclusive; or RFC 3339 times, `until` exclusive) | [`InboxList`], newest first (documents by default) |
 //! | GET | `/api/v1/inbox/{packet_id}` | [`InboxDetail`]: metadata, signature verdict, attachments, the status 01 sent |
 //! | POST | `/api/v1/inbox/{packet_id}/status` | body [`StatusRequest`] (02–06, 15, 16 on a received document); 201/200 [`StatusSent`]; 400/404/409 |
 //! | POST | `/api/v1/documents/{document_id}/status` | body [`StatusRequest`]: 13 on a sent document (`to`), or 02–06/15/16 on a received one (`from` when ambiguous) |
