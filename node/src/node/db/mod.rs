@@ -36,7 +36,9 @@
 //!   used it failed.
 //! - A revoke/update/replace request is committed with its `actions` entry; its tracking rows
 //!   start with the request pending. A recipient's agreement (15) and the mark it puts on the
-//!   original (the sender's tracking row, or the recipient's inbox entry) are one transaction.
+//!   original (the sender's tracking row, or the recipient's inbox entry) are one transaction;
+//!   a closing mark is final and overrides `updated`; an original received after a request it
+//!   agreed to gets the mark in the transaction that stores it.
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
