@@ -527,29 +527,47 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
     assert_eq!(r, Received::New { matched: false });
 }
 
+/// A document received from A under `id` (answered with 01 packet `answer`), optionally a
+/// revoke/update/replace request.
+fn received_from_a(
+    bytes: &[u8],
+    id: &str,
+    answer: &[u8],
+    action: Option<ActionRef>,
+) -> IncomingDocument {
+    let mut entry = inbox_entry(KIND_DOCUMENT, "A", id);
+    entry.statuses.push(event(
+        "01",
+        "2026-01-01T09:00:00Z",
+        &PacketId::of(answer).to_hex(),
+        true,
+    ));
+    entry.action = action;
+    let mut out = outgoing(answer, id, &["A"], 1);
+    out.entry.kind = KIND_STATUS.into();
+    IncomingDocument {
+        id: PacketId::of(bytes),
+        bytes: bytes.to_vec(),
+        entry,
+        answer: out,
+    }
+}
+
+/// This node's status `code` (packet `bytes`) at `time`, back to A.
+fn clerk_status(bytes: &[u8], code: &str, time: &str) -> OutgoingStatus {
+    let mut out = outgoing(bytes, "x", &["A"], 2);
+    out.entry.kind = KIND_STATUS.into();
+    OutgoingStatus {
+        event: event(code, time, &out.id.to_hex(), true),
+        out,
+    }
+}
+
 #[tokio::test]
 async fn agreeing_to_a_request_marks_the_original_not_the_request() {
     let (_d, db) = open();
-    let receive = |bytes: &'static [u8], answer: &'static [u8], action: Option<ActionRef>| {
-        let mut entry = inbox_entry(KIND_DOCUMENT, "A", "d7");
-        entry.statuses.push(event(
-            "01",
-            "2026-01-01T09:00:00Z",
-            &PacketId::of(answer).to_hex(),
-            true,
-        ));
-        entry.action = action;
-        let mut out = outgoing(answer, "d7", &["A"], 1);
-        out.entry.kind = KIND_STATUS.into();
-        IncomingDocument {
-            id: PacketId::of(bytes),
-            bytes: bytes.to_vec(),
-            entry,
-            answer: out,
-        }
-    };
     // The original, then a revoke from a system that gave it the original's own id.
-    db.receive_document(receive(b"orig", b"o01", None))
+    db.receive_document(received_from_a(b"orig", "d7", b"o01", None))
         .await
         .unwrap();
     let revoke = ActionRef {
@@ -559,7 +577,7 @@ async fn agreeing_to_a_request_marks_the_original_not_the_request() {
         added: vec![],
         removed: vec![],
     };
-    db.receive_document(receive(b"revoke", b"r01", Some(revoke)))
+    db.receive_document(received_from_a(b"revoke", "d7", b"r01", Some(revoke)))
         .await
         .unwrap();
     assert_eq!(db.counts().await.unwrap().inbox_new, 2);
@@ -573,12 +591,7 @@ async fn agreeing_to_a_request_marks_the_original_not_the_request() {
         ("new".to_string(), true),
         "the request waits"
     );
-    let mut out = outgoing(b"r15", "d7", &["A"], 2);
-    out.entry.kind = KIND_STATUS.into();
-    let agreed = OutgoingStatus {
-        event: event("15", "2026-01-01T09:05:00Z", &out.id.to_hex(), true),
-        out,
-    };
+    let agreed = clerk_status(b"r15", "15", "2026-01-01T09:05:00Z");
     let done = db
         .commit_received_status(PacketId::of(b"revoke"), "B".into(), agreed)
         .await
@@ -604,12 +617,7 @@ async fn agreeing_to_a_request_marks_the_original_not_the_request() {
         "neither is new any more"
     );
     // Nothing but repeats on the revoked original.
-    let mut out = outgoing(b"o03", "d7", &["A"], 3);
-    out.entry.kind = KIND_STATUS.into();
-    let accept = OutgoingStatus {
-        event: event("03", "2026-01-01T09:06:00Z", &out.id.to_hex(), true),
-        out,
-    };
+    let accept = clerk_status(b"o03", "03", "2026-01-01T09:06:00Z");
     let err = db
         .commit_received_status(PacketId::of(b"orig"), "B".into(), accept)
         .await
@@ -625,24 +633,6 @@ async fn agreeing_to_a_request_marks_the_original_not_the_request() {
 async fn a_closing_mark_overrides_updated_and_an_overtaken_original_is_marked_on_arrival() {
     use crate::node::lifecycle::ActionKind;
     let (_d, db) = open();
-    let doc = |bytes: &'static [u8], id: &str, answer: &'static [u8], action: Option<ActionRef>| {
-        let mut entry = inbox_entry(KIND_DOCUMENT, "A", id);
-        entry.statuses.push(event(
-            "01",
-            "2026-01-01T09:00:00Z",
-            &PacketId::of(answer).to_hex(),
-            true,
-        ));
-        entry.action = action;
-        let mut out = outgoing(answer, id, &["A"], 1);
-        out.entry.kind = KIND_STATUS.into();
-        IncomingDocument {
-            id: PacketId::of(bytes),
-            bytes: bytes.to_vec(),
-            entry,
-            answer: out,
-        }
-    };
     let request = |kind, original: &str| ActionRef {
         kind,
         original: original.into(),
@@ -650,19 +640,11 @@ async fn a_closing_mark_overrides_updated_and_an_overtaken_original_is_marked_on
         added: vec![],
         removed: vec![],
     };
-    let agree = |bytes: &'static [u8], id: &str, time: &str| {
-        let mut out = outgoing(bytes, id, &["A"], 2);
-        out.entry.kind = KIND_STATUS.into();
-        OutgoingStatus {
-            event: event("15", time, &out.id.to_hex(), true),
-            out,
-        }
-    };
     // Update agreed, then revoke agreed: the original ends revoked and closed.
-    db.receive_document(doc(b"o", "d1", b"o01", None))
+    db.receive_document(received_from_a(b"o", "d1", b"o01", None))
         .await
         .unwrap();
-    db.receive_document(doc(
+    db.receive_document(received_from_a(
         b"u",
         "d1#update-1",
         b"u01",
@@ -670,7 +652,7 @@ async fn a_closing_mark_overrides_updated_and_an_overtaken_original_is_marked_on
     ))
     .await
     .unwrap();
-    db.receive_document(doc(
+    db.receive_document(received_from_a(
         b"r",
         "d1#revoke-1",
         b"r01",
@@ -686,16 +668,20 @@ async fn a_closing_mark_overrides_updated_and_an_overtaken_original_is_marked_on
         ),
         (b"r", b"r15", "2026-01-01T09:02:00Z"),
     ] {
-        db.commit_received_status(PacketId::of(req), "B".into(), agree(bytes, "x", time))
-            .await
-            .unwrap();
+        db.commit_received_status(
+            PacketId::of(req),
+            "B".into(),
+            clerk_status(bytes, "15", time),
+        )
+        .await
+        .unwrap();
     }
     let (o, _) = db.inbox_entry(PacketId::of(b"o")).await.unwrap().unwrap();
     let m = o.mark.unwrap();
     assert_eq!((m.state.as_str(), m.closed), ("revoked", true));
 
     // A revoke that overtook its original and was agreed: the original is marked on arrival.
-    db.receive_document(doc(
+    db.receive_document(received_from_a(
         b"r2",
         "d2#revoke-1",
         b"r201",
@@ -706,11 +692,11 @@ async fn a_closing_mark_overrides_updated_and_an_overtaken_original_is_marked_on
     db.commit_received_status(
         PacketId::of(b"r2"),
         "B".into(),
-        agree(b"r215", "y", "2026-01-01T09:03:00Z"),
+        clerk_status(b"r215", "15", "2026-01-01T09:03:00Z"),
     )
     .await
     .unwrap();
-    db.receive_document(doc(b"o2", "d2", b"o201", None))
+    db.receive_document(received_from_a(b"o2", "d2", b"o201", None))
         .await
         .unwrap();
     let (o2, _) = db.inbox_entry(PacketId::of(b"o2")).await.unwrap().unwrap();
