@@ -5,7 +5,9 @@
 //! agency the hub does not know or has suspended.
 //!
 //! Invariants:
-//! - An unverified directory is never used; a failed refresh keeps the last good one.
+//! - An unverified directory is never used: the signed statement must be a `DirectoryDigest`
+//!   naming the body's SHA-256 and its issue time; a failed refresh keeps the last good one,
+//!   and an older signed copy never replaces a newer one.
 //! - Without a directory (the hub never reached since start) nothing is refused on its account:
 //!   store-and-forward must work while the hub is away, and the hub's receipt will say which
 //!   recipients it refused.
@@ -38,8 +40,10 @@ pub enum DirectoryError {
     NotBase64,
     #[error("the directory signature does not verify with the pinned hub certificate: {0}")]
     Signature(String),
-    #[error("the signed statement does not name a SHA-256 digest")]
+    #[error("the signed statement is not a directory digest naming a SHA-256")]
     NoDigest,
+    #[error("the directory's issue time differs from the signed one")]
+    IssuedAt,
     #[error("the directory does not match its signed digest (signed {signed}, got {actual})")]
     Digest { signed: String, actual: String },
     #[error("the directory is not valid JSON: {0}")]
@@ -53,44 +57,78 @@ pub fn verify(
     hub_cert_der: &[u8],
 ) -> Result<Directory, DirectoryError> {
     let signature = signature_b64.ok_or(DirectoryError::Unsigned)?;
-    let statement = base64::engine::general_purpose::STANDARD
+    let signed_xml = base64::engine::general_purpose::STANDARD
         .decode(signature.trim())
         .map_err(|_| DirectoryError::NotBase64)?;
-    verify_root(&statement, hub_cert_der).map_err(|e| DirectoryError::Signature(e.to_string()))?;
-    let signed = signed_digest(&statement).ok_or(DirectoryError::NoDigest)?;
+    verify_root(&signed_xml, hub_cert_der).map_err(|e| DirectoryError::Signature(e.to_string()))?;
+    let said = statement(&signed_xml).ok_or(DirectoryError::NoDigest)?;
+    let signed = said.sha256.ok_or(DirectoryError::NoDigest)?;
     let actual = PacketId::of(body).to_hex();
     if !signed.eq_ignore_ascii_case(&actual) {
         return Err(DirectoryError::Digest { signed, actual });
     }
-    serde_json::from_slice(body).map_err(|e| DirectoryError::Json(e.to_string()))
+    let directory: Directory =
+        serde_json::from_slice(body).map_err(|e| DirectoryError::Json(e.to_string()))?;
+    if said.issued_at.as_deref() != Some(directory.issued_at.as_str()) {
+        return Err(DirectoryError::IssuedAt);
+    }
+    Ok(directory)
 }
 
-/// The text of the root's `Sha256` child in the signed statement.
-fn signed_digest(statement: &[u8]) -> Option<String> {
-    let mut reader = quick_xml::Reader::from_reader(statement);
+/// What the hub's signed statement says: the body's digest and when it was issued.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Statement {
+    sha256: Option<String>,
+    issued_at: Option<String>,
+}
+
+/// Reads the signed statement: root `DirectoryDigest` in `urn:docaxis:directory:1` (so no
+/// other XML the hub signs, a receipt say, can pass for one), children `Sha256`, `IssuedAt`.
+fn statement(xml: &[u8]) -> Option<Statement> {
+    let mut reader = quick_xml::NsReader::from_reader(xml);
     let mut depth = 0usize;
-    let mut in_digest = false;
+    let mut field: Option<&'static str> = None;
+    let mut out = Statement::default();
     let mut buf = Vec::new();
     loop {
-        match reader.read_event_into(&mut buf).ok()? {
+        let (ns, event) = reader.read_resolved_event_into(&mut buf).ok()?;
+        let in_ns = matches!(
+            ns,
+            quick_xml::name::ResolveResult::Bound(n) if n.as_ref() == DIRECTORY_NS
+        );
+        match event {
             Event::Start(e) => {
                 depth += 1;
-                in_digest = depth == 2 && e.local_name().as_ref() == b"Sha256";
+                let local = e.local_name();
+                if depth == 1 && !(in_ns && local.as_ref() == b"DirectoryDigest") {
+                    return None;
+                }
+                field = match (depth, in_ns, local.as_ref()) {
+                    (2, true, b"Sha256") => Some("sha256"),
+                    (2, true, b"IssuedAt") => Some("issued_at"),
+                    _ => None,
+                };
             }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
-                in_digest = false;
+                field = None;
             }
-            Event::Text(t) if in_digest => {
+            Event::Text(t) => {
                 let text = std::str::from_utf8(t.as_ref()).ok()?.trim().to_string();
-                return (!text.is_empty()).then_some(text);
+                match field {
+                    Some("sha256") => out.sha256 = Some(text),
+                    Some("issued_at") => out.issued_at = Some(text),
+                    _ => {}
+                }
             }
-            Event::Eof => return None,
+            Event::Eof => return Some(out),
             _ => {}
         }
         buf.clear();
     }
 }
+
+const DIRECTORY_NS: &[u8] = b"urn:docaxis:directory:1";
 
 /// The last verified directory, if any.
 #[derive(Debug, Default)]
@@ -107,8 +145,21 @@ pub enum Standing {
 }
 
 impl KnownDirectory {
+    /// Keeps `d` unless the directory known was issued later (an old signed copy replayed).
     fn set(&self, d: Directory) {
         if let Ok(mut g) = self.inner.write() {
+            let newer = |a: &str, b: &str| match (
+                super::clock::parse_rfc3339(a),
+                super::clock::parse_rfc3339(b),
+            ) {
+                (Some(a), Some(b)) => a > b,
+                _ => false,
+            };
+            if g.as_ref()
+                .is_some_and(|known| newer(&known.issued_at, &d.issued_at))
+            {
+                return;
+            }
             *g = Some(d);
         }
     }
@@ -290,6 +341,32 @@ mod tests {
             verify(&other, Some(&sig), &der),
             Err(DirectoryError::Digest { .. })
         ));
+        // A statement of another issue time than the body's.
+        let other_time = serde_json::to_vec(&Directory {
+            issued_at: "2026-11-24T00:00:00Z".into(),
+            agencies: vec![],
+        })
+        .unwrap();
+        assert_eq!(
+            verify(&other_time, Some(&signed(&other_time, &id)), &der),
+            Err(DirectoryError::IssuedAt)
+        );
+        // Other XML the hub signed (not a directory digest).
+        let receipt = base64::engine::general_purpose::STANDARD.encode(
+            sign_root(
+                format!(
+                    "<Receipt xmlns=\"urn:docaxis:receipt:1\"><Sha256>{}</Sha256></Receipt>",
+                    PacketId::of(&body).to_hex()
+                )
+                .as_bytes(),
+                &id,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            verify(&body, Some(&receipt), &der),
+            Err(DirectoryError::NoDigest)
+        );
         // Signed by someone else (an agency key).
         let agency = SigningIdentity::from_pem_files(
             &certs().join("agencies/000.00.00.G22.key.pem"),
@@ -330,5 +407,16 @@ mod tests {
         assert_eq!(known.standing("C"), Some(Standing::Unknown));
         assert_eq!(known.name("A").as_deref(), Some("Agency A"));
         assert_eq!(known.name("C"), None);
+        // An older copy does not replace a newer one.
+        let at = |t: &str| Directory {
+            issued_at: t.into(),
+            agencies: vec![],
+        };
+        let known = KnownDirectory::default();
+        known.set(at("2026-11-23T10:00:00Z"));
+        known.set(at("2026-11-23T09:00:00Z"));
+        assert_eq!(known.issued_at().as_deref(), Some("2026-11-23T10:00:00Z"));
+        known.set(at("2026-11-23T11:00:00Z"));
+        assert_eq!(known.issued_at().as_deref(), Some("2026-11-23T11:00:00Z"));
     }
 }
