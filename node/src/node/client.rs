@@ -122,10 +122,8 @@ impl ApiClient {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<T, ClientError> {
+    /// Sends `req` with the token; the answer's bytes on success, the API's error otherwise.
+    async fn fetch(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -140,8 +138,7 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| ClientError::BadAnswer(e.to_string()));
+            return Ok(bytes.to_vec());
         }
         match serde_json::from_slice::<ApiErrorBody>(&bytes) {
             Ok(body) => Err(ClientError::Api {
@@ -155,6 +152,15 @@ impl ApiClient {
                 message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
             }),
         }
+    }
+
+    /// [`Self::fetch`], the answer parsed as JSON.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let bytes = self.fetch(req).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer(e.to_string()))
     }
 
     /// `POST /api/v1/documents`.
@@ -248,33 +254,7 @@ impl ApiClient {
     /// `GET /api/v1/inbox/{packet_id}/packet`: the stored bytes.
     pub async fn inbox_packet(&self, packet_id: &str) -> Result<Vec<u8>, ClientError> {
         let path = format!("/api/v1/inbox/{}/packet", encode_segment(packet_id));
-        let resp = self
-            .http
-            .get(self.url(&path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| ClientError::Connect {
-                addr: self.addr,
-                message: e.to_string(),
-            })?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
-        let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or(ApiErrorBody {
-            code: "unknown".into(),
-            message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-        });
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            code: body.code,
-            message: body.message,
-        })
+        self.fetch(self.http.get(self.url(&path))).await
     }
 
     /// `GET /api/v1/health`.
