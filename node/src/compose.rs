@@ -55,6 +55,16 @@ pub enum OrgSpec {
     Full(OrgTable),
 }
 
+impl OrgSpec {
+    /// The agency code it names.
+    pub fn code(&self) -> &str {
+        match self {
+            OrgSpec::Code(c) => c.trim(),
+            OrgSpec::Full(t) => t.id.trim(),
+        }
+    }
+}
+
 /// Full organisation details.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -127,23 +127,16 @@ impl PacketMeta {
                 if b.doc_type == BussinessDocType::New {
                     return;
                 }
-                self.target_document_id = b
-                    .document_id
-                    .as_ref()
-                    .or_else(|| b.replacements.first().map(|r| &r.document_id))
-                    .map(|id| id.to_string());
+                // Read the way the nodes read it.
+                if let Some(action) = crate::node::actions::action_of(d) {
+                    self.target_document_id = Some(action.original);
+                    self.removed_recipients = action.removed;
+                }
                 self.staff = b
                     .staff_info
                     .as_ref()
                     .and_then(crate::node::inbox::staff_summary);
                 self.reason = b.reason.clone();
-                self.removed_recipients = b
-                    .document_info
-                    .iter()
-                    .flat_map(|i| &i.receivers)
-                    .filter(|r| r.receiver_type == crate::edxml::ReceiverType::Removed)
-                    .map(|r| r.organ_id.to_string())
-                    .collect();
             }
         }
     }

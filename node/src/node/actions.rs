@@ -433,25 +433,15 @@ pub async fn send_action(
         .count()
         + 1;
     let standing = standing_recipients(&original, &earlier);
-    let mut new_codes: Vec<String> = req
-        .add
-        .iter()
-        .map(|o| match o {
-            OrgSpec::Code(c) => c.trim().to_string(),
-            OrgSpec::Full(t) => t.id.trim().to_string(),
-        })
-        .collect();
-    if let Some(to) = req
-        .document
-        .as_ref()
-        .and_then(|d| d.get("to"))
-        .and_then(|t| t.as_array())
-    {
-        new_codes.extend(to.iter().filter_map(|t| {
-            t.as_str()
-                .or_else(|| t.get("id").and_then(|i| i.as_str()))
-                .map(|c| c.trim().to_string())
-        }));
+    // Agencies this request reaches that the original did not: checked like a new send.
+    let mut new_codes: Vec<String> = req.add.iter().map(|o| o.code().to_string()).collect();
+    if let Some(to) = req.document.as_ref().and_then(|d| d.get("to")) {
+        let to: Vec<OrgSpec> = serde_json::from_value(to.clone()).map_err(|e| {
+            bad(format!(
+                "the replacement's `to` is not a list of agencies: {e}"
+            ))
+        })?;
+        new_codes.extend(to.iter().map(|o| o.code().to_string()));
     }
     super::directory::check_recipients(node, &new_codes)
         .await

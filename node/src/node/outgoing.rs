@@ -185,13 +185,7 @@ pub fn compose_document_named(
 
 /// The agency codes a request sends to.
 pub fn recipient_codes(req: &SendDocument) -> Vec<String> {
-    req.to
-        .iter()
-        .map(|o| match o {
-            OrgSpec::Code(c) => c.trim().to_string(),
-            OrgSpec::Full(t) => t.id.trim().to_string(),
-        })
-        .collect()
+    req.to.iter().map(|o| o.code().to_string()).collect()
 }
 
 /// The status 01 (đã đến) `me` sends back when `doc` has been stored.
