@@ -432,7 +432,7 @@ fn statuses_arriving_out_of_order_and_twice_give_the_right_timeline() {
     let doc_id = send(&g22, &[H41], "51", "V/v thứ tự trạng thái", s(&pdf));
     let at_h41 = received(&h41, &doc_id);
     // The document as H41 stored it, to answer it like another vendor's system would.
-    let packet = reqwest_packet(&h41, at_h41["packet_id"].as_str().unwrap());
+    let packet = stored_packet(&h41, at_h41["packet_id"].as_str().unwrap());
     let doc = match docaxis::edxml::read(&packet, &docaxis::edxml::ReadOptions::default())
         .unwrap()
         .packet
@@ -533,27 +533,25 @@ fn statuses_arriving_out_of_order_and_twice_give_the_right_timeline() {
     assert_eq!(r["last_status"]["code"], "05");
 }
 
-/// The node's health answer (`GET /api/v1/health`).
-fn health(node: &NodeProc) -> Value {
+/// The node's own clerk API client, with a runtime to drive it.
+fn clerk_api(node: &NodeProc) -> (tokio::runtime::Runtime, docaxis::node::client::ApiClient) {
     let config = docaxis::node::NodeConfig::load(&node.config).unwrap();
     let client = docaxis::node::client::ApiClient::from_config(&config).unwrap();
-    let h = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(client.health())
         .unwrap();
-    serde_json::to_value(h).unwrap()
+    (rt, client)
 }
 
-/// The stored bytes of a received packet, through the node's clerk API.
-fn reqwest_packet(node: &NodeProc, packet_id: &str) -> Vec<u8> {
-    let config = docaxis::node::NodeConfig::load(&node.config).unwrap();
-    let client = docaxis::node::client::ApiClient::from_config(&config).unwrap();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(client.inbox_packet(packet_id))
-        .unwrap()
+/// The node's health answer (`GET /api/v1/health`).
+fn health(node: &NodeProc) -> Value {
+    let (rt, client) = clerk_api(node);
+    serde_json::to_value(rt.block_on(client.health()).unwrap()).unwrap()
+}
+
+/// The stored bytes of a received packet (`GET /api/v1/inbox/{packet_id}/packet`).
+fn stored_packet(node: &NodeProc, packet_id: &str) -> Vec<u8> {
+    let (rt, client) = clerk_api(node);
+    rt.block_on(client.inbox_packet(packet_id)).unwrap()
 }
