@@ -147,8 +147,8 @@ impl Pki {
     /// An mTLS HTTP client with an arbitrary certificate and key, trusting this PKI's CA.
     pub fn client_with(&self, cert: &Path, key: &Path) -> reqwest::Client {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        docaxis::net::client::build_client(
-            &docaxis::net::client::ClientTls {
+        net::client::build_client(
+            &net::client::ClientTls {
                 cert_chain_pem: cert.to_owned(),
                 key_pem: key.to_owned(),
                 ca_pems: vec![self.ca()],
@@ -161,9 +161,9 @@ impl Pki {
 
     /// Signs `unsigned` edXML as agency `code`.
     pub fn sign_as(&self, code: &str, unsigned: &[u8]) -> Vec<u8> {
-        let id = docaxis::dsig::SigningIdentity::from_pem_files(&self.key(code), &self.cert(code))
+        let id = dsig::SigningIdentity::from_pem_files(&self.key(code), &self.cert(code))
             .expect("identity");
-        docaxis::dsig::sign_packet(unsigned, &id).expect("sign")
+        dsig::sign_packet(unsigned, &id).expect("sign")
     }
 }
 
@@ -669,14 +669,11 @@ pub fn unsigned_document(
     number: &str,
     attachment: Option<&[u8]>,
 ) -> Vec<u8> {
-    use docaxis::compose::{CodeSpec, DocumentSpec, OrgSpec, known_agency_name};
+    use edxml::compose::{CodeSpec, DocumentSpec, OrgSpec, known_agency_name};
 
     let spec = DocumentSpec {
         from: OrgSpec::Code(from.into()),
-        to: to
-            .iter()
-            .map(|t| docaxis::compose::org_from_arg(t))
-            .collect(),
+        to: to.iter().map(|t| edxml::compose::org_from_arg(t)).collect(),
         subject: format!("Văn bản thử nghiệm số {number}"),
         content: None,
         document_id: None,
@@ -697,12 +694,70 @@ pub fn unsigned_document(
     let names = |c: &str| known_agency_name(c).or_else(|| Some(format!("Cơ quan {c}")));
     let mut doc = spec.build(Path::new("."), &names).expect("compose");
     if let Some(bytes) = attachment {
-        doc.add_attachment(docaxis::edxml::Attachment::from_bytes(
+        doc.add_attachment(edxml::Attachment::from_bytes(
             "1",
             "file.pdf",
             "application/pdf",
             bytes,
         ));
     }
-    docaxis::edxml::write(&docaxis::edxml::Packet::Document(doc)).expect("write")
+    edxml::write(&edxml::Packet::Document(doc)).expect("write")
+}
+
+/// Randomness for crash tests that can be replayed: the seed comes from
+/// `DOCAXIS_CRASH_SEED` when set, otherwise from the clock, and is printed either way so a
+/// failing run can be repeated exactly (`DOCAXIS_CRASH_SEED=N cargo test …`).
+pub struct CrashRng(u64);
+
+impl CrashRng {
+    /// A generator for the crash test `test`, announcing its seed on stderr.
+    pub fn announce(test: &str) -> CrashRng {
+        let seed = match std::env::var("DOCAXIS_CRASH_SEED") {
+            Ok(s) => s
+                .trim()
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("DOCAXIS_CRASH_SEED={s:?} is not a number")),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        };
+        eprintln!("{test}: crash seed {seed} (replay with DOCAXIS_CRASH_SEED={seed})");
+        CrashRng::new(seed)
+    }
+
+    /// A generator from a known seed (xorshift64; a zero seed is made odd).
+    pub fn new(seed: u64) -> CrashRng {
+        CrashRng(seed | 1)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A duration between `lo` and `hi` milliseconds (`hi` exclusive).
+    pub fn between_ms(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next_u64() % (hi - lo).max(1))
+    }
+}
+
+#[cfg(test)]
+mod crash_rng_tests {
+    use super::CrashRng;
+
+    #[test]
+    fn the_same_seed_gives_the_same_kills() {
+        let (mut a, mut b) = (CrashRng::new(42), CrashRng::new(42));
+        let xs: Vec<_> = (0..8).map(|_| a.between_ms(300, 1500)).collect();
+        let ys: Vec<_> = (0..8).map(|_| b.between_ms(300, 1500)).collect();
+        assert_eq!(xs, ys);
+        assert!(
+            xs.iter()
+                .all(|d| (300..1500).contains(&(d.as_millis() as u64)))
+        );
+        assert_ne!(xs[0], xs[1]);
+    }
 }

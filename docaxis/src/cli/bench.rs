@@ -1,0 +1,341 @@
+//! `docaxis bench`: end-to-end throughput and latency of the exchange on this machine.
+//!
+//! Runs [`crate::bench::run`] (hub and two nodes in this process, on loopback, durable commits)
+//! and prints documents per second and the send-to-inbox latency percentiles, as text or as one
+//! JSON object (`--json`). Progress goes to stderr once a second; the figures go to stdout.
+//! A build without optimisations says so, loudly, before and in the figures.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::bench::{self, BenchKey, BenchOptions, BenchReport, Progress};
+
+/// Measure documents per second and latency end to end: hub and two nodes on loopback.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Documents to send.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Attachment size of each document, in bytes (0: no attachment).
+    #[arg(long, default_value_t = 10_240)]
+    pub size: usize,
+    /// Key type of the agencies' certificates.
+    #[arg(long, value_enum, default_value_t = BenchKey::Ecdsa)]
+    pub key: BenchKey,
+    /// Clerk API calls in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: u64,
+    /// Pace the sending at this many documents per second (default: as fast as accepted).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Folder in which to make the run's folder (default: the temporary folder). Put it on the
+    /// disk you want to measure: every commit is fsynced.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the run's folder (PKI, configurations, databases) and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Most threads of the runtime's blocking pool (signing, verification, database reads);
+    /// default: tokio's (512).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub blocking_threads: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    /// The engine's options.
+    pub(crate) fn options(&self) -> anyhow::Result<BenchOptions> {
+        Ok(BenchOptions {
+            count: usize::try_from(self.count).context("--count is too large")?,
+            size: self.size,
+            key: self.key,
+            concurrency: usize::try_from(self.concurrency).context("--concurrency is too large")?,
+            rate: self.rate,
+            dir: self.dir.clone(),
+            keep: self.keep,
+            timeout: Duration::from_secs(self.timeout),
+        })
+    }
+}
+
+/// Runs the benchmark and prints its figures.
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let opts = args.options()?;
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: {}", bench::DEBUG_WARNING);
+    }
+    eprintln!(
+        "docaxis bench: {} documents of {} bytes, {} keys, {} clerk calls in flight{}",
+        opts.count,
+        opts.size,
+        opts.key.as_str(),
+        opts.concurrency,
+        opts.rate
+            .map(|r| format!(", paced at {r}/s"))
+            .unwrap_or_default()
+    );
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = args.blocking_threads {
+        builder
+            .max_blocking_threads(usize::try_from(n).context("--blocking-threads is too large")?);
+    }
+    let rt = builder.build().context("cannot start the async runtime")?;
+    let mut last = (Duration::ZERO, 0usize);
+    let mut report = rt.block_on(bench::run(&opts, |p| {
+        eprintln!("{}", progress_line(p, last));
+        last = (p.elapsed, p.arrived);
+    }))?;
+    report.blocking_threads = args.blocking_threads.and_then(|n| usize::try_from(n).ok());
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report)?;
+        use std::io::Write as _;
+        writeln!(out)?;
+    } else {
+        print_report(&mut out, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One progress line; `last` is the previous report's (elapsed, arrived).
+pub(crate) fn progress_line(p: &Progress, last: (Duration, usize)) -> String {
+    let span = p.elapsed.saturating_sub(last.0).as_secs_f64();
+    let rate = if span > 0.0 {
+        p.arrived.saturating_sub(last.1) as f64 / span
+    } else {
+        0.0
+    };
+    format!(
+        "[{:6.1} s] sent {}/{}  at recipient {}/{} ({rate:.0}/s)  status 01 back {}/{}",
+        p.elapsed.as_secs_f64(),
+        p.sent,
+        p.count,
+        p.arrived,
+        p.count,
+        p.answered,
+        p.count
+    )
+}
+
+/// The human form of a report.
+pub(crate) fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> std::io::Result<()> {
+    if let Some(w) = &r.warning {
+        writeln!(out, "WARNING: {w}")?;
+    }
+    writeln!(
+        out,
+        "{} documents, {} byte attachments ({} byte signed packets), {} keys, {} CPU(s), {} build",
+        r.count,
+        r.size_bytes,
+        r.packet_bytes,
+        r.key.as_str(),
+        r.cpus,
+        r.build_profile
+    )?;
+    writeln!(out, "durability: {}", r.durability)?;
+    if let Some(load) = r.load_average_before
+        && load > r.cpus as f64
+    {
+        writeln!(
+            out,
+            "note: the load average was {load:.1} on {} CPU(s) before the run: other processes \
+             (or a run that had just ended) were competing for the CPUs, so these figures may be \
+             lower than this machine can do",
+            r.cpus
+        )?;
+    }
+    if let Some(n) = r.blocking_threads {
+        writeln!(out, "runtime: blocking pool limited to {n} threads")?;
+    }
+    writeln!(
+        out,
+        "end to end:    {:.1} documents/s (clerk API call → committed in the recipient's inbox)",
+        r.documents_per_second
+    )?;
+    writeln!(
+        out,
+        "latency:       p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  (min {:.1}, mean {:.1}, max {:.1})",
+        r.latency.p50_ms,
+        r.latency.p90_ms,
+        r.latency.p99_ms,
+        r.latency.min_ms,
+        r.latency.mean_ms,
+        r.latency.max_ms
+    )?;
+    writeln!(
+        out,
+        "clerk API:     {:.1} calls/s, p50 {:.1} ms  p99 {:.1} ms  ({} in flight)",
+        r.clerk_calls_per_second, r.clerk_api.p50_ms, r.clerk_api.p99_ms, r.concurrency
+    )?;
+    let p = &r.phases;
+    writeln!(
+        out,
+        "phases:        setup {:.2} s, sending {:.2} s, first arrival {:.0} ms, all delivered {:.2} s, all status 01 back {:.2} s, shutdown {:.2} s",
+        p.setup_secs,
+        p.send_secs,
+        p.first_arrival_ms,
+        p.deliver_secs,
+        p.statuses_back_secs,
+        p.shutdown_secs
+    )?;
+    if let Some(cpu) = &r.cpu {
+        writeln!(
+            out,
+            "CPU:           {:.2} s, {:.2} ms per document, {:.0} % of {} CPU(s) busy",
+            cpu.seconds,
+            cpu.per_document_ms,
+            cpu.utilisation * 100.0,
+            r.cpus
+        )?;
+    }
+    for c in &r.commits {
+        writeln!(
+            out,
+            "commits:       {:<9} {:>6} fsynced transactions ({:.2} per document), {:.1} jobs each",
+            c.database, c.commits, c.commits_per_document, c.jobs_per_commit
+        )?;
+    }
+    if let Some(folder) = &r.folder {
+        writeln!(out, "kept:          {folder}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let a = parse(&[]).unwrap();
+        let o = a.options().unwrap();
+        assert_eq!((o.count, o.size, o.key), (1000, 10_240, BenchKey::Ecdsa));
+        assert_eq!(o.concurrency, 32);
+        assert_eq!(o.rate, None);
+        assert!(!a.json && !o.keep);
+        assert_eq!(a.blocking_threads, None);
+
+        let a = parse(&[
+            "--count",
+            "20",
+            "--size",
+            "0",
+            "--key",
+            "rsa",
+            "--json",
+            "--rate",
+            "50.5",
+            "--concurrency",
+            "4",
+            "--keep",
+            "--timeout",
+            "30",
+            "--blocking-threads",
+            "16",
+        ])
+        .unwrap();
+        let o = a.options().unwrap();
+        assert_eq!((o.count, o.size, o.key), (20, 0, BenchKey::Rsa));
+        assert_eq!((o.concurrency, o.rate), (4, Some(50.5)));
+        assert!(a.json && o.keep);
+        assert_eq!(o.timeout, Duration::from_secs(30));
+        assert_eq!(a.blocking_threads, Some(16));
+
+        for bad in [
+            &["--count", "0"][..],
+            &["--key", "dsa"],
+            &["--size", "-1"],
+            &["--concurrency", "0"],
+            &["--blocking-threads", "0"],
+            &["--frobnicate"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_text_report_carries_the_figures_and_the_warnings() {
+        let latency =
+            bench::summarize(&[Duration::from_millis(10), Duration::from_millis(30)]).unwrap();
+        let report = BenchReport {
+            documents_per_second: 123.4,
+            latency_p50_ms: latency.p50_ms,
+            latency_p99_ms: latency.p99_ms,
+            count: 2,
+            size_bytes: 10_240,
+            key: BenchKey::Rsa,
+            packet_bytes: 18_000,
+            concurrency: 32,
+            rate: None,
+            clerk_calls_per_second: 400.0,
+            latency: latency.clone(),
+            clerk_api: latency,
+            phases: bench::Phases {
+                setup_secs: 0.1,
+                send_secs: 0.2,
+                first_arrival_ms: 5.0,
+                deliver_secs: 0.3,
+                statuses_back_secs: 0.4,
+                shutdown_secs: 0.05,
+            },
+            cpu: None,
+            commits: Vec::new(),
+            arrived: 2,
+            statuses_back: 2,
+            cpus: 2,
+            load_average_before: Some(6.5),
+            blocking_threads: Some(16),
+            build_profile: "debug",
+            warning: Some(bench::DEBUG_WARNING.into()),
+            durability: "fsync",
+            folder: None,
+        };
+        let mut out = Vec::new();
+        print_report(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("WARNING: this docaxis was built without optimisations"));
+        assert!(text.contains("123.4 documents/s"), "{text}");
+        assert!(
+            text.contains("p50 10.0 ms") && text.contains("p99 30.0 ms"),
+            "{text}"
+        );
+        assert!(text.contains("rsa keys"), "{text}");
+        assert!(text.contains("load average was 6.5"), "{text}");
+        assert!(text.contains("limited to 16 threads"), "{text}");
+    }
+
+    #[test]
+    fn progress_lines_show_the_rate_of_the_last_second() {
+        let p = Progress {
+            elapsed: Duration::from_secs(3),
+            count: 1000,
+            sent: 800,
+            arrived: 600,
+            answered: 400,
+        };
+        let line = progress_line(&p, (Duration::from_secs(2), 350));
+        assert!(line.contains("sent 800/1000"), "{line}");
+        assert!(line.contains("at recipient 600/1000 (250/s)"), "{line}");
+        assert!(line.contains("status 01 back 400/1000"), "{line}");
+    }
+}

@@ -1,0 +1,346 @@
+//! `docaxis hub`: run the national hub, and manage its agency directory.
+//!
+//! Directory commands talk to a running hub's admin API (loopback, token in
+//! `data_dir/admin.token`); when no hub is running they open its database directly, so an
+//! operator can register agencies before the first start.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use exchange::protocol::ErrorBody;
+use hub::admin::{self, NewAgency};
+use hub::db::{Agency, HubDb};
+use hub::track::DocumentTrack;
+use hub::{self, HubConfig};
+
+/// Run the national hub, or manage it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HubArgs {
+    /// The hub configuration (see examples/hub.toml).
+    #[arg(long, env = "DOCAXIS_HUB_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<HubCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum HubCommand {
+    /// Manage the agency directory.
+    #[command(subcommand)]
+    Agency(AgencyCommand),
+    /// Show what the hub recorded about a document: per recipient, the hub's events, the
+    /// business statuses (times, staff, reasons), the resulting state and the actions
+    /// (revoke, update, replace) with their answers; then every packet.
+    Track {
+        /// The document id.
+        document_id: String,
+        /// The agency that issued the document (its From/OrganId).
+        #[arg(long)]
+        owner: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AgencyCommand {
+    /// Register an agency with the certificate(s) it may use.
+    Add {
+        /// Agency code, e.g. 000.00.00.H41.
+        #[arg(long)]
+        code: String,
+        /// Agency name, e.g. "UBND Tỉnh Nghệ An".
+        #[arg(long)]
+        name: String,
+        /// Contact email of the agency's registry clerks.
+        #[arg(long)]
+        email: Option<String>,
+        /// PEM certificate whose UID is the agency code; repeat for several (rotation).
+        #[arg(long = "cert", required = true)]
+        certs: Vec<PathBuf>,
+    },
+    /// List registered agencies.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend an agency: it can no longer connect, send or receive.
+    Suspend {
+        #[arg(long)]
+        code: String,
+    },
+    /// Resume a suspended agency.
+    Resume {
+        #[arg(long)]
+        code: String,
+    },
+}
+
+/// Runs `docaxis hub …`.
+pub(crate) fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
+    let config_path = args
+        .config
+        .clone()
+        .context("--config hub.toml is required (or set DOCAXIS_HUB_CONFIG)")?;
+    let config = HubConfig::load(&config_path)?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match args.command {
+        None => rt.block_on(serve(config)),
+        Some(cmd) => rt.block_on(manage(&config, cmd)),
+    }
+}
+
+async fn serve(config: HubConfig) -> anyhow::Result<ExitCode> {
+    let running = hub::start(&config).await?;
+    println!("hub listening on https://{} (mutual TLS)", running.addr);
+    println!(
+        "admin API on http://{} (token in {})",
+        running.admin_addr,
+        config.admin_token_path().display()
+    );
+    println!("database {}", config.db_path().display());
+    running.run_until(shutdown_signal()).await?;
+    println!("hub stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// How to reach the hub: its admin API when it runs, its database when it does not.
+enum Admin {
+    Api {
+        client: reqwest::Client,
+        base: String,
+        token: String,
+    },
+    Db(HubDb),
+}
+
+async fn connect(config: &HubConfig) -> anyhow::Result<Admin> {
+    let addr = std::fs::read_to_string(config.data_dir.join("addresses.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["admin_listen"].as_str().map(str::to_string))
+        .unwrap_or_else(|| config.admin_listen.to_string());
+    if let Ok(token) = std::fs::read_to_string(config.admin_token_path()) {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .context("cannot build an HTTP client")?;
+        let base = format!("http://{addr}");
+        if client
+            .get(format!("{base}/admin/agencies"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(Admin::Api {
+                client,
+                base,
+                token: token.trim().to_string(),
+            });
+        }
+    }
+    match HubDb::open(&config.db_path()) {
+        Ok(db) => Ok(Admin::Db(db)),
+        Err(e) => bail!(
+            "the hub's admin API at {addr} does not answer and its database {} cannot be opened ({e}); is the hub starting or stopping?",
+            config.db_path().display()
+        ),
+    }
+}
+
+async fn api_call<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+) -> anyhow::Result<T> {
+    let resp = req
+        .send()
+        .await
+        .context("the hub's admin API did not answer")?;
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    if !status.is_success() {
+        let msg = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        bail!("{msg}");
+    }
+    serde_json::from_slice(&body).context("unexpected answer from the admin API")
+}
+
+fn hub_err(e: hub::service::HubError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+async fn manage(config: &HubConfig, cmd: HubCommand) -> anyhow::Result<ExitCode> {
+    let admin = connect(config).await?;
+    match cmd {
+        HubCommand::Agency(AgencyCommand::Add {
+            code,
+            name,
+            email,
+            certs,
+        }) => {
+            let certificates = certs
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let req = NewAgency {
+                code,
+                name,
+                email,
+                certificates,
+            };
+            let agency: Agency = match &admin {
+                Admin::Api {
+                    client,
+                    base,
+                    token,
+                } => {
+                    api_call(
+                        client
+                            .post(format!("{base}/admin/agencies"))
+                            .bearer_auth(token)
+                            .json(&req),
+                    )
+                    .await?
+                }
+                Admin::Db(db) => admin::add_agency(db, req).await.map_err(hub_err)?,
+            };
+            println!(
+                "registered {} {} ({} certificate(s))",
+                agency.code,
+                agency.name,
+                agency.fingerprints.len()
+            );
+        }
+        HubCommand::Agency(AgencyCommand::List { json }) => {
+            let agencies: Vec<Agency> = match &admin {
+                Admin::Api {
+                    client,
+                    base,
+                    token,
+                } => {
+                    api_call(
+                        client
+                            .get(format!("{base}/admin/agencies"))
+                            .bearer_auth(token),
+                    )
+                    .await?
+                }
+                Admin::Db(db) => db.agencies().await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&agencies)?);
+            } else {
+                for a in &agencies {
+                    println!(
+                        "{:<16} {:<9} {}  ({} certificate(s){})",
+                        a.code,
+                        if a.active { "active" } else { "SUSPENDED" },
+                        a.name,
+                        a.fingerprints.len(),
+                        a.email
+                            .as_deref()
+                            .map(|e| format!(", {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+                println!("{} agencies", agencies.len());
+            }
+        }
+        HubCommand::Agency(AgencyCommand::Suspend { code }) => {
+            let a = set_active(&admin, &code, false).await?;
+            println!("{} {} is suspended", a.code, a.name);
+        }
+        HubCommand::Agency(AgencyCommand::Resume { code }) => {
+            let a = set_active(&admin, &code, true).await?;
+            println!("{} {} is active", a.code, a.name);
+        }
+        HubCommand::Track {
+            document_id,
+            owner,
+            json,
+        } => {
+            let record: DocumentTrack = match &admin {
+                Admin::Api {
+                    client,
+                    base,
+                    token,
+                } => {
+                    api_call(
+                        client
+                            .get(format!("{base}/admin/track"))
+                            .query(&[
+                                ("owner", owner.as_str()),
+                                ("document_id", document_id.as_str()),
+                            ])
+                            .bearer_auth(token),
+                    )
+                    .await?
+                }
+                Admin::Db(db) => admin::track(db, &owner, &document_id)
+                    .await
+                    .map_err(hub_err)?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+            } else {
+                let mut out = std::io::stdout().lock();
+                hub::track::print_track(&mut out, &record)?;
+            }
+            if record.packets.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_active(admin: &Admin, code: &str, active: bool) -> anyhow::Result<Agency> {
+    match admin {
+        Admin::Api {
+            client,
+            base,
+            token,
+        } => {
+            let verb = if active { "resume" } else { "suspend" };
+            api_call(
+                client
+                    .post(format!("{base}/admin/agencies/{code}/{verb}"))
+                    .bearer_auth(token),
+            )
+            .await
+        }
+        Admin::Db(db) => admin::set_active(db, code, active).await.map_err(hub_err),
+    }
+}

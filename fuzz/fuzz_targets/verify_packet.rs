@@ -1,0 +1,41 @@
+//! Fuzz target: the signature profile scanner and strict verifier on arbitrary bytes, against
+//! the committed development CA. It must never panic, hang or blow up memory; it must never
+//! call arbitrary bytes valid (only a packet really signed by a certificate chaining to the CA
+//! can verify, and the fuzzer cannot forge one); and a verdict must name the packet's digest.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use docaxis_dsig::{TrustStore, Verdict, VerifyPolicy, verify_packet};
+use libfuzzer_sys::fuzz_target;
+
+fn trust() -> &'static TrustStore {
+    static TRUST: OnceLock<TrustStore> = OnceLock::new();
+    TRUST.get_or_init(|| {
+        let ca = include_bytes!("../../certs/ca.pem");
+        TrustStore::from_pem(&[ca], &[]).expect("the development CA loads")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let strict = VerifyPolicy::default();
+    if let Ok(verdict) = verify_packet(data, trust(), &strict) {
+        // Arbitrary bytes never carry a valid signature of the development CA's agencies
+        // unless the corpus seeded one; either way the digest must be that of the input.
+        if let Verdict::Signed(signed) = &verdict {
+            assert_eq!(signed.packet_sha256, sha256(data));
+        }
+    }
+    let lenient = VerifyPolicy {
+        accept_unsigned_legacy: true,
+        ..VerifyPolicy::default()
+    };
+    let _ = verify_packet(data, trust(), &lenient);
+});
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}

@@ -1,0 +1,1022 @@
+//! The hub's durable state: agencies, packets, delivery rows, queues and receipts (redb).
+//!
+//! Tables (keys → values):
+//! - `agencies`: code → [`Agency`] (JSON)
+//! - `packets`: packet id → signed bytes, exactly as received
+//! - `packet_meta`: packet id → [`PacketMeta`] (JSON; includes the signed submission receipt)
+//! - `business_keys`: "from␟document id␟bussiness doc type" → packet id (documents only)
+//! - `deliveries`: (packet id, recipient) → [`Delivery`] (JSON; one row per routed recipient)
+//! - `queue`: (recipient, urgency rank, seq) → packet id: what each recipient still has to fetch
+//! - `sender_receipts`: (sender, seq) → (packet id, recipient): delivery receipts to collect
+//! - `by_document`: (owner, document id, packet id) → (): every packet of one business
+//!   document, for tracking. The owner is the agency that issued the document: a document
+//!   packet's sender; for a status packet the agency it goes to, except a take-back request
+//!   (13), which the issuer sends and is filed under the issuer. A status is filed under the
+//!   DocumentId it answers (`ResponseFor/DocumentId`). An action packet (revoke, update or
+//!   replace: BussinessDocType 1–3) is filed under its own DocumentId *and* under the
+//!   DocumentId it acts on (`Bussiness/DocumentId`), so the original's record finds it.
+//! - `counters`: name → u64 (also `layout`: the version of the rows' layout, see
+//!   [`LAYOUT_VERSION`])
+//!
+//! Invariants:
+//! - A packet, its meta (with its receipt), its business key, its `by_document` rows and all
+//!   its delivery and queue rows are written in one transaction: a submission is entirely
+//!   there or not at all.
+//! - Marking a delivery done, storing its receipt, removing its queue row and queueing the
+//!   receipt for the sender happen in one transaction.
+//! - A recipient can only reach packets for which a delivery row names it.
+//! - A database written with an older row layout is upgraded once, inside the transaction
+//!   that opens it, before anything else reads it.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use edxml::{BussinessDocType, Packet, ReadOptions, StatusCode};
+use exchange::packet_id::PacketId;
+use store::codec::{decode, encode};
+use store::{DbResult, Store, StoreError};
+
+const AGENCIES: TableDefinition<&str, &[u8]> = TableDefinition::new("agencies");
+const PACKETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packets");
+const PACKET_META: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packet_meta");
+const BUSINESS_KEYS: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("business_keys");
+const DELIVERIES: TableDefinition<(&[u8; 32], &str), &[u8]> = TableDefinition::new("deliveries");
+const QUEUE: TableDefinition<(&str, u8, u64), &[u8; 32]> = TableDefinition::new("queue");
+const SENDER_RECEIPTS: TableDefinition<(&str, u64), (&[u8; 32], &str)> =
+    TableDefinition::new("sender_receipts");
+const BY_DOCUMENT: TableDefinition<(&str, &str, &[u8; 32]), ()> =
+    TableDefinition::new("by_document");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// A registered agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agency {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// SHA-256 fingerprints (lower-case hex) of the certificates it may use.
+    pub fingerprints: Vec<String>,
+    pub active: bool,
+    /// RFC 3339.
+    pub added_at: String,
+}
+
+/// What the hub remembers about a packet besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketMeta {
+    /// `document` or `status`.
+    pub kind: String,
+    pub from: String,
+    pub document_id: String,
+    /// BussinessDocType for documents (0–3); None for status packets.
+    pub business_doc_type: Option<u8>,
+    /// Status code for status packets.
+    pub status_code: Option<String>,
+    pub priority: u8,
+    pub size: u64,
+    /// RFC 3339 time of the commit.
+    pub accepted_at: String,
+    pub recipients: Vec<String>,
+    pub refused: Vec<(String, String)>,
+    /// The signed submission receipt returned to the sender (and again on resubmission).
+    pub receipt: String,
+    /// Status packets: the packet's own `Timestamp` (RFC 3339, UTC), the time the business
+    /// lifecycle is ordered by. `None` only if the stored bytes could not be read again when
+    /// the row was upgraded.
+    #[serde(default)]
+    pub status_time: Option<String>,
+    /// `StaffInfo` summarised (`staff, department`): of a status packet, or of an action's
+    /// `Bussiness`.
+    #[serde(default)]
+    pub staff: Option<String>,
+    /// The reason: a status packet's `Description`, or an action's `BussinessDocReason`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Action documents (BussinessDocType 1–3): the DocumentId of the document acted upon
+    /// (`Bussiness/DocumentId`, or for a replacement without it the first
+    /// `ReplacementInfo/DocumentId`).
+    #[serde(default)]
+    pub target_document_id: Option<String>,
+    /// Updates: the agencies the update removes from the recipients (`ReceiverType` 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_recipients: Vec<String>,
+}
+
+impl PacketMeta {
+    /// Records what the packet says about the business lifecycle: a status's timestamp, staff
+    /// and reason; an action document's target, staff and reason.
+    pub fn record_business(&mut self, packet: &Packet) {
+        match packet {
+            Packet::Status(s) => {
+                self.status_time =
+                    Some(exchange::clock::rfc3339(s.timestamp.to_offset_date_time()));
+                self.staff = s.staff_info.as_ref().and_then(exchange::staff_summary);
+                self.reason = s.description.clone();
+            }
+            Packet::Document(d) => {
+                let Some(b) = &d.bussiness else {
+                    return;
+                };
+                if b.doc_type == BussinessDocType::New {
+                    return;
+                }
+                // Read the way the nodes read it.
+                if let Some(action) = exchange::action_of(d) {
+                    self.target_document_id = Some(action.original);
+                    self.removed_recipients = action.removed;
+                }
+                self.staff = b.staff_info.as_ref().and_then(exchange::staff_summary);
+                self.reason = b.reason.clone();
+            }
+        }
+    }
+
+    /// An action (revoke, update, replace) on another document: the document it acts on.
+    pub fn action_target(&self) -> Option<&str> {
+        match self.business_doc_type {
+            Some(1..=3) => self
+                .target_document_id
+                .as_deref()
+                .filter(|t| *t != self.document_id),
+            _ => None,
+        }
+    }
+}
+
+/// Delivery state of one (packet, recipient) pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub queued_at: String,
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+    /// Signed delivery receipt, once delivered.
+    #[serde(default)]
+    pub receipt: Option<String>,
+    /// Queue position while pending: (urgency rank, seq).
+    pub queue_key: (u8, u64),
+}
+
+/// A verified submission ready to be committed.
+#[derive(Debug, Clone)]
+pub struct NewPacket {
+    pub id: PacketId,
+    pub bytes: Vec<u8>,
+    pub meta: PacketMeta,
+}
+
+/// Result of committing a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Newly stored; here is the receipt that was committed with it.
+    New { receipt: String },
+    /// These exact bytes were stored before: the original receipt.
+    Again { receipt: String },
+}
+
+/// Hub storage errors and refusals decided inside a transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum HubDbError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "a different packet already uses document id {document_id:?} from {from} with BussinessDocType {business_doc_type} (packet {existing}); send a new DocumentId, or an update/replace packet"
+    )]
+    DuplicateBusinessKey {
+        from: String,
+        document_id: String,
+        business_doc_type: u8,
+        existing: String,
+    },
+    #[error("agency {0} is already registered")]
+    AgencyExists(String),
+    #[error("agency {0} is not registered")]
+    UnknownAgency(String),
+}
+
+/// Urgency rank used in queue keys: lower is served first. Priority 4 (hỏa tốc hẹn giờ) and 3
+/// (hỏa tốc) first, then 2, 1, 0.
+pub fn urgency_rank(priority: u8) -> u8 {
+    4u8.saturating_sub(priority.min(4))
+}
+
+fn business_key(from: &str, document_id: &str, bdt: u8) -> String {
+    format!("{from}\u{1f}{document_id}\u{1f}{bdt}")
+}
+
+fn next_seq(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    let mut counters = txn.open_table(COUNTERS).db()?;
+    let next = counters.get(name).db()?.map(|v| v.value()).unwrap_or(0) + 1;
+    counters.insert(name, next).db()?;
+    Ok(next)
+}
+
+/// Typed access to the hub database.
+#[derive(Clone, Debug)]
+pub struct HubDb {
+    store: Store,
+}
+
+impl HubDb {
+    /// Opens or creates the hub database file.
+    pub fn open(path: &std::path::Path) -> Result<HubDb, StoreError> {
+        let store = Store::open(path, |txn| {
+            txn.open_table(AGENCIES).db()?;
+            txn.open_table(PACKETS).db()?;
+            txn.open_table(PACKET_META).db()?;
+            txn.open_table(BUSINESS_KEYS).db()?;
+            txn.open_table(DELIVERIES).db()?;
+            txn.open_table(QUEUE).db()?;
+            txn.open_table(SENDER_RECEIPTS).db()?;
+            txn.open_table(BY_DOCUMENT).db()?;
+            txn.open_table(COUNTERS).db()?;
+            upgrade_layout(txn)
+        })?;
+        Ok(HubDb { store })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- agencies ----
+
+    /// Registers an agency; refuses if the code exists.
+    pub async fn add_agency(&self, agency: Agency) -> Result<(), HubDbError> {
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(AGENCIES).db()?;
+                if t.get(agency.code.as_str()).db()?.is_some() {
+                    return Err(HubDbError::AgencyExists(agency.code.clone()));
+                }
+                t.insert(agency.code.as_str(), encode(&agency).as_slice())
+                    .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Changes an agency with `f` (suspend, resume, add a fingerprint …).
+    pub async fn update_agency(
+        &self,
+        code: &str,
+        f: impl Fn(&mut Agency) + Send + 'static,
+    ) -> Result<Agency, HubDbError> {
+        let code = code.to_string();
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(AGENCIES).db()?;
+                let mut agency: Agency = match t.get(code.as_str()).db()? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(HubDbError::UnknownAgency(code.clone())),
+                };
+                f(&mut agency);
+                t.insert(code.as_str(), encode(&agency).as_slice()).db()?;
+                Ok(agency)
+            })
+            .await
+    }
+
+    /// All agencies, by code.
+    pub async fn agencies(&self) -> Result<Vec<Agency>, HubDbError> {
+        self.store
+            .read(|txn| {
+                let t = txn.open_table(AGENCIES).db()?;
+                let mut out = Vec::new();
+                for row in t.iter().db()? {
+                    let (_, v) = row.db()?;
+                    out.push(decode(v.value())?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// One agency.
+    pub async fn agency(&self, code: &str) -> Result<Option<Agency>, HubDbError> {
+        let code = code.to_string();
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(AGENCIES).db()?;
+                match t.get(code.as_str()).db()? {
+                    Some(v) => Ok(Some(decode(v.value())?)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    // ---- submissions ----
+
+    /// The stored receipt for these exact bytes, if they were submitted before.
+    pub async fn existing_receipt(&self, id: PacketId) -> Result<Option<String>, HubDbError> {
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(PACKET_META).db()?;
+                match t.get(id.as_bytes()).db()? {
+                    Some(v) => Ok(Some(decode::<PacketMeta>(v.value())?.receipt)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// Commits a verified packet with its receipt and one delivery row per accepted recipient.
+    pub async fn submit(&self, packet: NewPacket) -> Result<Submitted, HubDbError> {
+        self.store
+            .write(move |txn| {
+                let id = packet.id;
+                let meta = &packet.meta;
+                {
+                    let metas = txn.open_table(PACKET_META).db()?;
+                    if let Some(v) = metas.get(id.as_bytes()).db()? {
+                        let old: PacketMeta = decode(v.value())?;
+                        return Ok(Submitted::Again {
+                            receipt: old.receipt,
+                        });
+                    }
+                }
+                if let Some(bdt) = meta.business_doc_type {
+                    let key = business_key(&meta.from, &meta.document_id, bdt);
+                    let mut keys = txn.open_table(BUSINESS_KEYS).db()?;
+                    if let Some(existing) = keys.get(key.as_str()).db()? {
+                        return Err(HubDbError::DuplicateBusinessKey {
+                            from: meta.from.clone(),
+                            document_id: meta.document_id.clone(),
+                            business_doc_type: bdt,
+                            existing: PacketId(*existing.value()).to_hex(),
+                        });
+                    }
+                    keys.insert(key.as_str(), id.as_bytes()).db()?;
+                }
+                txn.open_table(PACKETS)
+                    .db()?
+                    .insert(id.as_bytes(), packet.bytes.as_slice())
+                    .db()?;
+                txn.open_table(PACKET_META)
+                    .db()?
+                    .insert(id.as_bytes(), encode(meta).as_slice())
+                    .db()?;
+                index_by_document(txn, id, meta)?;
+                let rank = urgency_rank(meta.priority);
+                for recipient in &meta.recipients {
+                    let seq = next_seq(txn, "queue")?;
+                    txn.open_table(QUEUE)
+                        .db()?
+                        .insert((recipient.as_str(), rank, seq), id.as_bytes())
+                        .db()?;
+                    let d = Delivery {
+                        queued_at: meta.accepted_at.clone(),
+                        delivered_at: None,
+                        receipt: None,
+                        queue_key: (rank, seq),
+                    };
+                    txn.open_table(DELIVERIES)
+                        .db()?
+                        .insert((id.as_bytes(), recipient.as_str()), encode(&d).as_slice())
+                        .db()?;
+                }
+                Ok(Submitted::New {
+                    receipt: meta.receipt.clone(),
+                })
+            })
+            .await
+    }
+
+    // ---- delivery ----
+
+    /// Packets waiting for `recipient`, most urgent first, then oldest first.
+    pub async fn pending(
+        &self,
+        recipient: &str,
+        limit: usize,
+    ) -> Result<Vec<(PacketId, PacketMeta)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let queue = txn.open_table(QUEUE).db()?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                let mut out = Vec::new();
+                let range =
+                    (recipient.as_str(), 0u8, 0u64)..=(recipient.as_str(), u8::MAX, u64::MAX);
+                for row in queue.range(range).db()? {
+                    let (_, v) = row.db()?;
+                    let id = PacketId(*v.value());
+                    let meta = match metas.get(id.as_bytes()).db()? {
+                        Some(m) => decode(m.value())?,
+                        None => {
+                            return Err(HubDbError::Store(StoreError::Corrupt(format!(
+                                "queued packet {id} has no meta"
+                            ))));
+                        }
+                    };
+                    out.push((id, meta));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// The packet bytes, if a delivery row names `recipient` (pending or delivered).
+    pub async fn fetch_for(
+        &self,
+        recipient: &str,
+        id: PacketId,
+    ) -> Result<Option<Vec<u8>>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                if deliveries
+                    .get((id.as_bytes(), recipient.as_str()))
+                    .db()?
+                    .is_none()
+                {
+                    return Ok(None);
+                }
+                let packets = txn.open_table(PACKETS).db()?;
+                Ok(packets.get(id.as_bytes()).db()?.map(|v| v.value().to_vec()))
+            })
+            .await
+    }
+
+    /// Meta of a packet, if `recipient` has a delivery row for it.
+    pub async fn meta_for(
+        &self,
+        recipient: &str,
+        id: PacketId,
+    ) -> Result<Option<(PacketMeta, Delivery)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let Some(d) = deliveries.get((id.as_bytes(), recipient.as_str())).db()? else {
+                    return Ok(None);
+                };
+                let d: Delivery = decode(d.value())?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                match metas.get(id.as_bytes()).db()? {
+                    Some(m) => Ok(Some((decode(m.value())?, d))),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// [`HubDb::meta_for`] for many packets in one read snapshot, in the order asked; packets
+    /// without a delivery row for `recipient` are left out.
+    pub async fn metas_for(
+        &self,
+        recipient: &str,
+        ids: Vec<PacketId>,
+    ) -> Result<Vec<(PacketId, PacketMeta, Delivery)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .read(move |txn| {
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let Some(d) = deliveries.get((id.as_bytes(), recipient.as_str())).db()? else {
+                        continue;
+                    };
+                    let d: Delivery = decode(d.value())?;
+                    if let Some(m) = metas.get(id.as_bytes()).db()? {
+                        out.push((id, decode(m.value())?, d));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Records deliveries to `recipient` with their (already signed) receipts. Idempotent: a
+    /// packet delivered before keeps and returns its first receipt. Ids without a delivery row
+    /// for `recipient` are left out of the answer.
+    pub async fn record_deliveries(
+        &self,
+        recipient: &str,
+        acks: Vec<(PacketId, String, String)>, // (id, delivered_at, signed receipt)
+    ) -> Result<Vec<(PacketId, String)>, HubDbError> {
+        let recipient = recipient.to_string();
+        self.store
+            .write(move |txn| {
+                let mut out = Vec::new();
+                for (id, at, receipt) in &acks {
+                    let mut deliveries = txn.open_table(DELIVERIES).db()?;
+                    let Some(row) = deliveries.get((id.as_bytes(), recipient.as_str())).db()?
+                    else {
+                        continue;
+                    };
+                    let mut d: Delivery = decode(row.value())?;
+                    drop(row);
+                    if let Some(existing) = &d.receipt {
+                        out.push((*id, existing.clone()));
+                        continue;
+                    }
+                    d.delivered_at = Some(at.clone());
+                    d.receipt = Some(receipt.clone());
+                    deliveries
+                        .insert((id.as_bytes(), recipient.as_str()), encode(&d).as_slice())
+                        .db()?;
+                    drop(deliveries);
+                    let (rank, seq) = d.queue_key;
+                    txn.open_table(QUEUE)
+                        .db()?
+                        .remove((recipient.as_str(), rank, seq))
+                        .db()?;
+                    let sender = {
+                        let metas = txn.open_table(PACKET_META).db()?;
+                        let m = metas.get(id.as_bytes()).db()?.ok_or_else(|| {
+                            StoreError::Corrupt(format!("delivered packet {id} has no meta"))
+                        })?;
+                        decode::<PacketMeta>(m.value())?.from
+                    };
+                    let rseq = next_seq(txn, "receipts")?;
+                    txn.open_table(SENDER_RECEIPTS)
+                        .db()?
+                        .insert((sender.as_str(), rseq), (id.as_bytes(), recipient.as_str()))
+                        .db()?;
+                    out.push((*id, receipt.clone()));
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Delivery receipts waiting for `sender`: (seq, packet id, recipient, receipt).
+    pub async fn receipts_for_sender(
+        &self,
+        sender: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, PacketId, String, String)>, HubDbError> {
+        let sender = sender.to_string();
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(SENDER_RECEIPTS).db()?;
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let mut out = Vec::new();
+                for row in t
+                    .range((sender.as_str(), 0u64)..=(sender.as_str(), u64::MAX))
+                    .db()?
+                {
+                    let (k, v) = row.db()?;
+                    let (_, seq) = k.value();
+                    let (id, recipient) = v.value();
+                    let id = PacketId(*id);
+                    let receipt = deliveries
+                        .get((id.as_bytes(), recipient))
+                        .db()?
+                        .map(|d| decode::<Delivery>(d.value()))
+                        .transpose()?
+                        .and_then(|d| d.receipt)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("receipt row {seq} has no receipt"))
+                        })?;
+                    out.push((seq, id, recipient.to_string(), receipt));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Forgets collected receipt rows of `sender` (the receipts stay with the deliveries).
+    pub async fn ack_receipts(&self, sender: &str, seqs: Vec<u64>) -> Result<(), HubDbError> {
+        let sender = sender.to_string();
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(SENDER_RECEIPTS).db()?;
+                for seq in &seqs {
+                    t.remove((sender.as_str(), *seq)).db()?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Every packet of one business document, read in one snapshot: the document, the
+    /// statuses about it, the actions (revoke, update, replace) on it, and the packets filed
+    /// under each action's own DocumentId (the statuses answering it); each with every
+    /// recipient's delivery state. Each packet appears once.
+    pub async fn document_history(
+        &self,
+        owner: &str,
+        document_id: &str,
+    ) -> Result<Vec<(PacketId, PacketMeta, BTreeMap<String, Delivery>)>, HubDbError> {
+        let owner = owner.to_string();
+        let document_id = document_id.to_string();
+        self.store
+            .read(move |txn| {
+                let idx = txn.open_table(BY_DOCUMENT).db()?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                let mut ids: Vec<PacketId> = Vec::new();
+                let filed = |doc: &str, ids: &mut Vec<PacketId>| -> Result<(), StoreError> {
+                    let lo = (owner.as_str(), doc, &[0u8; 32]);
+                    let hi = (owner.as_str(), doc, &[0xffu8; 32]);
+                    for row in idx.range(lo..=hi).db()? {
+                        let (k, _) = row.db()?;
+                        let id = PacketId(*k.value().2);
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                    Ok(())
+                };
+                filed(&document_id, &mut ids)?;
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < ids.len() {
+                    let id = ids[i];
+                    i += 1;
+                    let Some(m) = metas.get(id.as_bytes()).db()? else {
+                        continue;
+                    };
+                    let meta: PacketMeta = decode(m.value())?;
+                    if meta.from == owner && meta.action_target() == Some(document_id.as_str()) {
+                        filed(&meta.document_id, &mut ids)?;
+                    }
+                    let mut per = BTreeMap::new();
+                    for r in &meta.recipients {
+                        if let Some(d) = deliveries.get((id.as_bytes(), r.as_str())).db()? {
+                            per.insert(r.clone(), decode(d.value())?);
+                        }
+                    }
+                    out.push((id, meta, per));
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+/// Which agency "owns" the business document a packet belongs to: the issuer. That is the
+/// sender of a document packet and of a take-back request (13, which only the issuer sends),
+/// and the addressee of any other status packet (a recipient answering the issuer).
+fn document_owner(meta: &PacketMeta) -> String {
+    let take_back = meta
+        .status_code
+        .as_deref()
+        .and_then(|c| StatusCode::parse(c).ok())
+        .is_some_and(exchange::lifecycle::sent_by_original_sender);
+    if meta.kind == "status" && !take_back {
+        meta.recipients.first().cloned().unwrap_or_default()
+    } else {
+        meta.from.clone()
+    }
+}
+
+/// Files a packet in `by_document`: under its owner and its DocumentId, and an action packet
+/// also under the DocumentId it acts on.
+fn index_by_document(
+    txn: &WriteTransaction,
+    id: PacketId,
+    meta: &PacketMeta,
+) -> Result<(), StoreError> {
+    let owner = document_owner(meta);
+    let mut idx = txn.open_table(BY_DOCUMENT).db()?;
+    idx.insert(
+        (owner.as_str(), meta.document_id.as_str(), id.as_bytes()),
+        (),
+    )
+    .db()?;
+    if let Some(target) = meta.action_target() {
+        idx.insert((owner.as_str(), target, id.as_bytes()), ())
+            .db()?;
+    }
+    Ok(())
+}
+
+/// The layout of the rows this code writes. Version 2: status metas carry their timestamp,
+/// staff and reason, action metas their target; take-back requests (13) are filed under
+/// their issuer and actions also under their target in `by_document`. Version 1 (no
+/// `layout` counter) filed a 13 under its addressee.
+pub const LAYOUT_VERSION: u64 = 2;
+
+/// Brings a database written by an older version to [`LAYOUT_VERSION`], once, inside the
+/// opening transaction: re-reads the stored bytes of status and action packets to fill in
+/// what their metas lack, and re-files them in `by_document`. Bytes that cannot be read again
+/// leave those fields empty (tracking then falls back to the hub's times).
+fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let version = txn
+        .open_table(COUNTERS)
+        .db()?
+        .get("layout")
+        .db()?
+        .map_or(1, |v| v.value());
+    if version >= LAYOUT_VERSION {
+        return Ok(());
+    }
+    let mut todo: Vec<(PacketId, PacketMeta)> = Vec::new();
+    {
+        let metas = txn.open_table(PACKET_META).db()?;
+        for row in metas.iter().db()? {
+            let (k, v) = row.db()?;
+            let meta: PacketMeta = decode(v.value())?;
+            if meta.kind == "status" || matches!(meta.business_doc_type, Some(1..=3)) {
+                todo.push((PacketId(*k.value()), meta));
+            }
+        }
+    }
+    for (id, mut meta) in todo {
+        let old_owner = if meta.kind == "status" {
+            meta.recipients.first().cloned().unwrap_or_default()
+        } else {
+            meta.from.clone()
+        };
+        let bytes = txn
+            .open_table(PACKETS)
+            .db()?
+            .get(id.as_bytes())
+            .db()?
+            .map(|v| v.value().to_vec());
+        if let Some(bytes) = bytes {
+            let mut opts = ReadOptions::default();
+            opts.limits.max_bytes = opts.limits.max_bytes.max(bytes.len());
+            opts.limits.max_text_len = opts.limits.max_text_len.max(bytes.len());
+            match edxml::read(&bytes, &opts) {
+                Ok(o) => meta.record_business(&o.packet),
+                Err(e) => tracing::warn!(packet = %id, error = %e,
+                    "hub database upgrade: stored packet cannot be read again; its tracking keeps the hub's times"),
+            }
+        }
+        txn.open_table(BY_DOCUMENT)
+            .db()?
+            .remove((old_owner.as_str(), meta.document_id.as_str(), id.as_bytes()))
+            .db()?;
+        index_by_document(txn, id, &meta)?;
+        txn.open_table(PACKET_META)
+            .db()?
+            .insert(id.as_bytes(), encode(&meta).as_slice())
+            .db()?;
+    }
+    txn.open_table(COUNTERS)
+        .db()?
+        .insert("layout", LAYOUT_VERSION)
+        .db()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(from: &str, doc: &str, to: &[&str], priority: u8) -> PacketMeta {
+        PacketMeta {
+            kind: "document".into(),
+            from: from.into(),
+            document_id: doc.into(),
+            business_doc_type: Some(0),
+            status_code: None,
+            priority,
+            size: 10,
+            accepted_at: "2026-11-23T00:00:00Z".into(),
+            recipients: to.iter().map(|s| s.to_string()).collect(),
+            refused: vec![],
+            receipt: format!("receipt for {doc}"),
+            status_time: None,
+            staff: None,
+            reason: None,
+            target_document_id: None,
+            removed_recipients: Vec::new(),
+        }
+    }
+
+    fn packet(bytes: &[u8], m: PacketMeta) -> NewPacket {
+        NewPacket {
+            id: PacketId::of(bytes),
+            bytes: bytes.to_vec(),
+            meta: m,
+        }
+    }
+
+    #[tokio::test]
+    async fn submit_is_idempotent_and_business_keys_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let p = packet(b"one", meta("A", "d1", &["B"], 0));
+        assert!(matches!(
+            db.submit(p.clone()).await.unwrap(),
+            Submitted::New { .. }
+        ));
+        match db.submit(p).await.unwrap() {
+            Submitted::Again { receipt } => assert_eq!(receipt, "receipt for d1"),
+            other => panic!("{other:?}"),
+        }
+        let clash = packet(b"two", meta("A", "d1", &["B"], 0));
+        let err = db.submit(clash).await.unwrap_err();
+        assert!(
+            matches!(err, HubDbError::DuplicateBusinessKey { .. }),
+            "{err}"
+        );
+        assert_eq!(db.pending("B", 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn urgent_first_and_only_own_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        db.submit(packet(b"normal", meta("A", "n", &["B"], 0)))
+            .await
+            .unwrap();
+        db.submit(packet(b"flash", meta("A", "f", &["B", "C"], 3)))
+            .await
+            .unwrap();
+        let pending = db.pending("B", 10).await.unwrap();
+        let docs: Vec<_> = pending
+            .iter()
+            .map(|(_, m)| m.document_id.as_str())
+            .collect();
+        assert_eq!(docs, ["f", "n"]);
+        let normal = PacketId::of(b"normal");
+        assert!(db.fetch_for("C", normal).await.unwrap().is_none());
+        assert_eq!(db.fetch_for("B", normal).await.unwrap().unwrap(), b"normal");
+    }
+
+    #[tokio::test]
+    async fn delivery_is_recorded_once_and_receipt_queued_for_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let id = PacketId::of(b"p");
+        db.submit(packet(b"p", meta("A", "d", &["B"], 0)))
+            .await
+            .unwrap();
+        let first = db
+            .record_deliveries("B", vec![(id, "t1".into(), "r1".into())])
+            .await
+            .unwrap();
+        assert_eq!(first, vec![(id, "r1".to_string())]);
+        let again = db
+            .record_deliveries("B", vec![(id, "t2".into(), "r2".into())])
+            .await
+            .unwrap();
+        assert_eq!(again, vec![(id, "r1".to_string())], "first receipt kept");
+        assert!(db.pending("B", 10).await.unwrap().is_empty());
+        let foreign = db
+            .record_deliveries("C", vec![(id, "t".into(), "r".into())])
+            .await
+            .unwrap();
+        assert!(foreign.is_empty(), "C has no delivery row for this packet");
+        let receipts = db.receipts_for_sender("A", 10).await.unwrap();
+        assert_eq!(receipts.len(), 1);
+        assert_eq!(receipts[0].2, "B");
+        db.ack_receipts("A", vec![receipts[0].0]).await.unwrap();
+        assert!(db.receipts_for_sender("A", 10).await.unwrap().is_empty());
+        let history = db.document_history("A", "d").await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].2["B"].delivered_at.as_deref(), Some("t1"));
+    }
+
+    /// An unsigned status packet (the upgrade only reads, it does not verify).
+    fn status_bytes(from: &str, to: &str, doc: &str, code: StatusCode, at: &str) -> Vec<u8> {
+        use edxml::{
+            AgencyCode, EdxmlDateTime, Organization, ResponseFor, StaffInfo, StatusPacket,
+        };
+        let org = |c: &str| Organization::new(AgencyCode::parse_strict(c).unwrap(), "Cơ quan");
+        let mut s = StatusPacket::new(
+            org(from),
+            ResponseFor {
+                organ_id: AgencyCode::parse_strict(to).unwrap(),
+                code: None,
+                promulgation_date: None,
+                document_id: doc.into(),
+            },
+            code,
+            EdxmlDateTime::from_offset(exchange::clock::parse_rfc3339(at).unwrap()),
+        );
+        s.description = Some("Văn bản có sai sót".into());
+        s.staff_info = Some(StaffInfo {
+            staff: Some("Nguyễn Văn A".into()),
+            department: Some("Văn thư".into()),
+            ..StaffInfo::default()
+        });
+        edxml::write(&Packet::Status(s)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn old_rows_decode_and_are_upgraded_once() {
+        const G22: &str = "000.00.00.G22";
+        const H41: &str = "000.00.00.H41";
+        // A row written before the status fields existed still decodes.
+        let old = r#"{"kind":"status","from":"000.00.00.G22","document_id":"d",
+            "business_doc_type":null,"status_code":"13","priority":0,"size":5,
+            "accepted_at":"2026-11-23T10:00:09Z","recipients":["000.00.00.H41"],
+            "refused":[],"receipt":"r"}"#;
+        let old_meta: PacketMeta = decode(old.as_bytes()).unwrap();
+        assert_eq!(old_meta.status_time, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        db.submit(packet(b"doc", meta(G22, "d", &[H41], 0)))
+            .await
+            .unwrap();
+        // Layout 1: a take-back request (13) filed under its addressee, without its fields.
+        let bytes = status_bytes(G22, H41, "d", StatusCode::TakeBack, "2026-11-23T10:00:05Z");
+        let id = PacketId::of(&bytes);
+        db.store()
+            .write(move |txn| {
+                txn.open_table(PACKETS)
+                    .db()?
+                    .insert(id.as_bytes(), bytes.as_slice())
+                    .db()?;
+                txn.open_table(PACKET_META)
+                    .db()?
+                    .insert(id.as_bytes(), old.as_bytes())
+                    .db()?;
+                txn.open_table(BY_DOCUMENT)
+                    .db()?
+                    .insert((H41, "d", id.as_bytes()), ())
+                    .db()?;
+                txn.open_table(COUNTERS).db()?.remove("layout").db()?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(db.document_history(H41, "d").await.unwrap().len(), 1);
+
+        db.store().write(upgrade_layout).await.unwrap();
+        assert!(
+            db.document_history(H41, "d").await.unwrap().is_empty(),
+            "the 13 is no longer filed under its addressee"
+        );
+        let history = db.document_history(G22, "d").await.unwrap();
+        let (_, m, _) = history
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .expect("the 13 is filed under the issuer");
+        assert_eq!(m.status_time.as_deref(), Some("2026-11-23T10:00:05Z"));
+        assert_eq!(m.staff.as_deref(), Some("Nguyễn Văn A, Văn thư"));
+        assert_eq!(m.reason.as_deref(), Some("Văn bản có sai sót"));
+        assert_eq!(history.len(), 2);
+        // Once: the layout is recorded and a second run changes nothing.
+        let version = db
+            .store()
+            .read(|txn| {
+                Ok::<_, StoreError>(
+                    txn.open_table(COUNTERS)
+                        .db()?
+                        .get("layout")
+                        .db()?
+                        .map(|v| v.value()),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, Some(LAYOUT_VERSION));
+        db.store().write(upgrade_layout).await.unwrap();
+        assert_eq!(db.document_history(G22, "d").await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn actions_are_filed_under_their_target_and_their_answers_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        db.submit(packet(b"doc", meta("A", "d", &["B"], 0)))
+            .await
+            .unwrap();
+        let mut revoke = meta("A", "d#revoke-1", &["B"], 0);
+        revoke.business_doc_type = Some(1);
+        revoke.target_document_id = Some("d".into());
+        db.submit(packet(b"revoke", revoke)).await.unwrap();
+        let mut answer = meta("B", "d#revoke-1", &["A"], 0);
+        answer.kind = "status".into();
+        answer.business_doc_type = None;
+        answer.status_code = Some("15".into());
+        db.submit(packet(b"answer", answer)).await.unwrap();
+        // Another document of A, and B's own document with the same id: not part of it.
+        db.submit(packet(b"other", meta("A", "e", &["B"], 0)))
+            .await
+            .unwrap();
+        db.submit(packet(b"b-own", meta("B", "d", &["A"], 0)))
+            .await
+            .unwrap();
+
+        let history = db.document_history("A", "d").await.unwrap();
+        let mut ids: Vec<PacketId> = history.iter().map(|(id, _, _)| *id).collect();
+        ids.sort();
+        let mut expected = vec![
+            PacketId::of(b"doc"),
+            PacketId::of(b"revoke"),
+            PacketId::of(b"answer"),
+        ];
+        expected.sort();
+        assert_eq!(
+            ids, expected,
+            "each packet once, the answer found via the action"
+        );
+        // The action keeps its own record too.
+        assert_eq!(
+            db.document_history("A", "d#revoke-1").await.unwrap().len(),
+            2
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The national hub: authenticates nodes, verifies and stores every packet, routes it to each
+//! recipient, issues signed receipts and tracks every (packet, recipient) delivery.
+//!
+//! - `config`: `hub.toml`.
+//! - `db`: durable state (redb).
+//! - `service`: the checks and decisions.
+//! - `api`: node-facing mTLS HTTP routes; `admin`: the operators' loopback API.
+//! - `track`: the record of one business document built for operators (`docaxis hub track`).
+//!
+//! [`start`] runs a hub inside the current tokio runtime and reports its bound addresses, so
+//! the CLI, the demo and tests share one code path.
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod service;
+pub mod track;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use dsig::{SigningIdentity, TrustStore};
+use net::serve::{ServeOptions, TlsServer, serve_tls};
+
+pub use config::HubConfig;
+pub use service::Hub;
+
+/// A hub running in this process.
+pub struct RunningHub {
+    /// Where nodes connect (mTLS).
+    pub addr: SocketAddr,
+    /// Where the admin API listens (loopback HTTP).
+    pub admin_addr: SocketAddr,
+    /// The admin bearer token.
+    pub admin_token: String,
+    pub hub: Arc<Hub>,
+    server: TlsServer,
+    admin_task: tokio::task::JoinHandle<()>,
+    admin_stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RunningHub {
+    /// Stops accepting, lets requests in flight finish, and closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.admin_stop.send(());
+        let _ = self.admin_task.await;
+        self.server
+            .shutdown()
+            .await
+            .context("hub server shutdown")?;
+        Ok(())
+    }
+
+    /// Serves until `signal` completes, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        self.shutdown().await
+    }
+}
+
+/// Opens the database, loads keys and trust, and starts both listeners.
+pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let db = db::HubDb::open(&config.db_path()).with_context(|| {
+        format!(
+            "cannot open the hub database {}",
+            config.db_path().display()
+        )
+    })?;
+    let anchors: Vec<&std::path::Path> = config.trust.iter().map(|p| p.as_path()).collect();
+    let crls: Vec<&std::path::Path> = config.crl.iter().map(|p| p.as_path()).collect();
+    let trust =
+        TrustStore::from_pem_files(&anchors, &crls).context("cannot load trust anchors or CRLs")?;
+    let identity = SigningIdentity::from_pem_files(&config.private_key, &config.certificate)
+        .context("cannot load the hub's signing key and certificate")?;
+    let hub = Hub::new(db, trust, identity, config.max_packet_bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let tls = net::tls::server_config(
+        &config.certificate,
+        &config.private_key,
+        &config.trust,
+        &config.crl,
+    )
+    .context("cannot build the hub's TLS configuration")?;
+    let server = serve_tls(
+        config.listen,
+        tls,
+        api::router(Arc::clone(&hub)),
+        ServeOptions::default(),
+    )
+    .await
+    .context("cannot start the node API")?;
+    let addr = server.local_addr();
+
+    let admin_token = admin::ensure_token(&config.admin_token_path())
+        .with_context(|| format!("cannot write {}", config.admin_token_path().display()))?;
+    let listener = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?;
+    let admin_addr = listener.local_addr()?;
+    let admin_router = admin::router(Arc::clone(&hub), admin_token.clone());
+    let (admin_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(async move {
+        let serve = axum::serve(listener, admin_router).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
+    write_addresses(config, addr, admin_addr);
+    tracing::info!(%addr, %admin_addr, "hub started");
+    Ok(RunningHub {
+        addr,
+        admin_addr,
+        admin_token,
+        hub,
+        server,
+        admin_task,
+        admin_stop,
+    })
+}
+
+/// Records the bound addresses in `data_dir/addresses.json` (useful when ports were 0).
+fn write_addresses(config: &HubConfig, addr: SocketAddr, admin: SocketAddr) {
+    let body = serde_json::json!({ "listen": addr.to_string(), "admin_listen": admin.to_string() });
+    let path = config.data_dir.join("addresses.json");
+    if let Err(e) = std::fs::write(&path, body.to_string()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot record the hub's addresses");
+    }
+}

@@ -1,0 +1,522 @@
+//! The hub's decisions: who may call, whether a packet is accepted, routing, receipts.
+//!
+//! A submission is checked in this order, and the first failure is the answer (nothing is
+//! stored): body size (enforced before the body is read, in `api`); well-formed edXML without
+//! DTD; the strict schema; the strict signature profile and trust chain; the signer's
+//! certificate registered for `From/OrganId`; the TLS client being that same agency; the
+//! recipients being registered and active. Then the packet, its signed receipt, what it says
+//! for tracking (a status's own timestamp, staff and reason; an action's target document) and
+//! one delivery row per accepted recipient are committed in one transaction, and only then
+//! answered.
+//!
+//! Invariants:
+//! - Verification, schema validation and signing run on the blocking pool, never on the
+//!   executor.
+//! - A caller is an agency only if its client certificate's UID names a registered, active
+//!   agency *and* the certificate's fingerprint is registered for it.
+//! - The directory cache is updated only after the database committed the change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::Notify;
+
+use crate::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, Submitted};
+use dsig::receipt::{HubReceipt, ReceiptKind, RefusedRecipient};
+use dsig::{self, SigningIdentity, TrustStore, Verdict, VerifyPolicy};
+use edxml::schema::{self, SchemaKind};
+use edxml::{self, Packet, ReadOptions};
+use exchange::packet_id::PacketId;
+use exchange::protocol::ErrorCode;
+
+/// A refusal or failure, with the protocol code and a sentence for a human.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct HubError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl HubError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> HubError {
+        HubError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn internal(what: impl std::fmt::Display) -> HubError {
+        HubError::new(ErrorCode::Internal, format!("hub failure: {what}"))
+    }
+}
+
+impl From<HubDbError> for HubError {
+    fn from(e: HubDbError) -> Self {
+        match e {
+            HubDbError::DuplicateBusinessKey { .. } => {
+                HubError::new(ErrorCode::DuplicateBusinessKey, e.to_string())
+            }
+            HubDbError::AgencyExists(_) => HubError::new(ErrorCode::BadRequest, e.to_string()),
+            HubDbError::UnknownAgency(_) => HubError::new(ErrorCode::NotFound, e.to_string()),
+            HubDbError::Store(s) => HubError::internal(s),
+        }
+    }
+}
+
+/// Per-agency wake-up signals for long polls.
+#[derive(Default)]
+pub struct Notifier {
+    map: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Notifier {
+    /// The signal for `agency`.
+    pub fn get(&self, agency: &str) -> Arc<Notify> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(map.entry(agency.to_string()).or_default())
+    }
+
+    /// Wakes every long poll waiting for `agency`.
+    pub fn wake(&self, agency: &str) {
+        self.get(agency).notify_waiters();
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub agency: String,
+}
+
+/// The hub: state shared by all request handlers.
+pub struct Hub {
+    pub db: HubDb,
+    trust: Arc<TrustStore>,
+    identity: Arc<SigningIdentity>,
+    directory: RwLock<HashMap<String, Agency>>,
+    /// Woken when packets are queued for an agency.
+    pub inbox_signal: Notifier,
+    /// Woken when delivery receipts are queued for a sender.
+    pub receipt_signal: Notifier,
+    pub max_packet_bytes: usize,
+}
+
+/// What passed every check, ready to commit.
+struct Checked {
+    id: PacketId,
+    meta: PacketMeta,
+}
+
+impl Hub {
+    /// Builds the hub over an opened database and loads the directory cache.
+    pub async fn new(
+        db: HubDb,
+        trust: TrustStore,
+        identity: SigningIdentity,
+        max_packet_bytes: usize,
+    ) -> Result<Arc<Hub>, HubError> {
+        let agencies = db.agencies().await?;
+        let directory = agencies.into_iter().map(|a| (a.code.clone(), a)).collect();
+        Ok(Arc::new(Hub {
+            db,
+            trust: Arc::new(trust),
+            identity: Arc::new(identity),
+            directory: RwLock::new(directory),
+            inbox_signal: Notifier::default(),
+            receipt_signal: Notifier::default(),
+            max_packet_bytes,
+        }))
+    }
+
+    /// The hub's signing certificate (DER), which nodes pin.
+    pub fn certificate_der(&self) -> &[u8] {
+        self.identity
+            .chain()
+            .first()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn agency(&self, code: &str) -> Option<Agency> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(code)
+            .cloned()
+    }
+
+    /// All agencies, from the cache.
+    pub fn agencies(&self) -> Vec<Agency> {
+        let mut v: Vec<Agency> = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.code.cmp(&b.code));
+        v
+    }
+
+    /// Refreshes one cache entry after a committed change.
+    pub fn cache_agency(&self, agency: Agency) {
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agency.code.clone(), agency);
+    }
+
+    /// Decides whether a TLS peer may act as an agency.
+    pub fn authorize(&self, peer: &net::peer::PeerIdentity) -> Result<Caller, HubError> {
+        let code = peer.agency_code.as_deref().ok_or_else(|| {
+            HubError::new(
+                ErrorCode::AgencyNotActive,
+                format!(
+                    "the client certificate ({}) names no agency (no UID attribute)",
+                    peer.subject
+                ),
+            )
+        })?;
+        let agency = self.agency(code).ok_or_else(|| {
+            HubError::new(
+                ErrorCode::AgencyNotActive,
+                format!("agency {code} is not registered at this hub"),
+            )
+        })?;
+        if !agency.active {
+            return Err(HubError::new(
+                ErrorCode::AgencyNotActive,
+                format!("agency {code} is suspended at this hub"),
+            ));
+        }
+        if !agency.fingerprints.contains(&peer.fingerprint_sha256) {
+            return Err(HubError::new(
+                ErrorCode::AgencyNotActive,
+                format!(
+                    "the client certificate {} is not registered for agency {code}",
+                    peer.fingerprint_sha256
+                ),
+            ));
+        }
+        Ok(Caller {
+            agency: code.to_string(),
+        })
+    }
+
+    /// Checks, stores and acknowledges a submitted packet. Returns the signed receipt.
+    pub async fn submit(
+        self: &Arc<Self>,
+        caller: Caller,
+        bytes: Vec<u8>,
+    ) -> Result<String, HubError> {
+        let hub = Arc::clone(self);
+        let (checked, bytes, receipt) = tokio::task::spawn_blocking(move || {
+            let checked = hub.check_submission(&caller, &bytes)?;
+            let receipt = hub.submission_receipt(&checked)?;
+            Ok::<_, HubError>((checked, bytes, receipt))
+        })
+        .await
+        .map_err(HubError::internal)??;
+        let mut meta = checked.meta;
+        meta.receipt = receipt;
+        let recipients = meta.recipients.clone();
+        let outcome = self
+            .db
+            .submit(NewPacket {
+                id: checked.id,
+                bytes,
+                meta,
+            })
+            .await?;
+        match outcome {
+            Submitted::New { receipt } => {
+                for r in &recipients {
+                    self.inbox_signal.wake(r);
+                }
+                tracing::info!(packet = %checked.id, recipients = recipients.len(), "packet accepted");
+                Ok(receipt)
+            }
+            Submitted::Again { receipt } => {
+                tracing::info!(packet = %checked.id, "resubmission: original receipt returned");
+                Ok(receipt)
+            }
+        }
+    }
+
+    /// The blocking checks of a submission, in the documented order.
+    fn check_submission(&self, caller: &Caller, bytes: &[u8]) -> Result<Checked, HubError> {
+        if bytes.len() > self.max_packet_bytes {
+            return Err(HubError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the packet is {} bytes; this hub accepts at most {}",
+                    bytes.len(),
+                    self.max_packet_bytes
+                ),
+            ));
+        }
+        let mut opts = ReadOptions::default();
+        opts.limits.max_bytes = self.max_packet_bytes;
+        let outcome = edxml::read(bytes, &opts).map_err(|e| {
+            HubError::new(
+                ErrorCode::Malformed,
+                format!("not an acceptable edXML packet: {e}"),
+            )
+        })?;
+        let kind = match outcome.packet {
+            Packet::Document(_) => SchemaKind::Document,
+            Packet::Status(_) => SchemaKind::Status,
+        };
+        schema::validate(kind, bytes).map_err(|e| {
+            HubError::new(
+                ErrorCode::Schema,
+                format!("the packet does not follow the strict edXML schema: {e}"),
+            )
+        })?;
+        let verdict = dsig::verify_packet(bytes, &self.trust, &VerifyPolicy::default())
+            .map_err(|e| HubError::new(ErrorCode::Signature, format!("signature refused: {e}")))?;
+        let Verdict::Signed(signed) = verdict else {
+            return Err(HubError::new(
+                ErrorCode::Signature,
+                "the packet is not signed",
+            ));
+        };
+        let packet = outcome.packet;
+        let from = packet.from().organ_id.to_string();
+        let sender = self.agency(&from).filter(|a| a.active).ok_or_else(|| {
+            HubError::new(
+                ErrorCode::SignerNotRegistered,
+                format!("sender {from} is not a registered, active agency"),
+            )
+        })?;
+        let fingerprint = dsig::pki::fingerprint_sha256(&signed.signer_cert_der);
+        if !sender.fingerprints.contains(&fingerprint) {
+            return Err(HubError::new(
+                ErrorCode::SignerNotRegistered,
+                format!(
+                    "the signing certificate ({}, {fingerprint}) is not registered for {from}",
+                    signed.signer_subject
+                ),
+            ));
+        }
+        dsig::check_sender(&signed, &from)
+            .map_err(|e| HubError::new(ErrorCode::SignerNotRegistered, e.to_string()))?;
+        if caller.agency != from {
+            return Err(HubError::new(
+                ErrorCode::ClientNotSender,
+                format!(
+                    "this connection belongs to agency {}, which may not submit packets from {from}",
+                    caller.agency
+                ),
+            ));
+        }
+        let mut recipients: Vec<String> = Vec::new();
+        let mut refused: Vec<(String, String)> = Vec::new();
+        for code in packet.to() {
+            let code = code.to_string();
+            if recipients.contains(&code) || refused.iter().any(|(c, _)| *c == code) {
+                continue;
+            }
+            if code == from {
+                refused.push((code, "an agency cannot send to itself".into()));
+                continue;
+            }
+            match self.agency(&code) {
+                Some(a) if a.active => recipients.push(code),
+                Some(_) => refused.push((code, "agency is suspended at this hub".into())),
+                None => refused.push((code, "not a registered agency".into())),
+            }
+        }
+        if recipients.is_empty() {
+            let reasons: Vec<String> = refused.iter().map(|(c, r)| format!("{c}: {r}")).collect();
+            return Err(HubError::new(
+                ErrorCode::NoRecipient,
+                format!("no recipient can be routed to ({})", reasons.join("; ")),
+            ));
+        }
+        let (business_doc_type, status_code, priority) = match &packet {
+            Packet::Document(d) => (
+                Some(d.bussiness_doc_type().code()),
+                None,
+                d.priority().code(),
+            ),
+            Packet::Status(s) => (None, Some(s.status_code.as_str().to_string()), 0),
+        };
+        let id = PacketId(signed.packet_sha256);
+        let mut meta = PacketMeta {
+            kind: match packet {
+                Packet::Document(_) => "document".into(),
+                Packet::Status(_) => "status".into(),
+            },
+            from,
+            document_id: packet.document_id().to_string(),
+            business_doc_type,
+            status_code,
+            priority,
+            size: bytes.len() as u64,
+            accepted_at: now_rfc3339(),
+            recipients,
+            refused,
+            receipt: String::new(),
+            status_time: None,
+            staff: None,
+            reason: None,
+            target_document_id: None,
+            removed_recipients: Vec::new(),
+        };
+        meta.record_business(&packet);
+        Ok(Checked { id, meta })
+    }
+
+    fn submission_receipt(&self, checked: &Checked) -> Result<String, HubError> {
+        let m = &checked.meta;
+        let receipt = HubReceipt {
+            kind: ReceiptKind::Submission,
+            packet_id: checked.id.to_hex(),
+            packet_kind: m.kind.clone(),
+            from: m.from.clone(),
+            document_id: m.document_id.clone(),
+            hub_time: parse_time(&m.accepted_at),
+            accepted: m.recipients.clone(),
+            refused: m
+                .refused
+                .iter()
+                .map(|(code, reason)| RefusedRecipient {
+                    code: code.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            delivered_to: None,
+        };
+        self.sign_receipt(&receipt)
+    }
+
+    fn sign_receipt(&self, receipt: &HubReceipt) -> Result<String, HubError> {
+        let signed = dsig::sign_root(&receipt.to_xml(), &self.identity)
+            .map_err(|e| HubError::internal(format!("cannot sign a receipt: {e}")))?;
+        String::from_utf8(signed).map_err(HubError::internal)
+    }
+
+    /// Records that `caller` durably stored these packets; returns a signed delivery receipt
+    /// for each packet it may see (others are silently left out, as if unknown).
+    pub async fn acknowledge(
+        self: &Arc<Self>,
+        caller: Caller,
+        ids: Vec<PacketId>,
+    ) -> Result<Vec<(PacketId, String)>, HubError> {
+        let todo = self.db.metas_for(&caller.agency, ids).await?;
+        let mut senders: Vec<String> = todo.iter().map(|(_, m, _)| m.from.clone()).collect();
+        // Sign the new receipts on every CPU: one blocking task per share.
+        let share = todo
+            .len()
+            .div_ceil(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let mut shares = Vec::new();
+        let mut rest = todo;
+        while !rest.is_empty() {
+            let tail = rest.split_off(share.min(rest.len()));
+            shares.push(std::mem::replace(&mut rest, tail));
+        }
+        let mut tasks = Vec::with_capacity(shares.len());
+        for share in shares {
+            let hub = Arc::clone(self);
+            let agency = caller.agency.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                hub.delivery_receipts(&agency, share)
+            }));
+        }
+        let mut signed = Vec::new();
+        for task in tasks {
+            signed.extend(task.await.map_err(HubError::internal)??);
+        }
+        let recorded = self.db.record_deliveries(&caller.agency, signed).await?;
+        senders.sort();
+        senders.dedup();
+        for s in &senders {
+            self.receipt_signal.wake(s);
+        }
+        Ok(recorded)
+    }
+
+    /// Signed delivery receipts to `agency` for these packets (a packet delivered before keeps
+    /// its stored receipt). Blocking.
+    fn delivery_receipts(
+        &self,
+        agency: &str,
+        todo: Vec<(PacketId, PacketMeta, crate::db::Delivery)>,
+    ) -> Result<Vec<(PacketId, String, String)>, HubError> {
+        let mut out = Vec::with_capacity(todo.len());
+        for (id, meta, delivery) in todo {
+            if let Some(existing) = delivery.receipt {
+                // Delivered before: the stored receipt stands (the database keeps it).
+                out.push((id, delivery.delivered_at.unwrap_or_default(), existing));
+                continue;
+            }
+            let at = now_rfc3339();
+            let receipt = HubReceipt {
+                kind: ReceiptKind::Delivery,
+                packet_id: id.to_hex(),
+                packet_kind: meta.kind.clone(),
+                from: meta.from.clone(),
+                document_id: meta.document_id.clone(),
+                hub_time: parse_time(&at),
+                accepted: Vec::new(),
+                refused: Vec::new(),
+                delivered_to: Some(agency.to_string()),
+            };
+            out.push((id, at, self.sign_receipt(&receipt)?));
+        }
+        Ok(out)
+    }
+
+    /// The directory as JSON, and a hub-signed XML statement of its SHA-256.
+    pub async fn signed_directory(self: &Arc<Self>) -> Result<(Vec<u8>, String), HubError> {
+        let directory = exchange::protocol::Directory {
+            issued_at: now_rfc3339(),
+            agencies: self
+                .agencies()
+                .into_iter()
+                .map(|a| exchange::protocol::DirectoryEntry {
+                    code: a.code,
+                    name: a.name,
+                    email: a.email,
+                    fingerprints: a.fingerprints,
+                    active: a.active,
+                })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&directory).map_err(HubError::internal)?;
+        let hub = Arc::clone(self);
+        let digest = PacketId::of(&body).to_hex();
+        let issued = directory.issued_at.clone();
+        let statement = tokio::task::spawn_blocking(move || {
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DirectoryDigest xmlns=\"urn:docaxis:directory:1\">\n  <Sha256>{digest}</Sha256>\n  <IssuedAt>{issued}</IssuedAt>\n</DirectoryDigest>\n"
+            );
+            dsig::sign_root(xml.as_bytes(), &hub.identity)
+                .map_err(|e| HubError::internal(format!("cannot sign the directory: {e}")))
+        })
+        .await
+        .map_err(HubError::internal)??;
+        use base64::Engine as _;
+        Ok((
+            body,
+            base64::engine::general_purpose::STANDARD.encode(statement),
+        ))
+    }
+}
+
+/// Current UTC time, RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    let now = OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&Rfc3339).unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|_| OffsetDateTime::now_utc())
+}

@@ -1,0 +1,3 @@
+//! Integration tests of `docaxis-net`.
+
+mod mtls;

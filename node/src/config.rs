@@ -1,0 +1,356 @@
+//! The agency node's configuration (`node.toml`): what it is called, where the hub is, where
+//! its keys, trust anchors and data live, and how patiently it retries.
+//!
+//! Invariants:
+//! - Unknown keys are refused (`deny_unknown_fields`), so a misspelt option is an error rather
+//!   than a silently ignored default.
+//! - Every relative path is resolved against the folder of the configuration file, never the
+//!   working directory of the process.
+//! - A validated configuration has a strict agency code, an `https://` hub URL, a loopback
+//!   address for the clerk API (that API is plain HTTP), at least one trust anchor, a long-poll
+//!   wait the hub grants, and a coherent retry policy.
+//!
+//! `examples/node.toml` documents every option.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use edxml::AgencyCode;
+use exchange::protocol::MAX_WAIT_SECS;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the node configuration {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the node configuration {path} is not valid TOML for a node: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("the node configuration {path}: option `{option}` {message}")]
+    Invalid {
+        path: PathBuf,
+        option: &'static str,
+        message: String,
+    },
+}
+
+/// Retry policy for submissions to the hub and for reaching the hub at all.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First retry delay ceiling, in milliseconds (doubled at each attempt).
+    #[serde(default = "default_initial_ms")]
+    pub initial_ms: u64,
+    /// Largest retry delay ceiling, in milliseconds.
+    #[serde(default = "default_max_ms")]
+    pub max_ms: u64,
+    /// A packet still not accepted by the hub this long after it was created is marked failed.
+    #[serde(default = "default_give_up_after_secs")]
+    pub give_up_after_secs: u64,
+}
+
+fn default_initial_ms() -> u64 {
+    500
+}
+fn default_max_ms() -> u64 {
+    60_000
+}
+fn default_give_up_after_secs() -> u64 {
+    86_400
+}
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8600))
+}
+fn default_poll_wait_secs() -> u64 {
+    25
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_ms: default_initial_ms(),
+            max_ms: default_max_ms(),
+            give_up_after_secs: default_give_up_after_secs(),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// How long after creation a packet is given up.
+    pub fn give_up_after(&self) -> Duration {
+        Duration::from_secs(self.give_up_after_secs)
+    }
+}
+
+/// The whole `node.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's agency code, e.g. `000.00.00.G22`; must be the subject UID of `certificate`.
+    pub agency: String,
+    /// The agency's name as written in `From/OrganName`; when absent, the well-known list, then
+    /// the certificate's common name.
+    #[serde(default)]
+    pub agency_name: Option<String>,
+    /// Base URL of the hub, `https://host:port`.
+    pub hub_url: String,
+    /// Folder holding `node.redb` and `api.token`.
+    pub data_dir: PathBuf,
+    /// The agency certificate chain (PEM, leaf first): TLS client certificate and signer.
+    pub certificate: PathBuf,
+    /// The agency's PKCS#8 private key (PEM).
+    pub private_key: PathBuf,
+    /// CA certificates (PEM) trusted for the hub's TLS certificate and for packet signers.
+    pub trust: Vec<PathBuf>,
+    /// Certificate revocation lists (PEM) applied to the hub's TLS certificate and to signers.
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+    /// The hub's own certificate (PEM), pinned to verify the hub's signed receipts.
+    pub hub_certificate: PathBuf,
+    /// Where the clerk API listens: plain HTTP, so loopback addresses only. Port 0 picks one.
+    #[serde(default = "default_api_listen")]
+    pub api_listen: SocketAddr,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// How long one long poll to the hub may wait for news, in seconds (1–60).
+    #[serde(default = "default_poll_wait_secs")]
+    pub poll_wait_secs: u64,
+}
+
+impl NodeConfig {
+    /// Reads, resolves and validates a configuration file.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base, path)
+    }
+
+    /// Parses TOML text; relative paths are resolved against `base`. `origin` names the text
+    /// in error messages.
+    pub fn from_toml(text: &str, base: &Path, origin: &Path) -> Result<NodeConfig, ConfigError> {
+        let mut config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.resolve_paths(base);
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Makes every relative path absolute against `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.certificate);
+        fix(&mut self.private_key);
+        fix(&mut self.hub_certificate);
+        self.trust.iter_mut().for_each(fix);
+        self.crl.iter_mut().for_each(fix);
+    }
+
+    /// Checks the values; `origin` names the configuration in error messages.
+    pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |option: &'static str, message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            option,
+            message,
+        };
+        AgencyCode::parse_strict(&self.agency).map_err(|e| {
+            invalid(
+                "agency",
+                format!("{:?} is not an agency code: {e}", self.agency),
+            )
+        })?;
+        if !self.hub_url.starts_with("https://") || self.hub_url.len() <= "https://".len() {
+            return Err(invalid(
+                "hub_url",
+                format!(
+                    "{:?} must be an https:// URL (the hub is only reached over mutual TLS)",
+                    self.hub_url
+                ),
+            ));
+        }
+        if !self.api_listen.ip().is_loopback() {
+            return Err(invalid(
+                "api_listen",
+                format!(
+                    "{} is not a loopback address: the clerk API is plain HTTP with a bearer \
+                     token and must only listen on 127.0.0.1 or ::1",
+                    self.api_listen
+                ),
+            ));
+        }
+        if self.trust.is_empty() {
+            return Err(invalid(
+                "trust",
+                "must list at least one CA certificate (PEM)".into(),
+            ));
+        }
+        if self.poll_wait_secs == 0 || self.poll_wait_secs > MAX_WAIT_SECS {
+            return Err(invalid(
+                "poll_wait_secs",
+                format!(
+                    "is {}, it must be between 1 and {MAX_WAIT_SECS} (the longest wait the hub grants)",
+                    self.poll_wait_secs
+                ),
+            ));
+        }
+        let r = &self.retry;
+        if r.initial_ms == 0 {
+            return Err(invalid("retry.initial_ms", "must be at least 1".into()));
+        }
+        if r.max_ms < r.initial_ms {
+            return Err(invalid(
+                "retry.max_ms",
+                format!(
+                    "is {} ms, less than retry.initial_ms ({} ms)",
+                    r.max_ms, r.initial_ms
+                ),
+            ));
+        }
+        if r.give_up_after_secs == 0 {
+            return Err(invalid(
+                "retry.give_up_after_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The node database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("node.redb")
+    }
+
+    /// The clerk API token file.
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("api.token")
+    }
+
+    /// Where a running node writes the API address it actually bound (useful with port 0).
+    pub fn api_addr_path(&self) -> PathBuf {
+        self.data_dir.join("api.addr")
+    }
+
+    /// The hub URL of `path` (`/v1/...`).
+    pub fn hub_endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.hub_url.trim_end_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        agency = "000.00.00.G22"
+        hub_url = "https://127.0.0.1:8443"
+        data_dir = "data/g22"
+        certificate = "certs/agencies/000.00.00.G22.pem"
+        private_key = "certs/agencies/000.00.00.G22.key.pem"
+        trust = ["certs/ca.pem"]
+        hub_certificate = "certs/hub.pem"
+    "#;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::from_toml(text, Path::new("/etc/docaxis"), Path::new("node.toml"))
+    }
+
+    #[test]
+    fn defaults_and_paths_relative_to_the_config_folder() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/etc/docaxis/data/g22"));
+        assert_eq!(c.trust, vec![PathBuf::from("/etc/docaxis/certs/ca.pem")]);
+        assert_eq!(c.api_listen, "127.0.0.1:8600".parse().unwrap());
+        assert_eq!(c.retry, RetryConfig::default());
+        assert_eq!(c.poll_wait_secs, 25);
+        assert!(c.crl.is_empty());
+        assert_eq!(
+            c.database_path(),
+            PathBuf::from("/etc/docaxis/data/g22/node.redb")
+        );
+        assert_eq!(
+            c.hub_endpoint("/v1/packets"),
+            "https://127.0.0.1:8443/v1/packets"
+        );
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/node.toml"
+        ));
+        let c = NodeConfig::load(path).unwrap();
+        assert_eq!(c.agency, "000.00.00.G22");
+        assert!(c.certificate.is_absolute());
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let err = parse(&format!("{MINIMAL}\nfoo = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("foo"), "{err}");
+
+        let err = parse(&MINIMAL.replace("127.0.0.1:8443", "")).unwrap_err();
+        assert!(err.to_string().contains("hub_url"), "{err}");
+        let err = parse(&MINIMAL.replace("https://", "http://")).unwrap_err();
+        assert!(err.to_string().contains("hub_url"), "{err}");
+
+        let err = parse(&format!("{MINIMAL}\napi_listen = \"0.0.0.0:8600\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api_listen") && err.contains("loopback"),
+            "{err}"
+        );
+        assert!(parse(&format!("{MINIMAL}\napi_listen = \"[::1]:0\"")).is_ok());
+
+        let err = parse(&MINIMAL.replace("agency = \"000.00.00.G22\"", "agency = \"G22\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("agency"), "{err}");
+
+        let err = parse(&format!("{MINIMAL}\npoll_wait_secs = 61"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("poll_wait_secs"), "{err}");
+
+        let err = parse(&format!(
+            "{MINIMAL}\n[retry]\ninitial_ms = 1000\nmax_ms = 10"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("retry.max_ms"), "{err}");
+
+        let err = parse(&format!("{MINIMAL}\n[retry]\nintial_ms = 1000"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("intial_ms"), "{err}");
+
+        let err = parse(&MINIMAL.replace("trust = [\"certs/ca.pem\"]", "trust = []"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trust"), "{err}");
+
+        let err = parse(&MINIMAL.replace("hub_certificate = \"certs/hub.pem\"", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hub_certificate"), "{err}");
+    }
+}

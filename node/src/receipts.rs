@@ -1,0 +1,258 @@
+//! The receipt collector: long-polls the hub for delivery receipts of packets this node sent,
+//! verifies and records each, then acknowledges the ones recorded.
+//!
+//! A receipt is recorded only when its signature verifies against the pinned hub certificate
+//! and it says what the listing says: a delivery of this packet, from this agency, to that
+//! recipient, of a packet in this node's outbox sent to that recipient. Otherwise it is an
+//! anomaly: logged, recorded, not acknowledged, and set aside for a growing while. The receipts
+//! of one poll are verified on every CPU (one blocking task per share) and recorded
+//! concurrently, so their writes share commits.
+//!
+//! Invariants: "delivered at" is recorded before the receipt is acknowledged to the hub; an
+//! unreachable hub is retried with backoff, never in a tight loop.
+
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use dsig::receipt::{HubReceipt, ReceiptKind};
+use dsig::verify_root;
+use exchange::packet_id::PacketId;
+use exchange::protocol::ReceiptItem;
+
+use super::Shared;
+use super::hub_api::HubCallError;
+use super::inbox::SetAside;
+use exchange::clock;
+
+/// Most receipts asked for in one poll.
+const POLL_LIMIT: usize = 200;
+/// Most receipts verified and recorded at once.
+const CONCURRENCY: usize = 32;
+
+/// The collector's side of the poll loop ([`super::poller`]).
+#[derive(Default)]
+struct ReceiptPuller {
+    aside: SetAside,
+}
+
+impl super::poller::Puller for ReceiptPuller {
+    type Item = ReceiptItem;
+    const NAME: &'static str = "receipts";
+
+    async fn poll(&mut self, node: &Shared) -> Result<Vec<ReceiptItem>, HubCallError> {
+        let list = node
+            .hub
+            .receipts(node.config.poll_wait_secs, POLL_LIMIT)
+            .await?;
+        Ok(list.items)
+    }
+
+    /// Records what verifies, then acknowledges what was recorded; returns how many.
+    async fn handle(&mut self, node: &Shared, items: Vec<ReceiptItem>) -> usize {
+        let seqs = record_all(node, items, &mut self.aside).await;
+        let recorded = seqs.len();
+        if recorded > 0 {
+            match node.hub.ack_receipts(seqs).await {
+                Ok(()) => tracing::info!(receipts = recorded, "receipts: collected"),
+                Err(e) => tracing::warn!(error = %e,
+                    "receipts: acknowledgement failed; they will be listed again"),
+            }
+        }
+        recorded
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(node: Shared, shutdown: watch::Receiver<bool>) {
+    super::poller::run(node, ReceiptPuller::default(), shutdown).await;
+}
+
+/// Verifies the listed receipts (on every CPU, one blocking task per share), then records the
+/// good ones [`CONCURRENCY`] at a time (their writes share commits); returns the sequence
+/// numbers recorded, to acknowledge.
+async fn record_all(node: &Shared, items: Vec<ReceiptItem>, aside: &mut SetAside) -> Vec<u64> {
+    let now = Instant::now();
+    let items: Vec<ReceiptItem> = items
+        .into_iter()
+        .filter(|item| !aside.holds(&key_of(item), now))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = items.len().div_ceil(cpus).max(1);
+    let mut checks: JoinSet<Vec<(ReceiptItem, Result<Checked, Problem>)>> = JoinSet::new();
+    for part in items.chunks(share) {
+        let part = part.to_vec();
+        let hub = node.hub_cert_der.clone();
+        let me = node.config.agency.clone();
+        checks.spawn_blocking(move || {
+            part.into_iter()
+                .map(|item| {
+                    // One bad receipt must not take its share down with it.
+                    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        check(&hub, &me, &item)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(Problem::Refused(
+                            "checking it failed unexpectedly (a bug, logged)".into(),
+                        ))
+                    });
+                    (item, checked)
+                })
+                .collect()
+        });
+    }
+    let mut checked = Vec::new();
+    while let Some(done) = checks.join_next().await {
+        match done {
+            Ok(part) => checked.extend(part),
+            Err(e) => tracing::error!(error = %e, "receipts: a verification task failed"),
+        }
+    }
+    let mut tasks: JoinSet<(ReceiptItem, Result<(), Problem>)> = JoinSet::new();
+    let mut seqs = Vec::new();
+    for (item, outcome) in checked {
+        let good = match outcome {
+            Ok(good) => good,
+            Err(problem) => {
+                settle(node, item, Err(problem), aside, &mut seqs).await;
+                continue;
+            }
+        };
+        while tasks.len() >= CONCURRENCY {
+            if let Some(done) = tasks.join_next().await {
+                settle_task(node, done, aside, &mut seqs).await;
+            }
+        }
+        let n = node.clone();
+        tasks.spawn(async move {
+            let outcome = record(&n, &item, good).await;
+            (item, outcome)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        settle_task(node, done, aside, &mut seqs).await;
+    }
+    seqs
+}
+
+fn key_of(item: &ReceiptItem) -> String {
+    format!("receipt {}", item.seq)
+}
+
+async fn settle_task(
+    node: &Shared,
+    done: Result<(ReceiptItem, Result<(), Problem>), tokio::task::JoinError>,
+    aside: &mut SetAside,
+    seqs: &mut Vec<u64>,
+) {
+    match done {
+        Ok((item, outcome)) => settle(node, item, outcome, aside, seqs).await,
+        Err(e) => tracing::error!(error = %e, "receipts: a recording task failed"),
+    }
+}
+
+async fn settle(
+    node: &Shared,
+    item: ReceiptItem,
+    outcome: Result<(), Problem>,
+    aside: &mut SetAside,
+    seqs: &mut Vec<u64>,
+) {
+    let key = key_of(&item);
+    match outcome {
+        Ok(()) => {
+            aside.clear(&key);
+            seqs.push(item.seq);
+        }
+        Err(Problem::Refused(reason)) => {
+            let delay = aside.put(&key, &node.backoff, Instant::now());
+            tracing::error!(seq = item.seq, packet = %item.packet_id,
+                recipient = %item.recipient, %reason, set_aside_for = ?delay,
+                "receipts: delivery receipt refused, NOT acknowledged");
+            if let Err(e) = node
+                .db
+                .record_anomaly("receipts", &key, None, &reason)
+                .await
+            {
+                tracing::error!(error = %e, "receipts: cannot record an anomaly");
+            }
+        }
+        Err(Problem::Local(reason)) => {
+            tracing::error!(seq = item.seq, %reason, "receipts: cannot record");
+        }
+    }
+}
+
+enum Problem {
+    /// The receipt itself is wrong.
+    Refused(String),
+    /// This node could not record it (database).
+    Local(String),
+}
+
+/// A receipt whose signature and content passed.
+struct Checked {
+    id: PacketId,
+    /// The hub's delivery time, RFC 3339.
+    at: String,
+}
+
+/// Verifies a listed receipt against the pinned hub certificate `hub` and checks it says what
+/// the listing says, about a packet from `me`. Blocking.
+fn check(hub: &[u8], me: &str, item: &ReceiptItem) -> Result<Checked, Problem> {
+    let id: PacketId = item
+        .packet_id
+        .parse()
+        .map_err(|e| Problem::Refused(format!("the listing names no valid packet: {e}")))?;
+    let xml = item.receipt.as_bytes();
+    verify_root(xml, hub).map_err(|e| Problem::Refused(format!("its signature: {e}")))?;
+    let r = HubReceipt::parse(xml).map_err(|e| Problem::Refused(e.to_string()))?;
+    if r.kind != ReceiptKind::Delivery {
+        return Err(Problem::Refused("it is not a delivery receipt".into()));
+    }
+    if r.packet_id != item.packet_id {
+        return Err(Problem::Refused(format!(
+            "it names packet {}, the listing {}",
+            r.packet_id, item.packet_id
+        )));
+    }
+    if r.from != me {
+        return Err(Problem::Refused(format!(
+            "it is about a packet from {}, not from this agency",
+            r.from
+        )));
+    }
+    if r.delivered_to.as_deref() != Some(item.recipient.as_str()) {
+        return Err(Problem::Refused(format!(
+            "it names recipient {:?}, the listing {}",
+            r.delivered_to, item.recipient
+        )));
+    }
+    Ok(Checked {
+        id,
+        at: clock::rfc3339(r.hub_time),
+    })
+}
+
+/// Records a checked receipt with the outbox entry it is about.
+async fn record(node: &Shared, item: &ReceiptItem, good: Checked) -> Result<(), Problem> {
+    let Checked { id, at } = good;
+    match node
+        .db
+        .record_delivery(id, item.recipient.clone(), at.clone(), item.receipt.clone())
+        .await
+    {
+        Ok(new) => {
+            if new {
+                tracing::info!(packet = %id, recipient = %item.recipient, %at,
+                    "receipts: delivered");
+            }
+            Ok(())
+        }
+        Err(
+            e @ (super::db::NodeDbError::NotOurs(_) | super::db::NodeDbError::NotRecipient { .. }),
+        ) => Err(Problem::Refused(e.to_string())),
+        Err(e) => Err(Problem::Local(e.to_string())),
+    }
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: real `docaxis` processes on loopback, one test binary, one module per
+//! area. Shared harness in `src/lib.rs`.
+
+mod cli_packets;
+mod demo;
+mod exchange_crash;
+mod exchange_happy;
+mod exchange_outages;
+mod exchange_security;
+mod hub_crash;
+mod hub_security;
+mod lifecycle_actions;
+mod lifecycle_cli;
