@@ -3,7 +3,9 @@
 #
 # Installs the Debian tools the tests use as independent witnesses when they are missing:
 #   xmlsec1 (XML-DSig interoperability), libxml2-utils (xmllint, XSD validation), openssl (PKI checks).
-# Then: formatting, clippy with warnings as errors, the binary, and every test in the workspace.
+# Then: formatting, clippy with warnings as errors, the binaries (the docaxis binary the
+# end-to-end tests run, and the fuzz targets, so they never rot), and every test in the
+# workspace (one test binary per crate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "==> cargo build (the docaxis binary the end-to-end tests run)"
+echo "==> cargo build (the docaxis binary and the fuzz targets)"
 cargo build --workspace --bins --locked
 echo "==> cargo test"
 cargo test --workspace --locked

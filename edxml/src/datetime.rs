@@ -123,12 +123,6 @@ impl EdxmlDateTime {
         Self(PrimitiveDateTime::new(local.date(), time))
     }
 
-    /// Builds a timestamp from Vietnam local date and time (sub-second part dropped).
-    pub fn from_local(local: PrimitiveDateTime) -> Option<Self> {
-        let time = Time::from_hms(local.hour(), local.minute(), local.second()).ok()?;
-        EdxmlDate::new(local.date()).map(|d| Self(PrimitiveDateTime::new(d.0, time)))
-    }
-
     /// The local (UTC+7) date and time as written.
     pub fn local(&self) -> PrimitiveDateTime {
         self.0

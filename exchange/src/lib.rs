@@ -13,4 +13,5 @@ pub mod protocol;
 pub mod status;
 
 pub use action::{ActionRef, action_of, staff_summary};
+pub use clock::Timestamp;
 pub use packet_id::PacketId;

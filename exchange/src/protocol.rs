@@ -85,18 +85,58 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// What a packet is: a document (with its attachments) or a status about one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PacketKind {
+    Document,
+    Status,
+}
+
+impl PacketKind {
+    /// `document` or `status`, as on the wire and in stored records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PacketKind::Document => "document",
+            PacketKind::Status => "status",
+        }
+    }
+
+    /// The kind of a packet.
+    pub fn of(packet: &edxml::Packet) -> PacketKind {
+        match packet {
+            edxml::Packet::Document(_) => PacketKind::Document,
+            edxml::Packet::Status(_) => PacketKind::Status,
+        }
+    }
+
+    /// Parses `document` or `status`.
+    pub fn parse(s: &str) -> Option<PacketKind> {
+        match s {
+            "document" => Some(PacketKind::Document),
+            "status" => Some(PacketKind::Status),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PacketKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One packet waiting for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingItem {
     pub packet_id: String,
     pub from: String,
-    /// `document` or `status`.
-    pub kind: String,
+    pub kind: PacketKind,
     /// edXML priority 0–4 (status packets: 0).
     pub priority: u8,
     pub size: u64,
-    /// When the hub accepted it (RFC 3339).
-    pub queued_at: String,
+    /// When the hub accepted it.
+    pub queued_at: crate::clock::Timestamp,
 }
 
 /// Answer of `GET /v1/inbox`.
@@ -163,7 +203,7 @@ pub struct DirectoryEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directory {
     /// RFC 3339 time the hub produced this copy.
-    pub issued_at: String,
+    pub issued_at: crate::clock::Timestamp,
     pub agencies: Vec<DirectoryEntry>,
 }
 

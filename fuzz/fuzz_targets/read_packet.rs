@@ -2,7 +2,7 @@
 //! memory; and whatever it accepts must survive a write/read cycle unchanged.
 #![no_main]
 
-use docaxis_edxml::{ReadOptions, read, write};
+use edxml::{ReadOptions, read, write};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! (the canonical writer and the strict reader agree).
 #![no_main]
 
-use docaxis_dsig::receipt::HubReceipt;
+use dsig::receipt::HubReceipt;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

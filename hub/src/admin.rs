@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Agency, HubDb};
-use crate::service::{Hub, HubError, now_rfc3339};
+use crate::service::{Hub, HubError, now};
 use crate::track::DocumentTrack;
 use exchange::protocol::{ErrorBody, ErrorCode};
 
@@ -91,7 +91,7 @@ pub async fn add_agency(db: &HubDb, req: NewAgency) -> Result<Agency, HubError> 
         name: req.name.trim().to_string(),
         email: req.email,
         active: true,
-        added_at: now_rfc3339(),
+        added_at: now(),
     };
     db.add_agency(agency.clone()).await?;
     Ok(agency)
@@ -359,12 +359,14 @@ mod tests {
 
     /// 2026-11-23T10:00:00Z plus `secs`.
     fn at(secs: i64) -> EdxmlDateTime {
-        let base = exchange::clock::parse_rfc3339("2026-11-23T10:00:00Z").unwrap();
+        let base = exchange::Timestamp::parse("2026-11-23T10:00:00Z")
+            .unwrap()
+            .to_offset_date_time();
         EdxmlDateTime::from_offset(base + time::Duration::seconds(secs))
     }
 
     fn rfc(secs: i64) -> String {
-        exchange::clock::rfc3339(at(secs).to_offset_date_time())
+        exchange::Timestamp::from_offset(at(secs).to_offset_date_time()).to_string()
     }
 
     /// Signs `packet` as `agency` and submits it through the hub's checks.
@@ -528,9 +530,9 @@ mod tests {
         assert!(h41.anomalies.is_empty(), "{:?}", h41.anomalies);
         assert_eq!(h41.describe_state(), "taken_back (05, take-back agreed)");
         let s = &h41.statuses;
-        assert_eq!(s[0].time, rfc(1));
+        assert_eq!(s[0].time.to_string(), rfc(1));
         assert!(s[0].delivered_at.is_some(), "G22 acknowledged the 01");
-        assert_eq!(s[1].time, rfc(120));
+        assert_eq!(s[1].time.to_string(), rfc(120));
         assert_eq!(s[1].label_en, "accepted");
         assert_eq!(s[1].staff.as_deref(), Some("Trần Văn B, Văn thư"));
         assert!(s[1].delivered_at.is_none());

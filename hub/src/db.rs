@@ -33,8 +33,10 @@ use std::collections::BTreeMap;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use edxml::{BussinessDocType, Packet, ReadOptions, StatusCode};
+use edxml::{BussinessDocType, Packet, ReadOptions};
+use exchange::clock::Timestamp;
 use exchange::packet_id::PacketId;
+use exchange::protocol::PacketKind;
 use store::codec::{decode, encode};
 use store::{DbResult, Store, StoreError};
 
@@ -60,34 +62,33 @@ pub struct Agency {
     /// SHA-256 fingerprints (lower-case hex) of the certificates it may use.
     pub fingerprints: Vec<String>,
     pub active: bool,
-    /// RFC 3339.
-    pub added_at: String,
+    pub added_at: Timestamp,
 }
 
 /// What the hub remembers about a packet besides its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PacketMeta {
     /// `document` or `status`.
-    pub kind: String,
+    pub kind: PacketKind,
     pub from: String,
     pub document_id: String,
     /// BussinessDocType for documents (0–3); None for status packets.
     pub business_doc_type: Option<u8>,
     /// Status code for status packets.
-    pub status_code: Option<String>,
+    pub status_code: Option<edxml::StatusCode>,
     pub priority: u8,
     pub size: u64,
-    /// RFC 3339 time of the commit.
-    pub accepted_at: String,
+    /// When the submission committed.
+    pub accepted_at: Timestamp,
     pub recipients: Vec<String>,
     pub refused: Vec<(String, String)>,
     /// The signed submission receipt returned to the sender (and again on resubmission).
     pub receipt: String,
-    /// Status packets: the packet's own `Timestamp` (RFC 3339, UTC), the time the business
-    /// lifecycle is ordered by. `None` only if the stored bytes could not be read again when
-    /// the row was upgraded.
+    /// Status packets: the packet's own `Timestamp`, the time the business lifecycle is
+    /// ordered by. `None` only if the stored bytes could not be read again when the row was
+    /// upgraded.
     #[serde(default)]
-    pub status_time: Option<String>,
+    pub status_time: Option<Timestamp>,
     /// `StaffInfo` summarised (`staff, department`): of a status packet, or of an action's
     /// `Bussiness`.
     #[serde(default)]
@@ -111,8 +112,7 @@ impl PacketMeta {
     pub fn record_business(&mut self, packet: &Packet) {
         match packet {
             Packet::Status(s) => {
-                self.status_time =
-                    Some(exchange::clock::rfc3339(s.timestamp.to_offset_date_time()));
+                self.status_time = Some(s.timestamp.to_offset_date_time().into());
                 self.staff = s.staff_info.as_ref().and_then(exchange::staff_summary);
                 self.reason = s.description.clone();
             }
@@ -149,9 +149,9 @@ impl PacketMeta {
 /// Delivery state of one (packet, recipient) pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    pub queued_at: String,
+    pub queued_at: Timestamp,
     #[serde(default)]
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     /// Signed delivery receipt, once delivered.
     #[serde(default)]
     pub receipt: Option<String>,
@@ -252,7 +252,7 @@ impl HubDb {
                 if t.get(agency.code.as_str()).db()?.is_some() {
                     return Err(HubDbError::AgencyExists(agency.code.clone()));
                 }
-                t.insert(agency.code.as_str(), encode(&agency).as_slice())
+                t.insert(agency.code.as_str(), encode(&agency)?.as_slice())
                     .db()?;
                 Ok(())
             })
@@ -274,7 +274,7 @@ impl HubDb {
                     None => return Err(HubDbError::UnknownAgency(code.clone())),
                 };
                 f(&mut agency);
-                t.insert(code.as_str(), encode(&agency).as_slice()).db()?;
+                t.insert(code.as_str(), encode(&agency)?.as_slice()).db()?;
                 Ok(agency)
             })
             .await
@@ -311,19 +311,6 @@ impl HubDb {
 
     // ---- submissions ----
 
-    /// The stored receipt for these exact bytes, if they were submitted before.
-    pub async fn existing_receipt(&self, id: PacketId) -> Result<Option<String>, HubDbError> {
-        self.store
-            .read(move |txn| {
-                let t = txn.open_table(PACKET_META).db()?;
-                match t.get(id.as_bytes()).db()? {
-                    Some(v) => Ok(Some(decode::<PacketMeta>(v.value())?.receipt)),
-                    None => Ok(None),
-                }
-            })
-            .await
-    }
-
     /// Commits a verified packet with its receipt and one delivery row per accepted recipient.
     pub async fn submit(&self, packet: NewPacket) -> Result<Submitted, HubDbError> {
         self.store
@@ -358,7 +345,7 @@ impl HubDb {
                     .db()?;
                 txn.open_table(PACKET_META)
                     .db()?
-                    .insert(id.as_bytes(), encode(meta).as_slice())
+                    .insert(id.as_bytes(), encode(meta)?.as_slice())
                     .db()?;
                 index_by_document(txn, id, meta)?;
                 let rank = urgency_rank(meta.priority);
@@ -369,14 +356,14 @@ impl HubDb {
                         .insert((recipient.as_str(), rank, seq), id.as_bytes())
                         .db()?;
                     let d = Delivery {
-                        queued_at: meta.accepted_at.clone(),
+                        queued_at: meta.accepted_at,
                         delivered_at: None,
                         receipt: None,
                         queue_key: (rank, seq),
                     };
                     txn.open_table(DELIVERIES)
                         .db()?
-                        .insert((id.as_bytes(), recipient.as_str()), encode(&d).as_slice())
+                        .insert((id.as_bytes(), recipient.as_str()), encode(&d)?.as_slice())
                         .db()?;
                 }
                 Ok(Submitted::New {
@@ -446,30 +433,7 @@ impl HubDb {
             .await
     }
 
-    /// Meta of a packet, if `recipient` has a delivery row for it.
-    pub async fn meta_for(
-        &self,
-        recipient: &str,
-        id: PacketId,
-    ) -> Result<Option<(PacketMeta, Delivery)>, HubDbError> {
-        let recipient = recipient.to_string();
-        self.store
-            .read(move |txn| {
-                let deliveries = txn.open_table(DELIVERIES).db()?;
-                let Some(d) = deliveries.get((id.as_bytes(), recipient.as_str())).db()? else {
-                    return Ok(None);
-                };
-                let d: Delivery = decode(d.value())?;
-                let metas = txn.open_table(PACKET_META).db()?;
-                match metas.get(id.as_bytes()).db()? {
-                    Some(m) => Ok(Some((decode(m.value())?, d))),
-                    None => Ok(None),
-                }
-            })
-            .await
-    }
-
-    /// [`HubDb::meta_for`] for many packets in one read snapshot, in the order asked; packets
+    /// The meta and delivery row of many packets in one read snapshot, in the order asked; packets
     /// without a delivery row for `recipient` are left out.
     pub async fn metas_for(
         &self,
@@ -502,7 +466,7 @@ impl HubDb {
     pub async fn record_deliveries(
         &self,
         recipient: &str,
-        acks: Vec<(PacketId, String, String)>, // (id, delivered_at, signed receipt)
+        acks: Vec<(PacketId, Timestamp, String)>, // (id, delivered_at, signed receipt)
     ) -> Result<Vec<(PacketId, String)>, HubDbError> {
         let recipient = recipient.to_string();
         self.store
@@ -520,10 +484,10 @@ impl HubDb {
                         out.push((*id, existing.clone()));
                         continue;
                     }
-                    d.delivered_at = Some(at.clone());
+                    d.delivered_at = Some(*at);
                     d.receipt = Some(receipt.clone());
                     deliveries
-                        .insert((id.as_bytes(), recipient.as_str()), encode(&d).as_slice())
+                        .insert((id.as_bytes(), recipient.as_str()), encode(&d)?.as_slice())
                         .db()?;
                     drop(deliveries);
                     let (rank, seq) = d.queue_key;
@@ -665,10 +629,8 @@ impl HubDb {
 fn document_owner(meta: &PacketMeta) -> String {
     let take_back = meta
         .status_code
-        .as_deref()
-        .and_then(|c| StatusCode::parse(c).ok())
         .is_some_and(exchange::lifecycle::sent_by_original_sender);
-    if meta.kind == "status" && !take_back {
+    if meta.kind == PacketKind::Status && !take_back {
         meta.recipients.first().cloned().unwrap_or_default()
     } else {
         meta.from.clone()
@@ -722,13 +684,13 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
         for row in metas.iter().db()? {
             let (k, v) = row.db()?;
             let meta: PacketMeta = decode(v.value())?;
-            if meta.kind == "status" || matches!(meta.business_doc_type, Some(1..=3)) {
+            if meta.kind == PacketKind::Status || matches!(meta.business_doc_type, Some(1..=3)) {
                 todo.push((PacketId(*k.value()), meta));
             }
         }
     }
     for (id, mut meta) in todo {
-        let old_owner = if meta.kind == "status" {
+        let old_owner = if meta.kind == PacketKind::Status {
             meta.recipients.first().cloned().unwrap_or_default()
         } else {
             meta.from.clone()
@@ -756,7 +718,7 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
         index_by_document(txn, id, &meta)?;
         txn.open_table(PACKET_META)
             .db()?
-            .insert(id.as_bytes(), encode(&meta).as_slice())
+            .insert(id.as_bytes(), encode(&meta)?.as_slice())
             .db()?;
     }
     txn.open_table(COUNTERS)
@@ -769,17 +731,22 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edxml::StatusCode;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
 
     fn meta(from: &str, doc: &str, to: &[&str], priority: u8) -> PacketMeta {
         PacketMeta {
-            kind: "document".into(),
+            kind: PacketKind::Document,
             from: from.into(),
             document_id: doc.into(),
             business_doc_type: Some(0),
             status_code: None,
             priority,
             size: 10,
-            accepted_at: "2026-11-23T00:00:00Z".into(),
+            accepted_at: ts("2026-11-23T00:00:00Z"),
             recipients: to.iter().map(|s| s.to_string()).collect(),
             refused: vec![],
             receipt: format!("receipt for {doc}"),
@@ -851,18 +818,18 @@ mod tests {
             .await
             .unwrap();
         let first = db
-            .record_deliveries("B", vec![(id, "t1".into(), "r1".into())])
+            .record_deliveries("B", vec![(id, ts("2026-11-23T00:00:01Z"), "r1".into())])
             .await
             .unwrap();
         assert_eq!(first, vec![(id, "r1".to_string())]);
         let again = db
-            .record_deliveries("B", vec![(id, "t2".into(), "r2".into())])
+            .record_deliveries("B", vec![(id, ts("2026-11-23T00:00:02Z"), "r2".into())])
             .await
             .unwrap();
         assert_eq!(again, vec![(id, "r1".to_string())], "first receipt kept");
         assert!(db.pending("B", 10).await.unwrap().is_empty());
         let foreign = db
-            .record_deliveries("C", vec![(id, "t".into(), "r".into())])
+            .record_deliveries("C", vec![(id, ts("2026-11-23T00:00:03Z"), "r".into())])
             .await
             .unwrap();
         assert!(foreign.is_empty(), "C has no delivery row for this packet");
@@ -873,7 +840,10 @@ mod tests {
         assert!(db.receipts_for_sender("A", 10).await.unwrap().is_empty());
         let history = db.document_history("A", "d").await.unwrap();
         assert_eq!(history.len(), 1);
-        assert_eq!(history[0].2["B"].delivered_at.as_deref(), Some("t1"));
+        assert_eq!(
+            history[0].2["B"].delivered_at,
+            Some(ts("2026-11-23T00:00:01Z"))
+        );
     }
 
     /// An unsigned status packet (the upgrade only reads, it does not verify).
@@ -891,7 +861,7 @@ mod tests {
                 document_id: doc.into(),
             },
             code,
-            EdxmlDateTime::from_offset(exchange::clock::parse_rfc3339(at).unwrap()),
+            EdxmlDateTime::from_offset(ts(at).to_offset_date_time()),
         );
         s.description = Some("Văn bản có sai sót".into());
         s.staff_info = Some(StaffInfo {
@@ -953,7 +923,7 @@ mod tests {
             .iter()
             .find(|(i, _, _)| *i == id)
             .expect("the 13 is filed under the issuer");
-        assert_eq!(m.status_time.as_deref(), Some("2026-11-23T10:00:05Z"));
+        assert_eq!(m.status_time, Some(ts("2026-11-23T10:00:05Z")));
         assert_eq!(m.staff.as_deref(), Some("Nguyễn Văn A, Văn thư"));
         assert_eq!(m.reason.as_deref(), Some("Văn bản có sai sót"));
         assert_eq!(history.len(), 2);
@@ -988,9 +958,9 @@ mod tests {
         revoke.target_document_id = Some("d".into());
         db.submit(packet(b"revoke", revoke)).await.unwrap();
         let mut answer = meta("B", "d#revoke-1", &["A"], 0);
-        answer.kind = "status".into();
+        answer.kind = PacketKind::Status;
         answer.business_doc_type = None;
-        answer.status_code = Some("15".into());
+        answer.status_code = Some(StatusCode::Agreed);
         db.submit(packet(b"answer", answer)).await.unwrap();
         // Another document of A, and B's own document with the same id: not part of it.
         db.submit(packet(b"other", meta("A", "e", &["B"], 0)))

@@ -19,8 +19,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::Notify;
 
 use crate::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, Submitted};
@@ -28,8 +26,10 @@ use dsig::receipt::{HubReceipt, ReceiptKind, RefusedRecipient};
 use dsig::{self, SigningIdentity, TrustStore, Verdict, VerifyPolicy};
 use edxml::schema::{self, SchemaKind};
 use edxml::{self, Packet, ReadOptions};
+use exchange::clock::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::ErrorCode;
+use exchange::protocol::PacketKind;
 
 /// A refusal or failure, with the protocol code and a sentence for a human.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -128,15 +128,6 @@ impl Hub {
             receipt_signal: Notifier::default(),
             max_packet_bytes,
         }))
-    }
-
-    /// The hub's signing certificate (DER), which nodes pin.
-    pub fn certificate_der(&self) -> &[u8] {
-        self.identity
-            .chain()
-            .first()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
     }
 
     fn agency(&self, code: &str) -> Option<Agency> {
@@ -342,21 +333,18 @@ impl Hub {
                 None,
                 d.priority().code(),
             ),
-            Packet::Status(s) => (None, Some(s.status_code.as_str().to_string()), 0),
+            Packet::Status(s) => (None, Some(s.status_code), 0),
         };
         let id = PacketId(signed.packet_sha256);
         let mut meta = PacketMeta {
-            kind: match packet {
-                Packet::Document(_) => "document".into(),
-                Packet::Status(_) => "status".into(),
-            },
+            kind: PacketKind::of(&packet),
             from,
             document_id: packet.document_id().to_string(),
             business_doc_type,
             status_code,
             priority,
             size: bytes.len() as u64,
-            accepted_at: now_rfc3339(),
+            accepted_at: now(),
             recipients,
             refused,
             receipt: String::new(),
@@ -375,10 +363,10 @@ impl Hub {
         let receipt = HubReceipt {
             kind: ReceiptKind::Submission,
             packet_id: checked.id.to_hex(),
-            packet_kind: m.kind.clone(),
+            packet_kind: m.kind.as_str().to_string(),
             from: m.from.clone(),
             document_id: m.document_id.clone(),
-            hub_time: parse_time(&m.accepted_at),
+            hub_time: m.accepted_at.to_offset_date_time(),
             accepted: m.recipients.clone(),
             refused: m
                 .refused
@@ -446,22 +434,27 @@ impl Hub {
         &self,
         agency: &str,
         todo: Vec<(PacketId, PacketMeta, crate::db::Delivery)>,
-    ) -> Result<Vec<(PacketId, String, String)>, HubError> {
+    ) -> Result<Vec<(PacketId, Timestamp, String)>, HubError> {
         let mut out = Vec::with_capacity(todo.len());
         for (id, meta, delivery) in todo {
             if let Some(existing) = delivery.receipt {
                 // Delivered before: the stored receipt stands (the database keeps it).
-                out.push((id, delivery.delivered_at.unwrap_or_default(), existing));
+                let at = delivery.delivered_at.ok_or_else(|| {
+                    HubError::internal(format!(
+                        "the delivery of {id} to {agency} has a receipt but no delivery time"
+                    ))
+                })?;
+                out.push((id, at, existing));
                 continue;
             }
-            let at = now_rfc3339();
+            let at = now();
             let receipt = HubReceipt {
                 kind: ReceiptKind::Delivery,
                 packet_id: id.to_hex(),
-                packet_kind: meta.kind.clone(),
+                packet_kind: meta.kind.as_str().to_string(),
                 from: meta.from.clone(),
                 document_id: meta.document_id.clone(),
-                hub_time: parse_time(&at),
+                hub_time: at.to_offset_date_time(),
                 accepted: Vec::new(),
                 refused: Vec::new(),
                 delivered_to: Some(agency.to_string()),
@@ -474,7 +467,7 @@ impl Hub {
     /// The directory as JSON, and a hub-signed XML statement of its SHA-256.
     pub async fn signed_directory(self: &Arc<Self>) -> Result<(Vec<u8>, String), HubError> {
         let directory = exchange::protocol::Directory {
-            issued_at: now_rfc3339(),
+            issued_at: now(),
             agencies: self
                 .agencies()
                 .into_iter()
@@ -490,7 +483,7 @@ impl Hub {
         let body = serde_json::to_vec(&directory).map_err(HubError::internal)?;
         let hub = Arc::clone(self);
         let digest = PacketId::of(&body).to_hex();
-        let issued = directory.issued_at.clone();
+        let issued = directory.issued_at;
         let statement = tokio::task::spawn_blocking(move || {
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DirectoryDigest xmlns=\"urn:docaxis:directory:1\">\n  <Sha256>{digest}</Sha256>\n  <IssuedAt>{issued}</IssuedAt>\n</DirectoryDigest>\n"
@@ -508,15 +501,7 @@ impl Hub {
     }
 }
 
-/// Current UTC time, RFC 3339 with milliseconds.
-pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
-}
-
-fn parse_time(s: &str) -> OffsetDateTime {
-    OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|_| OffsetDateTime::now_utc())
+/// Now, to the millisecond (the precision of receipts' `HubTime`).
+pub fn now() -> Timestamp {
+    Timestamp::from_unix_ms(exchange::clock::now_ms())
 }

@@ -21,11 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{Delivery, PacketMeta};
 use edxml::{BussinessDocType, StatusCode};
-use exchange::clock::parse_rfc3339;
+use exchange::clock::Timestamp;
 use exchange::lifecycle::{
     ActionKind, Decision, Lifecycle, TakeBackState, replay_from, sent_by_original_sender,
 };
 use exchange::packet_id::PacketId;
+use exchange::protocol::PacketKind;
 
 /// Answer of `GET /admin/track?owner=&document_id=` and of `docaxis hub track --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +50,7 @@ pub struct DocumentTrack {
 pub struct TrackedDocument {
     pub packet_id: String,
     /// Hub time of acceptance (RFC 3339).
-    pub accepted_at: String,
+    pub accepted_at: Timestamp,
     /// BussinessDocType (0 for a new document).
     pub business_doc_type: u8,
 }
@@ -64,9 +65,9 @@ pub struct RecipientTrack {
     /// was not addressed to it: it appears through an action or a status).
     pub delivery: String,
     /// Hub time at which the hub accepted the document for this agency (RFC 3339).
-    pub accepted_at: Option<String>,
+    pub accepted_at: Option<Timestamp>,
     /// Hub time at which the agency stored and acknowledged the document.
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     /// Why the hub refused to route the document to this agency.
     pub refused: Option<String>,
     /// The business state after replaying the statuses through the lifecycle rules:
@@ -103,9 +104,9 @@ pub struct TrackedStatus {
     pub from: String,
     /// The status packet's own `Timestamp` (RFC 3339, UTC); for a row recorded before the
     /// hub kept it and whose bytes could not be read again, the hub's acceptance time.
-    pub time: String,
+    pub time: Timestamp,
     /// Hub time at which the hub accepted the status packet.
-    pub hub_accepted_at: String,
+    pub hub_accepted_at: Timestamp,
     /// `StaffInfo` summarised (`staff, department`).
     pub staff: Option<String>,
     /// `Description`: the reason of a 02, 13 or 16.
@@ -113,7 +114,7 @@ pub struct TrackedStatus {
     pub packet_id: String,
     /// Hub time at which its addressee (the issuer; for 13 the recipient) stored and
     /// acknowledged it; `None` while it waits at the hub.
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     /// Why the lifecycle rules do not accept it here (shown, not applied).
     #[serde(default)]
     pub anomaly: Option<String>,
@@ -133,14 +134,14 @@ pub struct TrackedAction {
     /// `revoke`, `update` or `replace`.
     pub action: String,
     /// Hub time of acceptance.
-    pub accepted_at: String,
+    pub accepted_at: Timestamp,
     /// `Bussiness/StaffInfo` summarised.
     pub staff: Option<String>,
     /// `BussinessDocReason`.
     pub reason: Option<String>,
     /// As [`RecipientTrack::delivery`], for this agency.
     pub delivery: String,
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     pub refused: Option<String>,
     /// Statuses about the action between the issuer and this agency, in timeline order.
     pub statuses: Vec<TrackedStatus>,
@@ -152,8 +153,7 @@ pub struct TrackedAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackedPacket {
     pub packet_id: String,
-    /// `document` or `status`.
-    pub kind: String,
+    pub kind: PacketKind,
     pub from: String,
     /// Its DocumentId (a status: the DocumentId it answers).
     #[serde(default)]
@@ -161,8 +161,8 @@ pub struct TrackedPacket {
     /// Documents: BussinessDocType.
     #[serde(default)]
     pub business_doc_type: Option<u8>,
-    pub status_code: Option<String>,
-    pub accepted_at: String,
+    pub status_code: Option<edxml::StatusCode>,
+    pub accepted_at: Timestamp,
     pub recipients: Vec<TrackedDelivery>,
     pub refused: Vec<(String, String)>,
 }
@@ -171,23 +171,23 @@ pub struct TrackedPacket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackedDelivery {
     pub recipient: String,
-    pub queued_at: String,
-    pub delivered_at: Option<String>,
+    pub queued_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
 }
 
 /// A packet of the history: (id, meta, delivery per recipient).
 pub type HistoryRow = (PacketId, PacketMeta, BTreeMap<String, Delivery>);
 
-/// Unix nanoseconds of an RFC 3339 time; unreadable times sort last.
-fn nanos(t: &str) -> i128 {
-    parse_rfc3339(t).map_or(i128::MAX, |t| t.unix_timestamp_nanos())
+/// Unix nanoseconds of a time, for ordering.
+fn nanos(t: &Timestamp) -> i128 {
+    t.unix_nanos()
 }
 
 /// The delivery of `row`'s packet to `agency`: (state, delivered at, refusal).
-fn delivery_of(row: &HistoryRow, agency: &str) -> (String, Option<String>, Option<String>) {
+fn delivery_of(row: &HistoryRow, agency: &str) -> (String, Option<Timestamp>, Option<String>) {
     let (_, meta, deliveries) = row;
     if meta.recipients.iter().any(|r| r == agency) {
-        match deliveries.get(agency).and_then(|d| d.delivered_at.clone()) {
+        match deliveries.get(agency).and_then(|d| d.delivered_at) {
             Some(at) => ("delivered".into(), Some(at), None),
             None => ("pending".into(), None, None),
         }
@@ -215,21 +215,21 @@ fn counterpart(meta: &PacketMeta, owner: &str) -> String {
 /// A status row as shown, before the rules' verdict; with its sort key.
 fn status_view(row: &HistoryRow) -> (TrackedStatus, (i128, String)) {
     let (id, meta, deliveries) = row;
-    let code = meta.status_code.clone().unwrap_or_default();
-    let (label, label_en) = match StatusCode::parse(&code) {
-        Ok(c) => (c.label_vi().to_string(), c.label_en().to_string()),
-        Err(_) => ("không rõ".to_string(), "unknown code".to_string()),
+    let code = meta
+        .status_code
+        .map(|c| c.as_str().to_string())
+        .unwrap_or_default();
+    let (label, label_en) = match meta.status_code {
+        Some(c) => (c.label_vi().to_string(), c.label_en().to_string()),
+        None => ("không rõ".to_string(), "unknown code".to_string()),
     };
-    let time = meta
-        .status_time
-        .clone()
-        .unwrap_or_else(|| meta.accepted_at.clone());
+    let time = meta.status_time.unwrap_or(meta.accepted_at);
     let key = (nanos(&time), code.clone());
     let delivered_at = meta
         .recipients
         .first()
         .and_then(|r| deliveries.get(r))
-        .and_then(|d| d.delivered_at.clone());
+        .and_then(|d| d.delivered_at);
     (
         TrackedStatus {
             code,
@@ -237,7 +237,7 @@ fn status_view(row: &HistoryRow) -> (TrackedStatus, (i128, String)) {
             label_en,
             from: meta.from.clone(),
             time,
-            hub_accepted_at: meta.accepted_at.clone(),
+            hub_accepted_at: meta.accepted_at,
             staff: meta.staff.clone(),
             reason: meta.reason.clone(),
             packet_id: id.to_hex(),
@@ -265,7 +265,7 @@ pub fn build(owner: &str, document_id: &str, mut history: Vec<HistoryRow>) -> Do
             .cmp(&nanos(&b.1.accepted_at))
             .then(a.0.cmp(&b.0))
     });
-    let is_document = |m: &PacketMeta| m.kind == "document" && m.from == owner;
+    let is_document = |m: &PacketMeta| m.kind == PacketKind::Document && m.from == owner;
     let primary = history
         .iter()
         .filter(|(_, m, _)| is_document(m) && m.document_id == document_id)
@@ -282,7 +282,7 @@ pub fn build(owner: &str, document_id: &str, mut history: Vec<HistoryRow>) -> Do
         .collect();
     let statuses: Vec<&HistoryRow> = history
         .iter()
-        .filter(|(_, m, _)| m.kind == "status" && m.document_id == document_id)
+        .filter(|(_, m, _)| m.kind == PacketKind::Status && m.document_id == document_id)
         .collect();
 
     // Agencies: the document's recipients first, then whoever else appears.
@@ -313,7 +313,7 @@ pub fn build(owner: &str, document_id: &str, mut history: Vec<HistoryRow>) -> Do
         document_id: document_id.to_string(),
         document: primary.map(|(id, m, _)| TrackedDocument {
             packet_id: id.to_hex(),
-            accepted_at: m.accepted_at.clone(),
+            accepted_at: m.accepted_at,
             business_doc_type: m.business_doc_type.unwrap_or(0),
         }),
         recipients,
@@ -335,7 +335,7 @@ fn recipient_track(
     };
     let accepted_at = primary
         .filter(|row| row.1.recipients.iter().any(|r| r == agency))
-        .map(|row| row.1.accepted_at.clone());
+        .map(|row| row.1.accepted_at);
     let mine: Vec<&HistoryRow> = statuses
         .iter()
         .copied()
@@ -455,7 +455,7 @@ fn tracked_action(
     let answers: Vec<&HistoryRow> = history
         .iter()
         .filter(|(_, m, _)| {
-            m.kind == "status"
+            m.kind == PacketKind::Status
                 && m.document_id == meta.document_id
                 && meta.action_target().is_some()
                 && counterpart(m, owner) == agency
@@ -486,7 +486,7 @@ fn tracked_action(
         action: BussinessDocType::from_code(bdt)
             .map_or("unknown", |t| t.label_en())
             .to_string(),
-        accepted_at: meta.accepted_at.clone(),
+        accepted_at: meta.accepted_at,
         staff: meta.staff.clone(),
         reason: meta.reason.clone(),
         delivery,
@@ -501,18 +501,18 @@ fn tracked_packet(row: &HistoryRow) -> TrackedPacket {
     let (id, meta, deliveries) = row;
     TrackedPacket {
         packet_id: id.to_hex(),
-        kind: meta.kind.clone(),
+        kind: meta.kind,
         from: meta.from.clone(),
         document_id: meta.document_id.clone(),
         business_doc_type: meta.business_doc_type,
-        status_code: meta.status_code.clone(),
-        accepted_at: meta.accepted_at.clone(),
+        status_code: meta.status_code,
+        accepted_at: meta.accepted_at,
         recipients: deliveries
             .iter()
             .map(|(recipient, d)| TrackedDelivery {
                 recipient: recipient.clone(),
-                queued_at: d.queued_at.clone(),
-                delivered_at: d.delivered_at.clone(),
+                queued_at: d.queued_at,
+                delivered_at: d.delivered_at,
             })
             .collect(),
         refused: meta.refused.clone(),
@@ -656,7 +656,7 @@ fn print_recipient(out: &mut dyn Write, r: &RecipientTrack) -> std::io::Result<(
             "delivered" => writeln!(
                 out,
                 "        {:<24}  delivered",
-                a.delivered_at.as_deref().unwrap_or("")
+                a.delivered_at.map(|t| t.to_string()).unwrap_or_default()
             )?,
             "pending" => writeln!(out, "        {:<24}  pending: not yet fetched", "")?,
             "refused" => writeln!(
@@ -724,7 +724,7 @@ mod tests {
 
     fn row(
         tag: &str,
-        kind: &str,
+        kind: PacketKind,
         from: &str,
         document_id: &str,
         to: &[&str],
@@ -732,14 +732,14 @@ mod tests {
         accepted_at: &str,
     ) -> HistoryRow {
         let meta = PacketMeta {
-            kind: kind.into(),
+            kind,
             from: from.into(),
             document_id: document_id.into(),
-            business_doc_type: (kind == "document").then_some(0),
-            status_code: code.map(str::to_string),
+            business_doc_type: (kind == PacketKind::Document).then_some(0),
+            status_code: code.map(|c| StatusCode::parse(c).unwrap()),
             priority: 0,
             size: 1,
-            accepted_at: accepted_at.into(),
+            accepted_at: Timestamp::parse(accepted_at).unwrap(),
             recipients: to.iter().map(|s| s.to_string()).collect(),
             refused: vec![],
             receipt: String::new(),
@@ -756,7 +756,7 @@ mod tests {
     fn wrong_sides_strangers_refusals_and_old_rows() {
         let mut doc = row(
             "doc",
-            "document",
+            PacketKind::Document,
             "A",
             "d",
             &["B"],
@@ -767,7 +767,7 @@ mod tests {
         // An old row without its own timestamp: ordered by the hub's time.
         let old_01 = row(
             "01",
-            "status",
+            PacketKind::Status,
             "B",
             "d",
             &["A"],
@@ -776,60 +776,67 @@ mod tests {
         );
         let mut late_03 = row(
             "03",
-            "status",
+            PacketKind::Status,
             "B",
             "d",
             &["A"],
             Some("03"),
             "2026-01-01T00:00:01Z",
         );
-        late_03.1.status_time = Some("2026-01-01T00:00:10Z".into());
+        late_03.1.status_time =
+            Some(exchange::clock::Timestamp::parse("2026-01-01T00:00:10Z").unwrap());
         // 13 from the recipient and 03 from the issuer: the wrong sides.
         let mut b13 = row(
             "b13",
-            "status",
+            PacketKind::Status,
             "B",
             "d",
             &["A"],
             Some("13"),
             "2026-01-01T00:00:20Z",
         );
-        b13.1.status_time = Some("2026-01-01T00:00:20Z".into());
+        b13.1.status_time =
+            Some(exchange::clock::Timestamp::parse("2026-01-01T00:00:20Z").unwrap());
         let mut a03 = row(
             "a03",
-            "status",
+            PacketKind::Status,
             "A",
             "d",
             &["B"],
             Some("03"),
             "2026-01-01T00:00:21Z",
         );
-        a03.1.status_time = Some("2026-01-01T00:00:21Z".into());
+        a03.1.status_time =
+            Some(exchange::clock::Timestamp::parse("2026-01-01T00:00:21Z").unwrap());
         // D never received the document but sends a status about it.
         let mut d01 = row(
             "d01",
-            "status",
+            PacketKind::Status,
             "D",
             "d",
             &["A"],
             Some("01"),
             "2026-01-01T00:00:30Z",
         );
-        d01.1.status_time = Some("2026-01-01T00:00:30Z".into());
+        d01.1.status_time =
+            Some(exchange::clock::Timestamp::parse("2026-01-01T00:00:30Z").unwrap());
         let t = build("A", "d", vec![d01, a03, b13, late_03, old_01, doc]);
 
         let agencies: Vec<&str> = t.recipients.iter().map(|r| r.recipient.as_str()).collect();
         assert_eq!(agencies, ["B", "C", "D"]);
         let b = &t.recipients[0];
         assert_eq!(b.delivery, "pending");
-        assert_eq!(b.accepted_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            b.accepted_at.map(|t| t.to_string()).as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
         let order: Vec<(&str, &str)> = b
             .statuses
             .iter()
             .map(|s| (s.code.as_str(), s.from.as_str()))
             .collect();
         assert_eq!(order, [("01", "B"), ("03", "B"), ("13", "B"), ("03", "A")]);
-        assert_eq!(b.statuses[0].time, "2026-01-01T00:00:05Z");
+        assert_eq!(b.statuses[0].time.to_string(), "2026-01-01T00:00:05Z");
         assert_eq!(b.state, "accepted");
         assert_eq!(
             b.take_back, "none",
@@ -871,7 +878,11 @@ mod tests {
         assert!(d.anomalies[0].contains("never routed"), "{:?}", d.anomalies);
 
         // Packets in the order the hub accepted them.
-        let kinds: Vec<Option<&str>> = t.packets.iter().map(|p| p.status_code.as_deref()).collect();
+        let kinds: Vec<Option<&str>> = t
+            .packets
+            .iter()
+            .map(|p| p.status_code.map(StatusCode::as_str))
+            .collect();
         assert_eq!(
             kinds,
             [

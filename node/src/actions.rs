@@ -471,22 +471,10 @@ pub async fn send_action(
     Ok(sent)
 }
 
-/// The kind named in the route (`revoke`, `update`, `replace`).
-pub fn parse_kind(s: &str) -> Result<ActionKind, SendError> {
-    match s {
-        "revoke" => Ok(ActionKind::Revoke),
-        "update" => Ok(ActionKind::Update),
-        "replace" => Ok(ActionKind::Replace),
-        other => Err(SendError::not_found(format!(
-            "no such document action {other:?}: use revoke, update or replace"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{KIND_DOCUMENT, OutboxEntry, OutboxState, Tracking};
+    use crate::db::{OutboxEntry, OutboxState, PacketKind, Tracking};
     use crate::outgoing::compose_document;
     use edxml::compose::known_agency_name;
     use edxml::{BussinessDocType, write};
@@ -725,11 +713,11 @@ mod tests {
                 closed: true,
                 by_document: "d#revoke-1".into(),
                 by_packet: "p".into(),
-                at: "t".into(),
+                at: "2026-01-01T00:00:00Z".parse().unwrap(),
             }),
             ..Tracking::default()
         };
-        let entry = OutboxEntry::queued(KIND_DOCUMENT, "d".into(), vec![], 0, 0);
+        let entry = OutboxEntry::queued(PacketKind::Document, "d".into(), vec![], 0, 0);
         let original = SentPacket {
             id: PacketId::of(b"o"),
             entry: entry.clone(),
@@ -770,11 +758,11 @@ mod tests {
         let answered = |code: &str| Tracking {
             statuses: vec![crate::db::StatusEvent {
                 code: code.into(),
-                time: "2026-01-01T00:00:00Z".into(),
+                time: "2026-01-01T00:00:00Z".parse().unwrap(),
                 staff: None,
                 description: None,
                 packet_id: "p".into(),
-                received_at: "t".into(),
+                received_at: "2026-01-01T00:00:00Z".parse().unwrap(),
                 by_us: false,
             }],
             request: Some(ActionKind::Update),
@@ -809,11 +797,11 @@ mod tests {
                 .enumerate()
                 .map(|(i, code)| crate::db::StatusEvent {
                     code: (*code).into(),
-                    time: format!("2026-01-01T00:00:0{i}Z"),
+                    time: format!("2026-01-01T00:00:0{i}Z").parse().unwrap(),
                     staff: None,
                     description: None,
                     packet_id: format!("p{i}"),
-                    received_at: "t".into(),
+                    received_at: "2026-01-01T00:00:00Z".parse().unwrap(),
                     by_us: *code == "13",
                 })
                 .collect(),

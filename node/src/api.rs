@@ -40,7 +40,7 @@ use exchange::packet_id::PacketId;
 
 use super::Shared;
 use super::actions::{ActionRequest, send_action};
-use super::db::{InboxFilter, InboxState, KIND_DOCUMENT, KIND_STATUS, NodeDbError};
+use super::db::{InboxFilter, InboxState, NodeDbError, PacketKind};
 use super::incoming::verify_incoming;
 use super::outgoing::SendDocument;
 use super::send::{SendError, send_document};
@@ -236,14 +236,18 @@ fn limit(asked: Option<usize>) -> usize {
     asked.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
 }
 
-fn kind_filter(kind: Option<&str>, default: Option<&str>) -> Result<Option<String>, ApiError> {
+fn kind_filter(
+    kind: Option<&str>,
+    default: Option<PacketKind>,
+) -> Result<Option<PacketKind>, ApiError> {
     match kind {
-        None => Ok(default.map(str::to_string)),
+        None => Ok(default),
         Some("all") => Ok(None),
-        Some(k @ (KIND_DOCUMENT | KIND_STATUS)) => Ok(Some(k.to_string())),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "kind {other:?} is unknown: use document, status or all"
-        ))),
+        Some(k) => PacketKind::parse(k).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "kind {k:?} is unknown: use document, status or all"
+            ))
+        }),
     }
 }
 
@@ -330,7 +334,7 @@ async fn get_inbox(
         state,
         business,
         from: q.from.filter(|f| !f.is_empty()),
-        kind: kind_filter(q.kind.as_deref(), Some(KIND_DOCUMENT))?,
+        kind: kind_filter(q.kind.as_deref(), Some(PacketKind::Document))?,
         priority: q.priority,
         since_ms,
         until_ms,
@@ -398,11 +402,8 @@ async fn get_inbox_item(
             packet_id: p.id.to_hex(),
             state: p.entry.state.as_str().to_string(),
             last_error: p.entry.last_error.clone(),
-            submitted_at: p.entry.submitted_at.clone(),
-            delivered_at: p
-                .recipients
-                .first()
-                .and_then(|(_, t)| t.delivered_at.clone()),
+            submitted_at: p.entry.submitted_at,
+            delivered_at: p.recipients.first().and_then(|(_, t)| t.delivered_at),
         }),
         _ => None,
     };
@@ -543,6 +544,7 @@ mod tests {
     use crate::db::{InboxEntry, IncomingDocument};
     use crate::outgoing::{compose_document, outgoing, sign};
     use crate::{Node, NodeConfig};
+    use exchange::Timestamp;
     use exchange::status::status_received;
     use std::sync::Arc;
 
@@ -739,7 +741,7 @@ mod tests {
         let answer_id = answer.id;
         let now = clock::now_ms();
         let entry = InboxEntry {
-            kind: KIND_DOCUMENT.into(),
+            kind: PacketKind::Document,
             from: "000.00.00.H41".into(),
             from_name: "UBND Tỉnh Nghệ An".into(),
             document_id: doc.document_id.to_string(),
@@ -747,8 +749,7 @@ mod tests {
             code: Some("5/UBND".into()),
             priority: 0,
             status_code: None,
-            received_at: clock::ms_rfc3339(now),
-            received_ms: now,
+            received_at: Timestamp::from_unix_ms(now),
             state: InboxState::New,
             signer_subject: "s".into(),
             signer_agency: Some("000.00.00.H41".into()),

@@ -23,6 +23,7 @@ use quick_xml::events::Event;
 use tokio::sync::watch;
 
 use dsig::verify_root;
+use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::{Directory, DirectoryEntry};
 
@@ -69,7 +70,12 @@ pub fn verify(
     }
     let directory: Directory =
         serde_json::from_slice(body).map_err(|e| DirectoryError::Json(e.to_string()))?;
-    if said.issued_at.as_deref() != Some(directory.issued_at.as_str()) {
+    if said
+        .issued_at
+        .as_deref()
+        .and_then(|s| Timestamp::parse(s).ok())
+        != Some(directory.issued_at)
+    {
         return Err(DirectoryError::IssuedAt);
     }
     Ok(directory)
@@ -148,15 +154,8 @@ impl KnownDirectory {
     /// Keeps `d` unless the directory known was issued later (an old signed copy replayed).
     fn set(&self, d: Directory) {
         if let Ok(mut g) = self.inner.write() {
-            let newer = |a: &str, b: &str| match (
-                exchange::clock::parse_rfc3339(a),
-                exchange::clock::parse_rfc3339(b),
-            ) {
-                (Some(a), Some(b)) => a > b,
-                _ => false,
-            };
             if g.as_ref()
-                .is_some_and(|known| newer(&known.issued_at, &d.issued_at))
+                .is_some_and(|known| known.issued_at > d.issued_at)
             {
                 return;
             }
@@ -197,8 +196,8 @@ impl KnownDirectory {
     }
 
     /// When the hub issued the directory known.
-    pub fn issued_at(&self) -> Option<String> {
-        self.with(|d| d.issued_at.clone())
+    pub fn issued_at(&self) -> Option<Timestamp> {
+        self.with(|d| d.issued_at)
     }
 }
 
@@ -271,7 +270,10 @@ pub async fn check_recipients(node: &Shared, codes: &[String]) -> Result<(), Str
     if problems.is_empty() {
         return Ok(());
     }
-    let as_of = node.directory.issued_at().unwrap_or_default();
+    let as_of = node
+        .directory
+        .issued_at()
+        .map_or_else(|| "unknown date".to_string(), |t| t.to_string());
     let parts: Vec<String> = problems
         .iter()
         .map(|(c, s)| match s {
@@ -315,7 +317,7 @@ mod tests {
     fn only_a_directory_signed_by_the_pinned_hub_is_used() {
         let (id, der) = hub();
         let body = serde_json::to_vec(&Directory {
-            issued_at: "2026-11-23T00:00:00Z".into(),
+            issued_at: "2026-11-23T00:00:00Z".parse().unwrap(),
             agencies: vec![DirectoryEntry {
                 code: "000.00.00.H41".into(),
                 name: "UBND Tỉnh Nghệ An".into(),
@@ -343,7 +345,7 @@ mod tests {
         ));
         // A statement of another issue time than the body's.
         let other_time = serde_json::to_vec(&Directory {
-            issued_at: "2026-11-24T00:00:00Z".into(),
+            issued_at: "2026-11-24T00:00:00Z".parse().unwrap(),
             agencies: vec![],
         })
         .unwrap();
@@ -384,7 +386,7 @@ mod tests {
         let known = KnownDirectory::default();
         assert_eq!(known.standing("000.00.00.H41"), None);
         known.set(Directory {
-            issued_at: "t".into(),
+            issued_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             agencies: vec![
                 DirectoryEntry {
                     code: "A".into(),
@@ -409,14 +411,20 @@ mod tests {
         assert_eq!(known.name("C"), None);
         // An older copy does not replace a newer one.
         let at = |t: &str| Directory {
-            issued_at: t.into(),
+            issued_at: t.parse().unwrap(),
             agencies: vec![],
         };
         let known = KnownDirectory::default();
         known.set(at("2026-11-23T10:00:00Z"));
         known.set(at("2026-11-23T09:00:00Z"));
-        assert_eq!(known.issued_at().as_deref(), Some("2026-11-23T10:00:00Z"));
+        assert_eq!(
+            known.issued_at().map(|t| t.to_string()).as_deref(),
+            Some("2026-11-23T10:00:00Z")
+        );
         known.set(at("2026-11-23T11:00:00Z"));
-        assert_eq!(known.issued_at().as_deref(), Some("2026-11-23T11:00:00Z"));
+        assert_eq!(
+            known.issued_at().map(|t| t.to_string()).as_deref(),
+            Some("2026-11-23T11:00:00Z")
+        );
     }
 }

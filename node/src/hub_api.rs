@@ -67,7 +67,7 @@ pub struct HubStatus {
     /// `None` before the first call.
     pub reachable: Option<bool>,
     /// RFC 3339 time of the last answer.
-    pub last_contact: Option<String>,
+    pub last_contact: Option<exchange::Timestamp>,
     /// The last transport error.
     pub last_error: Option<String>,
 }
@@ -85,7 +85,7 @@ impl HubHealth {
     fn answered(&self) {
         if let Ok(mut s) = self.0.lock() {
             s.reachable = Some(true);
-            s.last_contact = Some(exchange::clock::now_rfc3339());
+            s.last_contact = Some(exchange::Timestamp::now());
         }
     }
 

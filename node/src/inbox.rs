@@ -27,14 +27,14 @@ use tokio::task::JoinSet;
 use dsig::receipt::{HubReceipt, ReceiptKind};
 use dsig::verify_root;
 use edxml::{Packet, StatusPacket};
+use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::{AckedPacket, PendingItem};
 
 use super::Shared;
 use super::backoff::Backoff;
 use super::db::{
-    InboxEntry, InboxState, IncomingDocument, IncomingStatus, KIND_DOCUMENT, KIND_STATUS, Received,
-    StatusEvent,
+    InboxEntry, InboxState, IncomingDocument, IncomingStatus, PacketKind, Received, StatusEvent,
 };
 use super::hub_api::HubCallError;
 use super::incoming::{Verified, verify_incoming};
@@ -289,11 +289,11 @@ async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
     }
 }
 
-fn base_entry(verified: &Verified, kind: &str) -> InboxEntry {
+fn base_entry(verified: &Verified, kind: PacketKind) -> InboxEntry {
     let from = verified.packet.from();
     let now = clock::now_ms();
     InboxEntry {
-        kind: kind.to_string(),
+        kind,
         from: from.organ_id.to_string(),
         from_name: from.organ_name.clone(),
         document_id: verified.packet.document_id().to_string(),
@@ -301,8 +301,7 @@ fn base_entry(verified: &Verified, kind: &str) -> InboxEntry {
         code: None,
         priority: 0,
         status_code: None,
-        received_at: clock::ms_rfc3339(now),
-        received_ms: now,
+        received_at: Timestamp::from_unix_ms(now),
         state: InboxState::New,
         signer_subject: verified.signer.signer_subject.clone(),
         signer_agency: verified.signer.agency_code.clone(),
@@ -325,7 +324,7 @@ async fn store_document(
     let Packet::Document(doc) = &verified.packet else {
         return Err("not a document".into());
     };
-    let mut entry = base_entry(&verified, KIND_DOCUMENT);
+    let mut entry = base_entry(&verified, PacketKind::Document);
     entry.subject = Some(doc.subject.clone());
     entry.code = Some(format!(
         "{}/{}",
@@ -347,11 +346,11 @@ async fn store_document(
     if let Packet::Status(s) = &status {
         entry.statuses.push(StatusEvent {
             code: s.status_code.as_str().to_string(),
-            time: clock::rfc3339(s.timestamp.to_offset_date_time()),
+            time: Timestamp::from_offset(s.timestamp.to_offset_date_time()),
             staff: None,
             description: None,
             packet_id: answer_id.to_hex(),
-            received_at: entry.received_at.clone(),
+            received_at: entry.received_at,
             by_us: true,
         });
     }
@@ -385,7 +384,7 @@ async fn store_status(
     let Packet::Status(status) = &verified.packet else {
         return Err("not a status".into());
     };
-    let inc = incoming_status(status, base_entry(&verified, KIND_STATUS), id, bytes);
+    let inc = incoming_status(status, base_entry(&verified, PacketKind::Status), id, bytes);
     let from = inc.entry.from.clone();
     let document_id = inc.entry.document_id.clone();
     let code = inc.event.code.clone();
@@ -418,15 +417,15 @@ pub fn incoming_status(
     bytes: Vec<u8>,
 ) -> IncomingStatus {
     entry.code = status.response_for.code.clone();
-    entry.status_code = Some(status.status_code.as_str().to_string());
+    entry.status_code = Some(status.status_code);
     entry.state = InboxState::Applied;
     let event = StatusEvent {
         code: status.status_code.as_str().to_string(),
-        time: clock::rfc3339(status.timestamp.to_offset_date_time()),
+        time: Timestamp::from_offset(status.timestamp.to_offset_date_time()),
         staff: status.staff_info.as_ref().and_then(exchange::staff_summary),
         description: status.description.clone(),
         packet_id: id.to_hex(),
-        received_at: entry.received_at.clone(),
+        received_at: entry.received_at,
         by_us: false,
     };
     IncomingStatus {
@@ -512,7 +511,7 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
 }
 
 /// A delivery receipt and what its check found: the hub time and the receipt, or the problem.
-type CheckedReceipt = (AckedPacket, Result<(String, String), String>);
+type CheckedReceipt = (AckedPacket, Result<(Timestamp, String), String>);
 
 /// Verifies a delivery receipt against the pinned hub certificate `hub`, then checks it is
 /// about this packet and delivered to `me`. Blocking.
@@ -520,7 +519,7 @@ fn check_delivery_receipt(
     hub: &[u8],
     me: &str,
     acked: &AckedPacket,
-) -> Result<(String, String), String> {
+) -> Result<(Timestamp, String), String> {
     let xml = acked.receipt.as_bytes();
     verify_root(xml, hub).map_err(|e| format!("its signature: {e}"))?;
     let r = HubReceipt::parse(xml).map_err(|e| e.to_string())?;
@@ -536,7 +535,7 @@ fn check_delivery_receipt(
     if r.delivered_to.as_deref() != Some(me) {
         return Err(format!("it names recipient {:?}, not {me}", r.delivered_to));
     }
-    Ok((clock::rfc3339(r.hub_time), acked.receipt.clone()))
+    Ok((Timestamp::from_offset(r.hub_time), acked.receipt.clone()))
 }
 
 #[cfg(test)]
@@ -597,10 +596,10 @@ mod tests {
     }
 
     /// What the inbox poller records for a packet, here for an unsigned legacy one.
-    fn entry_for(status: &StatusPacket, kind: &str) -> InboxEntry {
+    fn entry_for(status: &StatusPacket, kind: PacketKind) -> InboxEntry {
         let now = clock::now_ms();
         InboxEntry {
-            kind: kind.to_string(),
+            kind,
             from: status.from.organ_id.to_string(),
             from_name: status.from.organ_name.clone(),
             document_id: status.response_for.document_id.to_string(),
@@ -608,8 +607,7 @@ mod tests {
             code: None,
             priority: 0,
             status_code: None,
-            received_at: clock::ms_rfc3339(now),
-            received_ms: now,
+            received_at: Timestamp::from_unix_ms(now),
             state: InboxState::New,
             signer_subject: "unsigned (legacy)".into(),
             signer_agency: None,
@@ -632,7 +630,7 @@ mod tests {
         let (_, s01) = conformance("status_01_received.edxml");
         let doc_id = s01.response_for.document_id.to_string();
         let mut sent = OutboxEntry::queued(
-            KIND_DOCUMENT,
+            PacketKind::Document,
             doc_id.clone(),
             vec!["000.00.00.H41".into()],
             0,
@@ -650,7 +648,7 @@ mod tests {
         for name in ["status_03_accepted.edxml", "status_01_received.edxml"] {
             let (bytes, s) = conformance(name);
             let id = PacketId::of(&bytes);
-            let inc = incoming_status(&s, entry_for(&s, KIND_STATUS), id, bytes);
+            let inc = incoming_status(&s, entry_for(&s, PacketKind::Status), id, bytes);
             assert_eq!(
                 g22.receive_status(inc).await.unwrap(),
                 Received::New { matched: true },
@@ -669,24 +667,24 @@ mod tests {
         // H41 received that document from G22; the field 13 asks for it back.
         let h41 = NodeDb::open(&dir.path().join("h41.redb")).unwrap();
         let (bytes13, s13) = conformance("status_13_takeback.edxml");
-        let mut doc = entry_for(&s13, KIND_DOCUMENT);
+        let mut doc = entry_for(&s13, PacketKind::Document);
         doc.statuses.push(StatusEvent {
             code: "01".into(),
-            time: "2015-09-20T04:00:00Z".into(),
+            time: "2015-09-20T04:00:00Z".parse().unwrap(),
             staff: None,
             description: None,
             packet_id: "a".into(),
-            received_at: doc.received_at.clone(),
+            received_at: doc.received_at,
             by_us: true,
         });
         let mut answer = OutboxEntry::queued(
-            KIND_STATUS,
+            PacketKind::Status,
             doc_id.clone(),
             vec!["000.00.00.G22".into()],
             0,
             1,
         );
-        answer.status_code = Some("01".into());
+        answer.status_code = Some(edxml::StatusCode::Received);
         let doc_packet = PacketId::of(b"doc7816 at H41");
         h41.receive_document(IncomingDocument {
             id: doc_packet,
@@ -701,7 +699,7 @@ mod tests {
         .await
         .unwrap();
         let id13 = PacketId::of(&bytes13);
-        let inc = incoming_status(&s13, entry_for(&s13, KIND_STATUS), id13, bytes13);
+        let inc = incoming_status(&s13, entry_for(&s13, PacketKind::Status), id13, bytes13);
         assert_eq!(
             inc.event.staff.as_deref(),
             Some("Nguyen thi ngoc tram, Phong hanh chinh")

@@ -132,7 +132,7 @@ async fn record(node: &Shared, id: PacketId, entry: &OutboxEntry, outcome: Attem
         Ok(e) => match e.state {
             OutboxState::Submitted => tracing::info!(
                 packet = %id, kind, document, attempts = e.attempts,
-                at = e.submitted_at.as_deref().unwrap_or(""),
+                at = e.submitted_at.map(|t| t.to_string()).unwrap_or_default(),
                 "outbox: accepted by the hub"
             ),
             OutboxState::Failed => tracing::error!(
@@ -142,7 +142,7 @@ async fn record(node: &Shared, id: PacketId, entry: &OutboxEntry, outcome: Attem
             ),
             OutboxState::Queued => tracing::warn!(
                 packet = %id, kind, document, attempts = e.attempts,
-                retry_at = %clock::ms_rfc3339(e.next_attempt_ms.unwrap_or(0)),
+                retry_at = %exchange::Timestamp::from_unix_ms(e.next_attempt_ms.unwrap_or(0)),
                 error = e.last_error.as_deref().unwrap_or(""),
                 "outbox: will retry"
             ),
@@ -172,7 +172,7 @@ pub fn after_transient(
     backoff: &Backoff,
 ) -> Attempt {
     let attempts = entry.attempts.saturating_add(1);
-    let age = Duration::from_millis(now_ms.saturating_sub(entry.created_ms));
+    let age = Duration::from_millis(now_ms.saturating_sub(entry.created_at.unix_ms()));
     if age >= give_up_after {
         return Attempt::Failed {
             error: format!(
@@ -240,7 +240,7 @@ mod tests {
     use super::*;
 
     use crate::config::RetryConfig;
-    use crate::db::KIND_DOCUMENT;
+    use crate::db::PacketKind;
 
     #[test]
     fn transient_failures_retry_with_backoff_then_give_up() {
@@ -249,7 +249,13 @@ mod tests {
             max_ms: 1_000,
             give_up_after_secs: 60,
         });
-        let mut entry = OutboxEntry::queued(KIND_DOCUMENT, "d".into(), vec!["B".into()], 0, 10_000);
+        let mut entry = OutboxEntry::queued(
+            PacketKind::Document,
+            "d".into(),
+            vec!["B".into()],
+            0,
+            10_000,
+        );
         entry.attempts = 2;
         let give_up = Duration::from_secs(60);
         match after_transient(&entry, "503".into(), 20_000, give_up, &backoff) {

@@ -21,7 +21,7 @@ use edxml::{
 };
 use exchange::packet_id::PacketId;
 
-use super::db::{KIND_DOCUMENT, KIND_STATUS, OutboxEntry, Outgoing};
+use super::db::{OutboxEntry, Outgoing, PacketKind};
 
 /// A document as a clerk or records system sends it to `POST /api/v1/documents`: the fields of
 /// a document description (`examples/*.toml`), with `from` optional (it defaults to, and must
@@ -201,7 +201,7 @@ pub fn outgoing(packet: &Packet, bytes: Vec<u8>, now_ms: u64) -> Outgoing {
     let entry = match packet {
         Packet::Document(d) => {
             let mut e = OutboxEntry::queued(
-                KIND_DOCUMENT,
+                PacketKind::Document,
                 document_id,
                 recipients,
                 d.priority().code(),
@@ -212,8 +212,8 @@ pub fn outgoing(packet: &Packet, bytes: Vec<u8>, now_ms: u64) -> Outgoing {
             e
         }
         Packet::Status(s) => {
-            let mut e = OutboxEntry::queued(KIND_STATUS, document_id, recipients, 0, now_ms);
-            e.status_code = Some(s.status_code.as_str().to_string());
+            let mut e = OutboxEntry::queued(PacketKind::Status, document_id, recipients, 0, now_ms);
+            e.status_code = Some(s.status_code);
             e
         }
     };
@@ -322,8 +322,8 @@ mod tests {
         let back = read(&bytes, &ReadOptions::strict()).unwrap();
         assert_eq!(back.packet, packet);
         let out = outgoing(&packet, bytes, 1);
-        assert_eq!(out.entry.kind, KIND_STATUS);
+        assert_eq!(out.entry.kind, PacketKind::Status);
         assert_eq!(out.entry.recipients, ["000.00.00.G22"]);
-        assert_eq!(out.entry.status_code.as_deref(), Some("01"));
+        assert_eq!(out.entry.status_code, Some(edxml::StatusCode::Received));
     }
 }

@@ -18,13 +18,13 @@ use tokio::task::JoinSet;
 
 use dsig::receipt::{HubReceipt, ReceiptKind};
 use dsig::verify_root;
+use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::ReceiptItem;
 
 use super::Shared;
 use super::hub_api::HubCallError;
 use super::inbox::SetAside;
-use exchange::clock;
 
 /// Most receipts asked for in one poll.
 const POLL_LIMIT: usize = 200;
@@ -194,8 +194,8 @@ enum Problem {
 /// A receipt whose signature and content passed.
 struct Checked {
     id: PacketId,
-    /// The hub's delivery time, RFC 3339.
-    at: String,
+    /// The hub's delivery time.
+    at: Timestamp,
 }
 
 /// Verifies a listed receipt against the pinned hub certificate `hub` and checks it says what
@@ -231,7 +231,7 @@ fn check(hub: &[u8], me: &str, item: &ReceiptItem) -> Result<Checked, Problem> {
     }
     Ok(Checked {
         id,
-        at: clock::rfc3339(r.hub_time),
+        at: Timestamp::from_offset(r.hub_time),
     })
 }
 
@@ -240,7 +240,7 @@ async fn record(node: &Shared, item: &ReceiptItem, good: Checked) -> Result<(), 
     let Checked { id, at } = good;
     match node
         .db
-        .record_delivery(id, item.recipient.clone(), at.clone(), item.receipt.clone())
+        .record_delivery(id, item.recipient.clone(), at, item.receipt.clone())
         .await
     {
         Ok(new) => {

@@ -16,6 +16,7 @@
 use edxml::{
     AgencyCode, DocumentPacket, EdxmlDateTime, Packet, ReadOptions, StaffInfo, StatusCode, read,
 };
+use exchange::Timestamp;
 use exchange::lifecycle::{Decision, sent_by_original_sender};
 use exchange::packet_id::PacketId;
 
@@ -104,10 +105,7 @@ fn read_document(bytes: &[u8], what: &str) -> Result<DocumentPacket, SendError> 
 /// Now, or one second after the latest of `known` if that is not in the past.
 fn next_timestamp(known: &[StatusEvent]) -> EdxmlDateTime {
     let now = time::OffsetDateTime::now_utc();
-    let latest = known
-        .iter()
-        .filter_map(|e| clock::parse_rfc3339(&e.time))
-        .max();
+    let latest = known.iter().map(|e| e.time.to_offset_date_time()).max();
     match latest {
         Some(t) if t + time::Duration::seconds(1) > now => {
             EdxmlDateTime::from_offset(t + time::Duration::seconds(1))
@@ -125,11 +123,11 @@ async fn signed(
     status.timestamp = next_timestamp(known);
     let event = StatusEvent {
         code: status.status_code.as_str().to_string(),
-        time: clock::rfc3339(status.timestamp.to_offset_date_time()),
+        time: Timestamp::from_offset(status.timestamp.to_offset_date_time()),
         staff: status.staff_info.as_ref().and_then(staff_summary),
         description: status.description.clone(),
         packet_id: String::new(),
-        received_at: clock::now_rfc3339(),
+        received_at: Timestamp::now(),
         by_us: true,
     };
     let identity = node.identity.clone();
@@ -171,7 +169,7 @@ pub async fn send_status(
     }
     let (doc_id, entry) = match target {
         StatusTarget::Received(id) => match node.db.inbox_entry(id).await? {
-            Some((e, _)) if e.kind == super::db::KIND_DOCUMENT => (id, e),
+            Some((e, _)) if e.kind == super::db::PacketKind::Document => (id, e),
             _ => {
                 return Err(not_found(format!(
                     "packet {id} is not a document in this node's inbox"
@@ -368,11 +366,11 @@ mod tests {
     fn at(time: &str) -> StatusEvent {
         StatusEvent {
             code: "01".into(),
-            time: time.into(),
+            time: time.parse().unwrap(),
             staff: None,
             description: None,
             packet_id: "p".into(),
-            received_at: time.into(),
+            received_at: time.parse().unwrap(),
             by_us: true,
         }
     }
@@ -380,9 +378,9 @@ mod tests {
     #[test]
     fn a_new_status_is_never_stamped_at_or_before_a_known_one() {
         let now = time::OffsetDateTime::now_utc();
-        let soon = clock::rfc3339(now + time::Duration::seconds(30));
-        let t = next_timestamp(&[at("2020-01-01T00:00:00Z"), at(&soon)]);
-        let expected = clock::parse_rfc3339(&soon).unwrap() + time::Duration::seconds(1);
+        let soon = exchange::Timestamp::from_offset(now + time::Duration::seconds(30));
+        let t = next_timestamp(&[at("2020-01-01T00:00:00Z"), at(&soon.to_string())]);
+        let expected = soon.to_offset_date_time() + time::Duration::seconds(1);
         assert_eq!(t.unix_timestamp(), expected.unix_timestamp());
         let t = next_timestamp(&[at("2020-01-01T00:00:00Z")]);
         assert!((t.unix_timestamp() - now.unix_timestamp()).abs() <= 2);

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use edxml::StatusCode;
 
-use super::db::{Counts, InboxEntry, Mark, OutboxEntry, SentPacket, StatusEvent, Tracking};
+use super::db::{
+    Counts, InboxEntry, Mark, OutboxEntry, PacketKind, SentPacket, StatusEvent, Tracking,
+};
 use super::hub_api::HubStatus;
 use exchange::ActionRef;
-use exchange::clock;
+use exchange::clock::Timestamp;
 
 /// Body of every error answer: `code` for programs, `message` for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +74,7 @@ pub struct StatusView {
     /// English label (`accepted`).
     pub label_en: String,
     /// The status packet's timestamp.
-    pub time: String,
+    pub time: Timestamp,
     pub staff: Option<String>,
     pub description: Option<String>,
     pub packet_id: String,
@@ -88,7 +90,7 @@ impl From<&StatusEvent> for StatusView {
             code: s.code.clone(),
             label,
             label_en,
-            time: s.time.clone(),
+            time: s.time,
             staff: s.staff.clone(),
             description: s.description.clone(),
             packet_id: s.packet_id.clone(),
@@ -101,11 +103,11 @@ impl From<&StatusEvent> for StatusView {
 pub struct RecipientView {
     pub code: String,
     /// Hub time at which the hub accepted the packet for this recipient.
-    pub accepted_at: Option<String>,
+    pub accepted_at: Option<Timestamp>,
     /// Why the hub refused to route to this recipient.
     pub refused: Option<String>,
     /// Hub time at which the recipient stored and acknowledged the packet.
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     pub last_status: Option<StatusView>,
     /// The furthest valid business state (`new`, `accepted`, …, `taken_back`; `nothing`
     /// before any status), statuses replayed in timestamp order.
@@ -127,9 +129,9 @@ impl RecipientView {
             mark: t.mark.clone(),
             take_back: l.take_back.as_str().to_string(),
             code: code.to_string(),
-            accepted_at: t.accepted_at.clone(),
+            accepted_at: t.accepted_at,
             refused: t.refused.clone(),
-            delivered_at: t.delivered_at.clone(),
+            delivered_at: t.delivered_at,
             last_status: t.last_status().map(StatusView::from),
         }
     }
@@ -139,20 +141,19 @@ impl RecipientView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxItem {
     pub packet_id: String,
-    /// `document` or `status`.
-    pub kind: String,
+    pub kind: PacketKind,
     pub document_id: String,
     pub subject: Option<String>,
-    pub status_code: Option<String>,
+    pub status_code: Option<edxml::StatusCode>,
     pub priority: u8,
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// `queued`, `submitted` or `failed`.
     pub state: String,
     pub attempts: u32,
     pub last_error: Option<String>,
-    pub next_attempt_at: Option<String>,
-    pub submitted_at: Option<String>,
-    pub failed_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub submitted_at: Option<Timestamp>,
+    pub failed_at: Option<Timestamp>,
     pub recipients: Vec<RecipientView>,
     /// "2/2 accepted, 1/2 delivered".
     pub summary: String,
@@ -169,18 +170,18 @@ impl From<&SentPacket> for OutboxItem {
         let e: &OutboxEntry = &p.entry;
         OutboxItem {
             packet_id: p.id.to_hex(),
-            kind: e.kind.clone(),
+            kind: e.kind,
             document_id: e.document_id.clone(),
             subject: e.subject.clone(),
-            status_code: e.status_code.clone(),
+            status_code: e.status_code,
             priority: e.priority,
-            created_at: e.created_at.clone(),
+            created_at: e.created_at,
             state: e.state.as_str().to_string(),
             attempts: e.attempts,
             last_error: e.last_error.clone(),
-            next_attempt_at: e.next_attempt_ms.map(clock::ms_rfc3339),
-            submitted_at: e.submitted_at.clone(),
-            failed_at: e.failed_at.clone(),
+            next_attempt_at: e.next_attempt_ms.map(Timestamp::from_unix_ms),
+            submitted_at: e.submitted_at,
+            failed_at: e.failed_at,
             recipients: p
                 .recipients
                 .iter()
@@ -260,20 +261,19 @@ pub struct OutboxList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxItem {
     pub packet_id: String,
-    /// `document` or `status`.
-    pub kind: String,
+    pub kind: PacketKind,
     pub from: String,
     pub from_name: String,
     pub document_id: String,
     pub subject: Option<String>,
     pub code: Option<String>,
     pub priority: u8,
-    pub status_code: Option<String>,
-    pub received_at: String,
+    pub status_code: Option<edxml::StatusCode>,
+    pub received_at: Timestamp,
     /// `new`, `applied` or `unmatched`.
     pub state: String,
     /// Hub time of the delivery receipt, once the hub acknowledged the acknowledgement.
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     /// The status 01 this node sent in answer.
     pub answered_with: Option<String>,
     /// Documents: the business state (`new`, `accepted`, …, `taken_back`).
@@ -294,21 +294,21 @@ pub struct InboxItem {
 impl InboxItem {
     /// The view of a stored entry.
     pub fn of(packet_id: &str, e: &InboxEntry) -> InboxItem {
-        let is_document = e.kind == super::db::KIND_DOCUMENT;
+        let is_document = e.kind == PacketKind::Document;
         let business = e.business_state();
         InboxItem {
             packet_id: packet_id.to_string(),
-            kind: e.kind.clone(),
+            kind: e.kind,
             from: e.from.clone(),
             from_name: e.from_name.clone(),
             document_id: e.document_id.clone(),
             subject: e.subject.clone(),
             code: e.code.clone(),
             priority: e.priority,
-            status_code: e.status_code.clone(),
-            received_at: e.received_at.clone(),
+            status_code: e.status_code,
+            received_at: e.received_at,
             state: e.state.as_str().to_string(),
-            delivered_at: e.delivered_at.clone(),
+            delivered_at: e.delivered_at,
             answered_with: e.answered_with.clone(),
             business_state: is_document.then(|| business.0.clone()),
             take_back_requested: is_document && business.1,
@@ -352,8 +352,8 @@ pub struct AnswerView {
     pub packet_id: String,
     pub state: String,
     pub last_error: Option<String>,
-    pub submitted_at: Option<String>,
-    pub delivered_at: Option<String>,
+    pub submitted_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
 }
 
 /// Answer of `GET /api/v1/inbox/{packet_id}`.
@@ -373,7 +373,7 @@ pub struct InboxDetail {
 /// One event of a recipient's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEvent {
-    pub at: String,
+    pub at: Timestamp,
     pub event: String,
     /// Why this status does not follow the lifecycle rules (shown, not applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -397,8 +397,8 @@ pub struct TrackView {
     pub state: String,
     pub attempts: u32,
     pub last_error: Option<String>,
-    pub created_at: String,
-    pub submitted_at: Option<String>,
+    pub created_at: Timestamp,
+    pub submitted_at: Option<Timestamp>,
     pub summary: String,
     /// The recipients' business states: "1 accepted, 1 rejected".
     #[serde(default)]
@@ -423,8 +423,8 @@ impl From<&SentPacket> for TrackView {
             state: e.state.as_str().to_string(),
             attempts: e.attempts,
             last_error: e.last_error.clone(),
-            created_at: e.created_at.clone(),
-            submitted_at: e.submitted_at.clone(),
+            created_at: e.created_at,
+            submitted_at: e.submitted_at,
             summary: summary(&p.recipients),
             business: business_summary(&p.recipients),
             recipients: p
@@ -444,30 +444,27 @@ impl From<&SentPacket> for TrackView {
 /// Everything known about one recipient, in time order.
 pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
     let mut events = vec![TimelineEvent {
-        at: e.created_at.clone(),
+        at: e.created_at,
         event: "signed and queued by this node".into(),
         anomaly: None,
     }];
     if let Some(at) = &t.accepted_at {
         events.push(TimelineEvent {
-            at: at.clone(),
+            at: *at,
             event: "accepted by the hub".into(),
             anomaly: None,
         });
     }
     if let Some(reason) = &t.refused {
         events.push(TimelineEvent {
-            at: e
-                .submitted_at
-                .clone()
-                .unwrap_or_else(|| e.created_at.clone()),
+            at: e.submitted_at.unwrap_or(e.created_at),
             event: format!("refused by the hub: {reason}"),
             anomaly: None,
         });
     }
     if let Some(at) = &t.delivered_at {
         events.push(TimelineEvent {
-            at: at.clone(),
+            at: *at,
             event: "delivered: fetched, verified and stored by the recipient".into(),
             anomaly: None,
         });
@@ -477,8 +474,8 @@ pub fn timeline(e: &OutboxEntry, t: &Tracking) -> Vec<TimelineEvent> {
         events.push(mark_event(m));
     }
     // Stable sort by whole seconds (a status's timestamp has no fraction, so within one second
-    // the causal order of insertion is kept); unparseable times keep their place at the end.
-    events.sort_by_key(|ev| clock::parse_rfc3339(&ev.at).map_or(i64::MAX, |t| t.unix_timestamp()));
+    // the causal order of insertion is kept).
+    events.sort_by_key(|ev| ev.at.to_offset_date_time().unix_timestamp());
     events
 }
 
@@ -521,7 +518,7 @@ pub fn status_events(
 /// The event of an agreed revoke/update/replace on the original.
 fn mark_event(m: &Mark) -> TimelineEvent {
     TimelineEvent {
-        at: m.at.clone(),
+        at: m.at,
         event: format!(
             "{}: the recipient agreed (15) to request {}",
             m.state, m.by_document
@@ -536,9 +533,7 @@ pub fn inbox_timeline(e: &InboxEntry) -> Vec<TimelineEvent> {
     if let Some(m) = &e.mark {
         events.push(mark_event(m));
     }
-    events.sort_by_key(|ev| {
-        clock::parse_rfc3339(&ev.at).map_or(i128::MAX, |t| t.unix_timestamp_nanos())
-    });
+    events.sort_by_key(|ev| ev.at.unix_nanos());
     events
 }
 
@@ -552,7 +547,7 @@ pub struct Health {
     /// When the hub issued the verified agency directory this node uses (none yet: recipients
     /// are not checked before sending).
     #[serde(default)]
-    pub directory_issued_at: Option<String>,
+    pub directory_issued_at: Option<Timestamp>,
     /// How many agencies that directory lists.
     #[serde(default)]
     pub directory_agencies: usize,
@@ -561,39 +556,39 @@ pub struct Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::KIND_DOCUMENT;
+    use crate::db::PacketKind;
     use exchange::packet_id::PacketId;
 
     #[test]
     fn summaries_and_timelines() {
         let mut entry = OutboxEntry::queued(
-            KIND_DOCUMENT,
+            PacketKind::Document,
             "d".into(),
             vec!["B".into(), "C".into()],
             0,
             0,
         );
-        entry.submitted_at = Some("1970-01-01T00:00:05Z".into());
+        entry.submitted_at = Some("1970-01-01T00:00:05Z".parse().unwrap());
         let b = Tracking {
-            accepted_at: Some("1970-01-01T00:00:05Z".into()),
-            delivered_at: Some("1970-01-01T00:00:09Z".into()),
+            accepted_at: Some("1970-01-01T00:00:05Z".parse().unwrap()),
+            delivered_at: Some("1970-01-01T00:00:09Z".parse().unwrap()),
             statuses: vec![
                 StatusEvent {
                     code: "03".into(),
-                    time: "1970-01-01T00:01:00Z".into(),
+                    time: "1970-01-01T00:01:00Z".parse().unwrap(),
                     staff: Some("Lan".into()),
                     description: None,
                     packet_id: "p3".into(),
-                    received_at: "x".into(),
+                    received_at: "2026-01-01T00:00:00Z".parse().unwrap(),
                     by_us: false,
                 },
                 StatusEvent {
                     code: "01".into(),
-                    time: "1970-01-01T00:00:10Z".into(),
+                    time: "1970-01-01T00:00:10Z".parse().unwrap(),
                     staff: None,
                     description: None,
                     packet_id: "p1".into(),
-                    received_at: "x".into(),
+                    received_at: "2026-01-01T00:00:00Z".parse().unwrap(),
                     by_us: false,
                 },
             ],

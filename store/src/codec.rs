@@ -9,10 +9,15 @@ use serde::de::DeserializeOwned;
 
 use super::StoreError;
 
-/// Serialises a record for storage.
-pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    // Serialising plain data structs to JSON cannot fail (no maps with non-string keys here).
-    serde_json::to_vec(record).unwrap_or_default()
+/// Serialises a record for storage. A record that cannot be serialised (a map with non-string
+/// keys, a failing `Serialize`) is an error, never empty bytes that would store silently.
+pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "cannot encode a {} for storage: {e}",
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 /// Reads a stored record back, naming what was expected when the bytes are not a valid record.
@@ -41,8 +46,12 @@ mod tests {
             a: 7,
             b: Some("Hà Nội".into()),
         };
-        assert_eq!(decode::<R>(&encode(&r)).unwrap(), r);
+        assert_eq!(decode::<R>(&encode(&r).unwrap()).unwrap(), r);
         let err = decode::<R>(b"{not json").unwrap_err().to_string();
         assert!(err.contains("R"), "{err}");
+        // JSON object keys must be strings: such a record is refused, not stored as nothing.
+        let bad = std::collections::HashMap::from([((1u8, 2u8), 3u8)]);
+        let err = encode(&bad).unwrap_err().to_string();
+        assert!(err.contains("cannot encode"), "{err}");
     }
 }

@@ -223,16 +223,6 @@ impl Store {
         .await
         .map_err(|_| E::from(StoreError::WriterGone))?
     }
-
-    /// Runs `f` on a consistent read snapshot in the calling thread.
-    pub fn read_blocking<R, E, F>(&self, f: F) -> Result<R, E>
-    where
-        E: From<StoreError>,
-        F: FnOnce(&ReadTransaction) -> Result<R, E>,
-    {
-        let txn = self.db.begin_read().map_err(StoreError::from)?;
-        f(&txn)
-    }
 }
 
 fn box_job<R, E, F>(mut job: F) -> JobFn

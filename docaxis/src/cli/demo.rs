@@ -408,12 +408,12 @@ fn status_name(code: &str) -> String {
 
 /// The (time, code) of every business status in a timeline, in order.
 fn status_history<'a>(
-    events: impl Iterator<Item = (&'a String, &'a String)>,
+    events: impl Iterator<Item = (&'a exchange::Timestamp, &'a String)>,
 ) -> Vec<(String, String)> {
     events
         .filter_map(|(at, event)| {
             let code = event.strip_prefix("status ")?.get(..2)?;
-            Some((at.clone(), code.to_string()))
+            Some((at.to_string(), code.to_string()))
         })
         .collect()
 }

@@ -14,6 +14,8 @@ use anyhow::Context;
 
 use edxml::{Packet, ReadOptions, read};
 use edxml::{Priority, StatusCode};
+use exchange::Timestamp;
+use exchange::protocol::PacketKind;
 use node::client::{
     ApiClient, ClientError, InboxParams, is_packet_id, request_from_flags, request_from_spec_file,
 };
@@ -354,8 +356,8 @@ pub(crate) fn run_outbox(args: OutboxArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_outbox_item(out: &mut dyn Write, i: &OutboxItem) -> std::io::Result<()> {
-    let what = match (&i.kind[..], &i.status_code) {
-        ("status", Some(code)) => format!("status {}", status_label(code)),
+    let what = match (i.kind, &i.status_code) {
+        (PacketKind::Status, Some(code)) => format!("status {}", status_label(code.as_str())),
         _ => "document".to_string(),
     };
     writeln!(out, "{:<10} {}  ({what})", i.state, i.document_id)?;
@@ -365,7 +367,7 @@ fn print_outbox_item(out: &mut dyn Write, i: &OutboxItem) -> std::io::Result<()>
     writeln!(out, "  {:<11} {}", "to:", recipients(i))?;
     writeln!(out, "  {:<11} {}", "created:", i.created_at)?;
     writeln!(out, "  {:<11} {}", "progress:", i.summary)?;
-    if i.kind == "document" {
+    if i.kind == PacketKind::Document {
         writeln!(out, "  {:<11} {}", "business:", i.business)?;
     }
     writeln!(out, "  {:<11} {}", "attempts:", i.attempts)?;
@@ -436,7 +438,7 @@ pub(crate) fn run_inbox(args: InboxArgs) -> anyhow::Result<ExitCode> {
 
 fn print_inbox_item(out: &mut dyn Write, i: &InboxItem) -> std::io::Result<()> {
     let what = match &i.status_code {
-        Some(code) => format!("status {}", status_label(code)),
+        Some(code) => format!("status {}", status_label(code.as_str())),
         None => "document".to_string(),
     };
     let state = i.business_state.as_deref().unwrap_or(&i.state);
@@ -469,7 +471,7 @@ fn print_inbox_item(out: &mut dyn Write, i: &InboxItem) -> std::io::Result<()> {
     if let Some(c) = &i.code {
         writeln!(out, "  {:<11} {c}", "code:")?;
     }
-    if i.kind == "document"
+    if i.kind == PacketKind::Document
         && let Some(p) = Priority::from_code(i.priority)
     {
         writeln!(out, "  {:<11} {p}", "priority:")?;
@@ -530,7 +532,7 @@ pub(crate) fn print_track(out: &mut dyn Write, v: &TrackView) -> std::io::Result
         let s = &r.summary;
         writeln!(out)?;
         writeln!(out, "{}", s.code)?;
-        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
+        let or_dash = |v: &Option<Timestamp>| v.map_or_else(|| "–".into(), |t| t.to_string());
         writeln!(out, "  {:<14} {}", "hub accepted:", or_dash(&s.accepted_at))?;
         if let Some(reason) = &s.refused {
             writeln!(out, "  {:<14} {reason}", "hub refused:")?;

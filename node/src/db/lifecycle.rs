@@ -40,14 +40,14 @@ impl NodeDb {
                 for row in t.iter().db()? {
                     let (k, v) = row.db()?;
                     let e: InboxEntry = decode(v.value())?;
-                    if e.kind == KIND_DOCUMENT
+                    if e.kind == PacketKind::Document
                         && e.document_id == document_id
                         && from.as_deref().is_none_or(|f| f == e.from)
                     {
                         out.push((PacketId(*k.value()), e));
                     }
                 }
-                out.sort_by_key(|e| std::cmp::Reverse(e.1.received_ms));
+                out.sort_by_key(|e| std::cmp::Reverse(e.1.received_at.unix_ms()));
                 Ok(out)
             })
             .await
@@ -74,7 +74,7 @@ impl NodeDb {
                         None => return Err(NodeDbError::NotInInbox(doc.to_hex())),
                     }
                 };
-                if entry.kind != KIND_DOCUMENT {
+                if entry.kind != PacketKind::Document {
                     return Err(NodeDbError::NotInInbox(doc.to_hex()));
                 }
                 let code = code_of(&st.event)?;
@@ -98,7 +98,7 @@ impl NodeDb {
                 }
                 txn.open_table(INBOX)
                     .db()?
-                    .insert(doc.as_bytes(), encode(&entry).as_slice())
+                    .insert(doc.as_bytes(), encode(&entry)?.as_slice())
                     .db()?;
                 if let Some(action) = &entry.action
                     && before.take_back != TakeBackState::Agreed
@@ -109,14 +109,14 @@ impl NodeDb {
                         closed: action.closes_for(&me),
                         by_document: entry.document_id.clone(),
                         by_packet: doc.to_hex(),
-                        at: st.event.time.clone(),
+                        at: st.event.time,
                     };
                     mark_received_original(txn, &entry.from, &action.original, mark.clone())?;
                     // Kept with the request, for an original that arrives after it.
                     entry.agreed_mark = Some(mark);
                     txn.open_table(INBOX)
                         .db()?
-                        .insert(doc.as_bytes(), encode(&entry).as_slice())
+                        .insert(doc.as_bytes(), encode(&entry)?.as_slice())
                         .db()?;
                 }
                 Ok(StatusCommit::Sent {
@@ -175,7 +175,7 @@ impl NodeDb {
                 row.statuses.push(st.event.clone());
                 txn.open_table(TRACKING)
                     .db()?
-                    .insert(key, encode(&row).as_slice())
+                    .insert(key, encode(&row)?.as_slice())
                     .db()?;
                 Ok(StatusCommit::Sent {
                     packet_id: st.out.id.to_hex(),
@@ -208,11 +208,11 @@ pub(super) fn find_received(
             continue;
         };
         let e: InboxEntry = decode(v.value())?;
-        if e.kind == KIND_DOCUMENT
+        if e.kind == PacketKind::Document
             && e.action.is_none()
             && found
                 .as_ref()
-                .is_none_or(|(_, f)| f.received_ms < e.received_ms)
+                .is_none_or(|(_, f)| f.received_at.unix_ms() < e.received_at.unix_ms())
         {
             found = Some((PacketId(*id), e));
         }
@@ -243,7 +243,7 @@ fn mark_received_original(
     }
     txn.open_table(INBOX)
         .db()?
-        .insert(id.as_bytes(), encode(&e).as_slice())
+        .insert(id.as_bytes(), encode(&e)?.as_slice())
         .db()?;
     Ok(())
 }

@@ -42,11 +42,10 @@
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
+use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use store::codec::{decode, encode};
 use store::{DbResult, Store, StoreError};
-
-use exchange::clock;
 
 const PACKETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packets");
 const OUTBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("outbox");
@@ -130,7 +129,7 @@ fn get_outbox(txn: &WriteTransaction, id: &PacketId) -> Result<Option<OutboxEntr
 fn put_outbox(txn: &WriteTransaction, id: &PacketId, e: &OutboxEntry) -> Result<(), StoreError> {
     txn.open_table(OUTBOX)
         .db()?
-        .insert(id.as_bytes(), encode(e).as_slice())
+        .insert(id.as_bytes(), encode(e)?.as_slice())
         .db()?;
     Ok(())
 }
@@ -138,7 +137,7 @@ fn put_outbox(txn: &WriteTransaction, id: &PacketId, e: &OutboxEntry) -> Result<
 fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbError> {
     let id = out.id.as_bytes();
     let e = &out.entry;
-    if e.kind == KIND_DOCUMENT {
+    if e.kind == PacketKind::Document {
         let mut sent = txn.open_table(SENT).db()?;
         let previous = sent.get(e.document_id.as_str()).db()?.map(|v| *v.value());
         if let Some(prev) = previous {
@@ -163,7 +162,7 @@ fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbE
         .db()?;
     put_outbox(txn, &out.id, e)?;
     if e.state == OutboxState::Queued {
-        let due = e.next_attempt_ms.unwrap_or(e.created_ms);
+        let due = e.next_attempt_ms.unwrap_or(e.created_at.unix_ms());
         txn.open_table(OUTBOX_QUEUE)
             .db()?
             .insert((due, id), ())
@@ -171,7 +170,7 @@ fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbE
     }
     txn.open_table(OUTBOX_BY_TIME)
         .db()?
-        .insert((e.created_ms, id), ())
+        .insert((e.created_at.unix_ms(), id), ())
         .db()?;
     let row = Tracking {
         request: e.action.as_ref().map(|a| a.kind),
@@ -180,7 +179,7 @@ fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbE
     let mut tracking = txn.open_table(TRACKING).db()?;
     for r in &e.recipients {
         tracking
-            .insert((id, r.as_str()), encode(&row).as_slice())
+            .insert((id, r.as_str()), encode(&row)?.as_slice())
             .db()?;
     }
     if let Some(a) = &e.action {
@@ -202,11 +201,11 @@ fn insert_inbox(
     txn.open_table(PACKETS).db()?.insert(key, bytes).db()?;
     txn.open_table(INBOX)
         .db()?
-        .insert(key, encode(e).as_slice())
+        .insert(key, encode(e)?.as_slice())
         .db()?;
     txn.open_table(INBOX_BY_TIME)
         .db()?
-        .insert((e.received_ms, key), ())
+        .insert((e.received_at.unix_ms(), key), ())
         .db()?;
     txn.open_table(INBOX_BY_FROM)
         .db()?
@@ -233,7 +232,7 @@ fn upsert_anomaly(
 ) -> Result<(), NodeDbError> {
     let key = format!("{source}:{subject}");
     let mut t = txn.open_table(ANOMALIES).db()?;
-    let now = clock::now_rfc3339();
+    let now = Timestamp::now();
     let previous: Option<Anomaly> = match t.get(key.as_str()).db()? {
         Some(v) => Some(decode(v.value())?),
         None => None,
@@ -250,12 +249,12 @@ fn upsert_anomaly(
             subject: subject.to_string(),
             from: from.map(str::to_string),
             reason: reason.to_string(),
-            first_seen: now.clone(),
+            first_seen: now,
             last_seen: now,
             count: 1,
         },
     };
-    t.insert(key.as_str(), encode(&a).as_slice()).db()?;
+    t.insert(key.as_str(), encode(&a)?.as_slice()).db()?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ impl NodeDb {
     /// Sent packets, newest first, with their tracking rows; `kind` filters.
     pub async fn outbox_list(
         &self,
-        kind: Option<String>,
+        kind: Option<PacketKind>,
         limit: usize,
     ) -> Result<Vec<SentPacket>, NodeDbError> {
         self.store
@@ -29,7 +29,7 @@ impl NodeDb {
                     let Some(entry) = read_outbox(txn, &id)? else {
                         continue;
                     };
-                    if kind.as_deref().is_some_and(|k| k != entry.kind) {
+                    if kind.is_some_and(|k| k != entry.kind) {
                         continue;
                     }
                     let recipients = tracking_rows(txn, &id)?;
@@ -106,7 +106,7 @@ impl NodeDb {
                         recipients,
                     });
                 }
-                out.sort_by_key(|p| p.entry.created_ms);
+                out.sort_by_key(|p| p.entry.created_at.unix_ms());
                 Ok(out)
             })
             .await
@@ -123,11 +123,11 @@ impl NodeDb {
                 let keep = |e: &InboxEntry| {
                     filter.state.is_none_or(|s| s == e.state)
                         && filter.priority.is_none_or(|p| p == e.priority)
-                        && filter.since_ms.is_none_or(|t| e.received_ms >= t)
-                        && filter.until_ms.is_none_or(|t| e.received_ms < t)
-                        && filter.kind.as_deref().is_none_or(|k| k == e.kind)
+                        && filter.since_ms.is_none_or(|t| e.received_at.unix_ms() >= t)
+                        && filter.until_ms.is_none_or(|t| e.received_at.unix_ms() < t)
+                        && filter.kind.is_none_or(|k| k == e.kind)
                         && filter.business.as_deref().is_none_or(|b| {
-                            if e.kind != KIND_DOCUMENT {
+                            if e.kind != PacketKind::Document {
                                 return false;
                             }
                             let (state, requested) = e.business_state();
@@ -154,7 +154,7 @@ impl NodeDb {
                             out.push((id, e));
                         }
                     }
-                    out.sort_by_key(|e| std::cmp::Reverse(e.1.received_ms));
+                    out.sort_by_key(|e| std::cmp::Reverse(e.1.received_at.unix_ms()));
                     out.truncate(limit);
                     return Ok(out);
                 }
@@ -210,7 +210,7 @@ impl NodeDb {
                     let (_, v) = row.db()?;
                     out.push(decode(v.value())?);
                 }
-                out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+                out.sort_by_key(|a| std::cmp::Reverse(a.last_seen));
                 out.truncate(limit);
                 Ok(out)
             })

@@ -4,6 +4,7 @@
 use redb::ReadableTable;
 
 use edxml::StatusCode;
+use exchange::Timestamp;
 use exchange::lifecycle::{ActionKind, TakeBackState, TransitionError};
 use exchange::packet_id::PacketId;
 use store::DbResult;
@@ -95,7 +96,7 @@ impl NodeDb {
     /// (`(packet id, hub time, receipt)`); a receipt already stored is kept.
     pub async fn store_acks(
         &self,
-        acks: Vec<(PacketId, String, String)>,
+        acks: Vec<(PacketId, Timestamp, String)>,
     ) -> Result<(), NodeDbError> {
         self.store
             .write(move |txn| {
@@ -110,9 +111,9 @@ impl NodeDb {
                     if entry.delivery_receipt.is_some() {
                         continue;
                     }
-                    entry.delivered_at = Some(at.clone());
+                    entry.delivered_at = Some(*at);
                     entry.delivery_receipt = Some(receipt.clone());
-                    t.insert(id.as_bytes(), encode(&entry).as_slice()).db()?;
+                    t.insert(id.as_bytes(), encode(&entry)?.as_slice()).db()?;
                 }
                 Ok(())
             })
@@ -206,7 +207,7 @@ fn apply_to_sent(
         && row.replay().lifecycle.take_back == TakeBackState::Agreed;
     t.insert(
         (doc.as_bytes(), entry.from.as_str()),
-        encode(&row).as_slice(),
+        encode(&row)?.as_slice(),
     )
     .db()?;
     drop(t);
@@ -242,7 +243,7 @@ fn apply_to_received(
     );
     txn.open_table(INBOX)
         .db()?
-        .insert(doc.as_bytes(), encode(&received).as_slice())
+        .insert(doc.as_bytes(), encode(&received)?.as_slice())
         .db()?;
     Ok((None, anomaly))
 }
@@ -255,7 +256,7 @@ fn mark_sent_original(
     txn: &redb::WriteTransaction,
     request: &PacketId,
     recipient: &str,
-    at: &str,
+    at: &Timestamp,
 ) -> Result<(), NodeDbError> {
     let Some(req) = get_outbox(txn, request)? else {
         return Ok(());
@@ -290,8 +291,8 @@ fn mark_sent_original(
         closed: closes,
         by_document: req.document_id.clone(),
         by_packet: request.to_hex(),
-        at: at.to_string(),
+        at: *at,
     });
-    t.insert(key, encode(&row).as_slice()).db()?;
+    t.insert(key, encode(&row)?.as_slice()).db()?;
     Ok(())
 }

@@ -7,13 +7,10 @@ use dsig::receipt::HubReceipt;
 use exchange::packet_id::PacketId;
 
 use exchange::ActionRef;
-use exchange::clock;
+use exchange::clock::Timestamp;
 use exchange::lifecycle::{ActionKind, Lifecycle, Replay};
 
-/// `kind` of a document packet.
-pub const KIND_DOCUMENT: &str = "document";
-/// `kind` of a status packet.
-pub const KIND_STATUS: &str = "status";
+pub use exchange::protocol::PacketKind;
 
 /// Where an outgoing packet stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +38,7 @@ impl OutboxState {
 /// One packet this node sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
-    /// [`KIND_DOCUMENT`] or [`KIND_STATUS`].
-    pub kind: String,
+    pub kind: PacketKind,
     /// The document's id (for a status: the document it answers).
     pub document_id: String,
     /// Trích yếu (documents).
@@ -50,7 +46,7 @@ pub struct OutboxEntry {
     pub subject: Option<String>,
     /// Status code (status packets).
     #[serde(default)]
-    pub status_code: Option<String>,
+    pub status_code: Option<edxml::StatusCode>,
     pub priority: u8,
     /// Destination agencies.
     pub recipients: Vec<String>,
@@ -62,15 +58,14 @@ pub struct OutboxEntry {
     pub next_attempt_ms: Option<u64>,
     #[serde(default)]
     pub last_error: Option<String>,
-    /// RFC 3339.
-    pub created_at: String,
-    pub created_ms: u64,
-    /// Hub time of acceptance (RFC 3339).
+    /// When a clerk (or the inbox, for a status 01) queued it.
+    pub created_at: Timestamp,
+    /// Hub time of acceptance.
     #[serde(default)]
-    pub submitted_at: Option<String>,
-    /// When the entry failed (RFC 3339).
+    pub submitted_at: Option<Timestamp>,
+    /// When the entry failed.
     #[serde(default)]
-    pub failed_at: Option<String>,
+    pub failed_at: Option<Timestamp>,
     /// The hub's signed submission receipt.
     #[serde(default)]
     pub receipt: Option<String>,
@@ -82,14 +77,14 @@ pub struct OutboxEntry {
 impl OutboxEntry {
     /// A fresh entry, queued for an attempt now.
     pub fn queued(
-        kind: &str,
+        kind: PacketKind,
         document_id: String,
         recipients: Vec<String>,
         priority: u8,
         now_ms: u64,
     ) -> OutboxEntry {
         OutboxEntry {
-            kind: kind.to_string(),
+            kind,
             document_id,
             subject: None,
             status_code: None,
@@ -99,8 +94,7 @@ impl OutboxEntry {
             attempts: 0,
             next_attempt_ms: Some(now_ms),
             last_error: None,
-            created_at: clock::ms_rfc3339(now_ms),
-            created_ms: now_ms,
+            created_at: Timestamp::from_unix_ms(now_ms),
             submitted_at: None,
             failed_at: None,
             receipt: None,
@@ -120,7 +114,7 @@ pub struct Mark {
     pub by_document: String,
     pub by_packet: String,
     /// The time of the agreement (the 15's timestamp).
-    pub at: String,
+    pub at: Timestamp,
 }
 
 /// Why a status cannot be sent about a document its sender revoked or replaced.
@@ -138,8 +132,8 @@ pub fn closed_by_mark(mark: Option<&Mark>, code: &str) -> Option<String> {
 pub struct StatusEvent {
     /// Two-digit code (`01` …).
     pub code: String,
-    /// The status packet's own Timestamp, as RFC 3339.
-    pub time: String,
+    /// The status packet's own Timestamp.
+    pub time: Timestamp,
     /// StaffInfo, summarised (`staff, department`).
     #[serde(default)]
     pub staff: Option<String>,
@@ -147,8 +141,8 @@ pub struct StatusEvent {
     pub description: Option<String>,
     /// The status packet's id.
     pub packet_id: String,
-    /// When this node stored it (RFC 3339).
-    pub received_at: String,
+    /// When this node stored it.
+    pub received_at: Timestamp,
     /// Sent by this node (its own 01–06/15/16 on a received document, its 13 on a sent one)
     /// rather than received.
     #[serde(default)]
@@ -167,9 +161,9 @@ pub fn replay_with(request: Option<ActionKind>, statuses: &[StatusEvent]) -> Rep
     let mut keep = Vec::new();
     let mut events = Vec::new();
     for (i, s) in statuses.iter().enumerate() {
-        if let (Ok(code), Some(t)) = (StatusCode::parse(&s.code), clock::parse_rfc3339(&s.time)) {
+        if let Ok(code) = StatusCode::parse(&s.code) {
             keep.push(i);
-            events.push((code, t.unix_timestamp_nanos()));
+            events.push((code, s.time.unix_nanos()));
         }
     }
     let mut r = exchange::lifecycle::replay_from(Lifecycle::start(request), &events);
@@ -184,13 +178,13 @@ pub fn replay_with(request: Option<ActionKind>, statuses: &[StatusEvent]) -> Rep
 pub struct Tracking {
     /// Hub time at which the hub accepted the packet for this recipient.
     #[serde(default)]
-    pub accepted_at: Option<String>,
+    pub accepted_at: Option<Timestamp>,
     /// The hub refused to route to this recipient, with this reason.
     #[serde(default)]
     pub refused: Option<String>,
     /// Hub time at which the recipient acknowledged the packet.
     #[serde(default)]
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     /// The hub's signed delivery receipt.
     #[serde(default)]
     pub delivery_receipt: Option<String>,
@@ -225,11 +219,7 @@ impl Tracking {
         self.statuses
             .iter()
             .enumerate()
-            .max_by(|(i, a), (j, b)| {
-                let ta = clock::parse_rfc3339(&a.time);
-                let tb = clock::parse_rfc3339(&b.time);
-                ta.cmp(&tb).then(i.cmp(j))
-            })
+            .max_by(|(i, a), (j, b)| a.time.cmp(&b.time).then(i.cmp(j)))
             .map(|(_, s)| s)
     }
 }
@@ -260,8 +250,7 @@ impl InboxState {
 /// One received packet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxEntry {
-    /// [`KIND_DOCUMENT`] or [`KIND_STATUS`].
-    pub kind: String,
+    pub kind: PacketKind,
     pub from: String,
     pub from_name: String,
     /// The document's id (for a status: the document it answers).
@@ -273,10 +262,8 @@ pub struct InboxEntry {
     pub code: Option<String>,
     pub priority: u8,
     #[serde(default)]
-    pub status_code: Option<String>,
-    /// RFC 3339.
-    pub received_at: String,
-    pub received_ms: u64,
+    pub status_code: Option<edxml::StatusCode>,
+    pub received_at: Timestamp,
     pub state: InboxState,
     /// Subject of the verified signer certificate.
     pub signer_subject: String,
@@ -288,7 +275,7 @@ pub struct InboxEntry {
     pub answered_with: Option<String>,
     /// Hub time of the delivery (from the delivery receipt).
     #[serde(default)]
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<Timestamp>,
     /// The hub's signed delivery receipt for this packet.
     #[serde(default)]
     pub delivery_receipt: Option<String>,
@@ -320,8 +307,8 @@ pub struct Anomaly {
     #[serde(default)]
     pub from: Option<String>,
     pub reason: String,
-    pub first_seen: String,
-    pub last_seen: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
     /// How many times it was seen.
     pub count: u64,
 }
@@ -391,7 +378,7 @@ pub struct InboxFilter {
     pub business: Option<String>,
     pub from: Option<String>,
     /// `None`: every kind.
-    pub kind: Option<String>,
+    pub kind: Option<PacketKind>,
     /// Documents with this priority (0–4).
     pub priority: Option<u8>,
     /// Received at or after (Unix ms).

@@ -3,6 +3,7 @@
 
 use redb::ReadableTable;
 
+use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use store::DbResult;
 use store::codec::{decode, encode};
@@ -84,9 +85,9 @@ impl NodeDb {
                 e.attempts = e.attempts.saturating_add(1);
                 match &attempt {
                     Attempt::Submitted { receipt, xml } => {
-                        let at = clock::rfc3339(receipt.hub_time);
+                        let at = Timestamp::from_offset(receipt.hub_time);
                         e.state = OutboxState::Submitted;
-                        e.submitted_at = Some(at.clone());
+                        e.submitted_at = Some(at);
                         e.receipt = Some(xml.clone());
                         e.next_attempt_ms = None;
                         e.failed_at = None;
@@ -99,12 +100,12 @@ impl NodeDb {
                                 };
                             f(&mut row);
                             tracking
-                                .insert((id.as_bytes(), code), encode(&row).as_slice())
+                                .insert((id.as_bytes(), code), encode(&row)?.as_slice())
                                 .db()?;
                             Ok::<(), NodeDbError>(())
                         };
                         for code in &receipt.accepted {
-                            update(code, &|row| row.accepted_at = Some(at.clone()))?;
+                            update(code, &|row| row.accepted_at = Some(at))?;
                         }
                         for refused in &receipt.refused {
                             update(&refused.code, &|row| {
@@ -131,7 +132,7 @@ impl NodeDb {
                         e.state = OutboxState::Failed;
                         e.last_error = Some(error.clone());
                         e.next_attempt_ms = None;
-                        e.failed_at = Some(clock::now_rfc3339());
+                        e.failed_at = Some(Timestamp::now());
                         if before != OutboxState::Failed {
                             bump(txn, FAILED, 1)?;
                         }
@@ -149,7 +150,7 @@ impl NodeDb {
         &self,
         id: PacketId,
         recipient: String,
-        delivered_at: String,
+        delivered_at: Timestamp,
         receipt: String,
     ) -> Result<bool, NodeDbError> {
         self.store
@@ -170,10 +171,13 @@ impl NodeDb {
                 if row.delivery_receipt.is_some() {
                     return Ok(false);
                 }
-                row.delivered_at = Some(delivered_at.clone());
+                row.delivered_at = Some(delivered_at);
                 row.delivery_receipt = Some(receipt.clone());
-                t.insert((id.as_bytes(), recipient.as_str()), encode(&row).as_slice())
-                    .db()?;
+                t.insert(
+                    (id.as_bytes(), recipient.as_str()),
+                    encode(&row)?.as_slice(),
+                )
+                .db()?;
                 Ok(true)
             })
             .await

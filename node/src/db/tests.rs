@@ -13,7 +13,7 @@ fn open() -> (tempfile::TempDir, NodeDb) {
 
 fn outgoing(bytes: &[u8], doc: &str, to: &[&str], now: u64) -> Outgoing {
     let mut entry = OutboxEntry::queued(
-        KIND_DOCUMENT,
+        PacketKind::Document,
         doc.into(),
         to.iter().map(|s| s.to_string()).collect(),
         0,
@@ -27,9 +27,9 @@ fn outgoing(bytes: &[u8], doc: &str, to: &[&str], now: u64) -> Outgoing {
     }
 }
 
-fn inbox_entry(kind: &str, from: &str, doc: &str) -> InboxEntry {
+fn inbox_entry(kind: PacketKind, from: &str, doc: &str) -> InboxEntry {
     InboxEntry {
-        kind: kind.into(),
+        kind,
         from: from.into(),
         from_name: "Name".into(),
         document_id: doc.into(),
@@ -37,8 +37,7 @@ fn inbox_entry(kind: &str, from: &str, doc: &str) -> InboxEntry {
         code: None,
         priority: 0,
         status_code: None,
-        received_at: clock::now_rfc3339(),
-        received_ms: clock::now_ms(),
+        received_at: Timestamp::now(),
         state: InboxState::New,
         signer_subject: "CN=x".into(),
         signer_agency: Some(from.into()),
@@ -174,12 +173,12 @@ async fn duplicate_document_ids_are_refused_unless_the_first_failed() {
 async fn a_received_document_is_stored_once_with_its_status_01() {
     let (_d, db) = open();
     let mut answer = outgoing(b"status01", "doc", &["A"], 10);
-    answer.entry.kind = KIND_STATUS.into();
-    answer.entry.status_code = Some("01".into());
+    answer.entry.kind = PacketKind::Status;
+    answer.entry.status_code = Some(edxml::StatusCode::Received);
     let inc = IncomingDocument {
         id: PacketId::of(b"doc-packet"),
         bytes: b"doc-packet".to_vec(),
-        entry: inbox_entry(KIND_DOCUMENT, "A", "doc"),
+        entry: inbox_entry(PacketKind::Document, "A", "doc"),
         answer: answer.clone(),
     };
     assert_eq!(
@@ -194,12 +193,15 @@ async fn a_received_document_is_stored_once_with_its_status_01() {
     let due = db.due(u64::MAX, 10, Default::default()).await.unwrap();
     assert_eq!(due.ready.len(), 1);
     assert_eq!(due.ready[0].0, answer.id);
-    assert_eq!(due.ready[0].1.status_code.as_deref(), Some("01"));
+    assert_eq!(
+        due.ready[0].1.status_code,
+        Some(edxml::StatusCode::Received)
+    );
 
     // Offered again (even with a freshly signed 01): nothing new.
     let mut again = inc.clone();
     again.answer = outgoing(b"another01", "doc", &["A"], 11);
-    again.answer.entry.kind = KIND_STATUS.into();
+    again.answer.entry.kind = PacketKind::Status;
     assert_eq!(
         db.receive_document(again).await.unwrap(),
         Received::AlreadyThere
@@ -245,19 +247,19 @@ async fn statuses_apply_to_tracking_or_become_anomalies() {
     let doc_id = out.id;
     db.commit_outgoing(out).await.unwrap();
     let status = |bytes: &[u8], from: &str, doc: &str, code: &str, time: &str| {
-        let mut entry = inbox_entry(KIND_STATUS, from, doc);
-        entry.status_code = Some(code.into());
+        let mut entry = inbox_entry(PacketKind::Status, from, doc);
+        entry.status_code = Some(edxml::StatusCode::parse(code).unwrap());
         IncomingStatus {
             id: PacketId::of(bytes),
             bytes: bytes.to_vec(),
             entry,
             event: StatusEvent {
                 code: code.into(),
-                time: time.into(),
+                time: time.parse().unwrap(),
                 staff: None,
                 description: None,
                 packet_id: PacketId::of(bytes).to_hex(),
-                received_at: clock::now_rfc3339(),
+                received_at: Timestamp::now(),
                 by_us: false,
             },
         }
@@ -312,28 +314,56 @@ async fn deliveries_and_anomaly_counts() {
     let id = out.id;
     db.commit_outgoing(out).await.unwrap();
     assert!(
-        db.record_delivery(id, "B".into(), "t1".into(), "r1".into())
-            .await
-            .unwrap()
+        db.record_delivery(
+            id,
+            "B".into(),
+            "2026-01-01T00:00:01Z".parse().unwrap(),
+            "r1".into()
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        !db.record_delivery(id, "B".into(), "t2".into(), "r2".into())
-            .await
-            .unwrap(),
+        !db.record_delivery(
+            id,
+            "B".into(),
+            "2026-01-01T00:00:02Z".parse().unwrap(),
+            "r2".into()
+        )
+        .await
+        .unwrap(),
         "first receipt kept"
     );
     let err = db
-        .record_delivery(id, "Z".into(), "t".into(), "r".into())
+        .record_delivery(
+            id,
+            "Z".into(),
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            "r".into(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, NodeDbError::NotRecipient { .. }), "{err}");
     let err = db
-        .record_delivery(PacketId::of(b"x"), "B".into(), "t".into(), "r".into())
+        .record_delivery(
+            PacketId::of(b"x"),
+            "B".into(),
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            "r".into(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, NodeDbError::NotOurs(_)), "{err}");
     let row = db.track("d1".into()).await.unwrap().unwrap().recipients;
-    assert_eq!(row[0].1.delivered_at.as_deref(), Some("t1"));
+    assert_eq!(
+        row[0]
+            .1
+            .delivered_at
+            .map(|t| t.to_string())
+            .map(|t| t.to_string())
+            .as_deref(),
+        Some("2026-01-01T00:00:01Z")
+    );
 
     db.record_anomaly("receipts", "seq 7", None, "bad signature")
         .await
@@ -350,18 +380,18 @@ async fn deliveries_and_anomaly_counts() {
 fn event(code: &str, time: &str, packet: &str, by_us: bool) -> StatusEvent {
     StatusEvent {
         code: code.into(),
-        time: time.into(),
+        time: time.parse().unwrap(),
         staff: None,
         description: None,
         packet_id: packet.into(),
-        received_at: clock::now_rfc3339(),
+        received_at: Timestamp::now(),
         by_us,
     }
 }
 
 fn incoming_status(bytes: &[u8], from: &str, doc: &str, code: &str, time: &str) -> IncomingStatus {
-    let mut entry = inbox_entry(KIND_STATUS, from, doc);
-    entry.status_code = Some(code.into());
+    let mut entry = inbox_entry(PacketKind::Status, from, doc);
+    entry.status_code = Some(edxml::StatusCode::parse(code).unwrap());
     IncomingStatus {
         id: PacketId::of(bytes),
         bytes: bytes.to_vec(),
@@ -409,13 +439,13 @@ async fn statuses_out_of_order_give_the_furthest_state_and_nonsense_is_an_anomal
 async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
     let (_d, db) = open();
     // A received document from A, answered with 01.
-    let mut entry = inbox_entry(KIND_DOCUMENT, "A", "d9");
+    let mut entry = inbox_entry(PacketKind::Document, "A", "d9");
     entry
         .statuses
         .push(event("01", "2026-01-01T09:00:00Z", "a01", true));
     let answer = outgoing(b"a01", "d9", &["A"], 1);
     let mut answer = answer;
-    answer.entry.kind = KIND_STATUS.into();
+    answer.entry.kind = PacketKind::Status;
     let doc = PacketId::of(b"doc9");
     db.receive_document(IncomingDocument {
         id: doc,
@@ -428,7 +458,7 @@ async fn clerk_statuses_follow_the_rules_inside_the_transaction() {
     assert_eq!(db.counts().await.unwrap().inbox_new, 1);
     let status = |bytes: &[u8], code: &str, time: &str| {
         let mut out = outgoing(bytes, "d9", &["A"], 2);
-        out.entry.kind = KIND_STATUS.into();
+        out.entry.kind = PacketKind::Status;
         OutgoingStatus {
             event: event(code, time, &out.id.to_hex(), true),
             out,
@@ -536,7 +566,7 @@ fn received_from_a(
     answer: &[u8],
     action: Option<ActionRef>,
 ) -> IncomingDocument {
-    let mut entry = inbox_entry(KIND_DOCUMENT, "A", id);
+    let mut entry = inbox_entry(PacketKind::Document, "A", id);
     entry.statuses.push(event(
         "01",
         "2026-01-01T09:00:00Z",
@@ -545,7 +575,7 @@ fn received_from_a(
     ));
     entry.action = action;
     let mut out = outgoing(answer, id, &["A"], 1);
-    out.entry.kind = KIND_STATUS.into();
+    out.entry.kind = PacketKind::Status;
     IncomingDocument {
         id: PacketId::of(bytes),
         bytes: bytes.to_vec(),
@@ -557,7 +587,7 @@ fn received_from_a(
 /// This node's status `code` (packet `bytes`) at `time`, back to A.
 fn clerk_status(bytes: &[u8], code: &str, time: &str) -> OutgoingStatus {
     let mut out = outgoing(bytes, "x", &["A"], 2);
-    out.entry.kind = KIND_STATUS.into();
+    out.entry.kind = PacketKind::Status;
     OutgoingStatus {
         event: event(code, time, &out.id.to_hex(), true),
         out,

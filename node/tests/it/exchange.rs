@@ -305,10 +305,10 @@ async fn inbox(State(hub): State<FakeHub>, peer: PeerIdentity, Query(q): Query<W
                 s.packets.get(id).map(|p| PendingItem {
                     packet_id: id.clone(),
                     from: p.from.clone(),
-                    kind: p.kind.into(),
+                    kind: exchange::protocol::PacketKind::parse(p.kind).unwrap(),
                     priority: 0,
                     size: p.bytes.len() as u64,
-                    queued_at: "2026-01-01T00:00:00Z".into(),
+                    queued_at: "2026-01-01T00:00:00Z".parse().unwrap(),
                 })
             })
             .collect()
@@ -737,7 +737,7 @@ async fn duplicates_are_stored_once_and_forgeries_are_never_acknowledged() {
     let inbox = db.inbox_list(InboxFilter::default(), 10).await.unwrap();
     assert_eq!(inbox.len(), 1, "one inbox entry");
     let statuses: Vec<_> = db
-        .outbox_list(Some("status".into()), 10)
+        .outbox_list(Some(docaxis_node::db::PacketKind::Status), 10)
         .await
         .unwrap()
         .into_iter()
