@@ -391,14 +391,7 @@ pub(crate) fn fmt_time(t: &OffsetDateTime) -> String {
     )
 }
 
-/// Decodes every `CERTIFICATE` block of a PEM text into DER.
+/// Decodes every block labelled `label` of a PEM text into DER (see [`crate::pem`]).
 pub(crate) fn pem_blocks(pem: &[u8], label: &str) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    for block in x509_parser::pem::Pem::iter_from_buffer(pem) {
-        let block = block.map_err(|e| format!("malformed PEM: {e}"))?;
-        if block.label == label {
-            out.push(block.contents);
-        }
-    }
-    Ok(out)
+    crate::pem::blocks(pem, label).map_err(|e| e.to_string())
 }

@@ -282,12 +282,10 @@ impl SigningIdentity {
 }
 
 fn load_private_key(pem: &[u8]) -> Result<bergshamra::Key, SignError> {
-    let blocks = x509_parser::pem::Pem::iter_from_buffer(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SignError::Key {
-            reason: format!("malformed PEM: {e}"),
-        })?;
-    let mut keys = blocks.iter().filter(|b| b.label.contains("PRIVATE KEY"));
+    let blocks = crate::pem::private_keys(pem).map_err(|e| SignError::Key {
+        reason: e.to_string(),
+    })?;
+    let mut keys = blocks.iter();
     let block = match (keys.next(), keys.next()) {
         (Some(b), None) => b,
         (None, _) => {
@@ -310,7 +308,7 @@ fn load_private_key(pem: &[u8]) -> Result<bergshamra::Key, SignError> {
             ),
         });
     }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&block.contents);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&block.der);
     let mut text = String::with_capacity(b64.len() + 64);
     text.push_str("-----BEGIN PRIVATE KEY-----\n");
     for line in b64.as_bytes().chunks(64) {

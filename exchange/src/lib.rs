@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod clock;
+pub mod config_file;
 pub mod lifecycle;
 pub mod packet_id;
 pub mod protocol;

@@ -73,6 +73,8 @@ pub enum ErrorCode {
     NotFound,
     /// 400: the request itself is wrong (bad id, bad JSON).
     BadRequest,
+    /// 401: a local API's bearer token is missing or wrong.
+    Unauthorized,
     /// 500/503: the hub failed; retry later.
     Internal,
 }

@@ -10,12 +10,11 @@
 //! - Every change is committed before it is answered and before the in-memory directory of a
 //!   running hub changes.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -46,16 +45,12 @@ pub fn fingerprints_for(code: &str, pems: &[String]) -> Result<Vec<String>, HubE
     }
     let mut out = Vec::new();
     for pem in pems {
-        let certs = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| HubError::new(ErrorCode::BadRequest, format!("malformed PEM: {e}")))?;
-        let leaf = certs
-            .iter()
-            .find(|p| p.label == "CERTIFICATE")
-            .ok_or_else(|| {
-                HubError::new(ErrorCode::BadRequest, "no CERTIFICATE block in the PEM")
-            })?;
-        let uid = dsig::pki::agency_code_of(&leaf.contents)
+        let certs = dsig::pem::blocks(pem.as_bytes(), "CERTIFICATE")
+            .map_err(|e| HubError::new(ErrorCode::BadRequest, e.to_string()))?;
+        let leaf = certs.first().ok_or_else(|| {
+            HubError::new(ErrorCode::BadRequest, "no CERTIFICATE block in the PEM")
+        })?;
+        let uid = dsig::pki::agency_code_of(leaf)
             .map_err(|e| HubError::new(ErrorCode::BadRequest, e.to_string()))?;
         if uid.as_deref() != Some(code) {
             return Err(HubError::new(
@@ -66,7 +61,7 @@ pub fn fingerprints_for(code: &str, pems: &[String]) -> Result<Vec<String>, HubE
                 ),
             ));
         }
-        out.push(dsig::pki::fingerprint_sha256(&leaf.contents));
+        out.push(dsig::pki::fingerprint_sha256(leaf));
     }
     Ok(out)
 }
@@ -107,40 +102,6 @@ pub async fn set_active(db: &HubDb, code: &str, active: bool) -> Result<Agency, 
 pub async fn track(db: &HubDb, owner: &str, document_id: &str) -> Result<DocumentTrack, HubError> {
     let history = db.document_history(owner, document_id).await?;
     Ok(crate::track::build(owner, document_id, history))
-}
-
-/// Reads the admin token, creating it (mode 0600) if absent.
-pub fn ensure_token(path: &Path) -> std::io::Result<String> {
-    if let Ok(t) = std::fs::read_to_string(path) {
-        let t = t.trim().to_string();
-        if !t.is_empty() {
-            return Ok(t);
-        }
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let token = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(token.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(token)
 }
 
 struct AdminState {
@@ -185,24 +146,14 @@ impl From<HubError> for AdminError {
 }
 
 fn check_token(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let ok = given.len() == state.token.len()
-        && aws_lc_rs::constant_time::verify_slices_are_equal(
-            given.as_bytes(),
-            state.token.as_bytes(),
-        )
-        .is_ok();
+    let ok = net::token::bearer(headers).is_some_and(|t| net::token::matches(t, &state.token));
     if ok {
         Ok(())
     } else {
         Err(AdminError(
             StatusCode::UNAUTHORIZED,
             HubError::new(
-                ErrorCode::BadRequest,
+                ErrorCode::Unauthorized,
                 "missing or wrong admin token (Authorization: Bearer <data_dir/admin.token>)",
             ),
         ))
@@ -268,7 +219,7 @@ async fn track_route(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use super::*;
     use crate::service::Caller;

@@ -61,6 +61,7 @@ impl IntoResponse for ApiError {
             | ErrorCode::AgencyNotActive => StatusCode::FORBIDDEN,
             ErrorCode::DuplicateBusinessKey => StatusCode::CONFLICT,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Internal => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {

@@ -74,8 +74,7 @@ impl HubConfig {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        cfg.resolve(base);
+        cfg.resolve(exchange::config_file::base_of(path));
         cfg.check().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
@@ -85,16 +84,17 @@ impl HubConfig {
 
     /// Makes relative paths relative to `base`.
     pub fn resolve(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        fix(&mut self.data_dir);
-        fix(&mut self.certificate);
-        fix(&mut self.private_key);
-        self.trust.iter_mut().for_each(fix);
-        self.crl.iter_mut().for_each(fix);
+        exchange::config_file::resolve(
+            base,
+            [
+                &mut self.data_dir,
+                &mut self.certificate,
+                &mut self.private_key,
+            ]
+            .into_iter()
+            .chain(&mut self.trust)
+            .chain(&mut self.crl),
+        );
     }
 
     /// Checks what can be checked without touching files.

@@ -98,8 +98,7 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
     .context("cannot start the node API")?;
     let addr = server.local_addr();
 
-    let admin_token = admin::ensure_token(&config.admin_token_path())
-        .with_context(|| format!("cannot write {}", config.admin_token_path().display()))?;
+    let admin_token = net::token::load_or_create(&config.admin_token_path())?;
     let listener = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?;

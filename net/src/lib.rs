@@ -21,6 +21,7 @@ pub mod peer;
 mod pem;
 pub mod serve;
 pub mod tls;
+pub mod token;
 
 pub use pem::PemSource;
 pub use tls::TlsError;

@@ -1,5 +1,5 @@
-//! PEM input for the TLS configuration: where the text came from, and its decoding into DER
-//! certificates, one private key, and CRLs.
+//! PEM input for the TLS configuration: where the text came from, and its decoding (through
+//! `dsig::pem`, the one PEM reader) into DER certificates, one private key, and CRLs.
 //!
 //! Invariants:
 //! - Every error names the origin (usually the file path) and what was expected in it, so an
@@ -10,7 +10,6 @@
 use std::fmt;
 use std::path::Path;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use super::tls::TlsError;
@@ -81,13 +80,15 @@ pub(crate) fn certificates(
     src: &PemSource,
     what: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(src.text())
-        .collect::<Result<Vec<_>, _>>()
+    let certs: Vec<CertificateDer<'static>> = dsig::pem::blocks(src.text(), "CERTIFICATE")
         .map_err(|e| TlsError::Pem {
             what,
             origin: src.origin.clone(),
             detail: e.to_string(),
-        })?;
+        })?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
     if certs.is_empty() {
         return Err(TlsError::Empty {
             what,
@@ -100,18 +101,27 @@ pub(crate) fn certificates(
 
 /// The first private key (PKCS#8, SEC1 or PKCS#1) in `src`.
 pub(crate) fn private_key(src: &PemSource) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(src.text()).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => TlsError::Empty {
+    let pem_error = |detail: String| TlsError::Pem {
+        what: "private key",
+        origin: src.origin.clone(),
+        detail,
+    };
+    let keys = dsig::pem::private_keys(src.text()).map_err(|e| pem_error(e.to_string()))?;
+    let Some(key) = keys.into_iter().next() else {
+        return Err(TlsError::Empty {
             what: "private key",
             origin: src.origin.clone(),
             expected: "PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY",
-        },
-        other => TlsError::Pem {
-            what: "private key",
-            origin: src.origin.clone(),
-            detail: other.to_string(),
-        },
-    })
+        });
+    };
+    match key.label.as_str() {
+        "PRIVATE KEY" => Ok(PrivateKeyDer::Pkcs8(key.der.into())),
+        "EC PRIVATE KEY" => Ok(PrivateKeyDer::Sec1(key.der.into())),
+        "RSA PRIVATE KEY" => Ok(PrivateKeyDer::Pkcs1(key.der.into())),
+        other => Err(pem_error(format!(
+            "'{other}' keys are not supported: use an unencrypted PKCS#8, SEC1 or PKCS#1 key"
+        ))),
+    }
 }
 
 /// All `X509 CRL` blocks of `src`; at least one. Each is checked to parse as a CRL, and a CRL
@@ -120,13 +130,16 @@ pub(crate) fn private_key(src: &PemSource) -> Result<PrivateKeyDer<'static>, Tls
 pub(crate) fn crls(
     src: &PemSource,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let crls = CertificateRevocationListDer::pem_slice_iter(src.text())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            what: "certificate revocation list",
-            origin: src.origin.clone(),
-            detail: e.to_string(),
-        })?;
+    let crls: Vec<CertificateRevocationListDer<'static>> =
+        dsig::pem::blocks(src.text(), "X509 CRL")
+            .map_err(|e| TlsError::Pem {
+                what: "certificate revocation list",
+                origin: src.origin.clone(),
+                detail: e.to_string(),
+            })?
+            .into_iter()
+            .map(CertificateRevocationListDer::from)
+            .collect();
     if crls.is_empty() {
         return Err(TlsError::Empty {
             what: "certificate revocation list",

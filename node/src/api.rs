@@ -45,13 +45,13 @@ use super::incoming::verify_incoming;
 use super::outgoing::SendDocument;
 use super::send::{SendError, send_document};
 use super::status::{StatusTarget, send_status};
-use super::token;
 use super::views::{
     AnswerView, ApiErrorBody, AttachmentView, Health, InboxDetail, InboxItem, InboxList,
     OutboxItem, OutboxList, SignatureView, StatusRequest, TrackView, inbox_timeline,
 };
 use exchange::clock;
 use exchange::lifecycle::ActionKind;
+use net::token;
 
 /// Largest request body: a 64 MiB packet's worth of base64 plus JSON.
 const MAX_BODY: usize = 100 * 1024 * 1024;
@@ -189,12 +189,7 @@ pub fn router(node: Shared) -> Router {
 }
 
 async fn require_token(State(node): State<Shared>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let presented = token::bearer(req.headers());
     match presented {
         Some(t) if token::matches(t, &node.token) => next.run(req).await,
         Some(_) => ApiError::new(

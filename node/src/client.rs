@@ -19,11 +19,11 @@ use serde_json::{Value, json};
 use edxml::compose::{AttachmentSpec, ComposeError, load_attachment};
 
 use super::config::NodeConfig;
-use super::token::{self, TokenError};
 use super::views::{
     ApiErrorBody, Health, InboxDetail, InboxList, OutboxList, Sent, StatusRequest, StatusSent,
     TrackView,
 };
+use net::token::{self, TokenError};
 
 /// Why a clerk command could not get its answer.
 #[derive(Debug, thiserror::Error)]

@@ -131,8 +131,7 @@ impl NodeConfig {
             path: path.to_owned(),
             source,
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base, path)
+        Self::from_toml(&text, exchange::config_file::base_of(path), path)
     }
 
     /// Parses TOML text; relative paths are resolved against `base`. `origin` names the text
@@ -149,17 +148,18 @@ impl NodeConfig {
 
     /// Makes every relative path absolute against `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        fix(&mut self.data_dir);
-        fix(&mut self.certificate);
-        fix(&mut self.private_key);
-        fix(&mut self.hub_certificate);
-        self.trust.iter_mut().for_each(fix);
-        self.crl.iter_mut().for_each(fix);
+        exchange::config_file::resolve(
+            base,
+            [
+                &mut self.data_dir,
+                &mut self.certificate,
+                &mut self.private_key,
+                &mut self.hub_certificate,
+            ]
+            .into_iter()
+            .chain(&mut self.trust)
+            .chain(&mut self.crl),
+        );
     }
 
     /// Checks the values; `origin` names the configuration in error messages.

@@ -45,7 +45,6 @@ mod poller;
 pub mod receipts;
 pub mod send;
 pub mod status;
-pub mod token;
 pub mod views;
 
 use std::future::Future;
@@ -69,7 +68,7 @@ pub use config::{ConfigError, NodeConfig, RetryConfig};
 use backoff::Backoff;
 use db::NodeDb;
 use hub_api::HubApi;
-use token::TokenError;
+use net::token::{self, TokenError};
 
 /// Longest time one ordinary call to the hub (not a long poll) may take.
 const HUB_CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -242,13 +241,7 @@ fn read_certificate(path: &Path) -> Result<Vec<u8>, NodeError> {
         message,
     };
     let pem = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-    let mut found = Vec::new();
-    for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
-        let block = block.map_err(|e| fail(format!("malformed PEM: {e}")))?;
-        if block.label == "CERTIFICATE" {
-            found.push(block.contents);
-        }
-    }
+    let mut found = dsig::pem::blocks(&pem, "CERTIFICATE").map_err(|e| fail(e.to_string()))?;
     match found.len() {
         1 => {
             let der = found.remove(0);

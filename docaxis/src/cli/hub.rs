@@ -147,7 +147,7 @@ async fn connect(config: &HubConfig) -> anyhow::Result<Admin> {
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["admin_listen"].as_str().map(str::to_string))
         .unwrap_or_else(|| config.admin_listen.to_string());
-    if let Ok(token) = std::fs::read_to_string(config.admin_token_path()) {
+    if let Ok(token) = net::token::read(&config.admin_token_path()) {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()

@@ -18,7 +18,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use super::PkiError;
@@ -95,9 +94,11 @@ impl PkiLayout {
 /// Sections other than `CERTIFICATE` are skipped; a file without any certificate is an error.
 pub fn load_cert_chain_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let bytes = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, &e))?;
+    let certs: Vec<CertificateDer<'static>> = crate::pem::blocks(&bytes, "CERTIFICATE")
+        .map_err(|e| pem_error(path, &e))?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
     if certs.is_empty() {
         return Err(PkiError::Pem {
             path: path.to_owned(),
@@ -123,31 +124,41 @@ pub fn load_cert_pem(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
 /// and `RSA PRIVATE KEY`); the DER bytes are in [`PrivateKeyDer::secret_der`].
 pub fn load_private_key_pem(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError> {
     let bytes = read(path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => PkiError::Pem {
+    let keys = crate::pem::private_keys(&bytes).map_err(|e| pem_error(path, &e))?;
+    let no_key = || PkiError::Pem {
+        path: path.to_owned(),
+        reason: "no PRIVATE KEY section found".to_owned(),
+    };
+    let key = keys.into_iter().next().ok_or_else(no_key)?;
+    match key.label.as_str() {
+        "PRIVATE KEY" => Ok(PrivateKeyDer::Pkcs8(key.der.into())),
+        "EC PRIVATE KEY" => Ok(PrivateKeyDer::Sec1(key.der.into())),
+        "RSA PRIVATE KEY" => Ok(PrivateKeyDer::Pkcs1(key.der.into())),
+        other => Err(PkiError::Pem {
             path: path.to_owned(),
-            reason: "no PRIVATE KEY section found".to_owned(),
-        },
-        other => pem_error(path, &other),
-    })
+            reason: format!("'{other}' keys are not supported: use an unencrypted PKCS#8 key"),
+        }),
+    }
 }
 
 /// Reads the CRL of a PEM file (`X509 CRL` section).
 pub fn load_crl_pem(path: &Path) -> Result<CertificateRevocationListDer<'static>, PkiError> {
     let bytes = read(path)?;
-    CertificateRevocationListDer::from_pem_slice(&bytes).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => PkiError::Pem {
+    crate::pem::blocks(&bytes, "X509 CRL")
+        .map_err(|e| pem_error(path, &e))?
+        .into_iter()
+        .next()
+        .map(CertificateRevocationListDer::from)
+        .ok_or_else(|| PkiError::Pem {
             path: path.to_owned(),
             reason: "no X509 CRL section found".to_owned(),
-        },
-        other => pem_error(path, &other),
-    })
+        })
 }
 
-fn pem_error(path: &Path, error: &rustls_pki_types::pem::Error) -> PkiError {
+fn pem_error(path: &Path, error: &crate::pem::PemError) -> PkiError {
     PkiError::Pem {
         path: path.to_owned(),
-        reason: format!("malformed PEM: {error}"),
+        reason: error.to_string(),
     }
 }
 

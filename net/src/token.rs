@@ -1,4 +1,6 @@
-//! The clerk API's bearer token: generated once, kept in `data_dir/api.token`.
+//! The bearer token of a local API — the node's clerk API (`data_dir/api.token`) and the
+//! hub's admin API (`data_dir/admin.token`): generated once, read by the tools beside it, and
+//! checked on every request ([`bearer`], [`matches`]).
 //!
 //! Invariants:
 //! - The token is 32 random bytes from the operating system's generator, written as 64
@@ -92,6 +94,21 @@ fn create(path: &Path) -> Result<String, TokenError> {
     Ok(token)
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive
+/// (RFC 9110 §11.1): `bearer` and `BEARER` are the same scheme.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Constant-time comparison of a presented token with the expected one.
 pub fn matches(presented: &str, expected: &str) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
@@ -127,6 +144,22 @@ mod tests {
         let err = load_or_create(&path).unwrap_err();
         assert!(matches!(err, TokenError::Malformed { .. }), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "\n");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(axum::http::header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        assert_eq!(bearer(&with("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&with("bearer abc")), Some("abc"));
+        assert_eq!(bearer(&with("BEARER  abc ")), Some("abc"));
+        assert_eq!(bearer(&with("Basic abc")), None);
+        assert_eq!(bearer(&with("Bearer")), None);
+        assert_eq!(bearer(&with("Bearer ")), None);
+        assert_eq!(bearer(&axum::http::HeaderMap::new()), None);
     }
 
     #[test]
