@@ -125,6 +125,10 @@ pub struct PollParams {
     wait: u64,
     #[serde(default)]
     limit: Option<usize>,
+    /// Lists only rows after this sequence number (receipts: the node skips those it has set
+    /// aside, so they never hide the ones behind them).
+    #[serde(default)]
+    after: u64,
 }
 
 impl PollParams {
@@ -235,7 +239,7 @@ async fn receipts(
     let items = long_poll(signal, params.wait(), || async {
         let rows = hub
             .db
-            .receipts_for_sender(&caller.agency, params.limit())
+            .receipts_for_sender(&caller.agency, params.after, params.limit())
             .await
             .map_err(HubError::from)?;
         Ok(rows

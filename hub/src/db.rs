@@ -514,10 +514,12 @@ impl HubDb {
             .await
     }
 
-    /// Delivery receipts waiting for `sender`: (seq, packet id, recipient, receipt).
+    /// Delivery receipts waiting for `sender` with a sequence number above `after`, in order:
+    /// (seq, packet id, recipient, receipt).
     pub async fn receipts_for_sender(
         &self,
         sender: &str,
+        after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, PacketId, String, String)>, HubDbError> {
         let sender = sender.to_string();
@@ -527,7 +529,7 @@ impl HubDb {
                 let deliveries = txn.open_table(DELIVERIES).db()?;
                 let mut out = Vec::new();
                 for row in t
-                    .range((sender.as_str(), 0u64)..=(sender.as_str(), u64::MAX))
+                    .range((sender.as_str(), after.saturating_add(1))..=(sender.as_str(), u64::MAX))
                     .db()?
                 {
                     let (k, v) = row.db()?;
@@ -833,11 +835,18 @@ mod tests {
             .await
             .unwrap();
         assert!(foreign.is_empty(), "C has no delivery row for this packet");
-        let receipts = db.receipts_for_sender("A", 10).await.unwrap();
+        let receipts = db.receipts_for_sender("A", 0, 10).await.unwrap();
         assert_eq!(receipts.len(), 1);
         assert_eq!(receipts[0].2, "B");
+        assert!(
+            db.receipts_for_sender("A", receipts[0].0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing after the one listed"
+        );
         db.ack_receipts("A", vec![receipts[0].0]).await.unwrap();
-        assert!(db.receipts_for_sender("A", 10).await.unwrap().is_empty());
+        assert!(db.receipts_for_sender("A", 0, 10).await.unwrap().is_empty());
         let history = db.document_history("A", "d").await.unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(

@@ -412,7 +412,7 @@ pub async fn send_action(
         })?;
         new_codes.extend(to.iter().map(|o| o.code().to_string()));
     }
-    super::directory::check_recipients(node, &new_codes)
+    super::directory::check_recipients(node.directory_access(), &new_codes)
         .await
         .map_err(SendError::UnknownRecipient)?;
     let Some(bytes) = node.db.packet(original.id).await? else {

@@ -15,7 +15,7 @@
 //!   agency may have been registered since); when that fetch fails, nothing is refused on the
 //!   stale copy's account.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -28,6 +28,7 @@ use exchange::packet_id::PacketId;
 use exchange::protocol::{Directory, DirectoryEntry};
 
 use super::Shared;
+use crate::hub_api::HubApi;
 
 /// How often the directory is fetched again.
 const REFRESH: Duration = Duration::from_secs(600);
@@ -201,8 +202,17 @@ impl KnownDirectory {
     }
 }
 
+/// The directory as the sending services use it: the last verified copy, and the hub to fetch
+/// a fresh one from (verified against the pinned hub certificate).
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryAccess<'a> {
+    pub known: &'a KnownDirectory,
+    pub hub: &'a HubApi,
+    pub hub_cert_der: &'a Arc<Vec<u8>>,
+}
+
 /// Fetches, verifies and keeps the directory; returns how many agencies it lists.
-pub async fn refresh(node: &Shared) -> Result<usize, String> {
+pub async fn refresh(node: DirectoryAccess<'_>) -> Result<usize, String> {
     let (body, signature) = node.hub.directory().await.map_err(|e| e.to_string())?;
     let hub = node.hub_cert_der.clone();
     let directory = tokio::task::spawn_blocking(move || verify(&body, signature.as_deref(), &hub))
@@ -210,7 +220,7 @@ pub async fn refresh(node: &Shared) -> Result<usize, String> {
         .map_err(|e| format!("directory check task failed: {e}"))?
         .map_err(|e| e.to_string())?;
     let n = directory.agencies.len();
-    node.directory.set(directory);
+    node.known.set(directory);
     Ok(n)
 }
 
@@ -219,7 +229,7 @@ pub async fn refresh(node: &Shared) -> Result<usize, String> {
 pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
     let mut failures = 0u32;
     loop {
-        let pause = match refresh(&node).await {
+        let pause = match refresh(node.directory_access()).await {
             Ok(n) => {
                 if failures > 0 {
                     tracing::info!(agencies = n, "directory: refreshed again");
@@ -245,11 +255,11 @@ pub async fn run(node: Shared, mut shutdown: watch::Receiver<bool>) {
 
 /// Refuses recipients the hub's directory does not list as active (after one fresh fetch when
 /// one is missing); `Ok` when no directory is known. The message names each and why.
-pub async fn check_recipients(node: &Shared, codes: &[String]) -> Result<(), String> {
-    let bad = |node: &Shared| -> Vec<(String, Standing)> {
+pub async fn check_recipients(node: DirectoryAccess<'_>, codes: &[String]) -> Result<(), String> {
+    let bad = |node: DirectoryAccess<'_>| -> Vec<(String, Standing)> {
         codes
             .iter()
-            .filter_map(|c| match node.directory.standing(c) {
+            .filter_map(|c| match node.known.standing(c) {
                 Some(Standing::Active) | None => None,
                 Some(s) => Some((c.clone(), s)),
             })
@@ -271,7 +281,7 @@ pub async fn check_recipients(node: &Shared, codes: &[String]) -> Result<(), Str
         return Ok(());
     }
     let as_of = node
-        .directory
+        .known
         .issued_at()
         .map_or_else(|| "unknown date".to_string(), |t| t.to_string());
     let parts: Vec<String> = problems

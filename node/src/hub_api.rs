@@ -242,11 +242,13 @@ impl HubApi {
         Self::json(self.send(req).await?).await
     }
 
-    /// `GET /v1/receipts`: delivery receipts for packets this node sent.
+    /// `GET /v1/receipts`: delivery receipts for packets this node sent, with a sequence
+    /// number above `after`.
     pub async fn receipts(
         &self,
         wait_secs: u64,
         limit: usize,
+        after: u64,
     ) -> Result<ReceiptList, HubCallError> {
         let req = self
             .client
@@ -254,6 +256,7 @@ impl HubApi {
             .query(&[
                 ("wait", wait_secs.to_string()),
                 ("limit", limit.to_string()),
+                ("after", after.to_string()),
             ])
             .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
         Self::json(self.send(req).await?).await

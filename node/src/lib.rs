@@ -152,6 +152,15 @@ pub struct Node {
 pub type Shared = Arc<Node>;
 
 impl Node {
+    /// The directory and the hub it comes from, for the services that check recipients.
+    pub fn directory_access(&self) -> directory::DirectoryAccess<'_> {
+        directory::DirectoryAccess {
+            known: &self.directory,
+            hub: &self.hub,
+            hub_cert_der: &self.hub_cert_der,
+        }
+    }
+
     /// Another agency's name: from the hub's directory, else the well-known list.
     pub fn agency_name(&self, code: &str) -> Option<String> {
         self.directory

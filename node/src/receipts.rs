@@ -3,14 +3,21 @@
 //!
 //! A receipt is recorded only when its signature verifies against the pinned hub certificate
 //! and it says what the listing says: a delivery of this packet, from this agency, to that
-//! recipient, of a packet in this node's outbox sent to that recipient. Otherwise it is an
-//! anomaly: logged, recorded, not acknowledged, and set aside for a growing while. The receipts
-//! of one poll are verified on every CPU (one blocking task per share) and recorded
+//! recipient. Then:
+//! - about a packet in this node's outbox sent to that recipient: "delivered at" is recorded;
+//! - about a packet this node has no record of (submitted around it, or before its database
+//!   was new): the receipt is kept in `unmatched_receipts`, with the reason, as evidence;
+//!
+//! and either way it is acknowledged. A receipt that fails the checks is an anomaly: logged,
+//! recorded, not acknowledged, and set aside for a growing while — and the next polls ask only
+//! for receipts *after* it, so a receipt set aside never holds up the ones behind it. The
+//! receipts of one poll are verified on every CPU (one blocking task per share) and recorded
 //! concurrently, so their writes share commits.
 //!
-//! Invariants: "delivered at" is recorded before the receipt is acknowledged to the hub; an
+//! Invariants: a receipt is acknowledged only after it is durably recorded or kept; an
 //! unreachable hub is retried with backoff, never in a tight loop.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -23,6 +30,7 @@ use exchange::packet_id::PacketId;
 use exchange::protocol::ReceiptItem;
 
 use super::Shared;
+use super::db::UnmatchedReceipt;
 use super::hub_api::HubCallError;
 use super::inbox::SetAside;
 
@@ -35,6 +43,35 @@ const CONCURRENCY: usize = 32;
 #[derive(Default)]
 struct ReceiptPuller {
     aside: SetAside,
+    /// Receipts set aside, by sequence number, with when they are due again.
+    skipped: BTreeMap<u64, Instant>,
+    /// The highest sequence number below which everything listed was acknowledged or set
+    /// aside: the next poll asks for receipts after it.
+    cursor: u64,
+}
+
+impl ReceiptPuller {
+    /// Where the next poll starts: after the cursor, or from the start again once a receipt
+    /// set aside is due for another try.
+    fn after(&mut self, now: Instant) -> u64 {
+        if self.skipped.values().any(|due| *due <= now) {
+            self.skipped.retain(|_, due| *due > now);
+            self.cursor = 0;
+        }
+        self.cursor
+    }
+
+    /// Moves the cursor over the prefix of `listed` (in sequence order) that needs no retry
+    /// at once: acknowledged, or set aside.
+    fn advance(&mut self, listed: &[u64], acked: &[u64]) {
+        for seq in listed {
+            let done = acked.contains(seq) || self.skipped.contains_key(seq);
+            if !done {
+                break;
+            }
+            self.cursor = self.cursor.max(*seq);
+        }
+    }
 }
 
 impl super::poller::Puller for ReceiptPuller {
@@ -42,25 +79,36 @@ impl super::poller::Puller for ReceiptPuller {
     const NAME: &'static str = "receipts";
 
     async fn poll(&mut self, node: &Shared) -> Result<Vec<ReceiptItem>, HubCallError> {
+        let after = self.after(Instant::now());
         let list = node
             .hub
-            .receipts(node.config.poll_wait_secs, POLL_LIMIT)
+            .receipts(node.config.poll_wait_secs, POLL_LIMIT, after)
             .await?;
         Ok(list.items)
     }
 
-    /// Records what verifies, then acknowledges what was recorded; returns how many.
+    /// Records what verifies, then acknowledges what was recorded; returns how many went
+    /// through (recorded, or set aside so that the next poll passes them).
     async fn handle(&mut self, node: &Shared, items: Vec<ReceiptItem>) -> usize {
-        let seqs = record_all(node, items, &mut self.aside).await;
+        let mut listed: Vec<u64> = items.iter().map(|i| i.seq).collect();
+        listed.sort_unstable();
+        let (seqs, aside) = record_all(node, items, &mut self.aside).await;
+        let set_aside = aside.len();
+        self.skipped.extend(aside);
         let recorded = seqs.len();
+        let mut acked: Vec<u64> = Vec::new();
         if recorded > 0 {
-            match node.hub.ack_receipts(seqs).await {
-                Ok(()) => tracing::info!(receipts = recorded, "receipts: collected"),
+            match node.hub.ack_receipts(seqs.clone()).await {
+                Ok(()) => {
+                    tracing::info!(receipts = recorded, "receipts: collected");
+                    acked = seqs;
+                }
                 Err(e) => tracing::warn!(error = %e,
                     "receipts: acknowledgement failed; they will be listed again"),
             }
         }
-        recorded
+        self.advance(&listed, &acked);
+        acked.len() + set_aside
     }
 }
 
@@ -71,8 +119,12 @@ pub async fn run(node: Shared, shutdown: watch::Receiver<bool>) {
 
 /// Verifies the listed receipts (on every CPU, one blocking task per share), then records the
 /// good ones [`CONCURRENCY`] at a time (their writes share commits); returns the sequence
-/// numbers recorded, to acknowledge.
-async fn record_all(node: &Shared, items: Vec<ReceiptItem>, aside: &mut SetAside) -> Vec<u64> {
+/// numbers recorded or kept, to acknowledge, and those set aside with when they are due.
+async fn record_all(
+    node: &Shared,
+    items: Vec<ReceiptItem>,
+    aside: &mut SetAside,
+) -> (Vec<u64>, Vec<(u64, Instant)>) {
     let now = Instant::now();
     let items: Vec<ReceiptItem> = items
         .into_iter()
@@ -110,7 +162,7 @@ async fn record_all(node: &Shared, items: Vec<ReceiptItem>, aside: &mut SetAside
         }
     }
     let mut tasks: JoinSet<(ReceiptItem, Result<(), Problem>)> = JoinSet::new();
-    let mut seqs = Vec::new();
+    let mut seqs = Sorted::default();
     for (item, outcome) in checked {
         let good = match outcome {
             Ok(good) => good,
@@ -133,7 +185,16 @@ async fn record_all(node: &Shared, items: Vec<ReceiptItem>, aside: &mut SetAside
     while let Some(done) = tasks.join_next().await {
         settle_task(node, done, aside, &mut seqs).await;
     }
-    seqs
+    (seqs.acked, seqs.aside)
+}
+
+/// What became of the receipts of one poll.
+#[derive(Default)]
+struct Sorted {
+    /// Recorded or kept: to acknowledge.
+    acked: Vec<u64>,
+    /// Refused for now, with when they are due again.
+    aside: Vec<(u64, Instant)>,
 }
 
 fn key_of(item: &ReceiptItem) -> String {
@@ -144,7 +205,7 @@ async fn settle_task(
     node: &Shared,
     done: Result<(ReceiptItem, Result<(), Problem>), tokio::task::JoinError>,
     aside: &mut SetAside,
-    seqs: &mut Vec<u64>,
+    seqs: &mut Sorted,
 ) {
     match done {
         Ok((item, outcome)) => settle(node, item, outcome, aside, seqs).await,
@@ -157,16 +218,18 @@ async fn settle(
     item: ReceiptItem,
     outcome: Result<(), Problem>,
     aside: &mut SetAside,
-    seqs: &mut Vec<u64>,
+    seqs: &mut Sorted,
 ) {
     let key = key_of(&item);
     match outcome {
         Ok(()) => {
             aside.clear(&key);
-            seqs.push(item.seq);
+            seqs.acked.push(item.seq);
         }
         Err(Problem::Refused(reason)) => {
-            let delay = aside.put(&key, &node.backoff, Instant::now());
+            let now = Instant::now();
+            let delay = aside.put(&key, &node.backoff, now);
+            seqs.aside.push((item.seq, now + delay));
             tracing::error!(seq = item.seq, packet = %item.packet_id,
                 recipient = %item.recipient, %reason, set_aside_for = ?delay,
                 "receipts: delivery receipt refused, NOT acknowledged");
@@ -252,7 +315,57 @@ async fn record(node: &Shared, item: &ReceiptItem, good: Checked) -> Result<(), 
         }
         Err(
             e @ (super::db::NodeDbError::NotOurs(_) | super::db::NodeDbError::NotRecipient { .. }),
-        ) => Err(Problem::Refused(e.to_string())),
+        ) => keep_unmatched(node, item, id, e.to_string()).await,
         Err(e) => Err(Problem::Local(e.to_string())),
+    }
+}
+
+/// Keeps a verified receipt that matches no packet sent from here, as evidence.
+async fn keep_unmatched(
+    node: &Shared,
+    item: &ReceiptItem,
+    id: PacketId,
+    reason: String,
+) -> Result<(), Problem> {
+    let unmatched = UnmatchedReceipt {
+        packet_id: id.to_hex(),
+        recipient: item.recipient.clone(),
+        receipt: item.receipt.clone(),
+        reason: reason.clone(),
+        stored_at: Timestamp::now(),
+    };
+    match node.db.store_unmatched_receipt(id, unmatched).await {
+        Ok(new) => {
+            if new {
+                tracing::warn!(packet = %id, recipient = %item.recipient, %reason,
+                    "receipts: a hub-signed delivery receipt matches no packet sent from this \
+                     node; kept in unmatched_receipts and acknowledged");
+            }
+            Ok(())
+        }
+        Err(e) => Err(Problem::Local(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_receipt_set_aside_is_passed_until_it_is_due() {
+        let start = Instant::now();
+        let mut p = ReceiptPuller::default();
+        assert_eq!(p.after(start), 0);
+        // 1 set aside, 2 and 3 acknowledged: the next poll starts after 3.
+        p.skipped.insert(1, start + Duration::from_secs(60));
+        p.advance(&[1, 2, 3], &[2, 3]);
+        assert_eq!(p.after(start), 3);
+        // 4 failed locally (neither acknowledged nor set aside): the cursor stays before it.
+        p.advance(&[4, 5], &[5]);
+        assert_eq!(p.after(start), 3);
+        // Once 1 is due, the listing starts from the beginning again.
+        assert_eq!(p.after(start + Duration::from_secs(61)), 0);
+        assert!(p.skipped.is_empty());
     }
 }

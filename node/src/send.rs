@@ -120,7 +120,7 @@ impl From<OutgoingError> for SendError {
 
 /// Composes, signs and commits a document; answers once it is durably queued.
 pub async fn send_document(node: &Shared, req: SendDocument) -> Result<Sent, SendError> {
-    crate::directory::check_recipients(node, &recipient_codes(&req))
+    crate::directory::check_recipients(node.directory_access(), &recipient_codes(&req))
         .await
         .map_err(SendError::UnknownRecipient)?;
     let me = node.me.clone();

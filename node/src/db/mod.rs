@@ -15,6 +15,9 @@
 //! - `actions`: (original document id, request packet id) → (): the revoke/update/replace
 //!   requests this node sent about one of its documents
 //! - `anomalies`: "source:subject" → [`Anomaly`] (JSON): what an operator must look at
+//! - `unmatched_receipts`: (packet id, recipient) → [`UnmatchedReceipt`] (JSON): hub-signed
+//!   delivery receipts about packets this node has no record of sending (sent around it, or
+//!   before its database was new); kept for the record, then acknowledged
 //! - `counters`: name → u64 (`outbox_submitted`, `outbox_failed`, `inbox_new`)
 //!
 //! Invariants:
@@ -60,6 +63,8 @@ const INBOX_BY_FROM: TableDefinition<(&str, &str, &[u8; 32]), ()> =
     TableDefinition::new("inbox_by_from");
 const ACTIONS: TableDefinition<(&str, &[u8; 32]), ()> = TableDefinition::new("actions");
 const ANOMALIES: TableDefinition<&str, &[u8]> = TableDefinition::new("anomalies");
+const UNMATCHED_RECEIPTS: TableDefinition<(&[u8; 32], &str), &[u8]> =
+    TableDefinition::new("unmatched_receipts");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 const SUBMITTED: &str = "outbox_submitted";
@@ -314,6 +319,7 @@ impl NodeDb {
             txn.open_table(INBOX_BY_FROM).db()?;
             txn.open_table(ACTIONS).db()?;
             txn.open_table(ANOMALIES).db()?;
+            txn.open_table(UNMATCHED_RECEIPTS).db()?;
             txn.open_table(COUNTERS).db()?;
             Ok(())
         })?;

@@ -217,6 +217,26 @@ impl NodeDb {
             .await
     }
 
+    /// The unmatched delivery receipts kept, oldest first.
+    pub async fn unmatched_receipts(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<UnmatchedReceipt>, NodeDbError> {
+        self.store
+            .read(move |txn| {
+                let t = txn.open_table(UNMATCHED_RECEIPTS).db()?;
+                let mut out: Vec<UnmatchedReceipt> = Vec::new();
+                for row in t.iter().db()? {
+                    let (_, v) = row.db()?;
+                    out.push(decode(v.value())?);
+                }
+                out.sort_by_key(|u| u.stored_at);
+                out.truncate(limit);
+                Ok(out)
+            })
+            .await
+    }
+
     /// Queue sizes and counters.
     pub async fn counts(&self) -> Result<Counts, NodeDbError> {
         self.store
@@ -231,6 +251,7 @@ impl NodeDb {
                     outbox_failed: get(FAILED)?,
                     inbox_new: get(INBOX_NEW)?,
                     anomalies: txn.open_table(ANOMALIES).db()?.len().db()?,
+                    unmatched_receipts: txn.open_table(UNMATCHED_RECEIPTS).db()?.len().db()?,
                 })
             })
             .await

@@ -367,6 +367,22 @@ pub struct Counts {
     pub outbox_failed: u64,
     pub inbox_new: u64,
     pub anomalies: u64,
+    /// Hub-signed delivery receipts about packets this node has no record of sending.
+    pub unmatched_receipts: u64,
+}
+
+/// A verified delivery receipt this node could not match to a packet it sent, kept as
+/// evidence (and acknowledged, so that it never holds up the receipts behind it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmatchedReceipt {
+    pub packet_id: String,
+    pub recipient: String,
+    /// The receipt exactly as the hub signed it.
+    pub receipt: String,
+    /// Why it matched nothing.
+    pub reason: String,
+    /// When this node first stored it.
+    pub stored_at: Timestamp,
 }
 
 /// Filter of the inbox listing.

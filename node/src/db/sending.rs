@@ -182,4 +182,24 @@ impl NodeDb {
             })
             .await
     }
+
+    /// Keeps a verified delivery receipt that matches no packet this node sent (`reason` says
+    /// why). Storing it again changes nothing. Returns whether it was new.
+    pub async fn store_unmatched_receipt(
+        &self,
+        id: PacketId,
+        unmatched: UnmatchedReceipt,
+    ) -> Result<bool, NodeDbError> {
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(UNMATCHED_RECEIPTS).db()?;
+                let key = (id.as_bytes(), unmatched.recipient.as_str());
+                if t.get(key).db()?.is_some() {
+                    return Ok(false);
+                }
+                t.insert(key, encode(&unmatched)?.as_slice()).db()?;
+                Ok(true)
+            })
+            .await
+    }
 }

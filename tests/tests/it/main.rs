@@ -8,6 +8,7 @@ mod exchange_crash;
 mod exchange_happy;
 mod exchange_outages;
 mod exchange_security;
+mod hardening;
 mod hub_crash;
 mod hub_security;
 mod lifecycle_actions;

@@ -1,0 +1,90 @@
+//! Faults an adversarial probe of a running hub and nodes found (issue 11), each proven fixed
+//! on real processes.
+
+use std::time::Duration;
+
+use docaxis_e2e::*;
+use serde_json::Value;
+
+/// Generous: the nodes and the hub share 2 cores with other tests in CI.
+const WAIT: Duration = Duration::from_secs(60);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn health(node: &NodeProc) -> Value {
+    rt().block_on(node.api().get("/api/v1/health")).unwrap()
+}
+
+/// A packet submitted to the hub with G22's certificate but not through G22's node leaves a
+/// delivery receipt the node cannot match. The node keeps it (hub-signed, as evidence),
+/// acknowledges it so the hub stops listing it, and the receipts behind it keep flowing.
+#[test]
+fn an_unmatched_delivery_receipt_is_kept_acknowledged_and_holds_up_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+
+    // Around the node: signed with G22's key, submitted with G22's certificate.
+    let packet = pki.sign_as(G22, &unsigned_document(G22, &[H41], "77", None));
+    let client = pki.client_as(G22);
+    let url = hub.url();
+    let status = rt().block_on(async {
+        client
+            .post(format!("{url}/v1/packets"))
+            .header("content-type", "application/xml")
+            .body(packet)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "{status}");
+
+    wait_for("the unmatched receipt kept at G22", WAIT, || {
+        (health(&g22)["counts"]["unmatched_receipts"] == 1).then_some(())
+    });
+    // Acknowledged: the hub lists nothing more for G22.
+    let listed: Value = rt().block_on(async {
+        client
+            .get(format!("{url}/v1/receipts?wait=0"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed:#}");
+    assert!(
+        g22.log()
+            .contains("matches no packet sent from this node; kept in unmatched_receipts"),
+        "{}",
+        g22.log()
+    );
+
+    // What G22's node sends afterwards is confirmed as usual.
+    let sent = g22.send(&[
+        "--to",
+        H41,
+        "--subject",
+        "Sau biên nhận lạ",
+        "--number",
+        "78",
+        "--notation",
+        "VPCP",
+    ]);
+    let doc = sent["document_id"].as_str().unwrap().to_string();
+    let track = wait_for("the next document delivered", WAIT, || {
+        let t = g22.track(&doc);
+        (t["summary"] == "1/1 accepted, 1/1 delivered").then_some(t)
+    });
+    assert_eq!(health(&g22)["counts"]["unmatched_receipts"], 1, "{track:#}");
+    assert_eq!(h41.inbox(&["--kind", "all"]).len(), 2, "both documents reached H41");
+}
