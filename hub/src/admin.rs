@@ -116,6 +116,7 @@ pub fn router(hub: Arc<Hub>, token: String) -> axum::Router {
         .route("/admin/agencies/{code}/suspend", post(suspend))
         .route("/admin/agencies/{code}/resume", post(resume))
         .route("/admin/track", get(track_route))
+        .route("/admin/reload", post(reload))
         .with_state(Arc::new(AdminState { hub, token }))
 }
 
@@ -201,6 +202,44 @@ async fn resume(
     Ok(Json(a))
 }
 
+/// What `POST /admin/reload` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Whether the trust files had changed (and were swapped in).
+    pub changed: bool,
+    /// The trust generation now in force.
+    pub generation: u64,
+    /// The files read.
+    pub files: Vec<String>,
+}
+
+/// Reads the trust anchors and CRLs again now (what SIGHUP and the interval also do).
+async fn reload(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+) -> Result<Json<ReloadReport>, AdminError> {
+    check_token(&s, &headers)?;
+    let hub = Arc::clone(&s.hub);
+    let outcome = tokio::task::spawn_blocking(move || hub.reload_trust())
+        .await
+        .map_err(|e| HubError::new(ErrorCode::Internal, format!("reload task failed: {e}")))?
+        .map_err(|e| {
+            AdminError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                HubError::new(
+                    ErrorCode::BadRequest,
+                    format!("{e}; the previous trust anchors and CRLs stay in force"),
+                ),
+            )
+        })?;
+    let trust = s.hub.trust();
+    Ok(Json(ReloadReport {
+        changed: matches!(outcome, net::live_trust::Reloaded::Changed { .. }),
+        generation: trust.generation(),
+        files: trust.files().map(|p| p.display().to_string()).collect(),
+    }))
+}
+
 /// `?owner=CODE&document_id=ID`
 #[derive(Debug, Deserialize)]
 struct TrackParams {
@@ -270,7 +309,14 @@ mod tests {
         let identity =
             SigningIdentity::from_pem_files(&certs().join("hub.key.pem"), &certs().join("hub.pem"))
                 .unwrap();
-        Hub::new(db, trust, identity, 16 << 20).await.unwrap()
+        Hub::new(
+            db,
+            Arc::new(net::live_trust::LiveTrust::fixed(trust)),
+            identity,
+            16 << 20,
+        )
+        .await
+        .unwrap()
     }
 
     fn org(code: &str) -> Organization {

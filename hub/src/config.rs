@@ -36,6 +36,17 @@ pub struct HubConfig {
     /// Largest accepted packet, in bytes.
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: usize,
+    /// How often the trust anchors and CRLs are read again, in seconds (also on SIGHUP and
+    /// `docaxis hub reload`).
+    #[serde(default = "default_trust_reload_secs")]
+    pub trust_reload_secs: u64,
+}
+
+/// Default interval of the trust reload, in seconds.
+pub const DEFAULT_TRUST_RELOAD_SECS: u64 = 30;
+
+fn default_trust_reload_secs() -> u64 {
+    DEFAULT_TRUST_RELOAD_SECS
 }
 
 fn default_listen() -> SocketAddr {

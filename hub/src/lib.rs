@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use dsig::{SigningIdentity, TrustStore};
+use dsig::SigningIdentity;
+use net::live_trust::LiveTrust;
 use net::serve::{ServeOptions, TlsServer, serve_tls};
 
 pub use config::HubConfig;
@@ -40,12 +41,14 @@ pub struct RunningHub {
     server: TlsServer,
     admin_task: tokio::task::JoinHandle<()>,
     admin_stop: tokio::sync::oneshot::Sender<()>,
+    trust_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningHub {
     /// Stops accepting, lets requests in flight finish, and closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.admin_stop.send(());
+        let _ = self.trust_stop.send(true);
         let _ = self.admin_task.await;
         self.server
             .shutdown()
@@ -71,10 +74,10 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
             config.db_path().display()
         )
     })?;
-    let anchors: Vec<&std::path::Path> = config.trust.iter().map(|p| p.as_path()).collect();
-    let crls: Vec<&std::path::Path> = config.crl.iter().map(|p| p.as_path()).collect();
-    let trust =
-        TrustStore::from_pem_files(&anchors, &crls).context("cannot load trust anchors or CRLs")?;
+    let trust = Arc::new(
+        LiveTrust::load(&config.trust, &config.crl)
+            .context("cannot load trust anchors or CRLs")?,
+    );
     let identity = SigningIdentity::from_pem_files(&config.private_key, &config.certificate)
         .context("cannot load the hub's signing key and certificate")?;
     let hub = Hub::new(db, trust, identity, config.max_packet_bytes)
@@ -97,6 +100,26 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
     .await
     .context("cannot start the node API")?;
     let addr = server.local_addr();
+    let reloader = server.tls_reloader();
+    let tls_files = config.clone();
+    hub.set_tls_refresh(Box::new(move || {
+        reloader.reload(net::tls::server_config(
+            &tls_files.certificate,
+            &tls_files.private_key,
+            &tls_files.trust,
+            &tls_files.crl,
+        )?);
+        Ok(())
+    }));
+    let (trust_stop, trust_stopped) = tokio::sync::watch::channel(false);
+    let reload_hub = Arc::clone(&hub);
+    tokio::spawn(net::live_trust::watch(
+        Arc::clone(hub.trust()),
+        std::time::Duration::from_secs(config.trust_reload_secs.max(1)),
+        "hub",
+        Arc::new(move || reload_hub.reload_trust()),
+        trust_stopped,
+    ));
 
     let admin_token = net::token::load_or_create(&config.admin_token_path())?;
     let listener = tokio::net::TcpListener::bind(config.admin_listen)
@@ -123,6 +146,7 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
         server,
         admin_task,
         admin_stop,
+        trust_stop,
     })
 }
 

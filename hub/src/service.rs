@@ -17,13 +17,14 @@
 //! - The directory cache is updated only after the database committed the change.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::sync::Notify;
 
 use crate::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, Submitted};
 use dsig::receipt::{HubReceipt, ReceiptKind, RefusedRecipient};
-use dsig::{self, SigningIdentity, TrustStore, Verdict, VerifyPolicy};
+use dsig::{self, SigningIdentity, TrustStoreError, Verdict, VerifyPolicy};
+use net::live_trust::{LiveTrust, Reloaded};
 use edxml::schema::{self, SchemaKind};
 use edxml::{self, Packet, ReadOptions};
 use exchange::clock::Timestamp;
@@ -93,7 +94,11 @@ pub struct Caller {
 /// The hub: state shared by all request handlers.
 pub struct Hub {
     pub db: HubDb,
-    trust: Arc<TrustStore>,
+    trust: Arc<LiveTrust>,
+    /// Client certificates (by fingerprint) found unrevoked, and under which trust generation.
+    unrevoked: RwLock<HashMap<String, u64>>,
+    /// Rebuilds the TLS server configuration after the trust changed (set by [`crate::start`]).
+    tls_refresh: OnceLock<TlsRefresh>,
     identity: Arc<SigningIdentity>,
     directory: RwLock<HashMap<String, Agency>>,
     /// Woken when packets are queued for an agency.
@@ -101,6 +106,18 @@ pub struct Hub {
     /// Woken when delivery receipts are queued for a sender.
     pub receipt_signal: Notifier,
     pub max_packet_bytes: usize,
+}
+
+/// Rebuilds and installs the TLS server configuration from the files.
+pub type TlsRefresh = Box<dyn Fn() -> Result<(), net::TlsError> + Send + Sync>;
+
+/// Why reloading trust failed; what was in force stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Trust(#[from] TrustStoreError),
+    #[error("the new trust was loaded but the TLS configuration cannot be rebuilt: {0}")]
+    Tls(#[from] net::TlsError),
 }
 
 /// What passed every check, ready to commit.
@@ -113,7 +130,7 @@ impl Hub {
     /// Builds the hub over an opened database and loads the directory cache.
     pub async fn new(
         db: HubDb,
-        trust: TrustStore,
+        trust: Arc<LiveTrust>,
         identity: SigningIdentity,
         max_packet_bytes: usize,
     ) -> Result<Arc<Hub>, HubError> {
@@ -121,13 +138,67 @@ impl Hub {
         let directory = agencies.into_iter().map(|a| (a.code.clone(), a)).collect();
         Ok(Arc::new(Hub {
             db,
-            trust: Arc::new(trust),
+            trust,
+            unrevoked: RwLock::new(HashMap::new()),
+            tls_refresh: OnceLock::new(),
             identity: Arc::new(identity),
             directory: RwLock::new(directory),
             inbox_signal: Notifier::default(),
             receipt_signal: Notifier::default(),
             max_packet_bytes,
         }))
+    }
+
+    /// The trust in force (anchors and CRLs as last loaded).
+    pub fn trust(&self) -> &Arc<LiveTrust> {
+        &self.trust
+    }
+
+    /// Installs what rebuilds the TLS configuration after a trust change (once).
+    pub fn set_tls_refresh(&self, refresh: TlsRefresh) {
+        let _ = self.tls_refresh.set(refresh);
+    }
+
+    /// Reads the trust files again; when they changed, swaps the store in and rebuilds the TLS
+    /// configuration. Blocking.
+    pub fn reload_trust(&self) -> Result<Reloaded, ReloadError> {
+        let outcome = self.trust.reload()?;
+        if let Reloaded::Changed { .. } = outcome
+            && let Some(refresh) = self.tls_refresh.get()
+        {
+            refresh()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Refuses a client certificate the CRLs in force revoke (it may have connected before
+    /// they were loaded). Verdicts are kept per trust generation.
+    fn check_unrevoked(&self, peer: &net::peer::PeerIdentity) -> Result<(), HubError> {
+        let generation = self.trust.generation();
+        let known = self
+            .unrevoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer.fingerprint_sha256)
+            .copied();
+        if known == Some(generation) {
+            return Ok(());
+        }
+        self.trust
+            .current()
+            .check_not_revoked(&peer.cert_der, time::OffsetDateTime::now_utc())
+            .map_err(|e| {
+                HubError::new(
+                    ErrorCode::AgencyNotActive,
+                    format!("the client certificate is no longer trusted: {e}"),
+                )
+            })?;
+        let mut map = self.unrevoked.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(peer.fingerprint_sha256.clone(), generation);
+        Ok(())
     }
 
     fn agency(&self, code: &str) -> Option<Agency> {
@@ -191,6 +262,7 @@ impl Hub {
                 ),
             ));
         }
+        self.check_unrevoked(peer)?;
         Ok(Caller {
             agency: code.to_string(),
         })
@@ -266,7 +338,7 @@ impl Hub {
                 format!("the packet does not follow the strict edXML schema: {e}"),
             )
         })?;
-        let verdict = dsig::verify_packet(bytes, &self.trust, &VerifyPolicy::default())
+        let verdict = dsig::verify_packet(bytes, &self.trust.current(), &VerifyPolicy::default())
             .map_err(|e| HubError::new(ErrorCode::Signature, format!("signature refused: {e}")))?;
         let Verdict::Signed(signed) = verdict else {
             return Err(HubError::new(

@@ -120,6 +120,23 @@ impl ShutdownHandle {
     }
 }
 
+/// Replaces a running server's TLS configuration (see [`TlsServer::reload_tls`]).
+#[derive(Clone)]
+pub struct TlsReloader(RustlsConfig);
+
+impl std::fmt::Debug for TlsReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsReloader")
+    }
+}
+
+impl TlsReloader {
+    /// New handshakes use `config` from now on.
+    pub fn reload(&self, config: Arc<ServerConfig>) {
+        self.0.reload_from_config(config);
+    }
+}
+
 /// Binds `addr` and starts serving `router` over TLS with `config` (from
 /// [`crate::tls::server_config`]). Must be called within a tokio runtime.
 pub async fn serve_tls(
@@ -200,6 +217,11 @@ impl TlsServer {
     /// Connections already established keep the configuration they were accepted with.
     pub fn reload_tls(&self, config: Arc<ServerConfig>) {
         self.tls.reload_from_config(config);
+    }
+
+    /// A handle that replaces the TLS configuration, for a task that outlives this borrow.
+    pub fn tls_reloader(&self) -> TlsReloader {
+        TlsReloader(self.tls.clone())
     }
 
     /// Serves until `signal` completes, then shuts down gracefully and waits for the end.

@@ -357,7 +357,7 @@ async fn get_inbox_item(
             format!("packet {id} is not in this node's inbox"),
         ));
     };
-    let trust = node.trust.clone();
+    let trust = node.trust.current();
     let me = node.config.agency.clone();
     let size = bytes.len() as u64;
     let (verdict, attachments) = tokio::task::spawn_blocking(move || {

@@ -70,6 +70,9 @@ fn default_api_listen() -> SocketAddr {
 fn default_poll_wait_secs() -> u64 {
     25
 }
+fn default_trust_reload_secs() -> u64 {
+    30
+}
 
 impl Default for RetryConfig {
     fn default() -> Self {
@@ -122,6 +125,9 @@ pub struct NodeConfig {
     /// How long one long poll to the hub may wait for news, in seconds (1–60).
     #[serde(default = "default_poll_wait_secs")]
     pub poll_wait_secs: u64,
+    /// How often the trust anchors and CRLs are read again, in seconds (also on SIGHUP).
+    #[serde(default = "default_trust_reload_secs")]
+    pub trust_reload_secs: u64,
 }
 
 impl NodeConfig {

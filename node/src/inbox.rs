@@ -262,7 +262,7 @@ async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
             return Outcome::Later;
         }
     };
-    let trust = node.trust.clone();
+    let trust = node.trust.current();
     let me = node.config.agency.clone();
     let checked = {
         let bytes = bytes.clone();

@@ -56,7 +56,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use dsig::{SignError, SigningIdentity, TrustStore, TrustStoreError};
+use dsig::{SignError, SigningIdentity, TrustStoreError};
+use net::live_trust::LiveTrust;
 use edxml::compose::known_agency_name;
 use edxml::{AgencyCode, Organization};
 use net::TlsError;
@@ -130,8 +131,8 @@ pub struct Node {
     pub db: NodeDb,
     /// Signs what this node sends.
     pub identity: SigningIdentity,
-    /// Anchors and CRLs for incoming signers.
-    pub trust: Arc<TrustStore>,
+    /// Anchors and CRLs for incoming signers, following their files while running.
+    pub trust: Arc<LiveTrust>,
     /// The pinned hub certificate (DER) receipts must verify with.
     pub hub_cert_der: Arc<Vec<u8>>,
     pub hub: HubApi,
@@ -194,9 +195,7 @@ impl Node {
                 });
             }
         }
-        let anchors: Vec<&Path> = config.trust.iter().map(PathBuf::as_path).collect();
-        let crls: Vec<&Path> = config.crl.iter().map(PathBuf::as_path).collect();
-        let trust = TrustStore::from_pem_files(&anchors, &crls)?;
+        let trust = LiveTrust::load(&config.trust, &config.crl)?;
         let hub_cert_der = read_certificate(&config.hub_certificate)?;
         let client = build_client(
             &ClientTls {
@@ -387,6 +386,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         (
             "directory",
             tokio::spawn(directory::run(node.clone(), stopped.clone())),
+        ),
+        (
+            "trust",
+            tokio::spawn(net::live_trust::watch(
+                node.trust.clone(),
+                Duration::from_secs(node.config.trust_reload_secs.max(1)),
+                "node",
+                {
+                    let trust = node.trust.clone();
+                    Arc::new(move || trust.reload())
+                },
+                stopped.clone(),
+            )),
         ),
     ];
     tracing::info!(agency = %node.config.agency, hub = %node.config.hub_url,

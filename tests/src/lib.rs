@@ -484,6 +484,17 @@ impl NodeProc {
         }
     }
 
+    /// Sends SIGHUP (the node reads its trust anchors and CRLs again).
+    pub fn hangup(&self) {
+        let pid = self.child.as_ref().expect("the node is running").id();
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "SIGHUP delivered to the node");
+    }
+
     /// How many times the process was started.
     pub fn runs(&self) -> u32 {
         self.runs

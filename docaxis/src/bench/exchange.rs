@@ -42,6 +42,7 @@ impl Exchange {
             trust: vec![pki_dir.join("ca.pem")],
             crl: vec![pki_dir.join("crl.pem")],
             max_packet_bytes: hub::config::DEFAULT_MAX_PACKET_BYTES,
+            trust_reload_secs: hub::config::DEFAULT_TRUST_RELOAD_SECS,
         };
         let hub = hub::start(&hub_config)
             .await

@@ -43,6 +43,9 @@ pub(crate) enum HubCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make the running hub read its trust anchors and CRLs again now (after `docaxis pki
+    /// revoke`, say). The hub also does this every `trust_reload_secs` and on SIGHUP.
+    Reload,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -103,9 +106,32 @@ async fn serve(config: HubConfig) -> anyhow::Result<ExitCode> {
         config.admin_token_path().display()
     );
     println!("database {}", config.db_path().display());
+    reload_on_sighup(&running);
     running.run_until(shutdown_signal()).await?;
     println!("hub stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP asks the hub to read its trust anchors and CRLs again at once.
+fn reload_on_sighup(running: &hub::RunningHub) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                let trust = std::sync::Arc::clone(running.hub.trust());
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading trust anchors and CRLs");
+                        trust.reload_soon();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = running;
 }
 
 /// Completes on ctrl-c or SIGTERM.
@@ -201,6 +227,38 @@ fn hub_err(e: hub::service::HubError) -> anyhow::Error {
 async fn manage(config: &HubConfig, cmd: HubCommand) -> anyhow::Result<ExitCode> {
     let admin = connect(config).await?;
     match cmd {
+        HubCommand::Reload => {
+            let Admin::Api {
+                client,
+                base,
+                token,
+            } = &admin
+            else {
+                bail!(
+                    "the hub is not running (its admin API does not answer): it reads its trust \
+                     anchors and CRLs when it starts"
+                );
+            };
+            let report: admin::ReloadReport = api_call(
+                client
+                    .post(format!("{base}/admin/reload"))
+                    .bearer_auth(token),
+            )
+            .await?;
+            if report.changed {
+                println!(
+                    "trust anchors and CRLs reloaded (generation {}): {}",
+                    report.generation,
+                    report.files.join(", ")
+                );
+            } else {
+                println!(
+                    "trust anchors and CRLs unchanged (generation {}): {}",
+                    report.generation,
+                    report.files.join(", ")
+                );
+            }
+        }
         HubCommand::Agency(AgencyCommand::Add {
             code,
             name,

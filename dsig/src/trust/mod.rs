@@ -327,6 +327,25 @@ impl TrustStore {
         Ok(chain)
     }
 
+    /// Checks `leaf_der` — a certificate validated earlier (at a TLS handshake, say) — against
+    /// this store's CRLs again: refused when its issuer's CRL revokes it (or that CRL is
+    /// unusable). An issuer this store does not hold has no CRL here: `Ok`.
+    pub fn check_not_revoked(&self, leaf_der: &[u8], at: OffsetDateTime) -> Result<(), TrustError> {
+        let leaf = CertInfo::parse(leaf_der).map_err(|reason| TrustError::BadCertificate {
+            subject: "certificate".into(),
+            reason,
+        })?;
+        for issuer in self
+            .anchors
+            .iter()
+            .chain(self.intermediates.iter())
+            .filter(|c| c.subject_raw == leaf.issuer_raw)
+        {
+            path::check_revocation(&leaf, issuer, &self.crls, at)?;
+        }
+        Ok(())
+    }
+
     /// Validates `leaf_der` with `untrusted` as extra path-building certificates.
     pub fn validate_chain(
         &self,
@@ -635,6 +654,28 @@ mod tests {
             panic!("expected Revoked, got {err:?}");
         };
         assert!(subject.contains("Agency CA"), "{subject}");
+    }
+
+    #[test]
+    fn a_certificate_checked_again_is_refused_once_its_crl_revokes_it() {
+        let root = Ca::root("Root");
+        let leaf = root.leaf("000.00.00.G22", "Leaf", KeyKind::EcP256);
+        let other = root.leaf("000.00.00.H41", "Other", KeyKind::EcP256);
+        let before = store(&root);
+        before.check_not_revoked(&leaf.cert_der, now()).unwrap();
+        let crl = root.crl(
+            &[&leaf.serial],
+            now() - Duration::hours(1),
+            now() - Duration::hours(1),
+            now() + Duration::days(1),
+        );
+        let after = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[crl.as_bytes()]).unwrap();
+        let err = after.check_not_revoked(&leaf.cert_der, now()).unwrap_err();
+        assert!(matches!(err, TrustError::Revoked { .. }), "{err:?}");
+        after.check_not_revoked(&other.cert_der, now()).unwrap();
+        // Another CA's certificate: this store has no CRL for it.
+        let stranger = Ca::root("Elsewhere").leaf("000.00.00.H14", "X", KeyKind::EcP256);
+        after.check_not_revoked(&stranger.cert_der, now()).unwrap();
     }
 
     #[test]

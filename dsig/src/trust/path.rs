@@ -300,7 +300,7 @@ fn check_path(path: &[&CertInfo], crls: &[CrlInfo], at: OffsetDateTime) -> Resul
     Ok(())
 }
 
-fn check_revocation(
+pub(super) fn check_revocation(
     cert: &CertInfo,
     issuer: &CertInfo,
     crls: &[CrlInfo],

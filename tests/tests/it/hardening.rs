@@ -88,3 +88,98 @@ fn an_unmatched_delivery_receipt_is_kept_acknowledged_and_holds_up_nothing() {
     assert_eq!(health(&g22)["counts"]["unmatched_receipts"], 1, "{track:#}");
     assert_eq!(h41.inbox(&["--kind", "all"]).len(), 2, "both documents reached H41");
 }
+
+/// `docaxis pki revoke` while everything runs: a node told by SIGHUP refuses a packet G22
+/// signed from then on; after `docaxis hub reload` the hub refuses G22 on the connection it
+/// already holds and at new handshakes, and accepts nothing more from it. Nobody restarts.
+#[test]
+fn a_revocation_applies_while_the_hub_and_nodes_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "trust_reload_secs = 3600");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let send = |number: &str| {
+        g22.send(&[
+            "--to",
+            H41,
+            "--subject",
+            "Trước và sau thu hồi",
+            "--number",
+            number,
+            "--notation",
+            "VPCP",
+        ])
+    };
+    // Before: delivered; G22's node holds a connection to the hub.
+    let first = send("1");
+    let doc = first["document_id"].as_str().unwrap().to_string();
+    wait_for("the first document delivered", WAIT, || {
+        (g22.track(&doc)["summary"] == "1/1 accepted, 1/1 delivered").then_some(())
+    });
+
+    run_ok(&["pki", "revoke", "--dir", s(&pki.dir), "--code", G22]);
+
+    // H41 reloads on SIGHUP; the hub (not yet reloaded) still routes what G22 signs.
+    h41.hangup();
+    wait_for("H41 reloaded its CRLs", WAIT, || {
+        h41.log()
+            .contains("node: trust anchors and CRLs reloaded")
+            .then_some(())
+    });
+    let packet = pki.sign_as(G22, &unsigned_document(G22, &[H41], "2", None));
+    let url = hub.url();
+    let client = pki.client_as(G22);
+    let status = rt().block_on(async {
+        client
+            .post(format!("{url}/v1/packets"))
+            .header("content-type", "application/xml")
+            .body(packet)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "the hub has not reloaded yet: {status}");
+    wait_for("H41 refuses the revoked signer", WAIT, || {
+        h41.log()
+            .lines()
+            .any(|l| l.contains("inbox: packet refused") && l.contains("revoked"))
+            .then_some(())
+    });
+    assert_eq!(h41.inbox(&["--kind", "all"]).len(), 1, "only the first document");
+
+    // The hub reloads on demand.
+    let out = hub.admin(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("trust anchors and CRLs reloaded (generation 2)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = hub.admin(&["reload"]);
+    assert!(stdout(&out).contains("unchanged (generation 2)"), "{}", stdout(&out));
+
+    // G22's node, on its existing connection or a new one, is refused.
+    let third = send("3");
+    let packet_id = third["packet_id"].as_str().unwrap().to_string();
+    let entry = wait_for("G22's next submission refused", WAIT, || {
+        g22.outbox(&[])
+            .into_iter()
+            .find(|e| e["packet_id"] == packet_id.as_str())
+            .filter(|e| e["attempts"].as_u64().unwrap_or(0) >= 1)
+    });
+    let error = entry["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.contains("revoked") || error.contains("no longer trusted"),
+        "{entry:#}"
+    );
+    let accepted = hub.log().matches("packet accepted").count();
+    assert_eq!(
+        accepted,
+        3,
+        "the first document, H41's status 01 about it, the direct packet; nothing after the \
+         reload:\n{}",
+        hub.log()
+    );
+}
