@@ -45,6 +45,31 @@ pub enum ComposeError {
     },
     #[error("a document needs at least one recipient (to)")]
     NoRecipient,
+    #[error("recipient {0} is listed twice in `to`")]
+    DuplicateRecipient(String),
+    #[error("recipient {0} is the sending agency itself: an agency cannot send to itself")]
+    SelfRecipient(String),
+    #[error("{field} is {len} characters long; the edXML schema allows at most {max}: {value:?}")]
+    TooLong {
+        field: &'static str,
+        value: String,
+        len: usize,
+        max: usize,
+    },
+}
+
+/// Refuses a value longer than the schema's `max` characters, naming the field.
+fn at_most(field: &'static str, value: &str, max: usize) -> Result<(), ComposeError> {
+    let len = value.chars().count();
+    if len > max {
+        return Err(ComposeError::TooLong {
+            field,
+            value: value.to_string(),
+            len,
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// An organisation in a description: a bare code (name looked up) or a full table.
@@ -203,12 +228,28 @@ impl DocumentSpec {
             .iter()
             .map(|o| organization(o, names))
             .collect::<Result<Vec<_>, _>>()?;
+        for (i, org) in to.iter().enumerate() {
+            if org.organ_id == from.organ_id {
+                return Err(ComposeError::SelfRecipient(org.organ_id.to_string()));
+            }
+            if to[..i].iter().any(|o| o.organ_id == org.organ_id) {
+                return Err(ComposeError::DuplicateRecipient(org.organ_id.to_string()));
+            }
+        }
         let date = match &self.promulgation.date {
             Some(d) => parse_date("promulgation.date", d)?,
             None => EdxmlDate::today(),
         };
         let number = non_empty("code.number", &self.code.number)?;
+        at_most("code.number", &number, 11)?;
         let notation = non_empty("code.notation", &self.code.notation)?;
+        at_most("code.notation", &notation, 30)?;
+        if let Some(place) = &self.promulgation.place {
+            at_most("promulgation.place", place, 50)?;
+        }
+        if let Some(name) = self.document_type.as_ref().and_then(|t| t.name.as_ref()) {
+            at_most("document_type.name", name, 100)?;
+        }
         let document_id = match &self.document_id {
             Some(id) => non_empty("document_id", id)?,
             None => format!("{},{},{}/{}", from.organ_id, date, number, notation),

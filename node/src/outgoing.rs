@@ -5,6 +5,7 @@
 //! - A document always comes from this node's own agency: a request naming another sender is
 //!   refused, never rewritten.
 //! - Every document carries exactly one TraceHeader, this agency at composition time.
+//! - Every packet built here passes the strict schema the hub applies before it is returned.
 //! - Signing is blocking and CPU-bound: async callers run [`sign`] in `spawn_blocking`.
 //! - Nothing here touches storage; the caller commits what is returned.
 
@@ -19,6 +20,7 @@ use edxml::compose::{
 use edxml::{
     Attachment, DocumentPacket, EdxmlDateTime, Organization, Packet, TraceHeader, WriteError, write,
 };
+use edxml::schema::SchemaKind;
 use exchange::packet_id::PacketId;
 
 use super::db::{OutboxEntry, Outgoing, PacketKind};
@@ -90,6 +92,8 @@ pub enum OutgoingError {
     Write(#[from] WriteError),
     #[error("the packet cannot be signed: {0}")]
     Sign(#[from] SignError),
+    #[error("the packet would be refused by the hub: {0}")]
+    Schema(#[from] edxml::schema::SchemaError),
 }
 
 impl OutgoingError {
@@ -187,10 +191,17 @@ pub fn recipient_codes(req: &SendDocument) -> Vec<String> {
     req.to.iter().map(|o| o.code().to_string()).collect()
 }
 
-/// Writes and signs a packet. Blocking and CPU-bound.
+/// Writes and signs a packet, and checks it against the strict schema the hub applies, so
+/// that nothing is queued that the hub would refuse. Blocking and CPU-bound.
 pub fn sign(packet: &Packet, identity: &SigningIdentity) -> Result<Vec<u8>, OutgoingError> {
     let unsigned = write(packet)?;
-    Ok(sign_packet(&unsigned, identity)?)
+    let signed = sign_packet(&unsigned, identity)?;
+    let kind = match packet {
+        Packet::Document(_) => SchemaKind::Document,
+        Packet::Status(_) => SchemaKind::Status,
+    };
+    edxml::schema::validate(kind, &signed)?;
+    Ok(signed)
 }
 
 /// The outbox entry for a signed packet, queued now.
@@ -267,6 +278,27 @@ mod tests {
         assert_eq!(out.entry.priority, 3);
         assert_eq!(out.entry.recipients, ["000.00.00.H41", "000.00.00.X01"]);
         assert_eq!(out.entry.next_attempt_ms, Some(42));
+    }
+
+    #[test]
+    fn what_the_schema_refuses_is_refused_before_it_is_queued() {
+        let req = request(serde_json::json!({
+            "to": [{"id": "000.00.00.H41", "name": "UBND Tỉnh Nghệ An",
+                    "email": format!("{}@nghean.gov.vn", "a".repeat(100))}],
+            "subject": "S",
+            "code": {"number": "1", "notation": "X"},
+        }));
+        let doc = compose_document(&req, &me()).unwrap();
+        let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs/agencies/000.00.00.G22");
+        let identity = SigningIdentity::from_pem_files(
+            std::path::Path::new(&format!("{certs}.key.pem")),
+            std::path::Path::new(&format!("{certs}.pem")),
+        )
+        .unwrap();
+        let err = sign(&Packet::Document(doc), &identity).unwrap_err();
+        assert!(matches!(err, OutgoingError::Schema(_)), "{err}");
+        assert!(err.is_request_error());
+        assert!(err.to_string().contains("Email"), "{err}");
     }
 
     #[test]

@@ -325,6 +325,8 @@ fn new(args: &NewArgs) -> anyhow::Result<()> {
     };
     let doc = spec.build(&base, &known_agency_name)?;
     let bytes = write(&Packet::Document(doc.clone()))?;
+    edxml::schema::validate(edxml::schema::SchemaKind::Document, &bytes)
+        .context("the document would not pass the strict edXML schema; nothing was written")?;
     std::fs::write(&args.output, &bytes)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     println!(

@@ -183,3 +183,56 @@ fn a_revocation_applies_while_the_hub_and_nodes_run() {
         hub.log()
     );
 }
+
+/// What the hub's schema and recipient rules would refuse is refused by the node before it
+/// answers — with the field named and nothing queued — and by `edxml new` before it writes.
+#[test]
+fn documents_the_hub_would_refuse_are_refused_before_they_are_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--to", H41, "--to", H41, "--number", "1", "--notation", "VPCP"],
+            "recipient 000.00.00.H41 is listed twice",
+        ),
+        (
+            &["--to", G22, "--number", "1", "--notation", "VPCP"],
+            "cannot send to itself",
+        ),
+        (
+            &["--to", H41, "--number", "123456789012", "--notation", "VPCP"],
+            "code.number is 12 characters long; the edXML schema allows at most 11",
+        ),
+        (
+            &[
+                "--to",
+                H41,
+                "--number",
+                "1",
+                "--notation",
+                "QĐ-UBND-VPCP-TTĐT-BLĐTBXH-BTC-X",
+            ],
+            "code.notation is 31 characters long; the edXML schema allows at most 30",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["send", "--subject", "Không hợp lệ"];
+        all.extend_from_slice(args);
+        let out = g22.clerk(&all);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+
+        let file = tmp.path().join("new.edxml");
+        let mut new = vec!["edxml", "new", "--from", G22, "--subject", "Không hợp lệ"];
+        new.extend_from_slice(args);
+        new.extend_from_slice(&["-o", s(&file)]);
+        let out = run(&new);
+        assert!(!out.status.success(), "edxml new {args:?} succeeded");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+        assert!(!file.exists(), "nothing written for {args:?}");
+    }
+    assert!(g22.outbox(&[]).is_empty(), "nothing was queued");
+    assert_eq!(hub.log().matches("packet accepted").count(), 0);
+}
