@@ -8,6 +8,7 @@
 pub mod action;
 pub mod clock;
 pub mod config_file;
+pub mod document_id;
 pub mod lifecycle;
 pub mod packet_id;
 pub mod protocol;

@@ -65,6 +65,9 @@ pub enum ErrorCode {
     ClientNotSender,
     /// 403: the agency is unknown to the hub or suspended.
     AgencyNotActive,
+    /// 422: the DocumentId is not one the sender may use (another agency's, a path, hidden
+    /// characters, DocAxis's request form; see `exchange::document_id`).
+    DocumentId,
     /// 409: another packet already uses this (From, DocumentId, BussinessDocType).
     DuplicateBusinessKey,
     /// 422: no recipient of the packet can be routed to.

@@ -53,7 +53,10 @@ impl IntoResponse for ApiError {
         let status = match self.0.code {
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Malformed | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::Schema | ErrorCode::Signature | ErrorCode::NoRecipient => {
+            ErrorCode::Schema
+            | ErrorCode::Signature
+            | ErrorCode::NoRecipient
+            | ErrorCode::DocumentId => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ErrorCode::SignerNotRegistered

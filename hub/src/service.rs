@@ -3,7 +3,8 @@
 //! A submission is checked in this order, and the first failure is the answer (nothing is
 //! stored): body size (enforced before the body is read, in `api`); well-formed edXML without
 //! DTD; the strict schema; the strict signature profile and trust chain; the signer's
-//! certificate registered for `From/OrganId`; the TLS client being that same agency; the
+//! certificate registered for `From/OrganId`; the TLS client being that same agency; a
+//! document's DocumentId being one that agency may use (`exchange::document_id`); the
 //! recipients being registered and active. Then the packet, its signed receipt, what it says
 //! for tracking (a status's own timestamp, staff and reason; an action's target document) and
 //! one delivery row per accepted recipient are committed in one transaction, and only then
@@ -26,7 +27,8 @@ use dsig::receipt::{HubReceipt, ReceiptKind, RefusedRecipient};
 use dsig::{self, SigningIdentity, TrustStoreError, Verdict, VerifyPolicy};
 use net::live_trust::{LiveTrust, Reloaded};
 use edxml::schema::{self, SchemaKind};
-use edxml::{self, Packet, ReadOptions};
+use edxml::{self, BussinessDocType, Packet, ReadOptions};
+use exchange::document_id;
 use exchange::clock::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::ErrorCode;
@@ -374,6 +376,15 @@ impl Hub {
                     caller.agency
                 ),
             ));
+        }
+        if let Packet::Document(d) = &packet {
+            let id = d.document_id.as_str();
+            let checked = match d.bussiness_doc_type() {
+                BussinessDocType::Revoke => document_id::check_request(id, &from, "revoke"),
+                BussinessDocType::Update => document_id::check_request(id, &from, "update"),
+                _ => document_id::check_new(id, &from),
+            };
+            checked.map_err(|e| HubError::new(ErrorCode::DocumentId, e.to_string()))?;
         }
         let mut recipients: Vec<String> = Vec::new();
         let mut refused: Vec<(String, String)> = Vec::new();

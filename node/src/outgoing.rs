@@ -94,6 +94,8 @@ pub enum OutgoingError {
     Sign(#[from] SignError),
     #[error("the packet would be refused by the hub: {0}")]
     Schema(#[from] edxml::schema::SchemaError),
+    #[error("document_id: {0}")]
+    DocumentId(#[from] exchange::document_id::DocumentIdError),
 }
 
 impl OutgoingError {
@@ -119,6 +121,9 @@ pub fn compose_document_named(
     me: &Organization,
     others: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DocumentPacket, OutgoingError> {
+    if let Some(id) = &req.document_id {
+        exchange::document_id::check_new(id, me.organ_id.as_str())?;
+    }
     let my_code = me.organ_id.as_str().to_string();
     let my_name = me.organ_name.clone();
     let names = move |code: &str| {

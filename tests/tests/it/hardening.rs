@@ -236,3 +236,73 @@ fn documents_the_hub_would_refuse_are_refused_before_they_are_queued() {
     assert!(g22.outbox(&[]).is_empty(), "nothing was queued");
     assert_eq!(hub.log().matches("packet accepted").count(), 0);
 }
+
+/// A given DocumentId may not claim another agency, read as a path, hide characters or take
+/// DocAxis's request form: the clerk API refuses it (nothing queued), and so does the hub when
+/// a packet is submitted around the node. UUIDs, as document systems send, pass.
+#[test]
+fn a_client_chosen_document_id_cannot_claim_another_agency_or_a_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let api = g22.api();
+    let request = |id: &str| {
+        serde_json::json!({
+            "to": [H41],
+            "subject": "Mã văn bản do hệ thống gửi",
+            "code": {"number": "5", "notation": "VPCP"},
+            "document_id": id,
+        })
+    };
+    let original = format!("{G22},2026/11/23,12/VPCP");
+    let hostile = [
+        ("../../etc/passwd".to_string(), "reads as a file path"),
+        (format!("{H41},2026/11/23,9/UBND"), "claims agency 000.00.00.H41"),
+        (format!("{original}#revoke-1"), "reserves for its request ids"),
+        ("hoa-don\u{202E}fdp.exe".to_string(), "U+202E"),
+        ("x".repeat(201), "at most 200"),
+    ];
+    rt().block_on(async {
+        for (id, expected) in &hostile {
+            let err = api.send(&request(id)).await.expect_err(id);
+            assert!(err.contains("400") && err.contains(expected), "{id:?}: {err}");
+        }
+        let uuid = "3f2b9c1e-7a4d-4e2b-9f11-0c6a5d2e8b40";
+        let sent = api.send(&request(uuid)).await.unwrap();
+        assert_eq!(sent["document_id"], uuid);
+        // The original keeps its revoke: nobody could take its request id.
+        let sent = api.send(&request(&original)).await.unwrap();
+        assert_eq!(sent["document_id"], original.as_str());
+    });
+    assert_eq!(g22.outbox(&[]).len(), 2, "only the two good documents were queued");
+
+    // Around the node, the hub applies the same rule.
+    let client = pki.client_as(G22);
+    let url = hub.url();
+    for (id, expected) in &hostile {
+        let unsigned = String::from_utf8(unsigned_document(G22, &[H41], "6", None)).unwrap();
+        let start = unsigned.find("<edXML:DocumentId>").unwrap() + "<edXML:DocumentId>".len();
+        let end = unsigned.find("</edXML:DocumentId>").unwrap();
+        let escaped = id.replace('&', "&amp;").replace('<', "&lt;");
+        let forged = format!("{}{escaped}{}", &unsigned[..start], &unsigned[end..]);
+        let packet = pki.sign_as(G22, forged.as_bytes());
+        let (status, body) = rt().block_on(async {
+            let r = client
+                .post(format!("{url}/v1/packets"))
+                .header("content-type", "application/xml")
+                .body(packet)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        });
+        assert_eq!(status.as_u16(), 422, "{id:?}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], "document_id", "{body:#}");
+        assert!(
+            body["message"].as_str().unwrap().contains(expected),
+            "{id:?}: {body:#}"
+        );
+    }
+}
