@@ -50,9 +50,7 @@ pub enum DocumentIdError {
         claims: String,
         sender: String,
     },
-    #[error(
-        "the request id {id:?} is not <original document id>#{kind}-N as DocAxis writes it"
-    )]
+    #[error("the request id {id:?} is not <original document id>#{kind}-N as DocAxis writes it")]
     NotARequest { id: String, kind: &'static str },
 }
 
@@ -164,7 +162,9 @@ fn national_form(id: &str) -> Option<(&str, &str)> {
 /// The agency code an id in another comma-separated form starts with, if it starts with one.
 fn claimed_code(id: &str) -> Option<&str> {
     let (first, _) = id.split_once(',')?;
-    edxml::AgencyCode::parse_strict(first).is_ok().then_some(first)
+    edxml::AgencyCode::parse_strict(first)
+        .is_ok()
+        .then_some(first)
 }
 
 /// Control characters and the invisible formatting characters (Unicode Cf) that can make an
@@ -207,7 +207,10 @@ mod tests {
     fn hostile_ids_are_refused_with_the_reason() {
         let cases: &[(&str, &str)] = &[
             ("../../etc/passwd", "file path"),
-            ("000.00.00.H41,2026/11/23,1/UBND", "claims agency 000.00.00.H41"),
+            (
+                "000.00.00.H41,2026/11/23,1/UBND",
+                "claims agency 000.00.00.H41",
+            ),
             ("000.00.00.H41,x", "claims agency 000.00.00.H41"),
             ("000.00.00.G22,2026/11/23,1/../../x", "'..' segment"),
             ("000.00.00.G22,2026/11/23,12/VPCP#revoke-1", "reserves"),

@@ -78,6 +78,8 @@ pub enum ErrorCode {
     BadRequest,
     /// 401: a local API's bearer token is missing or wrong.
     Unauthorized,
+    /// 408: the request body arrived too slowly.
+    RequestTimeout,
     /// 500/503: the hub failed; retry later.
     Internal,
 }

@@ -104,6 +104,9 @@ pub async fn track(db: &HubDb, owner: &str, document_id: &str) -> Result<Documen
     Ok(crate::track::build(owner, document_id, history))
 }
 
+/// Largest admin request (an agency with its certificates).
+const ADMIN_MAX_BODY: usize = 1024 * 1024;
+
 struct AdminState {
     hub: Arc<Hub>,
     token: String,
@@ -117,6 +120,11 @@ pub fn router(hub: Arc<Hub>, token: String) -> axum::Router {
         .route("/admin/agencies/{code}/resume", post(resume))
         .route("/admin/track", get(track_route))
         .route("/admin/reload", post(reload))
+        .layer(axum::middleware::from_fn_with_state(
+            net::limits::BodyLimits::new(ADMIN_MAX_BODY),
+            net::limits::buffer_body,
+        ))
+        .layer(axum::middleware::from_fn(net::limits::json_errors))
         .with_state(Arc::new(AdminState { hub, token }))
 }
 

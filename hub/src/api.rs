@@ -2,7 +2,8 @@
 //!
 //! Every route first authorises the TLS peer as an agency ([`Hub::authorize`]). Objects of
 //! other agencies are answered exactly like unknown ones (404 `not_found`). Bodies larger than
-//! the configured packet limit are refused with 413 before being read in full.
+//! the configured packet limit are refused with 413 before being read in full, bodies that
+//! arrive too slowly with 408 ([`net::limits`]); every error answer is JSON.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,11 @@ pub fn router(hub: Arc<Hub>) -> axum::Router {
         .route(protocol::RECEIPTS_ACK, post(receipts_ack))
         .route(protocol::DIRECTORY, get(directory))
         .layer(DefaultBodyLimit::disable())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            net::limits::BodyLimits::new(limit),
+            net::limits::buffer_body,
+        ))
+        .layer(axum::middleware::from_fn(net::limits::json_errors))
         .with_state(hub)
 }
 
@@ -56,15 +61,14 @@ impl IntoResponse for ApiError {
             ErrorCode::Schema
             | ErrorCode::Signature
             | ErrorCode::NoRecipient
-            | ErrorCode::DocumentId => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            | ErrorCode::DocumentId => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::SignerNotRegistered
             | ErrorCode::ClientNotSender
             | ErrorCode::AgencyNotActive => StatusCode::FORBIDDEN,
             ErrorCode::DuplicateBusinessKey => StatusCode::CONFLICT,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Internal => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {

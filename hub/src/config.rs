@@ -40,6 +40,16 @@ pub struct HubConfig {
     /// `docaxis hub reload`).
     #[serde(default = "default_trust_reload_secs")]
     pub trust_reload_secs: u64,
+    /// Most node connections open at once (each is a file handle; keep it under `ulimit -n`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+/// Default connection limit of the node-facing listener.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
 }
 
 /// Default interval of the trust reload, in seconds.

@@ -24,7 +24,10 @@ use anyhow::Context;
 
 use dsig::SigningIdentity;
 use net::live_trust::LiveTrust;
-use net::serve::{ServeOptions, TlsServer, serve_tls};
+use net::serve::{HttpServer, ServeOptions, serve_http, serve_tls};
+
+/// Most connections the admin API keeps open at once (its clients are operators' tools).
+const ADMIN_CONNECTIONS: usize = 32;
 
 pub use config::HubConfig;
 pub use service::Hub;
@@ -38,18 +41,19 @@ pub struct RunningHub {
     /// The admin bearer token.
     pub admin_token: String,
     pub hub: Arc<Hub>,
-    server: TlsServer,
-    admin_task: tokio::task::JoinHandle<()>,
-    admin_stop: tokio::sync::oneshot::Sender<()>,
+    server: HttpServer,
+    admin_server: HttpServer,
     trust_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningHub {
     /// Stops accepting, lets requests in flight finish, and closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let _ = self.admin_stop.send(());
         let _ = self.trust_stop.send(true);
-        let _ = self.admin_task.await;
+        self.admin_server
+            .shutdown()
+            .await
+            .context("hub admin API shutdown")?;
         self.server
             .shutdown()
             .await
@@ -75,8 +79,7 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
         )
     })?;
     let trust = Arc::new(
-        LiveTrust::load(&config.trust, &config.crl)
-            .context("cannot load trust anchors or CRLs")?,
+        LiveTrust::load(&config.trust, &config.crl).context("cannot load trust anchors or CRLs")?,
     );
     let identity = SigningIdentity::from_pem_files(&config.private_key, &config.certificate)
         .context("cannot load the hub's signing key and certificate")?;
@@ -95,22 +98,26 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
         config.listen,
         tls,
         api::router(Arc::clone(&hub)),
-        ServeOptions::default(),
+        ServeOptions {
+            max_connections: config.max_connections,
+            ..ServeOptions::default()
+        },
     )
     .await
     .context("cannot start the node API")?;
     let addr = server.local_addr();
-    let reloader = server.tls_reloader();
-    let tls_files = config.clone();
-    hub.set_tls_refresh(Box::new(move || {
-        reloader.reload(net::tls::server_config(
-            &tls_files.certificate,
-            &tls_files.private_key,
-            &tls_files.trust,
-            &tls_files.crl,
-        )?);
-        Ok(())
-    }));
+    if let Some(reloader) = server.tls_reloader() {
+        let tls_files = config.clone();
+        hub.set_tls_refresh(Box::new(move || {
+            reloader.reload(net::tls::server_config(
+                &tls_files.certificate,
+                &tls_files.private_key,
+                &tls_files.trust,
+                &tls_files.crl,
+            )?);
+            Ok(())
+        }));
+    }
     let (trust_stop, trust_stopped) = tokio::sync::watch::channel(false);
     let reload_hub = Arc::clone(&hub);
     tokio::spawn(net::live_trust::watch(
@@ -122,20 +129,14 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
     ));
 
     let admin_token = net::token::load_or_create(&config.admin_token_path())?;
-    let listener = tokio::net::TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?;
-    let admin_addr = listener.local_addr()?;
-    let admin_router = admin::router(Arc::clone(&hub), admin_token.clone());
-    let (admin_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(async move {
-        let serve = axum::serve(listener, admin_router).with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "admin API stopped");
-        }
-    });
+    let admin_server = serve_http(
+        config.admin_listen,
+        admin::router(Arc::clone(&hub), admin_token.clone()),
+        ServeOptions::local(ADMIN_CONNECTIONS),
+    )
+    .await
+    .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?;
+    let admin_addr = admin_server.local_addr();
     write_addresses(config, addr, admin_addr);
     tracing::info!(%addr, %admin_addr, "hub started");
     Ok(RunningHub {
@@ -144,8 +145,7 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
         admin_token,
         hub,
         server,
-        admin_task,
-        admin_stop,
+        admin_server,
         trust_stop,
     })
 }

@@ -25,14 +25,14 @@ use tokio::sync::Notify;
 use crate::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, Submitted};
 use dsig::receipt::{HubReceipt, ReceiptKind, RefusedRecipient};
 use dsig::{self, SigningIdentity, TrustStoreError, Verdict, VerifyPolicy};
-use net::live_trust::{LiveTrust, Reloaded};
 use edxml::schema::{self, SchemaKind};
 use edxml::{self, BussinessDocType, Packet, ReadOptions};
-use exchange::document_id;
 use exchange::clock::Timestamp;
+use exchange::document_id;
 use exchange::packet_id::PacketId;
 use exchange::protocol::ErrorCode;
 use exchange::protocol::PacketKind;
+use net::live_trust::{LiveTrust, Reloaded};
 
 /// A refusal or failure, with the protocol code and a sentence for a human.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -341,7 +341,9 @@ impl Hub {
             )
         })?;
         let verdict = dsig::verify_packet(bytes, &self.trust.current(), &VerifyPolicy::default())
-            .map_err(|e| HubError::new(ErrorCode::Signature, format!("signature refused: {e}")))?;
+            .map_err(|e| {
+            HubError::new(ErrorCode::Signature, format!("signature refused: {e}"))
+        })?;
         let Verdict::Signed(signed) = verdict else {
             return Err(HubError::new(
                 ErrorCode::Signature,

@@ -7,6 +7,7 @@
 //!   SHA-256 fingerprint) from the client certificate and offers it to axum handlers.
 //! - [`serve`] runs an axum router behind that TLS configuration with bounded handshakes and
 //!   graceful shutdown, and reports the port it actually bound.
+//! - [`limits`] bounds connections and request bodies and keeps error answers JSON.
 //! - [`live_trust`] keeps the trust anchors and CRLs in step with their files while running.
 //! - [`client`] builds the node's `reqwest` client: it presents the agency certificate and trusts
 //!   only the configured CA.
@@ -18,6 +19,7 @@
 //! - A client built here never trusts the operating system's root store.
 
 pub mod client;
+pub mod limits;
 pub mod live_trust;
 pub mod peer;
 mod pem;

@@ -207,10 +207,7 @@ mod tests {
 
         let code = dsig::pki::development_agencies()[0].code.clone();
         dsig::pki::revoke(dir.path(), &code).unwrap();
-        assert_eq!(
-            live.reload().unwrap(),
-            Reloaded::Changed { generation: 2 }
-        );
+        assert_eq!(live.reload().unwrap(), Reloaded::Changed { generation: 2 });
         assert!(!Arc::ptr_eq(&before, &live.current()));
 
         std::fs::write(&crl, b"-----BEGIN X509 CRL-----\nnot base64\n").unwrap();

@@ -1,9 +1,9 @@
 //! Serving an axum router over HTTPS (HTTP/2 and HTTP/1.1) with mandatory client certificates.
 //!
-//! [`serve_tls`] binds the address (port 0 picks a free port; [`TlsServer::local_addr`] tells
+//! [`serve_tls`] binds the address (port 0 picks a free port; [`HttpServer::local_addr`] tells
 //! which), starts the accept loop on the tokio runtime and returns at once. The server then
-//! runs until [`TlsServer::run_until`]'s signal fires, a [`ShutdownHandle`] is used, or the
-//! [`TlsServer`] is dropped.
+//! runs until [`HttpServer::run_until`]'s signal fires, a [`ShutdownHandle`] is used, or the
+//! [`HttpServer`] is dropped.
 //!
 //! Invariants:
 //! - A connection must finish its TLS handshake within [`ServeOptions::handshake_timeout`] and
@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tower_service::Service;
 
+use super::limits::LimitAcceptor;
 use super::peer::ConnectionPeer;
 
 /// Limits and timers of the HTTPS server.
@@ -53,8 +54,24 @@ pub struct ServeOptions {
     pub http2_keep_alive_timeout: Duration,
     /// Most requests one HTTP/2 connection may have open at once.
     pub http2_max_concurrent_streams: u32,
+    /// Most connections open at once (handshakes included); more are closed at accept.
+    pub max_connections: usize,
     /// How long a graceful shutdown waits for requests in flight before closing connections.
     pub shutdown_grace: Duration,
+}
+
+impl ServeOptions {
+    /// For a local API (the clerk API, the hub's admin API): its clients are scripts and
+    /// clerks' tools on the same machine, so anything slow is a fault: 10 s to send the first
+    /// request and each request's headers, at most `max_connections` open.
+    pub fn local(max_connections: usize) -> Self {
+        ServeOptions {
+            first_request_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections,
+            ..ServeOptions::default()
+        }
+    }
 }
 
 impl Default for ServeOptions {
@@ -66,6 +83,7 @@ impl Default for ServeOptions {
             http2_keep_alive_interval: Duration::from_secs(30),
             http2_keep_alive_timeout: Duration::from_secs(20),
             http2_max_concurrent_streams: 256,
+            max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -97,16 +115,16 @@ pub enum ServeError {
 }
 
 /// A running HTTPS server. Dropping it stops the server immediately; use
-/// [`TlsServer::run_until`] or [`TlsServer::shutdown`] for a graceful stop.
+/// [`HttpServer::run_until`] or [`HttpServer::shutdown`] for a graceful stop.
 #[derive(Debug)]
-pub struct TlsServer {
+pub struct HttpServer {
     local_addr: SocketAddr,
     shutdown: ShutdownHandle,
-    tls: RustlsConfig,
+    tls: Option<RustlsConfig>,
     task: JoinHandle<io::Result<()>>,
 }
 
-/// Requests a graceful shutdown of a [`TlsServer`] from anywhere (cloneable).
+/// Requests a graceful shutdown of a [`HttpServer`] from anywhere (cloneable).
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
     handle: Handle<SocketAddr>,
@@ -120,7 +138,7 @@ impl ShutdownHandle {
     }
 }
 
-/// Replaces a running server's TLS configuration (see [`TlsServer::reload_tls`]).
+/// Replaces a running server's TLS configuration (see [`HttpServer::reload_tls`]).
 #[derive(Clone)]
 pub struct TlsReloader(RustlsConfig);
 
@@ -137,6 +155,53 @@ impl TlsReloader {
     }
 }
 
+/// Binds, configures and spawns an axum-server with `$acceptor` (the TLS and plain servers
+/// differ only in it). A macro: axum-server's acceptor bounds do not name well in a signature.
+macro_rules! start {
+    ($addr:expr, $acceptor:expr, $router:expr, $options:expr, $what:expr) => {{
+        let (addr, options): (SocketAddr, &ServeOptions) = ($addr, $options);
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Listener { addr, source })?;
+        let handle = Handle::new();
+        let mut server = axum_server::from_tcp(listener)
+            .map_err(|source| ServeError::Listener {
+                addr: local_addr,
+                source,
+            })?
+            .acceptor($acceptor)
+            .handle(handle.clone())
+            .first_request_timeout(options.first_request_timeout)
+            .accept_error_handler(log_refused_connection);
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(options.header_read_timeout);
+        server
+            .http_builder()
+            .http2()
+            .keep_alive_interval(options.http2_keep_alive_interval)
+            .keep_alive_timeout(options.http2_keep_alive_timeout)
+            .max_concurrent_streams(options.http2_max_concurrent_streams);
+        let task = tokio::spawn(
+            server.serve($router.into_make_service_with_connect_info::<SocketAddr>()),
+        );
+        tracing::info!(addr = %local_addr, max_connections = options.max_connections,
+            "{} server listening", $what);
+        HttpServer {
+            local_addr,
+            shutdown: ShutdownHandle {
+                handle,
+                grace: options.shutdown_grace,
+            },
+            tls: None,
+            task,
+        }
+    }};
+}
+
 /// Binds `addr` and starts serving `router` over TLS with `config` (from
 /// [`crate::tls::server_config`]). Must be called within a tokio runtime.
 pub async fn serve_tls(
@@ -144,50 +209,36 @@ pub async fn serve_tls(
     config: Arc<ServerConfig>,
     router: Router,
     options: ServeOptions,
-) -> Result<TlsServer, ServeError> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| ServeError::Listener { addr, source })?;
+) -> Result<HttpServer, ServeError> {
     let tls = RustlsConfig::from_config(config);
-    let acceptor = PeerAcceptor {
-        inner: RustlsAcceptor::new(tls.clone())
-            .handshake_timeout(options.handshake_timeout)
-            .acceptor(NoDelayAcceptor::new()),
-    };
-    let handle = Handle::new();
-    let mut server = axum_server::from_tcp(listener)
-        .map_err(|source| ServeError::Listener {
-            addr: local_addr,
-            source,
-        })?
-        .acceptor(acceptor)
-        .handle(handle.clone())
-        .first_request_timeout(options.first_request_timeout)
-        .accept_error_handler(log_refused_connection);
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(options.header_read_timeout);
-    server
-        .http_builder()
-        .http2()
-        .keep_alive_interval(options.http2_keep_alive_interval)
-        .keep_alive_timeout(options.http2_keep_alive_timeout)
-        .max_concurrent_streams(options.http2_max_concurrent_streams);
-    let task =
-        tokio::spawn(server.serve(router.into_make_service_with_connect_info::<SocketAddr>()));
-    tracing::info!(addr = %local_addr, "HTTPS server listening (mutual TLS, h2 and http/1.1)");
-    Ok(TlsServer {
-        local_addr,
-        shutdown: ShutdownHandle {
-            handle,
-            grace: options.shutdown_grace,
+    let acceptor = LimitAcceptor::new(
+        PeerAcceptor {
+            inner: RustlsAcceptor::new(tls.clone())
+                .handshake_timeout(options.handshake_timeout)
+                .acceptor(NoDelayAcceptor::new()),
         },
-        tls,
-        task,
-    })
+        options.max_connections,
+    );
+    let mut server = start!(
+        addr,
+        acceptor,
+        router,
+        &options,
+        "HTTPS (mutual TLS, h2 and http/1.1)"
+    );
+    server.tls = Some(tls);
+    Ok(server)
+}
+
+/// Binds `addr` and starts serving `router` over plain HTTP (the loopback clerk and admin
+/// APIs), with the same timeouts and connection limit as [`serve_tls`].
+pub async fn serve_http(
+    addr: SocketAddr,
+    router: Router,
+    options: ServeOptions,
+) -> Result<HttpServer, ServeError> {
+    let acceptor = LimitAcceptor::new(NoDelayAcceptor::new(), options.max_connections);
+    Ok(start!(addr, acceptor, router, &options, "HTTP"))
 }
 
 fn log_refused_connection(remote: Option<&SocketAddr>, error: &io::Error) {
@@ -197,7 +248,7 @@ fn log_refused_connection(remote: Option<&SocketAddr>, error: &io::Error) {
     }
 }
 
-impl TlsServer {
+impl HttpServer {
     /// The address actually bound (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -215,13 +266,17 @@ impl TlsServer {
 
     /// Replaces the TLS configuration for handshakes from now on (new CRL, renewed certificate).
     /// Connections already established keep the configuration they were accepted with.
+    /// A plain HTTP server has no TLS configuration: nothing happens.
     pub fn reload_tls(&self, config: Arc<ServerConfig>) {
-        self.tls.reload_from_config(config);
+        if let Some(tls) = &self.tls {
+            tls.reload_from_config(config);
+        }
     }
 
-    /// A handle that replaces the TLS configuration, for a task that outlives this borrow.
-    pub fn tls_reloader(&self) -> TlsReloader {
-        TlsReloader(self.tls.clone())
+    /// A handle that replaces the TLS configuration, for a task that outlives this borrow
+    /// (`None` for a plain HTTP server).
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone().map(TlsReloader)
     }
 
     /// Serves until `signal` completes, then shuts down gracefully and waits for the end.
@@ -253,7 +308,7 @@ impl TlsServer {
         let addr = self.local_addr;
         match ended {
             Ok(Ok(())) => {
-                tracing::info!(%addr, "HTTPS server stopped");
+                tracing::info!(%addr, "server stopped");
                 Ok(())
             }
             Ok(Err(source)) => Err(ServeError::Serve { addr, source }),
@@ -265,7 +320,7 @@ impl TlsServer {
     }
 }
 
-impl Drop for TlsServer {
+impl Drop for HttpServer {
     fn drop(&mut self) {
         self.shutdown.handle.shutdown();
     }

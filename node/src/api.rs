@@ -184,7 +184,12 @@ pub fn router(node: Shared) -> Router {
                  /api/v1/inbox",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            net::limits::BodyLimits::new(MAX_BODY),
+            net::limits::buffer_body,
+        ))
+        .layer(middleware::from_fn(net::limits::json_errors))
         .with_state(node)
 }
 

@@ -57,11 +57,11 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use dsig::{SignError, SigningIdentity, TrustStoreError};
-use net::live_trust::LiveTrust;
 use edxml::compose::known_agency_name;
 use edxml::{AgencyCode, Organization};
 use net::TlsError;
 use net::client::{ClientTls, build_client};
+use net::live_trust::LiveTrust;
 use store::StoreError;
 
 pub use config::{ConfigError, NodeConfig, RetryConfig};
@@ -123,6 +123,10 @@ pub enum NodeError {
     #[error("a node task failed: {0}")]
     Task(String),
 }
+
+/// Most clerk API connections open at once (more are closed at accept, so a flood cannot take
+/// the file handles the node needs to reach the hub).
+const API_CONNECTIONS: usize = 128;
 
 /// Everything the workers and the API share.
 #[derive(Debug)]
@@ -278,7 +282,7 @@ pub struct RunningNode {
     api_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
-    api: JoinHandle<std::io::Result<()>>,
+    api: JoinHandle<Result<(), net::serve::ServeError>>,
 }
 
 impl RunningNode {
@@ -345,31 +349,27 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .await
         .map_err(|e| NodeError::Task(e.to_string()))??;
     let node: Shared = Arc::new(node);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: listen,
-            source,
-        })?;
-    let api_addr = listener.local_addr().map_err(|source| NodeError::Listen {
+    let server = net::serve::serve_http(
+        listen,
+        api::router(node.clone()),
+        net::serve::ServeOptions::local(API_CONNECTIONS),
+    )
+    .await
+    .map_err(|e| NodeError::Listen {
         addr: listen,
-        source,
+        source: std::io::Error::other(e),
     })?;
+    let api_addr = server.local_addr();
     let addr_path = node.config.api_addr_path();
     std::fs::write(&addr_path, format!("{api_addr}\n")).map_err(|source| NodeError::Write {
         path: addr_path,
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let router = api::router(node.clone());
     let mut api_stop = stopped.clone();
-    let api = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = api_stop.changed().await;
-            })
-            .await
-    });
+    let api = tokio::spawn(server.run_until(async move {
+        let _ = api_stop.changed().await;
+    }));
     let tasks = vec![
         (
             "outbox",

@@ -17,10 +17,10 @@ use edxml::compose::{
     CodeSpec, ComposeError, DocumentSpec, DocumentTypeSpec, OrgSpec, PromulgationSpec, SignerSpec,
     StaffSpec, guess_content_type, known_agency_name,
 };
+use edxml::schema::SchemaKind;
 use edxml::{
     Attachment, DocumentPacket, EdxmlDateTime, Organization, Packet, TraceHeader, WriteError, write,
 };
-use edxml::schema::SchemaKind;
 use exchange::packet_id::PacketId;
 
 use super::db::{OutboxEntry, Outgoing, PacketKind};
@@ -294,7 +294,10 @@ mod tests {
             "code": {"number": "1", "notation": "X"},
         }));
         let doc = compose_document(&req, &me()).unwrap();
-        let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs/agencies/000.00.00.G22");
+        let certs = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../certs/agencies/000.00.00.G22"
+        );
         let identity = SigningIdentity::from_pem_files(
             std::path::Path::new(&format!("{certs}.key.pem")),
             std::path::Path::new(&format!("{certs}.pem")),

@@ -43,6 +43,7 @@ impl Exchange {
             crl: vec![pki_dir.join("crl.pem")],
             max_packet_bytes: hub::config::DEFAULT_MAX_PACKET_BYTES,
             trust_reload_secs: hub::config::DEFAULT_TRUST_RELOAD_SECS,
+            max_connections: hub::config::DEFAULT_MAX_CONNECTIONS,
         };
         let hub = hub::start(&hub_config)
             .await

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use docaxis_net::client::{ClientTls, build_client, build_client_with_config};
 use docaxis_net::peer::PeerIdentity;
-use docaxis_net::serve::{ServeOptions, TlsServer, serve_tls};
+use docaxis_net::serve::{HttpServer, ServeOptions, serve_tls};
 use docaxis_net::{PemSource, tls};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
@@ -226,7 +226,7 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn start(config: Arc<rustls::ServerConfig>, state: AppState) -> TlsServer {
+async fn start(config: Arc<rustls::ServerConfig>, state: AppState) -> HttpServer {
     start_with(config, state, ServeOptions::default()).await
 }
 
@@ -234,7 +234,7 @@ async fn start_with(
     config: Arc<rustls::ServerConfig>,
     state: AppState,
     options: ServeOptions,
-) -> TlsServer {
+) -> HttpServer {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let server = serve_tls(addr, config, router(state), options)
         .await
@@ -243,7 +243,7 @@ async fn start_with(
     server
 }
 
-fn url(server: &TlsServer, path: &str) -> String {
+fn url(server: &HttpServer, path: &str) -> String {
     format!("https://127.0.0.1:{}{path}", server.local_addr().port())
 }
 
@@ -259,7 +259,7 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-async fn refused_with(client: &reqwest::Client, server: &TlsServer, reason: &str) {
+async fn refused_with(client: &reqwest::Client, server: &HttpServer, reason: &str) {
     let err = client
         .get(url(server, "/whoami"))
         .send()

@@ -37,7 +37,7 @@ use exchange::protocol::{
     ReceiptAckRequest, ReceiptItem, ReceiptList,
 };
 use net::peer::PeerIdentity;
-use net::serve::{ServeOptions, TlsServer, serve_tls};
+use net::serve::{HttpServer, ServeOptions, serve_tls};
 use net::tls;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -114,11 +114,11 @@ impl FakeHub {
         }
     }
 
-    async fn serve(&self) -> TlsServer {
+    async fn serve(&self) -> HttpServer {
         self.serve_on("127.0.0.1:0".parse().unwrap()).await
     }
 
-    async fn serve_on(&self, addr: SocketAddr) -> TlsServer {
+    async fn serve_on(&self, addr: SocketAddr) -> HttpServer {
         let config = tls::server_config(
             &certs().join("hub.pem"),
             &certs().join("hub.key.pem"),

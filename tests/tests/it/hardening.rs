@@ -86,7 +86,11 @@ fn an_unmatched_delivery_receipt_is_kept_acknowledged_and_holds_up_nothing() {
         (t["summary"] == "1/1 accepted, 1/1 delivered").then_some(t)
     });
     assert_eq!(health(&g22)["counts"]["unmatched_receipts"], 1, "{track:#}");
-    assert_eq!(h41.inbox(&["--kind", "all"]).len(), 2, "both documents reached H41");
+    assert_eq!(
+        h41.inbox(&["--kind", "all"]).len(),
+        2,
+        "both documents reached H41"
+    );
 }
 
 /// `docaxis pki revoke` while everything runs: a node told by SIGHUP refuses a packet G22
@@ -140,14 +144,21 @@ fn a_revocation_applies_while_the_hub_and_nodes_run() {
             .unwrap()
             .status()
     });
-    assert!(status.is_success(), "the hub has not reloaded yet: {status}");
+    assert!(
+        status.is_success(),
+        "the hub has not reloaded yet: {status}"
+    );
     wait_for("H41 refuses the revoked signer", WAIT, || {
         h41.log()
             .lines()
             .any(|l| l.contains("inbox: packet refused") && l.contains("revoked"))
             .then_some(())
     });
-    assert_eq!(h41.inbox(&["--kind", "all"]).len(), 1, "only the first document");
+    assert_eq!(
+        h41.inbox(&["--kind", "all"]).len(),
+        1,
+        "only the first document"
+    );
 
     // The hub reloads on demand.
     let out = hub.admin(&["reload"]);
@@ -158,7 +169,11 @@ fn a_revocation_applies_while_the_hub_and_nodes_run() {
         stdout(&out)
     );
     let out = hub.admin(&["reload"]);
-    assert!(stdout(&out).contains("unchanged (generation 2)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("unchanged (generation 2)"),
+        "{}",
+        stdout(&out)
+    );
 
     // G22's node, on its existing connection or a new one, is refused.
     let third = send("3");
@@ -194,7 +209,16 @@ fn documents_the_hub_would_refuse_are_refused_before_they_are_queued() {
     let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
     let cases: [(&[&str], &str); 4] = [
         (
-            &["--to", H41, "--to", H41, "--number", "1", "--notation", "VPCP"],
+            &[
+                "--to",
+                H41,
+                "--to",
+                H41,
+                "--number",
+                "1",
+                "--notation",
+                "VPCP",
+            ],
             "recipient 000.00.00.H41 is listed twice",
         ),
         (
@@ -202,7 +226,14 @@ fn documents_the_hub_would_refuse_are_refused_before_they_are_queued() {
             "cannot send to itself",
         ),
         (
-            &["--to", H41, "--number", "123456789012", "--notation", "VPCP"],
+            &[
+                "--to",
+                H41,
+                "--number",
+                "123456789012",
+                "--notation",
+                "VPCP",
+            ],
             "code.number is 12 characters long; the edXML schema allows at most 11",
         ),
         (
@@ -222,7 +253,11 @@ fn documents_the_hub_would_refuse_are_refused_before_they_are_queued() {
         all.extend_from_slice(args);
         let out = g22.clerk(&all);
         assert!(!out.status.success(), "{args:?} was accepted");
-        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
 
         let file = tmp.path().join("new.edxml");
         let mut new = vec!["edxml", "new", "--from", G22, "--subject", "Không hợp lệ"];
@@ -230,7 +265,11 @@ fn documents_the_hub_would_refuse_are_refused_before_they_are_queued() {
         new.extend_from_slice(&["-o", s(&file)]);
         let out = run(&new);
         assert!(!out.status.success(), "edxml new {args:?} succeeded");
-        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
         assert!(!file.exists(), "nothing written for {args:?}");
     }
     assert!(g22.outbox(&[]).is_empty(), "nothing was queued");
@@ -258,15 +297,24 @@ fn a_client_chosen_document_id_cannot_claim_another_agency_or_a_path() {
     let original = format!("{G22},2026/11/23,12/VPCP");
     let hostile = [
         ("../../etc/passwd".to_string(), "reads as a file path"),
-        (format!("{H41},2026/11/23,9/UBND"), "claims agency 000.00.00.H41"),
-        (format!("{original}#revoke-1"), "reserves for its request ids"),
+        (
+            format!("{H41},2026/11/23,9/UBND"),
+            "claims agency 000.00.00.H41",
+        ),
+        (
+            format!("{original}#revoke-1"),
+            "reserves for its request ids",
+        ),
         ("hoa-don\u{202E}fdp.exe".to_string(), "U+202E"),
         ("x".repeat(201), "at most 200"),
     ];
     rt().block_on(async {
         for (id, expected) in &hostile {
             let err = api.send(&request(id)).await.expect_err(id);
-            assert!(err.contains("400") && err.contains(expected), "{id:?}: {err}");
+            assert!(
+                err.contains("400") && err.contains(expected),
+                "{id:?}: {err}"
+            );
         }
         let uuid = "3f2b9c1e-7a4d-4e2b-9f11-0c6a5d2e8b40";
         let sent = api.send(&request(uuid)).await.unwrap();
@@ -275,7 +323,11 @@ fn a_client_chosen_document_id_cannot_claim_another_agency_or_a_path() {
         let sent = api.send(&request(&original)).await.unwrap();
         assert_eq!(sent["document_id"], original.as_str());
     });
-    assert_eq!(g22.outbox(&[]).len(), 2, "only the two good documents were queued");
+    assert_eq!(
+        g22.outbox(&[]).len(),
+        2,
+        "only the two good documents were queued"
+    );
 
     // Around the node, the hub applies the same rule.
     let client = pki.client_as(G22);
@@ -305,4 +357,110 @@ fn a_client_chosen_document_id_cannot_claim_another_agency_or_a_path() {
             "{id:?}: {body:#}"
         );
     }
+}
+
+/// Connections to `addr` that send nothing, or half a request, are closed by the server; the
+/// answer is how long the last one stayed open.
+fn silent_connections_are_closed(addr: std::net::SocketAddr, what: &str) {
+    use std::io::{Read, Write};
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        if i % 2 == 1 {
+            c.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+        }
+        c.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        held.push(c);
+    }
+    for (i, mut c) in held.into_iter().enumerate() {
+        let mut buf = [0u8; 512];
+        match c.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("{what}: connection {i} was still open after 40 s: {e}"),
+        }
+    }
+}
+
+/// The clerk API and the hub's admin API close idle and slow-header connections, refuse a
+/// body that stalls (408, JSON), and keep at most a fixed number of connections, so a flood
+/// cannot take the node's file handles. The hub's mTLS listener refuses a stalled body too.
+#[test]
+fn local_apis_and_the_hub_time_out_slow_clients_and_cap_connections() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let addresses: Value = serde_json::from_str(
+        &std::fs::read_to_string(hub.dir.join("data/addresses.json")).unwrap(),
+    )
+    .unwrap();
+    let admin: std::net::SocketAddr = addresses["admin_listen"].as_str().unwrap().parse().unwrap();
+
+    silent_connections_are_closed(g22.api_addr, "clerk API");
+    silent_connections_are_closed(admin, "admin API");
+
+    // A body that stops after a few bytes: 408 with a JSON error, well before a minute.
+    let mut c = std::net::TcpStream::connect(g22.api_addr).unwrap();
+    let head = format!(
+        "POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"to\":",
+        g22.token()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+
+    // A flood of connections: beyond the cap they are closed at once.
+    let flood: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(g22.api_addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut closed = 0;
+    for mut c in flood {
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 1];
+        // End of stream: closed by the server. A read timeout: still open.
+        if matches!(c.read(&mut buf), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 300 - 128,
+        "only {closed} of 300 were closed at accept"
+    );
+    // Once they are gone, the API answers again.
+    wait_for("the clerk API answering after the flood", WAIT, || {
+        rt().block_on(g22.api().get("/api/v1/health")).ok()
+    });
+
+    // The hub: a packet body that stalls after its first bytes is refused, not waited for.
+    let client = pki.client_as(G22);
+    let url = hub.url();
+    let (status, body) = rt().block_on(async {
+        let stalled = futures_stalled();
+        let r = client
+            .post(format!("{url}/v1/packets"))
+            .header("content-type", "application/xml")
+            .body(reqwest::Body::wrap_stream(stalled))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("request_timeout"), "{body}");
+}
+
+/// A body stream that yields a few bytes, then nothing, for ever.
+fn futures_stalled()
+-> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    use futures_util::StreamExt;
+    futures_util::stream::once(async { Ok(b"<?xml version=\"1.0\"?>".to_vec()) })
+        .chain(futures_util::stream::pending())
 }
