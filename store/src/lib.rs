@@ -15,14 +15,21 @@
 //! - Reads use redb's MVCC snapshots and never block the writer; they run on the blocking pool.
 //! - Nothing here runs on the async executor: the writer is a plain thread and reads go through
 //!   `spawn_blocking`.
+//! - An I/O failure (a full disk, a file-size limit) poisons a redb handle for good ("Previous
+//!   I/O error"), so the store **reopens itself**: the writer drops the handle, waits for the
+//!   reads in flight, and opens the file again — redb recovers to the last durable commit, which
+//!   is exactly what was acknowledged. Until a reopen succeeds, every call fails with
+//!   [`StoreError::Unavailable`], and [`Store::health`] says why; when space is back, the next
+//!   write works. Nothing acknowledged is lost either way.
+//! - The file is readable by its owner only (0600): it holds documents and keys to business.
 
 pub mod codec;
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
@@ -47,6 +54,21 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("the database {path} is unavailable: {reason}")]
+    Unavailable { path: PathBuf, reason: String },
+}
+
+/// What the store has been through, for health pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreHealth {
+    /// Whether the database is open and the last commit succeeded.
+    pub ok: bool,
+    /// The last storage failure, if any (kept after recovery, for the record).
+    pub last_failure: Option<String>,
+    /// When it happened (Unix ms).
+    pub last_failure_ms: Option<u64>,
+    /// How many times the database was reopened after a failure.
+    pub reopened: u64,
 }
 
 impl From<redb::CommitError> for StoreError {
@@ -99,10 +121,104 @@ struct Counters {
     jobs: AtomicU64,
 }
 
+/// The database handle, swapped when the store reopens itself.
+struct Handle {
+    path: PathBuf,
+    db: RwLock<Option<Arc<Database>>>,
+    health: Mutex<StoreHealth>,
+}
+
+impl Handle {
+    /// The open database, or why there is none.
+    fn current(&self) -> Result<Arc<Database>, StoreError> {
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(db) => Ok(Arc::clone(db)),
+            None => Err(StoreError::Unavailable {
+                path: self.path.clone(),
+                reason: self
+                    .health()
+                    .last_failure
+                    .unwrap_or_else(|| "it is being reopened".into()),
+            }),
+        }
+    }
+
+    fn health(&self) -> StoreHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn failed(&self, what: &str, error: &dyn std::fmt::Display) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.ok = false;
+        h.last_failure = Some(format!("{what}: {error}"));
+        h.last_failure_ms = Some(now_ms());
+        tracing::error!(path = %self.path.display(), %error,
+            "store: {what}; reopening the database (nothing unacknowledged is kept)");
+    }
+
+    fn committed(&self) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if !h.ok {
+            h.ok = true;
+            tracing::info!(path = %self.path.display(), "store: commits succeed again");
+        }
+    }
+
+    /// Drops the poisoned handle (after the reads holding it finish) and opens the file again.
+    /// Writer thread only.
+    fn reopen(&self) -> Result<Arc<Database>, StoreError> {
+        let old = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(old) = old {
+            let mut old = Some(old);
+            for _ in 0..5000 {
+                match Arc::try_unwrap(old.take().expect("held")) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_shared) => {
+                        old = Some(still_shared);
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+            }
+            if old.is_some() {
+                let reason = "reads still hold the failed database handle".to_string();
+                *self.db.write().unwrap_or_else(|p| p.into_inner()) = old;
+                return Err(StoreError::Unavailable {
+                    path: self.path.clone(),
+                    reason,
+                });
+            }
+        }
+        let db = Database::create(&self.path).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        let db = Arc::new(db);
+        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&db));
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.reopened += 1;
+        tracing::warn!(path = %self.path.display(), times = h.reopened,
+            "store: database reopened after a failure");
+        Ok(db)
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A redb database with a group-committing writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    handle: Arc<Handle>,
     jobs: mpsc::SyncSender<Job>,
     path: Arc<PathBuf>,
     counters: Arc<Counters>,
@@ -130,20 +246,28 @@ impl Store {
             path: path.to_owned(),
             source,
         })?;
+        owner_only(path);
         let txn = db.begin_write()?;
         init(&txn)?;
         txn.commit()?;
-        let db = Arc::new(db);
+        let handle = Arc::new(Handle {
+            path: path.to_owned(),
+            db: RwLock::new(Some(Arc::new(db))),
+            health: Mutex::new(StoreHealth {
+                ok: true,
+                ..StoreHealth::default()
+            }),
+        });
         let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_BATCH);
-        let writer_db = Arc::clone(&db);
+        let writer_handle = Arc::clone(&handle);
         let counters = Arc::new(Counters::default());
         let writer_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, &rx, &writer_counters))
+            .spawn(move || writer_loop(&writer_handle, &rx, &writer_counters))
             .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
-            db,
+            handle,
             jobs: tx,
             path: Arc::new(path.to_owned()),
             counters,
@@ -153,6 +277,11 @@ impl Store {
     /// Where the database file lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the database works, and its last failure.
+    pub fn health(&self) -> StoreHealth {
+        self.handle.health()
     }
 
     /// Commits and jobs so far (for benchmarks and health figures).
@@ -215,9 +344,11 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<R, E> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
+        let handle = Arc::clone(&self.handle);
         tokio::task::spawn_blocking(move || {
+            let db = handle.current()?;
             let txn = db.begin_read().map_err(StoreError::from)?;
+            drop(db);
             f(&txn)
         })
         .await
@@ -251,7 +382,7 @@ fn unbox_outcome<R: 'static, E: From<StoreError> + 'static>(outcome: JobOutcome)
     }
 }
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>, counters: &Counters) {
+fn writer_loop(handle: &Handle, rx: &mpsc::Receiver<Job>, counters: &Counters) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -263,29 +394,73 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>, counters: &Counters) {
         counters
             .jobs
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        run_batch(db, batch, counters);
+        let db = match handle.current().or_else(|_| handle.reopen()) {
+            Ok(db) => db,
+            Err(e) => {
+                handle.failed("the database cannot be reopened", &e);
+                for job in batch {
+                    let _ = job.reply.send(JobOutcome::Store(StoreError::Unavailable {
+                        path: handle.path.clone(),
+                        reason: e.to_string(),
+                    }));
+                }
+                continue;
+            }
+        };
+        if run_batch(&db, batch, counters, handle).is_err() {
+            drop(db);
+            if let Err(e) = handle.reopen() {
+                handle.failed("the database cannot be reopened", &e);
+            }
+        }
     }
 }
 
+/// The storage failed (not a job): the handle must be reopened.
+struct Poisoned;
+
 /// Runs a batch in one transaction; falls back to one transaction per job if any job fails.
-fn run_batch(db: &Database, mut batch: Vec<Job>, counters: &Counters) {
+fn run_batch(
+    db: &Database,
+    mut batch: Vec<Job>,
+    counters: &Counters,
+    handle: &Handle,
+) -> Result<(), Poisoned> {
     if batch.len() > 1 {
         counters.commits.fetch_add(1, Ordering::Relaxed);
         match try_together(db, &mut batch) {
             Ok(results) => {
+                handle.committed();
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(JobOutcome::Ok(result));
                 }
-                return;
+                return Ok(());
             }
             Err(()) => { /* a job failed or the commit failed: re-run each job alone */ }
         }
     }
+    let mut poisoned = false;
     for mut job in batch {
+        if poisoned {
+            let _ = job.reply.send(JobOutcome::Store(StoreError::Unavailable {
+                path: handle.path.clone(),
+                reason: "a commit just failed; the database is being reopened".into(),
+            }));
+            continue;
+        }
         counters.commits.fetch_add(1, Ordering::Relaxed);
         let outcome = run_alone(db, &mut job);
+        match &outcome {
+            JobOutcome::Store(e) => {
+                handle.failed("a commit failed", e);
+                poisoned = true;
+            }
+            JobOutcome::Ok(_) => handle.committed(),
+            JobOutcome::Err(_) => {}
+        }
         let _ = job.reply.send(outcome);
     }
+    if poisoned { Err(Poisoned) } else { Ok(()) }
 }
 
 fn try_together(db: &Database, batch: &mut [Job]) -> Result<Vec<AnyBox>, ()> {
@@ -319,6 +494,20 @@ fn run_alone(db: &Database, job: &mut Job) -> JobOutcome {
             JobOutcome::Err(e)
         }
     }
+}
+
+/// Restricts the database file to its owner (it may have been created with the umask's 0644).
+fn owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), error = %e,
+                "cannot restrict the database file to its owner");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 #[cfg(test)]
