@@ -58,7 +58,8 @@ impl std::fmt::Debug for LiveTrust {
 impl LiveTrust {
     /// Loads the anchors and CRLs (blocking file reads).
     pub fn load(anchors: &[PathBuf], crls: &[PathBuf]) -> Result<LiveTrust, TrustStoreError> {
-        let (store, fingerprint) = build(anchors, crls)?;
+        let fingerprint = read_all(anchors, crls)?;
+        let store = build(&fingerprint, anchors.len())?;
         Ok(LiveTrust {
             anchors: anchors.to_vec(),
             crls: crls.to_vec(),
@@ -109,10 +110,10 @@ impl LiveTrust {
         if fresh == self.read().fingerprint {
             return Ok(Reloaded::Unchanged);
         }
-        let (store, fingerprint) = build(&self.anchors, &self.crls)?;
+        let store = build(&fresh, self.anchors.len())?;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.store = Arc::new(store);
-        state.fingerprint = fingerprint;
+        state.fingerprint = fresh;
         state.generation += 1;
         Ok(Reloaded::Changed {
             generation: state.generation,
@@ -142,16 +143,12 @@ fn read_all(anchors: &[PathBuf], crls: &[PathBuf]) -> Result<Vec<Vec<u8>>, Trust
         .collect()
 }
 
-fn build(
-    anchors: &[PathBuf],
-    crls: &[PathBuf],
-) -> Result<(TrustStore, Vec<Vec<u8>>), TrustStoreError> {
-    let fingerprint = read_all(anchors, crls)?;
-    let (a, c) = fingerprint.split_at(anchors.len());
+/// The store from the files' bytes: the first `anchors` are trust anchors, the rest CRLs.
+fn build(files: &[Vec<u8>], anchors: usize) -> Result<TrustStore, TrustStoreError> {
+    let (a, c) = files.split_at(anchors);
     let a: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
     let c: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
-    let store = TrustStore::from_pem(&a, &c)?;
-    Ok((store, fingerprint))
+    TrustStore::from_pem(&a, &c)
 }
 
 /// How a process reloads: [`LiveTrust::reload`] plus whatever must follow a swap (the TLS

@@ -383,7 +383,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "    docaxis hub --config {} agency list",
             hub_config_path.display()
         );
-        crate::cli::hub::shutdown_signal().await;
+        crate::cli::signals::shutdown().await;
     }
 
     step("stopping");

@@ -106,55 +106,10 @@ async fn serve(config: HubConfig) -> anyhow::Result<ExitCode> {
         config.admin_token_path().display()
     );
     println!("database {}", config.db_path().display());
-    reload_on_sighup(&running);
-    running.run_until(shutdown_signal()).await?;
+    super::signals::reload_on_hangup(std::sync::Arc::clone(running.hub.trust()));
+    running.run_until(super::signals::shutdown()).await?;
     println!("hub stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGHUP asks the hub to read its trust anchors and CRLs again at once.
-fn reload_on_sighup(running: &hub::RunningHub) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                let trust = std::sync::Arc::clone(running.hub.trust());
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        tracing::info!("SIGHUP: reloading trust anchors and CRLs");
-                        trust.reload_soon();
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = running;
-}
-
-/// Completes on ctrl-c or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// How to reach the hub: its admin API when it runs, its database when it does not.

@@ -10,3 +10,4 @@ pub(crate) mod edxml;
 pub(crate) mod hub;
 pub(crate) mod node;
 pub(crate) mod pki;
+pub(crate) mod signals;

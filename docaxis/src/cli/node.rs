@@ -284,56 +284,12 @@ pub(crate) fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             node.api_addr(),
             node.token_path().display()
         );
-        reload_on_sighup(std::sync::Arc::clone(&node.node().trust));
-        shutdown_signal().await;
+        super::signals::reload_on_hangup(std::sync::Arc::clone(&node.node().trust));
+        super::signals::shutdown().await;
         println!("stopping…");
         node.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// SIGHUP asks the node to read its trust anchors and CRLs again at once.
-fn reload_on_sighup(trust: std::sync::Arc<net::live_trust::LiveTrust>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        tracing::info!("SIGHUP: reloading trust anchors and CRLs");
-                        trust.reload_soon();
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = trust;
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// `docaxis send`.
