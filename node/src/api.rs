@@ -113,6 +113,14 @@ impl From<NodeDbError> for ApiError {
             | NodeDbError::NotRecipient { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
+            NodeDbError::Store(e) if e.is_storage_failure() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                format!(
+                    "the node could not save this (nothing was kept; retry when the node's \
+                     health says its database is ok again): {e}"
+                ),
+            ),
             other => ApiError::internal(format!("node database: {other}")),
         }
     }
@@ -522,15 +530,30 @@ async fn get_track(
     }
 }
 
+/// Health answers even when the database cannot be read: it says why, with 503, so a monitor
+/// (or a clerk) sees "disk full" rather than a bare 500.
 async fn get_health(State(node): State<Shared>) -> Result<Response, ApiError> {
-    let counts = node.db.counts().await?;
+    let counts = node.db.counts().await;
+    let mut store = node.db.store().health();
+    if let Err(e) = &counts {
+        store.ok = false;
+        if store.last_failure.is_none() {
+            store.last_failure = Some(e.to_string());
+        }
+    }
+    let code = if store.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Ok(json(
-        StatusCode::OK,
+        code,
         &Health {
             agency: node.config.agency.clone(),
             hub_url: node.config.hub_url.clone(),
             hub: node.hub.health().snapshot(),
-            counts,
+            store,
+            counts: counts.ok(),
             directory_issued_at: node.directory.issued_at(),
             directory_agencies: node.directory.len(),
         },

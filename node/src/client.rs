@@ -122,8 +122,11 @@ impl ApiClient {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Sends `req` with the token; the answer's bytes on success, the API's error otherwise.
-    async fn fetch(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
+    /// Sends `req` with the token; the answer's status and bytes, whatever the status.
+    async fn exchange(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -137,21 +140,16 @@ impl ApiClient {
             .bytes()
             .await
             .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// Sends `req` with the token; the answer's bytes on success, the API's error otherwise.
+    async fn fetch(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
+        let (status, bytes) = self.exchange(req).await?;
         if status.is_success() {
-            return Ok(bytes.to_vec());
+            return Ok(bytes);
         }
-        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: body.code,
-                message: body.message,
-            }),
-            Err(_) => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: "unknown".into(),
-                message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-            }),
-        }
+        Err(api_error(status, &bytes))
     }
 
     /// [`Self::fetch`], the answer parsed as JSON.
@@ -257,9 +255,34 @@ impl ApiClient {
         self.fetch(self.http.get(self.url(&path))).await
     }
 
-    /// `GET /api/v1/health`.
+    /// `GET /api/v1/health`. A node whose database is failing answers 503 with its health
+    /// (saying why); that is returned as `Ok` with `store.ok == false`.
     pub async fn health(&self) -> Result<Health, ClientError> {
-        self.call(self.http.get(self.url("/api/v1/health"))).await
+        let (status, bytes) = self
+            .exchange(self.http.get(self.url("/api/v1/health")))
+            .await?;
+        let readable = status.is_success() || status == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+        match serde_json::from_slice::<Health>(&bytes) {
+            Ok(health) if readable => Ok(health),
+            Err(e) if status.is_success() => Err(ClientError::BadAnswer(e.to_string())),
+            _ => Err(api_error(status, &bytes)),
+        }
+    }
+}
+
+/// The API's error from a failed answer's status and body.
+fn api_error(status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiErrorBody>(bytes) {
+        Ok(body) => ClientError::Api {
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+        },
+        Err(_) => ClientError::Api {
+            status: status.as_u16(),
+            code: "unknown".into(),
+            message: String::from_utf8_lossy(bytes).chars().take(300).collect(),
+        },
     }
 }
 

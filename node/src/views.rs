@@ -543,7 +543,10 @@ pub struct Health {
     pub agency: String,
     pub hub_url: String,
     pub hub: HubStatus,
-    pub counts: Counts,
+    /// The node's database: whether it is writable now, and the last failure it recovered from.
+    pub store: store::StoreHealth,
+    /// What the node holds (none when the database cannot be read).
+    pub counts: Option<Counts>,
     /// When the hub issued the verified agency directory this node uses (none yet: recipients
     /// are not checked before sending).
     #[serde(default)]

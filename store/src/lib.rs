@@ -52,14 +52,24 @@ pub enum StoreError {
     Commit(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
-    #[error("the database writer has stopped")]
+    #[error(
+        "the database writer gave no answer (it failed or stopped); the write is not acknowledged"
+    )]
     WriterGone,
     #[error("the database {path} is unavailable: {reason}")]
     Unavailable { path: PathBuf, reason: String },
 }
 
+impl StoreError {
+    /// Whether this is the storage failing (disk full, I/O error, database being reopened)
+    /// rather than a fault in the data: the caller may retry later, nothing was kept.
+    pub fn is_storage_failure(&self) -> bool {
+        !matches!(self, StoreError::Corrupt(_))
+    }
+}
+
 /// What the store has been through, for health pages.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreHealth {
     /// Whether the database is open and the last commit succeeded.
     pub ok: bool,
@@ -90,7 +100,10 @@ impl<T, E: Into<StoreError>> DbResult<T> for Result<T, E> {
 }
 
 type AnyBox = Box<dyn Any + Send>;
-type JobFn = Box<dyn FnMut(&WriteTransaction) -> Result<AnyBox, AnyBox> + Send>;
+/// A job's failure: the boxed error for its caller and its text (for the store's health when
+/// the failure turns out to be the storage's).
+type JobFailure = (AnyBox, String);
+type JobFn = Box<dyn FnMut(&WriteTransaction) -> Result<AnyBox, JobFailure> + Send>;
 
 struct Job {
     run: JobFn,
@@ -99,7 +112,10 @@ struct Job {
 
 enum JobOutcome {
     Ok(AnyBox),
+    /// The job refused (its error, for the caller); nothing written.
     Err(AnyBox),
+    /// The job's error was the storage failing under it (its error and its text).
+    StorageFailed(AnyBox, String),
     Store(StoreError),
 }
 
@@ -298,7 +314,7 @@ impl Store {
     pub async fn write<R, E, F>(&self, job: F) -> Result<R, E>
     where
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
     {
         let answer = self.enqueue(job)?;
@@ -310,7 +326,7 @@ impl Store {
     pub fn write_blocking<R, E, F>(&self, job: F) -> Result<R, E>
     where
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
     {
         let answer = self.enqueue(job)?;
@@ -324,7 +340,7 @@ impl Store {
     fn enqueue<R, E, F>(&self, job: F) -> Result<tokio::sync::oneshot::Receiver<JobOutcome>, E>
     where
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError> + std::fmt::Display + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -359,12 +375,15 @@ impl Store {
 fn box_job<R, E, F>(mut job: F) -> JobFn
 where
     R: Send + 'static,
-    E: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
     F: FnMut(&WriteTransaction) -> Result<R, E> + Send + 'static,
 {
     Box::new(move |txn| match job(txn) {
         Ok(r) => Ok(Box::new(r) as AnyBox),
-        Err(e) => Err(Box::new(e) as AnyBox),
+        Err(e) => {
+            let text = e.to_string();
+            Err((Box::new(e) as AnyBox, text))
+        }
     })
 }
 
@@ -374,7 +393,7 @@ fn unbox_outcome<R: 'static, E: From<StoreError> + 'static>(outcome: JobOutcome)
             .downcast::<R>()
             .map(|r| *r)
             .map_err(|_| E::from(StoreError::Corrupt("job result type mismatch".into()))),
-        JobOutcome::Err(b) => Err(b
+        JobOutcome::Err(b) | JobOutcome::StorageFailed(b, _) => Err(b
             .downcast::<E>()
             .map(|e| *e)
             .unwrap_or_else(|_| E::from(StoreError::Corrupt("job error type mismatch".into())))),
@@ -407,7 +426,15 @@ fn writer_loop(handle: &Handle, rx: &mpsc::Receiver<Job>, counters: &Counters) {
                 continue;
             }
         };
-        if run_batch(&db, batch, counters, handle).is_err() {
+        // A panic inside redb (it asserts on some states after I/O errors) must not end the
+        // writer: the batch's callers see their reply dropped, and the database is reopened.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batch(&db, batch, counters, handle)
+        }));
+        if !matches!(ran, Ok(Ok(()))) {
+            if ran.is_err() {
+                handle.failed("the database engine panicked", &"see the log above");
+            }
             drop(db);
             if let Err(e) = handle.reopen() {
                 handle.failed("the database cannot be reopened", &e);
@@ -457,6 +484,10 @@ fn run_batch(
             }
             JobOutcome::Ok(_) => handle.committed(),
             JobOutcome::Err(_) => {}
+            JobOutcome::StorageFailed(_, text) => {
+                handle.failed("a write failed", text);
+                poisoned = true;
+            }
         }
         let _ = job.reply.send(outcome);
     }
@@ -470,7 +501,9 @@ fn try_together(db: &Database, batch: &mut [Job]) -> Result<Vec<AnyBox>, ()> {
         match (job.run)(&txn) {
             Ok(r) => results.push(r),
             Err(_) => {
-                txn.abort().ok();
+                // Dropped, not `abort()`ed: after a storage failure redb's explicit abort
+                // asserts (panics); its Drop knows to skip the rollback.
+                drop(txn);
                 return Err(());
             }
         }
@@ -489,9 +522,17 @@ fn run_alone(db: &Database, job: &mut Job) -> JobOutcome {
             Ok(()) => JobOutcome::Ok(r),
             Err(e) => JobOutcome::Store(e.into()),
         },
-        Err(e) => {
-            txn.abort().ok();
-            JobOutcome::Err(e)
+        Err((e, text)) => {
+            drop(txn); // see try_together: never abort() a transaction that may have failed I/O
+            // A job fails for its own reasons (a refusal) or because the storage failed under
+            // it; in the second case the database refuses the next transaction.
+            match db.begin_write() {
+                Ok(probe) => {
+                    drop(probe);
+                    JobOutcome::Err(e)
+                }
+                Err(_) => JobOutcome::StorageFailed(e, text),
+            }
         }
     }
 }

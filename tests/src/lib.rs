@@ -484,6 +484,19 @@ impl NodeProc {
         }
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the node is running").id()
+    }
+
+    /// Whether the process started last is still running (not exited or killed).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
     /// Sends SIGHUP (the node reads its trust anchors and CRLs again).
     pub fn hangup(&self) {
         let pid = self.child.as_ref().expect("the node is running").id();
@@ -643,6 +656,21 @@ impl NodeApi {
             return Err(format!("{status}: {body}"));
         }
         serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+    }
+
+    /// `GET PATH_AND_QUERY`, whatever the status: the status and the JSON body.
+    pub async fn get_any(&self, path_and_query: &str) -> Result<(u16, serde_json::Value), String> {
+        let r = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let body = r.text().await.map_err(|e| e.to_string())?;
+        let json = serde_json::from_str(&body).map_err(|e| format!("{status} {e}: {body}"))?;
+        Ok((status, json))
     }
 
     /// The `items` of a list answer (`/api/v1/outbox?…`, `/api/v1/inbox?…`).

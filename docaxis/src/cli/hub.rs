@@ -98,6 +98,7 @@ pub(crate) fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: HubConfig) -> anyhow::Result<ExitCode> {
+    super::signals::survive_file_size_limit();
     let running = hub::start(&config).await?;
     println!("hub listening on https://{} (mutual TLS)", running.addr);
     println!(

@@ -277,6 +277,7 @@ pub(crate) fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
+        super::signals::survive_file_size_limit();
         let node = start(config).await?;
         println!(
             "DocAxis node {} running: clerk API on http://{} (token in {})",

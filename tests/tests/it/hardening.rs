@@ -450,3 +450,100 @@ fn futures_stalled()
     futures_util::stream::once(async { Ok(b"<?xml version=\"1.0\"?>".to_vec()) })
         .chain(futures_util::stream::pending())
 }
+
+/// Sets the soft file-size limit of process `pid` (`None`: unlimited), as `ulimit -f` would.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let soft = bytes.map_or("unlimited".to_string(), |b| b.to_string());
+    let out = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--fsize={soft}:")])
+        .output()
+        .expect("prlimit runs (util-linux)");
+    assert!(out.status.success(), "prlimit: {}", stderr(&out));
+}
+
+/// A full disk, made real without root: the node's file-size limit is lowered to its
+/// database's present size, so the next write that grows the file fails with EFBIG — the
+/// same I/O error path as ENOSPC in redb. The node refuses (no 201), survives (SIGXFSZ does not
+/// kill it), and its health says what is wrong; once space is back the store reopens itself
+/// and sends work again without a restart; every document acknowledged before, during and
+/// after is delivered.
+#[test]
+fn a_full_disk_is_refused_reported_and_recovered_from_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let mut g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let api = g22.api();
+    let request = |n: usize, size: usize| {
+        serde_json::json!({
+            "to": [H41],
+            "subject": format!("Văn bản số {n} khi đĩa đầy"),
+            "code": {"number": n.to_string(), "notation": "DAY"},
+            "attachments": [{
+                "name": "phu-luc.txt",
+                "data": base64_of(&vec![b'a' + (n % 26) as u8; size]),
+            }],
+        })
+    };
+    let mut acknowledged = vec![rt().block_on(api.send(&request(1, 1000))).unwrap()];
+
+    let db = g22.data_dir().join("node.redb");
+    let size = std::fs::metadata(&db).unwrap().len();
+    limit_file_size(g22.pid(), Some(size));
+    let mut refusal = None;
+    for n in 2..40 {
+        match rt().block_on(api.send(&request(n, 1 << 20))) {
+            Ok(sent) => acknowledged.push(sent),
+            Err(e) => {
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("a send that needs the database to grow is refused");
+    assert!(refusal.starts_with("503"), "{refusal}");
+    assert!(
+        refusal.contains("\"storage_unavailable\"") && refusal.contains("File too large"),
+        "a JSON error naming the cause: {refusal}"
+    );
+    assert!(g22.is_running(), "the node survives the file-size limit");
+
+    let (status, health) = rt().block_on(api.get_any("/api/v1/health")).unwrap();
+    let failure = health["store"]["last_failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.contains("too large") || failure.contains("No space"),
+        "{status}: {health}"
+    );
+
+    limit_file_size(g22.pid(), None);
+    let after = wait_for("a send accepted once space is back", WAIT, || {
+        rt().block_on(api.send(&request(100, 1 << 20))).ok()
+    });
+    acknowledged.push(after);
+    let (status, health) = rt().block_on(api.get_any("/api/v1/health")).unwrap();
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["store"]["ok"], true, "{health}");
+    assert!(
+        health["store"]["reopened"].as_u64().unwrap() >= 1,
+        "{health}"
+    );
+    assert_eq!(g22.runs(), 1, "no restart was needed");
+
+    let h41_api = h41.api();
+    for sent in &acknowledged {
+        let id = sent["document_id"].as_str().unwrap();
+        wait_for(&format!("{id} delivered to H41"), WAIT, || {
+            let items = rt()
+                .block_on(h41_api.items("/api/v1/inbox?limit=500"))
+                .ok()?;
+            items.iter().any(|i| i["document_id"] == id).then_some(())
+        });
+    }
+    assert!(g22.is_running());
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
