@@ -7,6 +7,7 @@ pub(crate) mod dsig;
 #[cfg(test)]
 mod dsig_tests;
 pub(crate) mod edxml;
+mod extract;
 pub(crate) mod hub;
 pub(crate) mod node;
 pub(crate) mod pki;

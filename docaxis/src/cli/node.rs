@@ -624,17 +624,6 @@ async fn resolve_received(
     })
 }
 
-/// A safe file name for an attachment: its last path component, without control characters.
-fn safe_file_name(name: &str, index: usize) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("").trim();
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
-    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
-        format!("attachment-{index}")
-    } else {
-        cleaned
-    }
-}
-
 /// `docaxis inbox show`.
 pub(crate) fn run_inbox_show(args: InboxShowArgs) -> anyhow::Result<ExitCode> {
     let client = args.config.client()?;
@@ -656,6 +645,7 @@ pub(crate) fn run_inbox_show(args: InboxShowArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return refused(e),
     };
     let mut extracted = Vec::new();
+    let mut failures = Vec::new();
     if let Some(dir) = &args.extract {
         let bytes = match rt.block_on(client.inbox_packet(&packet_id)) {
             Ok(b) => b,
@@ -667,13 +657,14 @@ pub(crate) fn run_inbox_show(args: InboxShowArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         if let Packet::Document(d) = packet {
             for (i, a) in d.attachments.iter().enumerate() {
-                let data = a
+                let written = a
                     .decoded()
-                    .with_context(|| format!("attachment {:?} cannot be decoded", a.name))?;
-                let path = dir.join(safe_file_name(&a.name, i + 1));
-                std::fs::write(&path, &data)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                extracted.push(path);
+                    .map_err(|e| format!("attachment {:?} cannot be decoded: {e}", a.name))
+                    .and_then(|data| super::extract::write_attachment(dir, &a.name, i + 1, &data));
+                match written {
+                    Ok(path) => extracted.push(path),
+                    Err(e) => failures.push(e),
+                }
             }
         }
     }
@@ -687,7 +678,13 @@ pub(crate) fn run_inbox_show(args: InboxShowArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "extracted  {}", p.display())?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &failures {
+        eprintln!("not extracted: {f}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 fn print_inbox_detail(out: &mut dyn Write, d: &InboxDetail) -> std::io::Result<()> {
@@ -872,8 +869,5 @@ mod tests {
                 ..
             }))
         ));
-        assert_eq!(safe_file_name("../../etc/passwd", 1), "passwd");
-        assert_eq!(safe_file_name("a\\..\\b.pdf", 1), "b.pdf");
-        assert_eq!(safe_file_name("..", 2), "attachment-2");
     }
 }

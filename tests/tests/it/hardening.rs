@@ -547,3 +547,65 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// `inbox show --extract DIR` with hostile attachment names from another agency: two with the
+/// same name, a 300-character one, a bidi override, and one named like a symlink already in
+/// DIR that points outside. Every attachment lands, uniquely and safely named; nothing is
+/// overwritten and nothing is written outside DIR.
+#[test]
+fn extracting_hostile_attachment_names_writes_each_once_inside_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let long = format!("{}.pdf", "v".repeat(300));
+    let attachments = [
+        ("bien-ban.pdf", "một"),
+        ("bien-ban.pdf", "hai"),
+        (long.as_str(), "dài"),
+        ("\u{202E}fdp.exe", "đảo chiều"),
+        ("link.txt", "liên kết"),
+    ];
+    let request = serde_json::json!({
+        "to": [H41],
+        "subject": "Tên tệp đính kèm nguy hiểm",
+        "code": {"number": "9", "notation": "TEP"},
+        "attachments": attachments.iter().map(|(name, text)| serde_json::json!({
+            "name": name, "data": base64_of(text.as_bytes()),
+        })).collect::<Vec<_>>(),
+    });
+    let sent = rt().block_on(g22.api().send(&request)).unwrap();
+    let doc = sent["document_id"].as_str().unwrap().to_string();
+    wait_for("the document reaches H41", WAIT, || {
+        (!h41.inbox(&[]).is_empty()).then_some(())
+    });
+
+    let dir = tmp.path().join("tep");
+    std::fs::create_dir(&dir).unwrap();
+    let outside = tmp.path().join("ngoai.txt");
+    std::os::unix::fs::symlink(&outside, dir.join("link.txt")).unwrap();
+    let out = h41.clerk(&["inbox", "show", &doc, "--extract", s(&dir)]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    assert!(!outside.exists(), "nothing written through the symlink");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    assert_eq!(read("bien-ban.pdf"), "một");
+    assert_eq!(read("bien-ban (2).pdf"), "hai");
+    assert_eq!(read("fdp.exe"), "đảo chiều");
+    assert_eq!(read("link (2).txt"), "liên kết");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let shortened = names
+        .iter()
+        .find(|n| n.starts_with("vvv"))
+        .expect("the long name was shortened, not dropped");
+    assert!(
+        shortened.len() <= 120 && shortened.ends_with(".pdf"),
+        "{shortened}"
+    );
+    assert_eq!(read(shortened), "dài");
+    assert_eq!(names.len(), 6, "5 attachments and the symlink: {names:?}");
+}
