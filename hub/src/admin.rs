@@ -50,8 +50,10 @@ pub fn fingerprints_for(code: &str, pems: &[String]) -> Result<Vec<String>, HubE
         let leaf = certs.first().ok_or_else(|| {
             HubError::new(ErrorCode::BadRequest, "no CERTIFICATE block in the PEM")
         })?;
-        let uid = dsig::pki::agency_code_of(leaf)
+        let info = dsig::pki::cert_info(leaf)
             .map_err(|e| HubError::new(ErrorCode::BadRequest, e.to_string()))?;
+        check_valid_now(code, &info, time::OffsetDateTime::now_utc())?;
+        let uid = info.agency_code;
         if uid.as_deref() != Some(code) {
             return Err(HubError::new(
                 ErrorCode::BadRequest,
@@ -64,6 +66,41 @@ pub fn fingerprints_for(code: &str, pems: &[String]) -> Result<Vec<String>, HubE
         out.push(dsig::pki::fingerprint_sha256(leaf));
     }
     Ok(out)
+}
+
+/// Refuses a certificate outside its validity period: documents to an agency registered with
+/// it would wait forever (the hub's TLS refuses its node, its signatures do not verify).
+fn check_valid_now(
+    code: &str,
+    info: &dsig::pki::CertInfo,
+    now: time::OffsetDateTime,
+) -> Result<(), HubError> {
+    let date = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    if now > info.not_after {
+        return Err(HubError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "agency {code}: the certificate {} expired on {}; issue a current one",
+                info.fingerprint_sha256,
+                date(info.not_after)
+            ),
+        ));
+    }
+    if now < info.not_before {
+        return Err(HubError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "agency {code}: the certificate {} is not valid yet (valid from {}); register \
+                 it once it is, or check the issuing machine's clock",
+                info.fingerprint_sha256,
+                date(info.not_before)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Registers an agency directly in the database.
@@ -287,6 +324,23 @@ mod tests {
 
     fn certs() -> PathBuf {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../certs"))
+    }
+
+    #[test]
+    fn certificates_outside_their_validity_are_named_for_what_they_are() {
+        let pem = std::fs::read(agency_file(G22, ".pem")).unwrap();
+        let der = dsig::pem::blocks(&pem, "CERTIFICATE").unwrap().remove(0);
+        let info = dsig::pki::cert_info(&der).unwrap();
+        assert!(check_valid_now(G22, &info, time::OffsetDateTime::now_utc()).is_ok());
+        let late = check_valid_now(G22, &info, info.not_after + time::Duration::days(1))
+            .unwrap_err()
+            .to_string();
+        assert!(late.contains("expired on"), "{late}");
+        let early = check_valid_now(G22, &info, info.not_before - time::Duration::days(1))
+            .unwrap_err()
+            .to_string();
+        assert!(early.contains("is not valid yet (valid from"), "{early}");
+        assert!(!early.contains("expired"), "{early}");
     }
 
     fn agency_file(code: &str, suffix: &str) -> PathBuf {

@@ -54,7 +54,7 @@ use exchange::lifecycle::ActionKind;
 use net::token;
 
 /// Largest request body: a 64 MiB packet's worth of base64 plus JSON.
-const MAX_BODY: usize = 100 * 1024 * 1024;
+pub const MAX_BODY: usize = 100 * 1024 * 1024;
 /// Default and largest list lengths.
 const DEFAULT_LIMIT: usize = 200;
 const MAX_LIMIT: usize = 5_000;

@@ -360,6 +360,7 @@ pub fn request_from_flags(
 }
 
 fn inline_attachments(base: &Path, specs: &[AttachmentSpec]) -> Result<Vec<Value>, ClientError> {
+    check_attachment_sizes(base, specs, crate::api::MAX_BODY)?;
     specs
         .iter()
         .enumerate()
@@ -375,9 +376,62 @@ fn inline_attachments(base: &Path, specs: &[AttachmentSpec]) -> Result<Vec<Value
         .collect()
 }
 
+/// Refuses, before reading anything, attachments whose base64 would not fit in a request of
+/// `max_body` bytes (the clerk API's limit): a 200 MB file is named and refused at once
+/// instead of being read, encoded and sent to meet a 413.
+fn check_attachment_sizes(
+    base: &Path,
+    specs: &[AttachmentSpec],
+    max_body: usize,
+) -> Result<(), ClientError> {
+    let mut total: u64 = 0;
+    for spec in specs {
+        let path = base.join(&spec.file);
+        let size = std::fs::metadata(&path)
+            .map_err(|source| ComposeError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        total = total.saturating_add(size.div_ceil(3).saturating_mul(4));
+        if total > max_body as u64 {
+            return Err(ClientError::Spec(format!(
+                "{} ({} bytes) brings the attachments to more than the node accepts in one \
+                 document ({} MiB in base64, about {} MiB of files)",
+                path.display(),
+                size,
+                max_body >> 20,
+                (max_body / 4 * 3) >> 20
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_attachments_are_refused_before_they_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = tmp.path().join("lon.pdf");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(200 * 1024 * 1024)
+            .unwrap();
+        let spec = AttachmentSpec {
+            file: big.clone(),
+            name: None,
+            content_type: None,
+            description: None,
+        };
+        let e = check_attachment_sizes(Path::new("."), &[spec.clone()], crate::api::MAX_BODY)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lon.pdf") && e.contains("100 MiB"), "{e}");
+        assert!(check_attachment_sizes(Path::new("."), &[spec], 300 << 20).is_ok());
+    }
 
     #[test]
     fn path_segments_are_encoded() {

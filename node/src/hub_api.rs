@@ -326,8 +326,14 @@ fn transport_hint(message: &str) -> Option<&'static str> {
     let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
     if has(&["certificaterevoked", "certificate revoked"]) {
         Some("the hub refused this node's certificate: it is revoked (see the CRL)")
+    } else if has(&["notvalidyet", "not valid yet"]) {
+        Some("the hub's certificate is not valid yet: check its validity dates and this clock")
     } else if has(&["certificateexpired", "certificate expired"]) {
-        Some("a certificate is expired (this node's or the hub's): check their validity dates")
+        // rustls sends the same alert for "not yet valid" as for "expired".
+        Some(
+            "a certificate is expired or not yet valid (this node's or the hub's): check their \
+             validity dates and both clocks",
+        )
     } else if has(&[
         "unknownca",
         "unknown ca",
