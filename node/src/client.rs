@@ -426,9 +426,13 @@ mod tests {
             content_type: None,
             description: None,
         };
-        let e = check_attachment_sizes(Path::new("."), &[spec.clone()], crate::api::MAX_BODY)
-            .unwrap_err()
-            .to_string();
+        let e = check_attachment_sizes(
+            Path::new("."),
+            std::slice::from_ref(&spec),
+            crate::api::MAX_BODY,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("lon.pdf") && e.contains("100 MiB"), "{e}");
         assert!(check_attachment_sizes(Path::new("."), &[spec], 300 << 20).is_ok());
     }

@@ -100,7 +100,9 @@ impl HubHealth {
 /// The hub, as the node calls it.
 #[derive(Debug, Clone)]
 pub struct HubApi {
-    client: reqwest::Client,
+    /// Swapped when the trust anchors or CRLs change ([`HubApi::replace_client`]): new
+    /// connections then check the hub's certificate against the new CRL.
+    client: Arc<std::sync::RwLock<reqwest::Client>>,
     base: String,
     health: HubHealth,
 }
@@ -110,10 +112,23 @@ impl HubApi {
     /// [`net::client::build_client`]).
     pub fn new(client: reqwest::Client, base: &str) -> HubApi {
         HubApi {
-            client,
+            client: Arc::new(std::sync::RwLock::new(client)),
             base: base.trim_end_matches('/').to_string(),
             health: HubHealth::default(),
         }
+    }
+
+    /// Calls from now on use `client` (built with fresh trust anchors and CRLs); calls in
+    /// flight finish on the old one.
+    pub fn replace_client(&self, client: reqwest::Client) {
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+    }
+
+    fn client(&self) -> reqwest::Client {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The reachability record.
@@ -154,7 +169,7 @@ impl HubApi {
     /// `POST /v1/packets`: submits signed bytes; the answer is the hub's signed receipt.
     pub async fn submit(&self, bytes: Vec<u8>) -> Result<Vec<u8>, HubCallError> {
         let req = self
-            .client
+            .client()
             .post(self.url(PACKETS))
             .header(CONTENT_TYPE, "application/xml")
             .body(bytes);
@@ -169,7 +184,7 @@ impl HubApi {
     /// `GET /v1/inbox`: packets waiting for this node.
     pub async fn pending(&self, wait_secs: u64, limit: usize) -> Result<PendingList, HubCallError> {
         let req = self
-            .client
+            .client()
             .get(self.url(INBOX))
             .query(&[
                 ("wait", wait_secs.to_string()),
@@ -181,7 +196,7 @@ impl HubApi {
 
     /// `GET /v1/packets/{id}`: the packet's bytes; `None` when the hub says it does not exist.
     pub async fn fetch(&self, packet_id: &str) -> Result<Option<Vec<u8>>, HubCallError> {
-        let req = self.client.get(self.url(&packet_path(packet_id)));
+        let req = self.client().get(self.url(&packet_path(packet_id)));
         let resp = match self.send(req).await {
             Ok(r) => r,
             Err(HubCallError::Refused { status: 404, .. }) => return Ok(None),
@@ -207,7 +222,7 @@ impl HubApi {
     /// `GET /v1/directory`: the agency directory's JSON body and the hub's detached signature
     /// (header `x-docaxis-signature`, base64), unverified: see [`super::directory`].
     pub async fn directory(&self) -> Result<(Vec<u8>, Option<String>), HubCallError> {
-        let resp = self.send(self.client.get(self.url(DIRECTORY))).await?;
+        let resp = self.send(self.client().get(self.url(DIRECTORY))).await?;
         let signature = resp
             .headers()
             .get(DIRECTORY_SIGNATURE_HEADER)
@@ -236,7 +251,7 @@ impl HubApi {
     /// `POST /v1/acks`: acknowledges stored packets; the answer carries delivery receipts.
     pub async fn ack(&self, packet_ids: Vec<String>) -> Result<AckResponse, HubCallError> {
         let req = self
-            .client
+            .client()
             .post(self.url(ACKS))
             .json(&AckRequest { packet_ids });
         Self::json(self.send(req).await?).await
@@ -251,7 +266,7 @@ impl HubApi {
         after: u64,
     ) -> Result<ReceiptList, HubCallError> {
         let req = self
-            .client
+            .client()
             .get(self.url(RECEIPTS))
             .query(&[
                 ("wait", wait_secs.to_string()),
@@ -265,7 +280,7 @@ impl HubApi {
     /// `POST /v1/receipts/ack`: the receipts with these sequence numbers are stored.
     pub async fn ack_receipts(&self, seqs: Vec<u64>) -> Result<(), HubCallError> {
         let req = self
-            .client
+            .client()
             .post(self.url(RECEIPTS_ACK))
             .json(&ReceiptAckRequest { seqs });
         self.send(req).await.map(|_| ())

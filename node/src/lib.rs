@@ -201,15 +201,7 @@ impl Node {
         }
         let trust = LiveTrust::load(&config.trust, &config.crl)?;
         let hub_cert_der = read_certificate(&config.hub_certificate)?;
-        let client = build_client(
-            &ClientTls {
-                cert_chain_pem: config.certificate.clone(),
-                key_pem: config.private_key.clone(),
-                ca_pems: config.trust.clone(),
-                crl_pems: config.crl.clone(),
-            },
-            HUB_CALL_TIMEOUT,
-        )?;
+        let client = build_client(&client_tls(&config), HUB_CALL_TIMEOUT)?;
         let hub = HubApi::new(client, &config.hub_url);
         let token = token::load_or_create(&config.token_path())?;
         let db_path = config.database_path();
@@ -244,6 +236,29 @@ impl Node {
             directory: directory::KnownDirectory::default(),
         })
     }
+}
+
+/// Where the node's TLS client material lives (its certificate, the anchors, the CRLs).
+fn client_tls(config: &NodeConfig) -> ClientTls {
+    ClientTls {
+        cert_chain_pem: config.certificate.clone(),
+        key_pem: config.private_key.clone(),
+        ca_pems: config.trust.clone(),
+        crl_pems: config.crl.clone(),
+    }
+}
+
+/// Reads the trust anchors and CRLs again; when they changed, signatures are checked against
+/// them at once and the TLS client towards the hub is rebuilt with them (new connections check
+/// the hub's certificate against the new CRL). A failed rebuild keeps the old client.
+fn reload_trust(node: &Node) -> Result<net::live_trust::Reloaded, String> {
+    let outcome = node.trust.reload().map_err(|e| e.to_string())?;
+    if let net::live_trust::Reloaded::Changed { .. } = outcome {
+        let client = build_client(&client_tls(&node.config), HUB_CALL_TIMEOUT)
+            .map_err(|e| format!("signatures use the new trust, the TLS client does not: {e}"))?;
+        node.hub.replace_client(client);
+    }
+    Ok(outcome)
 }
 
 /// The DER of the single certificate in a PEM file.
@@ -394,8 +409,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 Duration::from_secs(node.config.trust_reload_secs.max(1)),
                 "node",
                 {
-                    let trust = node.trust.clone();
-                    Arc::new(move || trust.reload())
+                    let node = node.clone();
+                    Arc::new(move || reload_trust(&node))
                 },
                 stopped.clone(),
             )),

@@ -609,3 +609,63 @@ fn extracting_hostile_attachment_names_writes_each_once_inside_the_folder() {
     assert_eq!(read(shortened), "dài");
     assert_eq!(names.len(), 6, "5 attachments and the symlink: {names:?}");
 }
+
+/// The node's own TLS client follows CRL changes too: once the hub's certificate is revoked
+/// and the node reloads (SIGHUP), its new connections refuse the hub, and it says why.
+#[test]
+fn a_node_refuses_a_hub_whose_certificate_was_revoked_while_it_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let _h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let send = |number: &str| {
+        g22.send(&[
+            "--to",
+            H41,
+            "--subject",
+            "Trục bị thu hồi",
+            "--number",
+            number,
+            "--notation",
+            "VPCP",
+        ])
+    };
+    let first = send("1");
+    let doc = first["document_id"].as_str().unwrap().to_string();
+    wait_for("the first document delivered", WAIT, || {
+        (g22.track(&doc)["summary"] == "1/1 accepted, 1/1 delivered").then_some(())
+    });
+
+    // `pki revoke` revokes the certificate filed under a code: file the hub's there.
+    let alias = "000.00.00.A99";
+    std::fs::copy(
+        pki.dir.join("hub.pem"),
+        pki.dir.join("agencies").join(format!("{alias}.pem")),
+    )
+    .unwrap();
+    run_ok(&["pki", "revoke", "--dir", s(&pki.dir), "--code", alias]);
+    g22.hangup();
+    wait_for("G22 reloaded its CRLs", WAIT, || {
+        g22.log()
+            .contains("node: trust anchors and CRLs reloaded")
+            .then_some(())
+    });
+
+    let second = send("2");
+    let packet_id = second["packet_id"].as_str().unwrap().to_string();
+    let entry = wait_for("G22 refuses the hub", WAIT, || {
+        g22.outbox(&[])
+            .into_iter()
+            .find(|e| e["packet_id"] == packet_id.as_str())
+            .filter(|e| e["last_error"].as_str().is_some_and(|s| !s.is_empty()))
+    });
+    let error = entry["last_error"].as_str().unwrap_or_default();
+    assert!(error.to_ascii_lowercase().contains("revoked"), "{entry:#}");
+    assert_eq!(
+        hub.log().matches("packet accepted").count(),
+        2,
+        "the first document and H41's status 01; nothing after the reload:\n{}",
+        hub.log()
+    );
+}

@@ -13,3 +13,4 @@ mod hub_crash;
 mod hub_security;
 mod lifecycle_actions;
 mod lifecycle_cli;
+mod readme;
