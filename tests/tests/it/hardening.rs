@@ -669,3 +669,94 @@ fn a_node_refuses_a_hub_whose_certificate_was_revoked_while_it_runs() {
         hub.log()
     );
 }
+
+/// The smaller faults of issue 11.8, on running processes: framework refusals (415, bad JSON,
+/// bad query, 413) are JSON error bodies; the admin API's 401 says `unauthorized`; the bearer
+/// scheme is case-insensitive; the databases are readable by their owner only.
+#[test]
+fn errors_are_json_tokens_case_insensitive_and_databases_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let addresses: Value = serde_json::from_str(
+        &std::fs::read_to_string(hub.dir.join("data/addresses.json")).unwrap(),
+    )
+    .unwrap();
+    let admin = addresses["admin_listen"].as_str().unwrap().to_string();
+    let node = format!("http://{}", g22.api_addr);
+    let token = g22.token();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let answer = |req: reqwest::RequestBuilder| {
+        rt().block_on(async {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            let json: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {body}"));
+            (status, json)
+        })
+    };
+    let post = || {
+        http.post(format!("{node}/api/v1/documents"))
+            .header("authorization", format!("Bearer {token}"))
+    };
+
+    // The clerk API reads the body as JSON whatever its content type: a refusal, as JSON.
+    let (status, body) = answer(post().header("content-type", "text/plain").body("{}"));
+    assert!(status == 400 || status == 415, "{status} {body}");
+    assert!(
+        body["code"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
+    let (status, body) = answer(
+        post()
+            .header("content-type", "application/json")
+            .body("{\"to\": ["),
+    );
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(body["code"].is_string(), "{body}");
+    let (status, body) = answer(
+        http.get(format!("{node}/api/v1/inbox?limit=many"))
+            .header("authorization", format!("Bearer {token}")),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+    let (status, body) = answer(
+        post()
+            .header("content-type", "application/json")
+            .body(vec![b' '; 101 * 1024 * 1024]),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body["code"].is_string(), "{body}");
+
+    // The scheme in lower case is accepted.
+    let (status, body) = answer(
+        http.get(format!("{node}/api/v1/health"))
+            .header("authorization", format!("bearer {token}")),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = answer(
+        http.get(format!("{node}/api/v1/outbox"))
+            .header("authorization", format!("bearer {token}")),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // The admin API without its token: 401 `unauthorized`, as JSON.
+    let (status, body) = answer(http.get(format!("http://{admin}/admin/agencies")));
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "unauthorized", "{body}");
+
+    for db in [
+        hub.dir.join("data/hub.redb"),
+        g22.data_dir().join("node.redb"),
+    ] {
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}: {mode:o}", db.display());
+    }
+}
