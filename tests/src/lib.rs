@@ -641,25 +641,8 @@ impl NodeApi {
         serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
     }
 
-    /// `GET PATH_AND_QUERY` (e.g. `/api/v1/inbox?limit=5000`) answering 200 with JSON.
-    pub async fn get(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
-        let r = self
-            .http
-            .get(format!("{}{path_and_query}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = r.status();
-        let body = r.text().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("{status}: {body}"));
-        }
-        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
-    }
-
-    /// `GET PATH_AND_QUERY`, whatever the status: the status and the JSON body.
-    pub async fn get_any(&self, path_and_query: &str) -> Result<(u16, serde_json::Value), String> {
+    /// `GET PATH_AND_QUERY`: the status and the body's text.
+    async fn get_text(&self, path_and_query: &str) -> Result<(u16, String), String> {
         let r = self
             .http
             .get(format!("{}{path_and_query}", self.base))
@@ -669,6 +652,21 @@ impl NodeApi {
             .map_err(|e| e.to_string())?;
         let status = r.status().as_u16();
         let body = r.text().await.map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
+    /// `GET PATH_AND_QUERY` (e.g. `/api/v1/inbox?limit=5000`) answering 200 with JSON.
+    pub async fn get(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
+        let (status, body) = self.get_text(path_and_query).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!("{status}: {body}"));
+        }
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+    }
+
+    /// `GET PATH_AND_QUERY`, whatever the status: the status and the JSON body.
+    pub async fn get_any(&self, path_and_query: &str) -> Result<(u16, serde_json::Value), String> {
+        let (status, body) = self.get_text(path_and_query).await?;
         let json = serde_json::from_str(&body).map_err(|e| format!("{status} {e}: {body}"))?;
         Ok((status, json))
     }

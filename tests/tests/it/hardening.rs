@@ -33,6 +33,26 @@ fn submit_directly(pki: &Pki, hub: &HubProc, code: &str, packet: Vec<u8>) -> (u1
     })
 }
 
+/// The hub's admin API address, as it wrote it at start.
+fn admin_addr(hub: &HubProc) -> std::net::SocketAddr {
+    let addresses: Value = serde_json::from_str(
+        &std::fs::read_to_string(hub.dir.join("data/addresses.json")).unwrap(),
+    )
+    .unwrap();
+    addresses["admin_listen"].as_str().unwrap().parse().unwrap()
+}
+
+/// The outbox entry of `sent` once an attempt to submit it failed (its `last_error` set).
+fn failed_attempt(node: &NodeProc, sent: &Value, what: &str) -> Value {
+    let packet_id = sent["packet_id"].as_str().unwrap().to_string();
+    wait_for(what, WAIT, || {
+        node.outbox(&[])
+            .into_iter()
+            .find(|e| e["packet_id"] == packet_id.as_str())
+            .filter(|e| e["last_error"].as_str().is_some_and(|s| !s.is_empty()))
+    })
+}
+
 fn health(node: &NodeProc) -> Value {
     rt().block_on(node.api().get("/api/v1/health")).unwrap()
 }
@@ -174,13 +194,7 @@ fn a_revocation_applies_while_the_hub_and_nodes_run() {
 
     // G22's node, on its existing connection or a new one, is refused.
     let third = send("3");
-    let packet_id = third["packet_id"].as_str().unwrap().to_string();
-    let entry = wait_for("G22's next submission refused", WAIT, || {
-        g22.outbox(&[])
-            .into_iter()
-            .find(|e| e["packet_id"] == packet_id.as_str())
-            .filter(|e| e["attempts"].as_u64().unwrap_or(0) >= 1)
-    });
+    let entry = failed_attempt(&g22, &third, "G22's next submission refused");
     let error = entry["last_error"].as_str().unwrap_or_default().to_string();
     assert!(
         error.contains("revoked") || error.contains("no longer trusted"),
@@ -379,11 +393,7 @@ fn local_apis_and_the_hub_time_out_slow_clients_and_cap_connections() {
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
     let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let addresses: Value = serde_json::from_str(
-        &std::fs::read_to_string(hub.dir.join("data/addresses.json")).unwrap(),
-    )
-    .unwrap();
-    let admin: std::net::SocketAddr = addresses["admin_listen"].as_str().unwrap().parse().unwrap();
+    let admin = admin_addr(&hub);
 
     silent_connections_are_closed(g22.api_addr, "clerk API");
     silent_connections_are_closed(admin, "admin API");
@@ -653,13 +663,7 @@ fn a_node_refuses_a_hub_whose_certificate_was_revoked_while_it_runs() {
     });
 
     let second = send("2");
-    let packet_id = second["packet_id"].as_str().unwrap().to_string();
-    let entry = wait_for("G22 refuses the hub", WAIT, || {
-        g22.outbox(&[])
-            .into_iter()
-            .find(|e| e["packet_id"] == packet_id.as_str())
-            .filter(|e| e["last_error"].as_str().is_some_and(|s| !s.is_empty()))
-    });
+    let entry = failed_attempt(&g22, &second, "G22 refuses the hub");
     let error = entry["last_error"].as_str().unwrap_or_default();
     assert!(error.to_ascii_lowercase().contains("revoked"), "{entry:#}");
     assert_eq!(
@@ -680,11 +684,7 @@ fn errors_are_json_tokens_case_insensitive_and_databases_private() {
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
     let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let addresses: Value = serde_json::from_str(
-        &std::fs::read_to_string(hub.dir.join("data/addresses.json")).unwrap(),
-    )
-    .unwrap();
-    let admin = addresses["admin_listen"].as_str().unwrap().to_string();
+    let admin = admin_addr(&hub);
     let node = format!("http://{}", g22.api_addr);
     let token = g22.token();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
