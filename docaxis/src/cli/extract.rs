@@ -54,7 +54,7 @@ fn shorten(name: &str, max: usize) -> String {
         Some(dot) if name.len() - dot <= 16 && dot > 0 => (&name[..dot], &name[dot..]),
         _ => (name, ""),
     };
-    let mut cut = max.saturating_sub(ext.len() + 1); // room for "…"? keep it ASCII: "~"
+    let mut cut = max.saturating_sub(ext.len() + 1); // room for the "~" that marks the cut
     while cut > 0 && !stem.is_char_boundary(cut) {
         cut -= 1;
     }
