@@ -84,6 +84,29 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The code as on the wire (`snake_case`), for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::Schema => "schema",
+            ErrorCode::Signature => "signature",
+            ErrorCode::SignerNotRegistered => "signer_not_registered",
+            ErrorCode::ClientNotSender => "client_not_sender",
+            ErrorCode::AgencyNotActive => "agency_not_active",
+            ErrorCode::DocumentId => "document_id",
+            ErrorCode::DuplicateBusinessKey => "duplicate_business_key",
+            ErrorCode::NoRecipient => "no_recipient",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
 /// Body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -231,6 +254,30 @@ mod tests {
         };
         let json = serde_json::to_string(&body).unwrap();
         assert!(json.contains("\"duplicate_business_key\""), "{json}");
+    }
+
+    #[test]
+    fn error_code_names_are_the_wire_names() {
+        for code in [
+            ErrorCode::TooLarge,
+            ErrorCode::Malformed,
+            ErrorCode::Schema,
+            ErrorCode::Signature,
+            ErrorCode::SignerNotRegistered,
+            ErrorCode::ClientNotSender,
+            ErrorCode::AgencyNotActive,
+            ErrorCode::DocumentId,
+            ErrorCode::DuplicateBusinessKey,
+            ErrorCode::NoRecipient,
+            ErrorCode::NotFound,
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::RequestTimeout,
+            ErrorCode::Internal,
+        ] {
+            let wire = serde_json::to_value(code).unwrap();
+            assert_eq!(wire.as_str(), Some(code.as_str()));
+        }
     }
 
     #[test]

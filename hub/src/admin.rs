@@ -157,6 +157,7 @@ pub fn router(hub: Arc<Hub>, token: String) -> axum::Router {
         .route("/admin/agencies/{code}/resume", post(resume))
         .route("/admin/track", get(track_route))
         .route("/admin/reload", post(reload))
+        .route("/metrics", get(metrics_route))
         .layer(axum::middleware::from_fn_with_state(
             net::limits::BodyLimits::new(ADMIN_MAX_BODY),
             net::limits::buffer_body,
@@ -204,6 +205,23 @@ fn check_token(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError
             ),
         ))
     }
+}
+
+/// Prometheus metrics (OpenMetrics text), behind the admin token like every admin route.
+async fn metrics_route(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    check_token(&s, &headers)?;
+    let body = s.hub.render_metrics().await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn list(

@@ -102,7 +102,9 @@ async fn submit(
     peer: PeerIdentity,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = hub.authorize(&peer)?;
+    let caller = hub.authorize(&peer).inspect_err(|e| {
+        hub.metrics.submitted(e.code.as_str(), 0.0);
+    })?;
     let receipt = hub.submit(caller, body.to_vec()).await?;
     Ok(xml(receipt))
 }
@@ -180,6 +182,8 @@ async fn inbox(
     Query(params): Query<PollParams>,
 ) -> Result<Json<PendingList>, ApiError> {
     let caller = hub.authorize(&peer)?;
+    hub.metrics
+        .polled(&caller.agency, &peer.fingerprint_sha256, &peer.cert_der);
     let signal = hub.inbox_signal.get(&caller.agency);
     let items = long_poll(signal, params.wait(), || async {
         let pending = hub

@@ -159,6 +159,15 @@ pub struct Delivery {
     pub queue_key: (u8, u64),
 }
 
+/// What one recipient has waiting (see [`HubDb::pending_summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSummary {
+    pub recipient: String,
+    pub count: u64,
+    /// When the longest-waiting delivery was queued.
+    pub oldest_queued_at: Option<Timestamp>,
+}
+
 /// A verified submission ready to be committed.
 #[derive(Debug, Clone)]
 pub struct NewPacket {
@@ -404,6 +413,43 @@ impl HubDb {
                     if out.len() >= limit {
                         break;
                     }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Per recipient with anything pending: how many deliveries wait and when the oldest was
+    /// queued. One read snapshot over the queue (its size is the backlog, not the history).
+    pub async fn pending_summary(&self) -> Result<Vec<PendingSummary>, HubDbError> {
+        self.store
+            .read(move |txn| {
+                let queue = txn.open_table(QUEUE).db()?;
+                let deliveries = txn.open_table(DELIVERIES).db()?;
+                // recipient -> (count, lowest seq, its packet id)
+                let mut per: BTreeMap<String, (u64, u64, PacketId)> = BTreeMap::new();
+                for row in queue.iter().db()? {
+                    let (k, v) = row.db()?;
+                    let (recipient, _rank, seq) = k.value();
+                    let id = PacketId(*v.value());
+                    let e = per.entry(recipient.to_string()).or_insert((0, seq, id));
+                    e.0 += 1;
+                    if seq < e.1 {
+                        e.1 = seq;
+                        e.2 = id;
+                    }
+                }
+                let mut out = Vec::with_capacity(per.len());
+                for (recipient, (count, _, id)) in per {
+                    let oldest = match deliveries.get((id.as_bytes(), recipient.as_str())).db()? {
+                        Some(d) => Some(decode::<Delivery>(d.value())?.queued_at),
+                        None => None,
+                    };
+                    out.push(PendingSummary {
+                        recipient,
+                        count,
+                        oldest_queued_at: oldest,
+                    });
                 }
                 Ok(out)
             })

@@ -5,6 +5,7 @@
 //! - `db`: durable state (redb).
 //! - `service`: the checks and decisions.
 //! - `api`: node-facing mTLS HTTP routes; `admin`: the operators' loopback API.
+//! - `metrics`: Prometheus metrics, served at `GET /metrics` on the admin listener.
 //! - `track`: the record of one business document built for operators (`docaxis hub track`).
 //!
 //! [`start`] runs a hub inside the current tokio runtime and reports its bound addresses, so
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod metrics;
 pub mod service;
 pub mod track;
 

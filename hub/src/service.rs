@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::Notify;
 
 use crate::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, Submitted};
+use crate::metrics::HubMetrics;
 use dsig::receipt::{HubReceipt, ReceiptKind, RefusedRecipient};
 use dsig::{self, SigningIdentity, TrustStoreError, Verdict, VerifyPolicy};
 use edxml::schema::{self, SchemaKind};
@@ -108,6 +109,8 @@ pub struct Hub {
     /// Woken when delivery receipts are queued for a sender.
     pub receipt_signal: Notifier,
     pub max_packet_bytes: usize,
+    /// Counted events and scrape-time state (`GET /metrics`).
+    pub metrics: Arc<HubMetrics>,
 }
 
 /// Rebuilds and installs the TLS server configuration from the files.
@@ -138,6 +141,10 @@ impl Hub {
     ) -> Result<Arc<Hub>, HubError> {
         let agencies = db.agencies().await?;
         let directory = agencies.into_iter().map(|a| (a.code.clone(), a)).collect();
+        let metrics = Arc::new(HubMetrics::new());
+        let observer = Arc::clone(&metrics);
+        db.store()
+            .observe_batches(Box::new(move |jobs| observer.store_batch(jobs)));
         Ok(Arc::new(Hub {
             db,
             trust,
@@ -148,7 +155,49 @@ impl Hub {
             inbox_signal: Notifier::default(),
             receipt_signal: Notifier::default(),
             max_packet_bytes,
+            metrics,
         }))
+    }
+
+    /// Renders the metrics, reading the state figures from the store and the trust now.
+    pub async fn render_metrics(&self) -> Result<String, HubError> {
+        let now = time::OffsetDateTime::now_utc();
+        let seconds_to = |t: time::OffsetDateTime| (t - now).as_seconds_f64();
+        let pending = self
+            .db
+            .pending_summary()
+            .await?
+            .into_iter()
+            .map(|p| {
+                let age = p
+                    .oldest_queued_at
+                    .map_or(0.0, |t| -seconds_to(t.to_offset_date_time()));
+                (p.recipient, p.count, age.max(0.0))
+            })
+            .collect();
+        let stats = self.db.store().writer_stats();
+        let snap = crate::metrics::Snapshot {
+            pending,
+            agencies: self
+                .agencies()
+                .into_iter()
+                .map(|a| (a.code, a.active))
+                .collect(),
+            hub_certificate_seconds: seconds_to(self.identity.not_after()),
+            crl_next_update: self
+                .trust
+                .current()
+                .crl_next_updates()
+                .into_iter()
+                .map(|(issuer, next)| (issuer, next.map(seconds_to)))
+                .collect(),
+            store_commits: stats.commits,
+            store_jobs: stats.jobs,
+        };
+        self.metrics
+            .render(snap)
+            .await
+            .map_err(|e| HubError::internal(format!("cannot encode the metrics: {e}")))
     }
 
     /// The trust in force (anchors and CRLs as last loaded).
@@ -270,12 +319,31 @@ impl Hub {
         })
     }
 
-    /// Checks, stores and acknowledges a submitted packet. Returns the signed receipt.
+    /// Checks, stores and acknowledges a submitted packet. Returns the signed receipt. The
+    /// outcome and the time it took are counted in the metrics.
     pub async fn submit(
         self: &Arc<Self>,
         caller: Caller,
         bytes: Vec<u8>,
     ) -> Result<String, HubError> {
+        let started = std::time::Instant::now();
+        let result = self.submit_checked(caller, bytes).await;
+        let outcome = match &result {
+            Ok((_, true)) => "accepted",
+            Ok((_, false)) => "resubmitted",
+            Err(e) => e.code.as_str(),
+        };
+        self.metrics
+            .submitted(outcome, started.elapsed().as_secs_f64());
+        result.map(|(receipt, _)| receipt)
+    }
+
+    /// [`Hub::submit`] without the counting: the receipt, and whether the packet is new.
+    async fn submit_checked(
+        self: &Arc<Self>,
+        caller: Caller,
+        bytes: Vec<u8>,
+    ) -> Result<(String, bool), HubError> {
         let hub = Arc::clone(self);
         let (checked, bytes, receipt) = tokio::task::spawn_blocking(move || {
             let checked = hub.check_submission(&caller, &bytes)?;
@@ -301,11 +369,12 @@ impl Hub {
                     self.inbox_signal.wake(r);
                 }
                 tracing::info!(packet = %checked.id, recipients = recipients.len(), "packet accepted");
-                Ok(receipt)
+                self.metrics.receipt("submission");
+                Ok((receipt, true))
             }
             Submitted::Again { receipt } => {
                 tracing::info!(packet = %checked.id, "resubmission: original receipt returned");
-                Ok(receipt)
+                Ok((receipt, false))
             }
         }
     }
@@ -481,6 +550,13 @@ impl Hub {
     ) -> Result<Vec<(PacketId, String)>, HubError> {
         let todo = self.db.metas_for(&caller.agency, ids).await?;
         let mut senders: Vec<String> = todo.iter().map(|(_, m, _)| m.from.clone()).collect();
+        let delivered_before: std::collections::HashSet<PacketId> = todo
+            .iter()
+            .filter(|(_, _, d)| d.receipt.is_some())
+            .map(|(id, _, _)| *id)
+            .collect();
+        let accepted_at: HashMap<PacketId, Timestamp> =
+            todo.iter().map(|(id, m, _)| (*id, m.accepted_at)).collect();
         // Sign the new receipts on every CPU: one blocking task per share.
         let share = todo
             .len()
@@ -504,7 +580,28 @@ impl Hub {
         for task in tasks {
             signed.extend(task.await.map_err(HubError::internal)??);
         }
+        // A receipt signed now that the database kept is a delivery completed now (one signed
+        // concurrently by a retry loses to the first and is not counted).
+        let fresh: HashMap<PacketId, (String, Timestamp)> = signed
+            .iter()
+            .filter(|(id, _, _)| !delivered_before.contains(id))
+            .map(|(id, _, r)| {
+                (
+                    *id,
+                    (r.clone(), accepted_at.get(id).copied().unwrap_or_else(now)),
+                )
+            })
+            .collect();
         let recorded = self.db.record_deliveries(&caller.agency, signed).await?;
+        let now_ms = now().unix_ms();
+        for (id, receipt) in &recorded {
+            if let Some((ours, accepted)) = fresh.get(id)
+                && ours == receipt
+            {
+                let waited = now_ms.saturating_sub(accepted.unix_ms()) as f64 / 1000.0;
+                self.metrics.delivered(waited);
+            }
+        }
         senders.sort();
         senders.dedup();
         for s in &senders {

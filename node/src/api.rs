@@ -180,6 +180,7 @@ pub fn router(node: Shared) -> Router {
             "/api/v1/documents/{document_id}/replace",
             post(|s, p, b| post_action(s, p, b, ActionKind::Replace)),
         )
+        .route("/metrics", get(get_metrics))
         .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(get_health))
@@ -199,6 +200,40 @@ pub fn router(node: Shared) -> Router {
         ))
         .layer(middleware::from_fn(net::limits::json_errors))
         .with_state(node)
+}
+
+/// Prometheus metrics (OpenMetrics text).
+async fn get_metrics(State(node): State<Shared>) -> Response {
+    let counts = match node.db.counts().await {
+        Ok(c) => c,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                format!("cannot read the store for the metrics: {e}"),
+            )
+            .into_response();
+        }
+    };
+    match node
+        .metrics
+        .render(&counts, node.db.store().writer_stats().commits)
+    {
+        Ok(body) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot encode the metrics: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 async fn require_token(State(node): State<Shared>, req: Request, next: Next) -> Response {

@@ -16,7 +16,7 @@
 //!   [`receipts`] (delivery receipts).
 //! - [`lifecycle`]: the pure rules of business statuses (01–06, take-back 13/15/16);
 //!   [`status`]: sending a clerk's status (checked, signed, committed).
-//! - [`api`]: the local clerk API (JSON over HTTP on loopback); [`views`]: its answer types;
+//! - [`api`]: the local clerk API (JSON over HTTP on loopback), with [`metrics`] at `/metrics`; [`views`]: its answer types;
 //!   [`client`]: the clerk commands' client of that API.
 //!
 //! Invariants (kept by the parts named):
@@ -39,6 +39,7 @@ pub mod directory;
 pub mod hub_api;
 pub mod inbox;
 pub mod incoming;
+pub mod metrics;
 pub mod outbox;
 pub mod outgoing;
 mod poller;
@@ -151,6 +152,8 @@ pub struct Node {
     pub inbox_watchers: inbox::InboxWatchers,
     /// The hub's agency directory, once fetched and verified.
     pub directory: directory::KnownDirectory,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: metrics::NodeMetrics,
 }
 
 /// The shared node.
@@ -234,6 +237,7 @@ impl Node {
             token,
             inbox_watchers: inbox::InboxWatchers::default(),
             directory: directory::KnownDirectory::default(),
+            metrics: metrics::NodeMetrics::new(),
         })
     }
 }

@@ -140,12 +140,15 @@ async fn record(node: &Shared, id: PacketId, entry: &OutboxEntry, outcome: Attem
                 error = e.last_error.as_deref().unwrap_or(""),
                 "outbox: failed"
             ),
-            OutboxState::Queued => tracing::warn!(
+            OutboxState::Queued => {
+                node.metrics.retried();
+                tracing::warn!(
                 packet = %id, kind, document, attempts = e.attempts,
                 retry_at = %exchange::Timestamp::from_unix_ms(e.next_attempt_ms.unwrap_or(0)),
                 error = e.last_error.as_deref().unwrap_or(""),
                 "outbox: will retry"
-            ),
+                )
+            }
         },
         Err(e) => tracing::error!(packet = %id, error = %e, "outbox: cannot record the attempt"),
     }

@@ -131,10 +131,23 @@ pub struct WriterStats {
     pub jobs: u64,
 }
 
-#[derive(Debug, Default)]
+/// Told the size of every batch the writer runs (for a metrics histogram).
+pub type BatchObserver = Box<dyn Fn(usize) + Send + Sync>;
+
+#[derive(Default)]
 struct Counters {
     commits: AtomicU64,
     jobs: AtomicU64,
+    batch_observer: std::sync::OnceLock<BatchObserver>,
+}
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters")
+            .field("commits", &self.commits)
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The database handle, swapped when the store reopens itself.
@@ -300,6 +313,11 @@ impl Store {
         self.handle.health()
     }
 
+    /// Installs what is told each batch's size (once; later calls are ignored).
+    pub fn observe_batches(&self, observer: BatchObserver) {
+        let _ = self.counters.batch_observer.set(observer);
+    }
+
     /// Commits and jobs so far (for benchmarks and health figures).
     pub fn writer_stats(&self) -> WriterStats {
         WriterStats {
@@ -413,6 +431,9 @@ fn writer_loop(handle: &Handle, rx: &mpsc::Receiver<Job>, counters: &Counters) {
         counters
             .jobs
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(observe) = counters.batch_observer.get() {
+            observe(batch.len());
+        }
         let db = match handle.current().or_else(|_| handle.reopen()) {
             Ok(db) => db,
             Err(e) => {

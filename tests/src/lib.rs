@@ -236,6 +236,48 @@ impl HubProc {
         }
     }
 
+    /// The admin API address, as the hub wrote it at start.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let addresses: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.dir.join("data/addresses.json"))
+                .expect("the hub wrote data/addresses.json"),
+        )
+        .expect("addresses.json is JSON");
+        addresses["admin_listen"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("addresses.json names admin_listen")
+    }
+
+    /// The operator token (`data/admin.token`).
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("data/admin.token"))
+            .expect("the hub wrote data/admin.token")
+            .trim()
+            .to_string()
+    }
+
+    /// Submits `packet` directly (around any node) with `code`'s certificate: the status and
+    /// the body of the answer.
+    pub fn submit_as(&self, pki: &Pki, code: &str, packet: Vec<u8>) -> (u16, String) {
+        let client = pki.client_as(code);
+        let url = self.url();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(async {
+                let r = client
+                    .post(format!("{url}/v1/packets"))
+                    .header("content-type", "application/xml")
+                    .body(packet)
+                    .send()
+                    .await
+                    .expect("the hub answers");
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            })
+    }
+
     /// Base URL for nodes.
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
@@ -642,7 +684,7 @@ impl NodeApi {
     }
 
     /// `GET PATH_AND_QUERY`: the status and the body's text.
-    async fn get_text(&self, path_and_query: &str) -> Result<(u16, String), String> {
+    pub async fn get_text(&self, path_and_query: &str) -> Result<(u16, String), String> {
         let r = self
             .http
             .get(format!("{}{path_and_query}", self.base))

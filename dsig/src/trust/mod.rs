@@ -284,6 +284,15 @@ impl TrustStore {
         self.crls.len()
     }
 
+    /// Each configured CRL's issuer and when its next update is due (`None`: the CRL names no
+    /// next update), for operators watching that a fresh CRL arrives in time.
+    pub fn crl_next_updates(&self) -> Vec<(String, Option<OffsetDateTime>)> {
+        self.crls
+            .iter()
+            .map(|c| (c.issuer.clone(), c.next_update))
+            .collect()
+    }
+
     /// Validates the signer of a signature from the certificates its `KeyInfo` carries.
     ///
     /// The signer's certificate is the one that issues no other certificate of the set

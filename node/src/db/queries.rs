@@ -250,6 +250,7 @@ impl NodeDb {
                     outbox_submitted: get(SUBMITTED)?,
                     outbox_failed: get(FAILED)?,
                     inbox_new: get(INBOX_NEW)?,
+                    inbox_total: txn.open_table(INBOX).db()?.len().db()?,
                     anomalies: txn.open_table(ANOMALIES).db()?.len().db()?,
                     unmatched_receipts: txn.open_table(UNMATCHED_RECEIPTS).db()?.len().db()?,
                 })

@@ -366,6 +366,8 @@ pub struct Counts {
     pub outbox_submitted: u64,
     pub outbox_failed: u64,
     pub inbox_new: u64,
+    /// Every packet received (documents and statuses).
+    pub inbox_total: u64,
     pub anomalies: u64,
     /// Hub-signed delivery receipts about packets this node has no record of sending.
     pub unmatched_receipts: u64,

@@ -16,32 +16,6 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Submits `packet` to the hub directly (around any node) with `code`'s certificate; the
-/// status and the body of the answer.
-fn submit_directly(pki: &Pki, hub: &HubProc, code: &str, packet: Vec<u8>) -> (u16, String) {
-    let client = pki.client_as(code);
-    let url = hub.url();
-    rt().block_on(async {
-        let r = client
-            .post(format!("{url}/v1/packets"))
-            .header("content-type", "application/xml")
-            .body(packet)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap_or_default())
-    })
-}
-
-/// The hub's admin API address, as it wrote it at start.
-fn admin_addr(hub: &HubProc) -> std::net::SocketAddr {
-    let addresses: Value = serde_json::from_str(
-        &std::fs::read_to_string(hub.dir.join("data/addresses.json")).unwrap(),
-    )
-    .unwrap();
-    addresses["admin_listen"].as_str().unwrap().parse().unwrap()
-}
-
 /// The outbox entry of `sent` once an attempt to submit it failed (its `last_error` set).
 fn failed_attempt(node: &NodeProc, sent: &Value, what: &str) -> Value {
     let packet_id = sent["packet_id"].as_str().unwrap().to_string();
@@ -70,7 +44,7 @@ fn an_unmatched_delivery_receipt_is_kept_acknowledged_and_holds_up_nothing() {
 
     // Around the node: signed with G22's key, submitted with G22's certificate.
     let packet = pki.sign_as(G22, &unsigned_document(G22, &[H41], "77", None));
-    let (status, body) = submit_directly(&pki, &hub, G22, packet);
+    let (status, body) = hub.submit_as(&pki, G22, packet);
     assert!((200..300).contains(&status), "{status}: {body}");
 
     wait_for("the unmatched receipt kept at G22", WAIT, || {
@@ -160,7 +134,7 @@ fn a_revocation_applies_while_the_hub_and_nodes_run() {
             .then_some(())
     });
     let packet = pki.sign_as(G22, &unsigned_document(G22, &[H41], "2", None));
-    let (status, body) = submit_directly(&pki, &hub, G22, packet);
+    let (status, body) = hub.submit_as(&pki, G22, packet);
     assert!(
         (200..300).contains(&status),
         "the hub has not reloaded yet: {status} {body}"
@@ -348,7 +322,7 @@ fn a_client_chosen_document_id_cannot_claim_another_agency_or_a_path() {
         let escaped = id.replace('&', "&amp;").replace('<', "&lt;");
         let forged = format!("{}{escaped}{}", &unsigned[..start], &unsigned[end..]);
         let packet = pki.sign_as(G22, forged.as_bytes());
-        let (status, body) = submit_directly(&pki, &hub, G22, packet);
+        let (status, body) = hub.submit_as(&pki, G22, packet);
         assert_eq!(status, 422, "{id:?}: {body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["code"], "document_id", "{body:#}");
@@ -393,7 +367,7 @@ fn local_apis_and_the_hub_time_out_slow_clients_and_cap_connections() {
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
     let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let admin = admin_addr(&hub);
+    let admin = hub.admin_addr();
 
     silent_connections_are_closed(g22.api_addr, "clerk API");
     silent_connections_are_closed(admin, "admin API");
@@ -684,7 +658,7 @@ fn errors_are_json_tokens_case_insensitive_and_databases_private() {
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
     let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let admin = admin_addr(&hub);
+    let admin = hub.admin_addr();
     let node = format!("http://{}", g22.api_addr);
     let token = g22.token();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

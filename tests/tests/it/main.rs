@@ -13,4 +13,5 @@ mod hub_crash;
 mod hub_security;
 mod lifecycle_actions;
 mod lifecycle_cli;
+mod metrics;
 mod readme;
