@@ -156,7 +156,11 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
 fn write_addresses(config: &HubConfig, addr: SocketAddr, admin: SocketAddr) {
     let body = serde_json::json!({ "listen": addr.to_string(), "admin_listen": admin.to_string() });
     let path = config.data_dir.join("addresses.json");
-    if let Err(e) = std::fs::write(&path, body.to_string()) {
+    // Written whole then renamed, so a reader never sees half a file.
+    let tmp = config.data_dir.join("addresses.json.tmp");
+    if let Err(e) =
+        std::fs::write(&tmp, body.to_string()).and_then(|()| std::fs::rename(&tmp, &path))
+    {
         tracing::warn!(path = %path.display(), error = %e, "cannot record the hub's addresses");
     }
 }

@@ -286,6 +286,8 @@ impl HubProc {
     /// Starts the process (again) and waits until it accepts connections.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "hub already running");
+        // A stale addresses.json from the previous run must not count as "started".
+        let _ = std::fs::remove_file(self.dir.join("data/addresses.json"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -303,7 +305,16 @@ impl HubProc {
         let addr = self.addr;
         let start = Instant::now();
         loop {
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Both listeners: the node API binds first, the admin API (which the CLI uses
+            // while the hub runs) last, just before addresses.json is written.
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && self.dir.join("data/addresses.json").exists()
+                && std::net::TcpStream::connect_timeout(
+                    &self.admin_addr(),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
+            {
                 break;
             }
             let exited = self

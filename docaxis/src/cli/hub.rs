@@ -124,38 +124,61 @@ enum Admin {
 }
 
 async fn connect(config: &HubConfig) -> anyhow::Result<Admin> {
-    let addr = std::fs::read_to_string(config.data_dir.join("addresses.json"))
+    if let Some(api) = try_api(config).await? {
+        return Ok(api);
+    }
+    // The database is locked while a hub runs; one that is starting binds its admin API a
+    // moment after opening it, so a locked database is retried briefly (API first) before
+    // giving up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match HubDb::open(&config.db_path()) {
+            Ok(db) => return Ok(Admin::Db(db)),
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                if let Some(api) = try_api(config).await? {
+                    return Ok(api);
+                }
+            }
+            Err(e) => bail!(
+                "the hub's admin API at {} does not answer and its database {} cannot be opened ({e}); is the hub starting or stopping?",
+                admin_address(config),
+                config.db_path().display()
+            ),
+        }
+    }
+}
+
+/// The admin API address: as the running hub recorded it, else as configured.
+fn admin_address(config: &HubConfig) -> String {
+    std::fs::read_to_string(config.data_dir.join("addresses.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["admin_listen"].as_str().map(str::to_string))
-        .unwrap_or_else(|| config.admin_listen.to_string());
-    if let Ok(token) = net::token::read(&config.admin_token_path()) {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .context("cannot build an HTTP client")?;
-        let base = format!("http://{addr}");
-        if client
-            .get(format!("{base}/admin/agencies"))
-            .bearer_auth(token.trim())
-            .send()
-            .await
-            .is_ok()
-        {
-            return Ok(Admin::Api {
-                client,
-                base,
-                token: token.trim().to_string(),
-            });
-        }
-    }
-    match HubDb::open(&config.db_path()) {
-        Ok(db) => Ok(Admin::Db(db)),
-        Err(e) => bail!(
-            "the hub's admin API at {addr} does not answer and its database {} cannot be opened ({e}); is the hub starting or stopping?",
-            config.db_path().display()
-        ),
-    }
+        .unwrap_or_else(|| config.admin_listen.to_string())
+}
+
+/// The running hub's admin API, if it answers.
+async fn try_api(config: &HubConfig) -> anyhow::Result<Option<Admin>> {
+    let Ok(token) = net::token::read(&config.admin_token_path()) else {
+        return Ok(None);
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let base = format!("http://{}", admin_address(config));
+    let answered = client
+        .get(format!("{base}/admin/agencies"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .is_ok();
+    Ok(answered.then(|| Admin::Api {
+        client,
+        base,
+        token: token.trim().to_string(),
+    }))
 }
 
 async fn api_call<T: serde::de::DeserializeOwned>(
