@@ -158,6 +158,7 @@ pub fn router(hub: Arc<Hub>, token: String) -> axum::Router {
         .route("/admin/track", get(track_route))
         .route("/admin/reload", post(reload))
         .route("/metrics", get(metrics_route))
+        .route("/admin/alerts", get(alerts_route))
         .layer(axum::middleware::from_fn_with_state(
             net::limits::BodyLimits::new(ADMIN_MAX_BODY),
             net::limits::buffer_body,
@@ -222,6 +223,42 @@ async fn metrics_route(
         body,
     )
         .into_response())
+}
+
+/// Incidents open now and the latest closed ones, with the mail still waiting.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlertsView {
+    pub open: Vec<crate::alerts::Incident>,
+    pub past: Vec<crate::alerts::Incident>,
+    pub mail_waiting: Vec<mail::QueuedMail>,
+    pub mail_sent: u64,
+}
+
+/// How many closed incidents `GET /admin/alerts` returns.
+const PAST_INCIDENTS: usize = 200;
+
+/// Reads the incidents and the mail queue (one snapshot).
+pub async fn alerts(db: &HubDb) -> Result<AlertsView, HubError> {
+    Ok(db
+        .store()
+        .read(|t| {
+            let (_, mail_sent) = mail::queue::counts(t)?;
+            Ok::<_, store::StoreError>(AlertsView {
+                open: crate::alerts::open_incidents(t)?,
+                past: crate::alerts::past_incidents(t, PAST_INCIDENTS)?,
+                mail_waiting: mail::queue::waiting(t, 100)?,
+                mail_sent,
+            })
+        })
+        .await?)
+}
+
+async fn alerts_route(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+) -> Result<Json<AlertsView>, AdminError> {
+    check_token(&s, &headers)?;
+    Ok(Json(alerts(&s.hub.db).await?))
 }
 
 async fn list(

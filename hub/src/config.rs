@@ -43,6 +43,12 @@ pub struct HubConfig {
     /// Most node connections open at once (each is a file handle; keep it under `ulimit -n`).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Operator alerts (`[alerts]`): thresholds and who is mailed.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertConfig,
+    /// Outgoing mail (`[mail]`): the SMTP server the alerts go through.
+    #[serde(default)]
+    pub mail: Option<mail::MailConfig>,
 }
 
 /// Default connection limit of the node-facing listener.
@@ -116,6 +122,9 @@ impl HubConfig {
             .chain(&mut self.trust)
             .chain(&mut self.crl),
         );
+        if let Some(m) = &mut self.mail {
+            m.resolve(base);
+        }
     }
 
     /// Checks what can be checked without touching files.
@@ -131,6 +140,17 @@ impl HubConfig {
         }
         if self.max_packet_bytes < 1024 {
             return Err("max_packet_bytes must be at least 1024".into());
+        }
+        self.alerts.check()?;
+        match &self.mail {
+            Some(m) => m.check().map_err(|e| e.to_string())?,
+            None if !self.alerts.to.is_empty() => {
+                return Err(
+                    "alerts: `to` names recipients but there is no [mail] section to send through"
+                        .into(),
+                );
+            }
+            None => {}
         }
         Ok(())
     }

@@ -15,6 +15,9 @@
 //!   DocumentId it answers (`ResponseFor/DocumentId`). An action packet (revoke, update or
 //!   replace: BussinessDocType 1–3) is filed under its own DocumentId *and* under the
 //!   DocumentId it acts on (`Bussiness/DocumentId`), so the original's record finds it.
+//! - `alerts_open`, `alerts_past`, `alert_counters`: operator incidents ([`crate::alerts`])
+//! - `mail_queue`, `mail_counters`: the operators' mail, queued with the incident it reports
+//!   ([`mail::queue`])
 //! - `counters`: name → u64 (also `layout`: the version of the rows' layout, see
 //!   [`LAYOUT_VERSION`])
 //!
@@ -241,6 +244,8 @@ impl HubDb {
             txn.open_table(SENDER_RECEIPTS).db()?;
             txn.open_table(BY_DOCUMENT).db()?;
             txn.open_table(COUNTERS).db()?;
+            crate::alerts::create_tables(txn)?;
+            mail::queue::create_tables(txn)?;
             upgrade_layout(txn)
         })?;
         Ok(HubDb { store })

@@ -12,6 +12,7 @@
 //! the CLI, the demo and tests share one code path.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod config;
 pub mod db;
@@ -128,6 +129,22 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
         "hub",
         Arc::new(move || reload_hub.reload_trust()),
         trust_stopped,
+    ));
+
+    let mailer = match &config.mail {
+        Some(m) => Some(Arc::new(
+            mail::Mailer::new(hub.db.store().clone(), m).context("cannot set up the mail")?,
+        )),
+        None => None,
+    };
+    if let Some(m) = &mailer {
+        tokio::spawn(Arc::clone(m).run(trust_stop.subscribe()));
+    }
+    tokio::spawn(alerts::watch(
+        Arc::clone(&hub),
+        config.alerts.clone(),
+        mailer,
+        trust_stop.subscribe(),
     ));
 
     let admin_token = net::token::load_or_create(&config.admin_token_path())?;

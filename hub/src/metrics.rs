@@ -78,6 +78,10 @@ pub struct Snapshot {
     /// Store writer totals (commits, jobs) since the store opened.
     pub store_commits: u64,
     pub store_jobs: u64,
+    /// Operator incidents open now.
+    pub alerts_open: u64,
+    /// Operator mails waiting to be sent.
+    pub mail_queued: u64,
 }
 
 /// Every metric of the hub, registered once.
@@ -97,10 +101,14 @@ pub struct HubMetrics {
     certificate_expiry: Family<CertLabel, FloatGauge>,
     crl_next_update: Family<IssuerLabel, FloatGauge>,
     last_poll_age: Family<AgencyLabel, FloatGauge>,
+    alerts_open: Gauge,
+    mail_queued: Gauge,
     /// Last poll per agency (agencies that passed `authorize`, so bounded by the directory).
     last_poll: Mutex<HashMap<String, Instant>>,
     /// Agency certificate expiry as last presented: agency -> (fingerprint, unix seconds).
     agency_certs: Mutex<HashMap<String, (String, i64)>>,
+    /// Refused submissions since the start (what the refusal alert watches).
+    refused: AtomicU64,
     /// Store totals already added to the counters.
     seen_commits: AtomicU64,
     seen_jobs: AtomicU64,
@@ -214,8 +222,23 @@ impl HubMetrics {
             Unit::Seconds,
             last_poll_age.clone(),
         );
+        let alerts_open = Gauge::default();
+        registry.register(
+            "alerts_open",
+            "Operator incidents open now (pending deliveries, silent agencies, refusals, \
+             certificates, CRLs)",
+            alerts_open.clone(),
+        );
+        let mail_queued = Gauge::default();
+        registry.register(
+            "mail_queued",
+            "Operator alert mails waiting to be accepted by the SMTP server",
+            mail_queued.clone(),
+        );
         HubMetrics {
             registry,
+            alerts_open,
+            mail_queued,
             submissions,
             submission_seconds,
             deliveries,
@@ -232,6 +255,7 @@ impl HubMetrics {
             last_poll_age,
             last_poll: Mutex::new(HashMap::new()),
             agency_certs: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
             seen_commits: AtomicU64::new(0),
             seen_jobs: AtomicU64::new(0),
             scrape: tokio::sync::Mutex::new(()),
@@ -240,6 +264,9 @@ impl HubMetrics {
 
     /// Counts one submission's outcome (`accepted`, `resubmitted` or a refusal code).
     pub fn submitted(&self, outcome: &str, seconds: f64) {
+        if outcome != "accepted" && outcome != "resubmitted" {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
         self.submissions
             .get_or_create(&Outcome {
                 outcome: outcome.to_string(),
@@ -267,6 +294,32 @@ impl HubMetrics {
     /// Observes one store batch.
     pub fn store_batch(&self, jobs: usize) {
         self.store_batch.observe(jobs as f64);
+    }
+
+    /// Submissions refused since the hub started.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since each agency last polled (those that polled since the hub started).
+    pub fn last_poll_ages(&self) -> Vec<(String, f64)> {
+        self.last_poll
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(a, at)| (a.clone(), at.elapsed().as_secs_f64()))
+            .collect()
+    }
+
+    /// Seconds until each agency's certificate expires, as last presented.
+    pub fn agency_certificate_seconds(&self) -> Vec<(String, f64)> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.agency_certs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(a, (_, not_after))| (a.clone(), (not_after - now) as f64))
+            .collect()
     }
 
     /// Notes that `agency` polled, with the certificate it presented (fingerprint and DER).
@@ -320,6 +373,8 @@ impl HubMetrics {
                 .set(i64::try_from(*count).unwrap_or(i64::MAX));
             self.oldest_pending.get_or_create(&label).set(*age);
         }
+        self.alerts_open.set(snap.alerts_open as i64);
+        self.mail_queued.set(snap.mail_queued as i64);
         self.agencies.clear();
         let active = snap.agencies.iter().filter(|(_, a)| *a).count();
         for (state, n) in [
@@ -405,6 +460,8 @@ mod tests {
                 crl_next_update: vec![("CN=Test CA".into(), Some(3600.0))],
                 store_commits: 5,
                 store_jobs: 7,
+                alerts_open: 1,
+                mail_queued: 2,
             })
             .await
             .unwrap();
@@ -414,6 +471,8 @@ mod tests {
             "docaxis_hub_deliveries_total 1",
             "docaxis_hub_receipts_issued_total{kind=\"delivery\"} 1",
             "docaxis_hub_store_commits_total 5",
+            "docaxis_hub_alerts_open 1",
+            "docaxis_hub_mail_queued 2",
             "docaxis_hub_store_jobs_total 7",
             "docaxis_hub_pending_deliveries{agency=\"A\"} 0",
             "docaxis_hub_pending_deliveries{agency=\"B\"} 2",

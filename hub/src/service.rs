@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use store::StoreError;
 use tokio::sync::Notify;
 
 use crate::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, Submitted};
@@ -66,6 +67,12 @@ impl From<HubDbError> for HubError {
             HubDbError::UnknownAgency(_) => HubError::new(ErrorCode::NotFound, e.to_string()),
             HubDbError::Store(s) => HubError::internal(s),
         }
+    }
+}
+
+impl From<StoreError> for HubError {
+    fn from(e: StoreError) -> Self {
+        HubError::internal(e)
     }
 }
 
@@ -161,6 +168,15 @@ impl Hub {
 
     /// Renders the metrics, reading the state figures from the store and the trust now.
     pub async fn render_metrics(&self) -> Result<String, HubError> {
+        let snap = self.state_snapshot().await?;
+        self.metrics
+            .render(snap)
+            .await
+            .map_err(|e| HubError::internal(format!("cannot encode the metrics: {e}")))
+    }
+
+    /// The state figures, read from the store and the trust now (metrics, alerts, console).
+    pub async fn state_snapshot(&self) -> Result<crate::metrics::Snapshot, HubError> {
         let now = time::OffsetDateTime::now_utc();
         let seconds_to = |t: time::OffsetDateTime| (t - now).as_seconds_f64();
         let pending = self
@@ -175,8 +191,17 @@ impl Hub {
                 (p.recipient, p.count, age.max(0.0))
             })
             .collect();
+        let (alerts_open, mail_queued) = self
+            .db
+            .store()
+            .read(|t| {
+                let open = crate::alerts::open_incidents(t)?.len() as u64;
+                let (queued, _) = mail::queue::counts(t)?;
+                Ok::<_, StoreError>((open, queued))
+            })
+            .await?;
         let stats = self.db.store().writer_stats();
-        let snap = crate::metrics::Snapshot {
+        Ok(crate::metrics::Snapshot {
             pending,
             agencies: self
                 .agencies()
@@ -193,11 +218,32 @@ impl Hub {
                 .collect(),
             store_commits: stats.commits,
             store_jobs: stats.jobs,
-        };
-        self.metrics
-            .render(snap)
-            .await
-            .map_err(|e| HubError::internal(format!("cannot encode the metrics: {e}")))
+            alerts_open,
+            mail_queued,
+        })
+    }
+
+    /// What the alert checks judge (the refusal count is the watcher's own).
+    pub async fn alert_inputs(&self) -> Result<crate::alerts::Inputs, HubError> {
+        let snap = self.state_snapshot().await?;
+        let mut certificates = vec![("hub".to_string(), snap.hub_certificate_seconds)];
+        certificates.extend(self.metrics.agency_certificate_seconds());
+        Ok(crate::alerts::Inputs {
+            pending: snap.pending,
+            agencies: self
+                .agencies()
+                .into_iter()
+                .map(|a| (a.code, a.name, a.active))
+                .collect(),
+            last_poll: self.metrics.last_poll_ages(),
+            refused_in_window: 0,
+            certificates,
+            crl_next_update: snap
+                .crl_next_update
+                .into_iter()
+                .filter_map(|(issuer, secs)| secs.map(|s| (issuer, s)))
+                .collect(),
+        })
     }
 
     /// The trust in force (anchors and CRLs as last loaded).

@@ -11,6 +11,9 @@
 //! (`send/outbox/inbox/track --json`); [`NodeApi`] calls a node's clerk API directly, for
 //! streams of documents faster than the command line allows.
 
+pub mod smtp;
+pub use smtp::{ReceivedMail, SmtpServer};
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -95,6 +98,30 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// `GET url` (plain HTTP on loopback) with a bearer token: status and body.
+pub fn http_get(url: &str, token: &str) -> (u16, String) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (url, token) = (url.to_string(), token.trim().to_string());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let r = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client")
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("the server answers");
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        })
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout` naming `what`.
@@ -247,6 +274,14 @@ impl HubProc {
             .as_str()
             .and_then(|a| a.parse().ok())
             .expect("addresses.json names admin_listen")
+    }
+
+    /// `GET path` on the admin API with the operator token: status and body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(
+            &format!("http://{}{path}", self.admin_addr()),
+            &self.admin_token(),
+        )
     }
 
     /// The operator token (`data/admin.token`).

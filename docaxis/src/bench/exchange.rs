@@ -44,6 +44,8 @@ impl Exchange {
             max_packet_bytes: hub::config::DEFAULT_MAX_PACKET_BYTES,
             trust_reload_secs: hub::config::DEFAULT_TRUST_RELOAD_SECS,
             max_connections: hub::config::DEFAULT_MAX_CONNECTIONS,
+            alerts: hub::alerts::AlertConfig::default(),
+            mail: None,
         };
         let hub = hub::start(&hub_config)
             .await

@@ -50,7 +50,17 @@ pub(crate) struct DemoArgs {
     /// How long to wait for delivery and the 01 statuses, in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Send every email (operators' alerts) to this SMTP server (HOST:PORT on loopback, plain
+    /// SMTP), e.g. `python3 -m aiosmtpd -n -l 127.0.0.1:2525`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub smtp: Option<String>,
 }
+
+/// Who receives the operators' alerts in the demo.
+const OPERATOR_EMAIL: &str = "van-hanh@hub.demo";
+
+/// The demo's short threshold for a delivery left pending (production: an hour).
+const ALERT_PENDING_AFTER_SECS: u64 = 20;
 
 /// Runs the demo.
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -93,8 +103,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(
         &hub_config_path,
         format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"hub\"\ncertificate = \"{pki}/hub.pem\"\nprivate_key = \"{pki}/hub.key.pem\"\ntrust = [\"{pki}/ca.pem\"]\ncrl = [\"{pki}/crl.pem\"]\n",
-            pki = pki_dir.display()
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"hub\"\ncertificate = \"{pki}/hub.pem\"\nprivate_key = \"{pki}/hub.key.pem\"\ntrust = [\"{pki}/ca.pem\"]\ncrl = [\"{pki}/crl.pem\"]\n{alerts}",
+            pki = pki_dir.display(),
+            alerts = alert_config(args.smtp.as_deref()),
         ),
     )?;
     let hub_config = HubConfig::load(&hub_config_path)?;
@@ -369,7 +380,34 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let demo_json = dir.join("demo.json");
     if args.keep_running {
+        let json = demo_json_value(&DemoFacts {
+            dir: &dir,
+            pki: &pki_dir,
+            smtp: args.smtp.as_deref(),
+            hub_config: &hub_config_path,
+            hub: &running_hub,
+            token_file: &hub_config.admin_token_path(),
+            nodes: &nodes,
+            sent: &sent,
+        })?;
+        write_atomically(&demo_json, &serde_json::to_vec_pretty(&json)?)?;
+        step("operators");
+        println!(
+            "    metrics  http://{}/metrics  (bearer token in {})",
+            running_hub.admin_addr,
+            hub_config.admin_token_path().display()
+        );
+        println!(
+            "    alerts   http://{}/admin/alerts  (a delivery pending {ALERT_PENDING_AFTER_SECS} s opens one{})",
+            running_hub.admin_addr,
+            match &args.smtp {
+                Some(smtp) => format!("; mail to {OPERATOR_EMAIL} via {smtp}"),
+                None => String::new(),
+            }
+        );
+        println!("    everything above, for scripts: {}", demo_json.display());
         step("running; press Ctrl-C to stop. Try, in another terminal:");
         let g22 = nodes[0].1.display();
         let h41 = nodes[1].1.display();
@@ -394,8 +432,102 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     running_hub.shutdown().await?;
+    if args.keep_running {
+        let _ = std::fs::remove_file(&demo_json);
+    }
     println!("    done: the document crossed the country and both sides agree on its history.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `[alerts]` (and, with `--smtp`, `[mail]`) sections of the demo's `hub.toml`.
+fn alert_config(smtp: Option<&str>) -> String {
+    let mut text =
+        format!("\n[alerts]\ncheck_secs = 2\npending_after_secs = {ALERT_PENDING_AFTER_SECS}\n");
+    if let Some(smtp) = smtp {
+        text.push_str(&format!(
+            "to = [\"{OPERATOR_EMAIL}\"]\n\n[mail]\nsmtp = \"{smtp}\"\nsecurity = \"none\"\nfrom = \"DocAxis demo <hub@hub.demo>\"\nretry_initial_secs = 2\nretry_max_secs = 30\n"
+        ));
+    }
+    text
+}
+
+/// What `demo.json` is made of.
+struct DemoFacts<'a> {
+    dir: &'a std::path::Path,
+    pki: &'a std::path::Path,
+    smtp: Option<&'a str>,
+    hub_config: &'a std::path::Path,
+    hub: &'a hub::RunningHub,
+    token_file: &'a std::path::Path,
+    nodes: &'a [(&'a str, PathBuf, agency_node::RunningNode)],
+    sent: &'a node::views::Sent,
+}
+
+/// `demo.json` (`shared/design/demo-json.md`): absolute paths, loopback URLs, and only the
+/// fields of what exists (no nulls).
+fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
+    let abs = |p: &std::path::Path| -> anyhow::Result<String> {
+        Ok(std::path::absolute(p)
+            .with_context(|| format!("cannot make {} absolute", p.display()))?
+            .display()
+            .to_string())
+    };
+    let admin = format!("http://{}", f.hub.admin_addr);
+    let mut hub = serde_json::json!({
+        "url": format!("https://{}", f.hub.addr),
+        "config": abs(f.hub_config)?,
+        "admin": admin,
+        "metrics": format!("{admin}/metrics"),
+        "alerts": format!("{admin}/admin/alerts"),
+        "operator_token_file": abs(f.token_file)?,
+        "alert_pending_after_secs": ALERT_PENDING_AFTER_SECS,
+    });
+    if f.smtp.is_some() {
+        hub["operator_email"] = OPERATOR_EMAIL.into();
+    }
+    let mut nodes = Vec::new();
+    for (code, config, running) in f.nodes {
+        let name = AGENCIES
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or("", |(_, n)| *n);
+        let api = format!("http://{}", running.api_addr());
+        nodes.push(serde_json::json!({
+            "agency": code,
+            "name": name,
+            "config": abs(config)?,
+            "api": api,
+            "token_file": abs(&running.token_path())?,
+            "metrics": format!("{api}/metrics"),
+        }));
+    }
+    let mut out = serde_json::json!({
+        "dir": abs(f.dir)?,
+        "pki": {
+            "dir": abs(f.pki)?,
+            "ca": abs(&f.pki.join("ca.pem"))?,
+            "crl": abs(&f.pki.join("crl.pem"))?,
+        },
+        "hub": hub,
+        "nodes": nodes,
+        "document": {"document_id": f.sent.document_id, "packet_id": f.sent.packet_id},
+    });
+    if let Some(smtp) = f.smtp {
+        out["smtp"] = smtp.into();
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` whole (temporary file, fsync, rename): readers never see half.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// "03 (accepted)".

@@ -84,3 +84,116 @@ fn demo_delivers_to_both_provinces_and_prints_the_tracking() {
         assert!(dir.join(code).join("data/node.redb").exists(), "{code}");
     }
 }
+
+/// `docaxis demo --keep-running --dir DIR --smtp …` writes `DIR/demo.json` with what a script
+/// needs (`shared/design/demo-json.md`): absolute paths, loopback URLs that answer, no nulls;
+/// and removes it when stopped (SIGINT).
+#[test]
+fn keep_running_writes_demo_json_whose_addresses_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let smtp_port = free_port();
+    let mut smtp = SmtpServer::new(&tmp.path().join("smtp"), smtp_port);
+    smtp.start();
+    let smtp_addr = format!("127.0.0.1:{smtp_port}");
+    let log = std::fs::File::create(tmp.path().join("demo.log")).unwrap();
+    let mut child = docaxis()
+        .args([
+            "demo",
+            "--keep-running",
+            "--dir",
+            s(&dir),
+            "--smtp",
+            &smtp_addr,
+        ])
+        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let json_path = dir.join("demo.json");
+    let json: serde_json::Value =
+        wait_for("demo.json", std::time::Duration::from_secs(120), || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the demo exited ({status}):\n{}",
+                    std::fs::read_to_string(tmp.path().join("demo.log")).unwrap_or_default()
+                );
+            }
+            std::fs::read(&json_path)
+                .ok()
+                .map(|b| serde_json::from_slice(&b).expect("demo.json is JSON"))
+        });
+    fn no_nulls(v: &serde_json::Value, at: &str) {
+        match v {
+            serde_json::Value::Null => panic!("null at {at}"),
+            serde_json::Value::Object(m) => m
+                .iter()
+                .for_each(|(k, v)| no_nulls(v, &format!("{at}.{k}"))),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| no_nulls(v, &format!("{at}[{i}]"))),
+            _ => {}
+        }
+    }
+    no_nulls(&json, "demo.json");
+    assert_eq!(json["smtp"], smtp_addr.as_str());
+    let hub = &json["hub"];
+    assert_eq!(hub["operator_email"], "van-hanh@hub.demo");
+    assert_eq!(hub["alert_pending_after_secs"], 20);
+    for path in [
+        &json["dir"],
+        &json["pki"]["ca"],
+        &hub["config"],
+        &hub["operator_token_file"],
+    ] {
+        let p = std::path::Path::new(path.as_str().unwrap());
+        assert!(p.is_absolute() && p.exists(), "{path}");
+    }
+    assert!(
+        hub["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+    let token = std::fs::read_to_string(hub["operator_token_file"].as_str().unwrap()).unwrap();
+    let get = http_get;
+    let (status, metrics) = get(hub["metrics"].as_str().unwrap(), &token);
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.contains("docaxis_hub_deliveries_total"),
+        "{metrics}"
+    );
+    let (status, alerts) = get(hub["alerts"].as_str().unwrap(), &token);
+    assert_eq!(status, 200, "{alerts}");
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        let node_token = std::fs::read_to_string(n["token_file"].as_str().unwrap()).unwrap();
+        let (status, text) = get(n["metrics"].as_str().unwrap(), &node_token);
+        assert_eq!(status, 200, "{} {text}", n["agency"]);
+        assert!(text.contains("docaxis_node_"), "{text}");
+    }
+    assert_eq!(nodes[0]["agency"], G22);
+    assert!(
+        json["document"]["document_id"]
+            .as_str()
+            .unwrap()
+            .starts_with(G22)
+    );
+
+    // Ctrl-C: the demo stops cleanly and takes demo.json with it.
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_for("the demo stops", std::time::Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status}");
+    assert!(!json_path.exists(), "demo.json left behind");
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: real `docaxis` processes on loopback, one test binary, one module per
 //! area. Shared harness in `src/lib.rs`.
 
+mod alerts;
 mod architecture;
 mod cli_packets;
 mod demo;
