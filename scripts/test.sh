@@ -4,7 +4,9 @@
 # Installs the Debian tools the tests use as independent witnesses when they are missing:
 #   xmlsec1 (XML-DSig interoperability), libxml2-utils (xmllint, XSD validation), openssl (PKI checks),
 #   python3-prometheus-client (the reference OpenMetrics parser, for the metrics test),
-#   python3-aiosmtpd (a real SMTP server receiving the operators' alert mails).
+#   python3-aiosmtpd (a real SMTP server receiving the operators' alert mails),
+#   chromium + chromium-driver (a real headless browser driving the operator console) and
+#   fonts-dejavu-core (Vietnamese glyphs for its screenshots).
 # Then: formatting, clippy with warnings as errors, the binaries (the docaxis binary the
 # end-to-end tests run, and the fuzz targets, so they never rot), and every test in the
 # workspace (one test binary per crate).
@@ -17,6 +19,9 @@ command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then
   echo "==> installing Debian packages: ${need[*]}"
   sudo=""

@@ -19,9 +19,13 @@ pub struct HubConfig {
     /// Address of the mutual-TLS API for nodes.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Address of the operators' admin API (plain HTTP, loopback only, bearer token).
+    /// Address of the operators' admin API and console (bearer token; the console logs in
+    /// with it). Plain HTTP on loopback; any other address requires `[admin_tls]`.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
+    /// TLS for the admin listener (`[admin_tls]`), required when it is not on loopback.
+    #[serde(default)]
+    pub admin_tls: Option<AdminTls>,
     /// Folder of the database (`hub.redb`) and the admin token (`admin.token`).
     pub data_dir: PathBuf,
     /// The hub's certificate chain (PEM): TLS server certificate and receipt signer.
@@ -49,6 +53,20 @@ pub struct HubConfig {
     /// Outgoing mail (`[mail]`): the SMTP server the alerts go through.
     #[serde(default)]
     pub mail: Option<mail::MailConfig>,
+}
+
+/// The admin listener's own certificate (server authentication only: operators log in with
+/// the token, browsers present no certificate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTls {
+    /// Certificate chain (PEM, leaf first) naming the host operators type in their browser.
+    pub certificate: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    pub private_key: PathBuf,
+    /// CA certificates (PEM) the hub CLI trusts for this listener, besides `trust`.
+    #[serde(default)]
+    pub ca: Vec<PathBuf>,
 }
 
 /// Default connection limit of the node-facing listener.
@@ -125,6 +143,14 @@ impl HubConfig {
         if let Some(m) = &mut self.mail {
             m.resolve(base);
         }
+        if let Some(t) = &mut self.admin_tls {
+            exchange::config_file::resolve(
+                base,
+                [&mut t.certificate, &mut t.private_key]
+                    .into_iter()
+                    .chain(&mut t.ca),
+            );
+        }
     }
 
     /// Checks what can be checked without touching files.
@@ -132,9 +158,11 @@ impl HubConfig {
         if self.trust.is_empty() {
             return Err("`trust` must name at least one CA certificate".into());
         }
-        if !self.admin_listen.ip().is_loopback() {
+        if !self.admin_listen.ip().is_loopback() && self.admin_tls.is_none() {
             return Err(format!(
-                "admin_listen {} is not a loopback address: the admin API must stay local",
+                "admin_listen {} is not a loopback address: operators would send the token in \
+                 clear over the network; add [admin_tls] with a certificate and private_key, or \
+                 listen on loopback",
                 self.admin_listen
             ));
         }
@@ -190,7 +218,21 @@ mod tests {
         )
         .unwrap();
         let err = HubConfig::load(&path).unwrap_err().to_string();
-        assert!(err.contains("loopback"), "{err}");
+        assert!(
+            err.contains("loopback") && err.contains("[admin_tls]"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\ncertificate = \"c\"\nprivate_key = \"k\"\ntrust = [\"t\"]\nadmin_listen = \"0.0.0.0:1\"\n[admin_tls]\ncertificate = \"a.pem\"\nprivate_key = \"a.key\"\n",
+        )
+        .unwrap();
+        let cfg = HubConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.admin_tls.unwrap().certificate,
+            dir.path().join("a.pem"),
+            "a networked admin listener with TLS is accepted"
+        );
         std::fs::write(&path, "data_dir = \"d\"\nbogus = 1\n").unwrap();
         let err = HubConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("bogus") || err.contains("unknown"), "{err}");

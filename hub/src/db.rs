@@ -45,9 +45,11 @@ use store::{DbResult, Store, StoreError};
 
 const AGENCIES: TableDefinition<&str, &[u8]> = TableDefinition::new("agencies");
 const PACKETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packets");
-const PACKET_META: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packet_meta");
+pub(crate) const PACKET_META: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("packet_meta");
 const BUSINESS_KEYS: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("business_keys");
-const DELIVERIES: TableDefinition<(&[u8; 32], &str), &[u8]> = TableDefinition::new("deliveries");
+pub(crate) const DELIVERIES: TableDefinition<(&[u8; 32], &str), &[u8]> =
+    TableDefinition::new("deliveries");
 const QUEUE: TableDefinition<(&str, u8, u64), &[u8; 32]> = TableDefinition::new("queue");
 const SENDER_RECEIPTS: TableDefinition<(&str, u64), (&[u8; 32], &str)> =
     TableDefinition::new("sender_receipts");
@@ -107,6 +109,12 @@ pub struct PacketMeta {
     /// Updates: the agencies the update removes from the recipients (`ReceiverType` 0).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_recipients: Vec<String>,
+    /// Document packets: the subject (`TrichYeu`), as sent; shown to operators escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Document packets: the number and notation (`CodeNumber/CodeNotation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl PacketMeta {
@@ -120,6 +128,11 @@ impl PacketMeta {
                 self.reason = s.description.clone();
             }
             Packet::Document(d) => {
+                self.subject = Some(d.subject.clone());
+                self.code = Some(match d.code.code_notation.is_empty() {
+                    true => d.code.code_number.clone(),
+                    false => format!("{}/{}", d.code.code_number, d.code.code_notation),
+                });
                 let Some(b) = &d.bussiness else {
                     return;
                 };
@@ -246,6 +259,7 @@ impl HubDb {
             txn.open_table(COUNTERS).db()?;
             crate::alerts::create_tables(txn)?;
             mail::queue::create_tables(txn)?;
+            crate::ledger::create_tables(txn)?;
             upgrade_layout(txn)
         })?;
         Ok(HubDb { store })
@@ -362,6 +376,9 @@ impl HubDb {
                     .insert(id.as_bytes(), encode(meta)?.as_slice())
                     .db()?;
                 index_by_document(txn, id, meta)?;
+                if meta.kind == PacketKind::Document {
+                    crate::ledger::record_document(txn, id, meta.accepted_at)?;
+                }
                 let rank = urgency_rank(meta.priority);
                 for recipient in &meta.recipients {
                     let seq = next_seq(txn, "queue")?;
@@ -461,6 +478,23 @@ impl HubDb {
             .await
     }
 
+    /// A stored packet, exactly as received, with its meta (for operators).
+    pub async fn packet(&self, id: PacketId) -> Result<Option<(Vec<u8>, PacketMeta)>, HubDbError> {
+        self.store
+            .read(move |txn| {
+                let packets = txn.open_table(PACKETS).db()?;
+                let metas = txn.open_table(PACKET_META).db()?;
+                let (Some(b), Some(m)) = (
+                    packets.get(id.as_bytes()).db()?,
+                    metas.get(id.as_bytes()).db()?,
+                ) else {
+                    return Ok(None);
+                };
+                Ok(Some((b.value().to_vec(), decode(m.value())?)))
+            })
+            .await
+    }
+
     /// The packet bytes, if a delivery row names `recipient` (pending or delivered).
     pub async fn fetch_for(
         &self,
@@ -546,13 +580,17 @@ impl HubDb {
                         .db()?
                         .remove((recipient.as_str(), rank, seq))
                         .db()?;
-                    let sender = {
+                    let (sender, kind) = {
                         let metas = txn.open_table(PACKET_META).db()?;
                         let m = metas.get(id.as_bytes()).db()?.ok_or_else(|| {
                             StoreError::Corrupt(format!("delivered packet {id} has no meta"))
                         })?;
-                        decode::<PacketMeta>(m.value())?.from
+                        let m = decode::<PacketMeta>(m.value())?;
+                        (m.from, m.kind)
                     };
+                    if kind == PacketKind::Document {
+                        crate::ledger::record_delivery(txn, *at)?;
+                    }
                     let rseq = next_seq(txn, "receipts")?;
                     txn.open_table(SENDER_RECEIPTS)
                         .db()?
@@ -714,8 +752,10 @@ fn index_by_document(
 /// The layout of the rows this code writes. Version 2: status metas carry their timestamp,
 /// staff and reason, action metas their target; take-back requests (13) are filed under
 /// their issuer and actions also under their target in `by_document`. Version 1 (no
-/// `layout` counter) filed a 13 under its addressee.
-pub const LAYOUT_VERSION: u64 = 2;
+/// `layout` counter) filed a 13 under its addressee. Version 3: document metas carry their
+/// subject and number/notation, and the operators' ledger ([`crate::ledger`]) indexes every
+/// document packet by time and counts documents and deliveries per hour.
+pub const LAYOUT_VERSION: u64 = 3;
 
 /// Brings a database written by an older version to [`LAYOUT_VERSION`], once, inside the
 /// opening transaction: re-reads the stored bytes of status and action packets to fill in
@@ -731,6 +771,87 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
     if version >= LAYOUT_VERSION {
         return Ok(());
     }
+    if version < 2 {
+        upgrade_to_2(txn)?;
+    }
+    upgrade_to_3(txn)?;
+    txn.open_table(COUNTERS)
+        .db()?
+        .insert("layout", LAYOUT_VERSION)
+        .db()?;
+    Ok(())
+}
+
+/// Reads a stored packet again, with limits wide enough for what the hub accepted.
+fn reread(txn: &WriteTransaction, id: PacketId) -> Result<Option<Packet>, StoreError> {
+    let bytes = txn
+        .open_table(PACKETS)
+        .db()?
+        .get(id.as_bytes())
+        .db()?
+        .map(|v| v.value().to_vec());
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    let mut opts = ReadOptions::default();
+    opts.limits.max_bytes = opts.limits.max_bytes.max(bytes.len());
+    opts.limits.max_text_len = opts.limits.max_text_len.max(bytes.len());
+    match edxml::read(&bytes, &opts) {
+        Ok(o) => Ok(Some(o.packet)),
+        Err(e) => {
+            tracing::warn!(packet = %id, error = %e,
+                "hub database upgrade: stored packet cannot be read again; its tracking keeps the hub's times");
+            Ok(None)
+        }
+    }
+}
+
+/// Version 3: subjects and numbers in document metas; the ledger's time index and hourly
+/// counts rebuilt from the packets and deliveries already stored.
+fn upgrade_to_3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut docs: Vec<(PacketId, PacketMeta)> = Vec::new();
+    {
+        let metas = txn.open_table(PACKET_META).db()?;
+        for row in metas.iter().db()? {
+            let (k, v) = row.db()?;
+            let meta: PacketMeta = decode(v.value())?;
+            if meta.kind == PacketKind::Document {
+                docs.push((PacketId(*k.value()), meta));
+            }
+        }
+    }
+    for (id, mut meta) in docs {
+        if let Some(packet) = reread(txn, id)? {
+            meta.record_business(&packet);
+            txn.open_table(PACKET_META)
+                .db()?
+                .insert(id.as_bytes(), encode(&meta)?.as_slice())
+                .db()?;
+        }
+        if !crate::ledger::record_document(txn, id, meta.accepted_at)? {
+            continue;
+        }
+        let mut delivered = Vec::new();
+        {
+            let deliveries = txn.open_table(DELIVERIES).db()?;
+            for r in &meta.recipients {
+                if let Some(d) = deliveries.get((id.as_bytes(), r.as_str())).db()?
+                    && let Some(at) = decode::<Delivery>(d.value())?.delivered_at
+                {
+                    delivered.push(at);
+                }
+            }
+        }
+        for at in delivered {
+            crate::ledger::record_delivery(txn, at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Version 2: status metas gain their timestamp, staff and reason, actions their target;
+/// both are filed again in `by_document`.
+fn upgrade_to_2(txn: &WriteTransaction) -> Result<(), StoreError> {
     let mut todo: Vec<(PacketId, PacketMeta)> = Vec::new();
     {
         let metas = txn.open_table(PACKET_META).db()?;
@@ -748,21 +869,8 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
         } else {
             meta.from.clone()
         };
-        let bytes = txn
-            .open_table(PACKETS)
-            .db()?
-            .get(id.as_bytes())
-            .db()?
-            .map(|v| v.value().to_vec());
-        if let Some(bytes) = bytes {
-            let mut opts = ReadOptions::default();
-            opts.limits.max_bytes = opts.limits.max_bytes.max(bytes.len());
-            opts.limits.max_text_len = opts.limits.max_text_len.max(bytes.len());
-            match edxml::read(&bytes, &opts) {
-                Ok(o) => meta.record_business(&o.packet),
-                Err(e) => tracing::warn!(packet = %id, error = %e,
-                    "hub database upgrade: stored packet cannot be read again; its tracking keeps the hub's times"),
-            }
+        if let Some(packet) = reread(txn, id)? {
+            meta.record_business(&packet);
         }
         txn.open_table(BY_DOCUMENT)
             .db()?
@@ -774,10 +882,6 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
             .insert(id.as_bytes(), encode(&meta)?.as_slice())
             .db()?;
     }
-    txn.open_table(COUNTERS)
-        .db()?
-        .insert("layout", LAYOUT_VERSION)
-        .db()?;
     Ok(())
 }
 
@@ -808,6 +912,8 @@ mod tests {
             reason: None,
             target_document_id: None,
             removed_recipients: Vec::new(),
+            subject: None,
+            code: None,
         }
     }
 
@@ -930,6 +1036,122 @@ mod tests {
             ..StaffInfo::default()
         });
         edxml::write(&Packet::Status(s)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_ledger_counts_and_finds_documents_and_is_rebuilt_by_the_upgrade() {
+        use crate::ledger::{self, DeliveryState, Search, StateFilter};
+        let dir = tempfile::tempdir().unwrap();
+        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let mut a = meta("G", "G,2026/11/23,1/VPCP", &["B", "C"], 0);
+        a.subject = Some("Về việc <kiểm tra> công tác".into());
+        a.code = Some("1/VPCP".into());
+        a.refused = vec![("D".into(), "agency is suspended at this hub".into())];
+        let mut b = meta("H", "H,2026/11/23,7/UBND", &["B"], 0);
+        b.accepted_at = ts("2026-11-23T05:30:00Z");
+        b.subject = Some("Báo cáo tuần".into());
+        b.code = Some("7/UBND".into());
+        let ida = PacketId::of(b"a");
+        db.submit(packet(b"a", a)).await.unwrap();
+        db.submit(packet(b"b", b)).await.unwrap();
+        // Submitting the same bytes again counts nothing twice.
+        db.submit(packet(
+            b"a",
+            meta("G", "G,2026/11/23,1/VPCP", &["B", "C"], 0),
+        ))
+        .await
+        .unwrap();
+        db.record_deliveries("B", vec![(ida, ts("2026-11-23T00:10:00Z"), "r".into())])
+            .await
+            .unwrap();
+
+        let read = |q: Search| {
+            let db = db.clone();
+            async move {
+                db.store()
+                    .read(move |t| ledger::search(t, &q, 100))
+                    .await
+                    .unwrap()
+            }
+        };
+        let all = read(Search::default()).await;
+        assert_eq!(all.rows.len(), 4, "{:#?}", all.rows);
+        assert_eq!(all.rows[0].sender, "H", "newest first");
+        let by_text = read(Search {
+            text: "KIỂM TRA".into(),
+            ..Search::default()
+        })
+        .await;
+        assert_eq!(by_text.rows.len(), 3, "B, C and the refused D");
+        let pending = read(Search {
+            state: StateFilter::Pending,
+            ..Search::default()
+        })
+        .await;
+        let who: Vec<(&str, &str)> = pending
+            .rows
+            .iter()
+            .map(|r| (r.sender.as_str(), r.recipient.as_str()))
+            .collect();
+        assert_eq!(who, [("H", "B"), ("G", "C")]);
+        let refused = read(Search {
+            state: StateFilter::Refused,
+            ..Search::default()
+        })
+        .await;
+        assert_eq!(refused.rows.len(), 1);
+        assert_eq!(refused.rows[0].state, DeliveryState::Refused);
+        assert_eq!(
+            refused.rows[0].refusal.as_deref(),
+            Some("agency is suspended at this hub")
+        );
+        let early = read(Search {
+            to_ms: Some(ts("2026-11-23T01:00:00Z").unix_ms()),
+            recipient: "B".into(),
+            ..Search::default()
+        })
+        .await;
+        assert_eq!(early.rows.len(), 1);
+        assert_eq!(early.rows[0].state, DeliveryState::Delivered);
+        assert_eq!(early.rows[0].code.as_deref(), Some("1/VPCP"));
+
+        let hours = |db: HubDb| async move {
+            db.store()
+                .read(|t| ledger::hourly(t, ts("2026-11-23T06:10:00Z"), 7))
+                .await
+                .unwrap()
+        };
+        let before = hours(db.clone()).await;
+        assert_eq!(before.len(), 7);
+        assert_eq!((before[0].documents, before[0].deliveries), (1, 1));
+        assert_eq!((before[5].documents, before[5].deliveries), (1, 0));
+        assert_eq!(before[6].documents, 0);
+
+        // A database from layout 2 has no ledger: the upgrade builds the same one.
+        db.store()
+            .write(|txn| {
+                txn.delete_table(redb::TableDefinition::<(u64, &[u8; 32]), ()>::new(
+                    "doc_index",
+                ))
+                .db()?;
+                txn.delete_table(redb::TableDefinition::<(u64, &str), u64>::new("hourly"))
+                    .db()?;
+                crate::ledger::create_tables(txn)?;
+                txn.open_table(COUNTERS).db()?.insert("layout", 2).db()?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        assert!(read(Search::default()).await.rows.is_empty());
+        db.store().write(upgrade_layout).await.unwrap();
+        assert_eq!(read(Search::default()).await.rows.len(), 4);
+        assert_eq!(hours(db.clone()).await, before);
+        let since = db
+            .store()
+            .read(|t| ledger::documents_since(t, ts("2026-11-23T05:00:00Z")))
+            .await
+            .unwrap();
+        assert_eq!(since, 1);
     }
 
     #[tokio::test]

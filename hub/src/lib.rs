@@ -4,7 +4,10 @@
 //! - `config`: `hub.toml`.
 //! - `db`: durable state (redb).
 //! - `service`: the checks and decisions.
-//! - `api`: node-facing mTLS HTTP routes; `admin`: the operators' loopback API.
+//! - `api`: node-facing mTLS HTTP routes; `admin`: the operators' API on the admin listener.
+//! - `console`: the operators' web pages, on the admin listener too; `ledger`: the time
+//!   index and hourly counts they read.
+//! - `alerts`: operator incidents and their mail.
 //! - `metrics`: Prometheus metrics, served at `GET /metrics` on the admin listener.
 //! - `track`: the record of one business document built for operators (`docaxis hub track`).
 //!
@@ -15,7 +18,9 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod db;
+pub mod ledger;
 pub mod metrics;
 pub mod service;
 pub mod track;
@@ -39,8 +44,10 @@ pub use service::Hub;
 pub struct RunningHub {
     /// Where nodes connect (mTLS).
     pub addr: SocketAddr,
-    /// Where the admin API listens (loopback HTTP).
+    /// Where the admin API and the console listen (loopback HTTP, or HTTPS).
     pub admin_addr: SocketAddr,
+    /// The console's address (`http://…/` or `https://…/`).
+    pub console_url: String,
     /// The admin bearer token.
     pub admin_token: String,
     pub hub: Arc<Hub>,
@@ -148,19 +155,54 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
     ));
 
     let admin_token = net::token::load_or_create(&config.admin_token_path())?;
-    let admin_server = serve_http(
-        config.admin_listen,
-        admin::router(Arc::clone(&hub), admin_token.clone()),
-        ServeOptions::local(ADMIN_CONNECTIONS),
-    )
-    .await
-    .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?;
+    let console = console::router(
+        Arc::clone(&hub),
+        admin_token.clone(),
+        console::Options {
+            tls: config.admin_tls.is_some(),
+            late_after_secs: config.alerts.pending_after_secs,
+            mail_configured: config.mail.is_some() && !config.alerts.to.is_empty(),
+        },
+    );
+    let admin_routes = admin::router(Arc::clone(&hub), admin_token.clone()).merge(console);
+    let admin_server = match &config.admin_tls {
+        None => serve_http(
+            config.admin_listen,
+            admin_routes,
+            ServeOptions::local(ADMIN_CONNECTIONS),
+        )
+        .await
+        .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?,
+        Some(tls) => {
+            let tls_config =
+                net::tls::server_config_without_client_auth(&tls.certificate, &tls.private_key)
+                    .context("cannot set up TLS for the admin listener ([admin_tls])")?;
+            serve_tls(
+                config.admin_listen,
+                tls_config,
+                admin_routes,
+                ServeOptions::local(ADMIN_CONNECTIONS),
+            )
+            .await
+            .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?
+        }
+    };
     let admin_addr = admin_server.local_addr();
+    let console_url = format!(
+        "{}://{}/",
+        if config.admin_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        admin_addr
+    );
     write_addresses(config, addr, admin_addr);
     tracing::info!(%addr, %admin_addr, "hub started");
     Ok(RunningHub {
         addr,
         admin_addr,
+        console_url,
         admin_token,
         hub,
         server,

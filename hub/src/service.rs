@@ -553,6 +553,8 @@ impl Hub {
             reason: None,
             target_document_id: None,
             removed_recipients: Vec::new(),
+            subject: None,
+            code: None,
         };
         meta.record_business(&packet);
         Ok(Checked { id, meta })

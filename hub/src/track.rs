@@ -748,6 +748,8 @@ mod tests {
             reason: None,
             target_document_id: None,
             removed_recipients: Vec::new(),
+            subject: None,
+            code: None,
         };
         (PacketId::of(tag.as_bytes()), meta, BTreeMap::new())
     }

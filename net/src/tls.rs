@@ -130,6 +130,47 @@ pub fn server_config_from_pem(
     Ok(Arc::new(config))
 }
 
+/// A server that asks no client certificate (the operators' console over the network):
+/// `cert_chain_pem` (leaf first) and `key_pem`. Browsers speak HTTP/1.1 or h2 to it.
+pub fn server_config_without_client_auth(
+    cert_chain_pem: &Path,
+    key_pem: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = PemSource::read(cert_chain_pem, "admin certificate chain")?;
+    let key = PemSource::read(key_pem, "admin private key")?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Protocol(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(
+            pem::certificates(&chain, "admin certificate chain")?,
+            pem::private_key(&key)?,
+        )
+        .map_err(|e| mismatch(&chain, &key, e))?;
+    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// A client that verifies the server against `ca_pem_paths` and presents no certificate
+/// (the hub CLI talking to an admin listener served over TLS).
+pub fn client_config_without_auth<P: AsRef<Path>>(
+    ca_pem_paths: &[P],
+) -> Result<ClientConfig, TlsError> {
+    let cas = pem::read_all(ca_pem_paths, "CA certificate")?;
+    let roots = Arc::new(root_store(&cas)?);
+    let p = provider();
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots, p.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut config = ClientConfig::builder_with_provider(p)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Protocol(e.to_string()))?
+        .with_webpki_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
 /// Node (client) configuration from PEM files: the agency certificate chain and key it presents,
 /// the CA certificates it trusts for the hub (and nothing else), and optional CRLs applied to
 /// the hub's certificate.

@@ -11,6 +11,7 @@
 //! (`send/outbox/inbox/track --json`); [`NodeApi`] calls a node's clerk API directly, for
 //! streams of documents faster than the command line allows.
 
+pub mod browser;
 pub mod smtp;
 pub use smtp::{ReceivedMail, SmtpServer};
 

@@ -46,6 +46,7 @@ impl Exchange {
             max_connections: hub::config::DEFAULT_MAX_CONNECTIONS,
             alerts: hub::alerts::AlertConfig::default(),
             mail: None,
+            admin_tls: None,
         };
         let hub = hub::start(&hub_config)
             .await

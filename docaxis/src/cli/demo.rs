@@ -395,6 +395,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         write_atomically(&demo_json, &serde_json::to_vec_pretty(&json)?)?;
         step("operators");
         println!(
+            "    console  {}  (log in with the token in {})",
+            running_hub.console_url,
+            hub_config.admin_token_path().display()
+        );
+        println!(
             "    metrics  http://{}/metrics  (bearer token in {})",
             running_hub.admin_addr,
             hub_config.admin_token_path().display()
@@ -477,6 +482,7 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
         "url": format!("https://{}", f.hub.addr),
         "config": abs(f.hub_config)?,
         "admin": admin,
+        "console": f.hub.console_url,
         "metrics": format!("{admin}/metrics"),
         "alerts": format!("{admin}/admin/alerts"),
         "operator_token_file": abs(f.token_file)?,

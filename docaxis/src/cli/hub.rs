@@ -102,8 +102,8 @@ async fn serve(config: HubConfig) -> anyhow::Result<ExitCode> {
     let running = hub::start(&config).await?;
     println!("hub listening on https://{} (mutual TLS)", running.addr);
     println!(
-        "admin API on http://{} (token in {})",
-        running.admin_addr,
+        "operator console and admin API on {} (token in {})",
+        running.console_url,
         config.admin_token_path().display()
     );
     println!("database {}", config.db_path().display());
@@ -156,6 +156,9 @@ fn admin_address(config: &HubConfig) -> String {
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["admin_listen"].as_str().map(str::to_string))
         .unwrap_or_else(|| config.admin_listen.to_string())
+        // A hub listening on every address is reached on loopback from its own machine.
+        .replace("0.0.0.0:", "127.0.0.1:")
+        .replace("[::]:", "[::1]:")
 }
 
 /// The running hub's admin API, if it answers.
@@ -163,11 +166,23 @@ async fn try_api(config: &HubConfig) -> anyhow::Result<Option<Admin>> {
     let Ok(token) = net::token::read(&config.admin_token_path()) else {
         return Ok(None);
     };
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .context("cannot build an HTTP client")?;
-    let base = format!("http://{}", admin_address(config));
+    let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    let (builder, scheme) = match &config.admin_tls {
+        None => (builder, "http"),
+        Some(tls) => {
+            let cas: Vec<&std::path::Path> = config
+                .trust
+                .iter()
+                .chain(&tls.ca)
+                .map(|p| p.as_path())
+                .collect();
+            let tls = net::tls::client_config_without_auth(&cas)
+                .context("cannot set up TLS to the hub's admin listener")?;
+            (builder.use_preconfigured_tls(tls), "https")
+        }
+    };
+    let client = builder.build().context("cannot build an HTTP client")?;
+    let base = format!("{scheme}://{}", admin_address(config));
     let answered = client
         .get(format!("{base}/admin/agencies"))
         .bearer_auth(token.trim())

@@ -61,6 +61,15 @@ fn the_dependency_graph_keeps_the_architecture_invariants() {
         "the node talks to the hub over the wire only: {:?}",
         deps("docaxis-node")
     );
+    for shared in ["docaxis-web", "docaxis-mail"] {
+        assert!(
+            !deps(shared)
+                .iter()
+                .any(|d| d == "docaxis-hub" || d == "docaxis-node"),
+            "{shared} is shared by the hub and the node and depends on neither: {:?}",
+            deps(shared)
+        );
+    }
     let runtime = [
         "tokio",
         "axum",

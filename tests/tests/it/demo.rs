@@ -166,6 +166,11 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
     );
     let (status, alerts) = get(hub["alerts"].as_str().unwrap(), &token);
     assert_eq!(status, 200, "{alerts}");
+    let console = hub["console"].as_str().unwrap();
+    assert!(console.starts_with("http://127.0.0.1:") && console.ends_with('/'));
+    let (status, login) = get(&format!("{console}login"), "");
+    assert_eq!(status, 200, "{login}");
+    assert!(login.contains("Đăng nhập"), "{login}");
     let nodes = json["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     for n in nodes {

@@ -4,6 +4,7 @@
 mod alerts;
 mod architecture;
 mod cli_packets;
+mod console;
 mod demo;
 mod exchange_crash;
 mod exchange_happy;
