@@ -22,7 +22,7 @@ pub enum Security {
 }
 
 /// SMTP settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailConfig {
     /// `host:port` of the SMTP server.

@@ -36,7 +36,7 @@ use super::Shared;
 use super::db::SentPacket;
 use super::outgoing::{OutgoingError, SendDocument, compose_document_named, outgoing, sign};
 use super::send::{Conflict, SendError};
-use super::status::staff_named;
+use super::status::staff_with_position;
 use super::views::Sent;
 use exchange::clock;
 use exchange::lifecycle::{ActionKind, TakeBackState};
@@ -50,6 +50,9 @@ pub struct ActionRequest {
     /// Who sends it (StaffInfo/Staff).
     #[serde(default)]
     pub staff: Option<String>,
+    /// Their position (StaffInfo/Department).
+    #[serde(default)]
+    pub position: Option<String>,
     /// Update: agencies to add (`CODE` or `{id, name}`).
     #[serde(default)]
     pub add: Vec<OrgSpec>,
@@ -160,7 +163,7 @@ pub fn build_action(
             kind.as_str()
         )));
     }
-    let staff = staff_named(req.staff.as_deref());
+    let staff = staff_with_position(req.staff.as_deref(), req.position.as_deref());
     let original_id = original.document_id.clone();
     // The original's recipients as it named them; agencies added by an earlier update by
     // their well-known names.

@@ -13,6 +13,9 @@
 //! | POST | `/api/v1/documents/{document_id}/replace` | body [`ActionRequest`] (`reason`, `document`): a replacement (3), a new document |
 //! | GET | `/api/v1/inbox/{packet_id}/packet` | the stored packet bytes (`application/xml`), for extraction |
 //! | GET | `/api/v1/documents/{document_id}/track` | [`TrackView`] (percent-encode the id: it holds `/`) |
+//! | GET | `/api/v1/users` | [`UserList`]: the web pages' accounts |
+//! | POST | `/api/v1/users` | body [`crate::accounts::NewUser`]; 201 the account; 400/409 |
+//! | POST | `/api/v1/users/{name}` | body [`crate::accounts::ChangeUser`] (`disabled` or `password`); 200 the account |
 //! | GET | `/api/v1/health` | [`Health`], without authentication |
 //!
 //! Invariants:
@@ -110,8 +113,12 @@ impl From<NodeDbError> for ApiError {
             }
             NodeDbError::NotInInbox(_)
             | NodeDbError::NotSent(_)
-            | NodeDbError::NotRecipient { .. } => {
+            | NodeDbError::NotRecipient { .. }
+            | NodeDbError::NoUser(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            NodeDbError::UserExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "user_exists", e.to_string())
             }
             NodeDbError::Store(e) if e.is_storage_failure() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -180,18 +187,25 @@ pub fn router(node: Shared) -> Router {
             "/api/v1/documents/{document_id}/replace",
             post(|s, p, b| post_action(s, p, b, ActionKind::Replace)),
         )
+        .route("/api/v1/users", get(get_users).post(post_user))
+        .route("/api/v1/users/{name}", post(change_user))
         .route("/metrics", get(get_metrics))
         .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(get_health))
         .merge(protected)
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such API route; see /api/v1/health, /api/v1/documents, /api/v1/outbox, \
-                 /api/v1/inbox",
-            )
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/api/") || uri.path() == "/metrics" {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such API route; see /api/v1/health, /api/v1/documents, /api/v1/outbox, \
+                     /api/v1/inbox",
+                )
+                .into_response()
+            } else {
+                crate::desk::not_found_page()
+            }
         })
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
@@ -200,6 +214,55 @@ pub fn router(node: Shared) -> Router {
         ))
         .layer(middleware::from_fn(net::limits::json_errors))
         .with_state(node)
+}
+
+/// Answer of `GET /api/v1/users`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UserList {
+    pub items: Vec<crate::accounts::UserView>,
+}
+
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        match e {
+            crate::accounts::AccountError::Invalid(m) => ApiError::bad_request(m),
+            crate::accounts::AccountError::Db(e) => e.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+async fn get_users(State(node): State<Shared>) -> Result<Response, ApiError> {
+    let users = node.db.users().await?;
+    let items = users.iter().map(crate::accounts::UserView::from).collect();
+    Ok(json(StatusCode::OK, &UserList { items }))
+}
+
+async fn post_user(State(node): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    let req: crate::accounts::NewUser = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the request is not a valid account: {e}")))?;
+    let user = crate::accounts::add(&node.db, req).await?;
+    tracing::info!(account = %user.name, role = user.role.as_str(), "account added through the API");
+    Ok(json(
+        StatusCode::CREATED,
+        &crate::accounts::UserView::from(&user),
+    ))
+}
+
+async fn change_user(
+    State(node): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let req: crate::accounts::ChangeUser = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the request is not a valid change: {e}")))?;
+    let user = crate::accounts::change(&node.db, &name, req).await?;
+    tracing::info!(account = %user.name, "account changed through the API");
+    Ok(json(
+        StatusCode::OK,
+        &crate::accounts::UserView::from(&user),
+    ))
 }
 
 /// Prometheus metrics (OpenMetrics text).

@@ -249,6 +249,31 @@ impl ApiClient {
             .await
     }
 
+    /// `GET /api/v1/users`.
+    pub async fn users(&self) -> Result<crate::api::UserList, ClientError> {
+        self.call(self.http.get(self.url("/api/v1/users"))).await
+    }
+
+    /// `POST /api/v1/users`.
+    pub async fn add_user(
+        &self,
+        user: &crate::accounts::NewUser,
+    ) -> Result<crate::accounts::UserView, ClientError> {
+        self.call(self.http.post(self.url("/api/v1/users")).json(user))
+            .await
+    }
+
+    /// `POST /api/v1/users/{name}`.
+    pub async fn change_user(
+        &self,
+        name: &str,
+        change: &crate::accounts::ChangeUser,
+    ) -> Result<crate::accounts::UserView, ClientError> {
+        let path = format!("/api/v1/users/{}", encode_segment(name));
+        self.call(self.http.post(self.url(&path)).json(change))
+            .await
+    }
+
     /// `GET /api/v1/inbox/{packet_id}/packet`: the stored bytes.
     pub async fn inbox_packet(&self, packet_id: &str) -> Result<Vec<u8>, ClientError> {
         let path = format!("/api/v1/inbox/{}/packet", encode_segment(packet_id));

@@ -128,6 +128,39 @@ pub struct NodeConfig {
     /// How often the trust anchors and CRLs are read again, in seconds (also on SIGHUP).
     #[serde(default = "default_trust_reload_secs")]
     pub trust_reload_secs: u64,
+    /// HTTPS for the clerk listener (API and web pages); required when `api_listen` is not a
+    /// loopback address, since clerks reach the pages over the agency's network.
+    #[serde(default)]
+    pub tls: Option<ListenTls>,
+    /// Outgoing mail for the clerks' notices (the same `[mail]` section as the hub's).
+    #[serde(default)]
+    pub mail: Option<mail::MailConfig>,
+    /// Who gets the clerks' notices, and the address their links use.
+    #[serde(default)]
+    pub notices: NoticesConfig,
+}
+
+/// `[tls]`: the certificate of the clerk listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenTls {
+    /// Certificate chain (PEM, leaf first) naming the host clerks type in their browser.
+    pub certificate: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    pub private_key: PathBuf,
+}
+
+/// `[notices]`: email to the agency's clerks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticesConfig {
+    /// The clerks' addresses (văn thư); no notices when empty.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// How clerks reach the node's pages (`https://vanthu.h41.gov.vn`); by default the
+    /// listener's own address.
+    #[serde(default)]
+    pub web_url: Option<String>,
 }
 
 impl NodeConfig {
@@ -164,8 +197,16 @@ impl NodeConfig {
             ]
             .into_iter()
             .chain(&mut self.trust)
-            .chain(&mut self.crl),
+            .chain(&mut self.crl)
+            .chain(
+                self.tls
+                    .iter_mut()
+                    .flat_map(|t| [&mut t.certificate, &mut t.private_key]),
+            ),
         );
+        if let Some(m) = &mut self.mail {
+            m.resolve(base);
+        }
     }
 
     /// Checks the values; `origin` names the configuration in error messages.
@@ -190,14 +231,40 @@ impl NodeConfig {
                 ),
             ));
         }
-        if !self.api_listen.ip().is_loopback() {
+        if !self.api_listen.ip().is_loopback() && self.tls.is_none() {
             return Err(invalid(
                 "api_listen",
                 format!(
-                    "{} is not a loopback address: the clerk API is plain HTTP with a bearer \
-                     token and must only listen on 127.0.0.1 or ::1",
+                    "{} is not a loopback address: clerks would log in over plain HTTP. Add a \
+                     [tls] section (certificate, private_key) to serve the pages and the API \
+                     over HTTPS, or listen on 127.0.0.1",
                     self.api_listen
                 ),
+            ));
+        }
+        if let Some(m) = &self.mail {
+            m.check().map_err(|e| invalid("mail", e.to_string()))?;
+        }
+        for to in &self.notices.to {
+            if !to.contains('@') || to.contains(char::is_whitespace) {
+                return Err(invalid(
+                    "notices.to",
+                    format!("{to:?} is not an email address"),
+                ));
+            }
+        }
+        if !self.notices.to.is_empty() && self.mail.is_none() {
+            return Err(invalid(
+                "notices.to",
+                "names recipients but there is no [mail] section to send with".into(),
+            ));
+        }
+        if let Some(u) = &self.notices.web_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(invalid(
+                "notices.web_url",
+                format!("{u:?} must be an http:// or https:// URL"),
             ));
         }
         if self.trust.is_empty() {

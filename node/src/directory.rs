@@ -186,6 +186,17 @@ impl KnownDirectory {
         })
     }
 
+    /// Every agency of the directory known: (code, name, active), in the directory's order.
+    pub fn agencies(&self) -> Vec<(String, String, bool)> {
+        self.with(|d| {
+            d.agencies
+                .iter()
+                .map(|a| (a.code.clone(), a.name.clone(), a.active))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// How many agencies the directory known lists (0 when none is known).
     pub fn len(&self) -> usize {
         self.with(|d| d.agencies.len()).unwrap_or(0)

@@ -29,17 +29,20 @@
 //! - A clerk's status is refused before anything is signed when the lifecycle rules refuse
 //!   it, and checked again inside the transaction that commits it (`status`, `db`).
 
+pub mod accounts;
 pub mod actions;
 pub mod api;
 pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod desk;
 pub mod directory;
 pub mod hub_api;
 pub mod inbox;
 pub mod incoming;
 pub mod metrics;
+pub mod notices;
 pub mod outbox;
 pub mod outgoing;
 mod poller;
@@ -123,6 +126,8 @@ pub enum NodeError {
     },
     #[error("a node task failed: {0}")]
     Task(String),
+    #[error("cannot set up the mail ([mail]): {0}")]
+    Mail(String),
 }
 
 /// Most clerk API connections open at once (more are closed at accept, so a flood cannot take
@@ -154,6 +159,10 @@ pub struct Node {
     pub directory: directory::KnownDirectory,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: metrics::NodeMetrics,
+    /// Sends the queued notices (`[mail]`).
+    pub mailer: Option<Arc<mail::Mailer>>,
+    /// Where notices go and how they link (`[notices]`).
+    pub notices: Arc<notices::Notices>,
 }
 
 /// The shared node.
@@ -208,10 +217,28 @@ impl Node {
         let hub = HubApi::new(client, &config.hub_url);
         let token = token::load_or_create(&config.token_path())?;
         let db_path = config.database_path();
-        let db = NodeDb::open(&db_path).map_err(|source| NodeError::Store {
+        let mut db = NodeDb::open(&db_path).map_err(|source| NodeError::Store {
             path: db_path,
             source,
         })?;
+        let mailer = match &config.mail {
+            Some(m) => Some(Arc::new(
+                mail::Mailer::new(db.store().clone(), m)
+                    .map_err(|e| NodeError::Mail(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let notices = Arc::new(notices::Notices {
+            to: config.notices.to.clone(),
+            web_url: match &config.notices.web_url {
+                Some(u) => u.trim_end_matches('/').to_string().into(),
+                None => std::sync::OnceLock::new(),
+            },
+            mailer: mailer.clone(),
+        });
+        if !notices.to.is_empty() {
+            db.set_notices(notices.clone());
+        }
         let code = AgencyCode::parse_strict(&config.agency).map_err(|e| ConfigError::Invalid {
             path: PathBuf::from("node configuration"),
             option: "agency",
@@ -238,6 +265,8 @@ impl Node {
             inbox_watchers: inbox::InboxWatchers::default(),
             directory: directory::KnownDirectory::default(),
             metrics: metrics::NodeMetrics::new(),
+            mailer,
+            notices,
         })
     }
 }
@@ -310,6 +339,16 @@ impl RunningNode {
         self.api_addr
     }
 
+    /// Where the web pages and the API answer (`http://127.0.0.1:PORT`, or `https://…`).
+    pub fn web_url(&self) -> String {
+        self.node
+            .notices
+            .web_url
+            .get()
+            .cloned()
+            .unwrap_or_else(|| format!("http://{}", self.api_addr))
+    }
+
     /// The clerk API token.
     pub fn token(&self) -> &str {
         &self.node.token
@@ -357,28 +396,54 @@ impl RunningNode {
 /// and returns at once.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let listen = config.api_listen;
-    if !listen.ip().is_loopback() {
+    if !listen.ip().is_loopback() && config.tls.is_none() {
         return Err(NodeError::Config(ConfigError::Invalid {
             path: PathBuf::from("node configuration"),
             option: "api_listen",
-            message: format!("{listen} is not a loopback address"),
+            message: format!("{listen} is not a loopback address and there is no [tls]"),
         }));
     }
     let node = tokio::task::spawn_blocking(move || Node::open(config))
         .await
         .map_err(|e| NodeError::Task(e.to_string()))??;
     let node: Shared = Arc::new(node);
-    let server = net::serve::serve_http(
-        listen,
-        api::router(node.clone()),
-        net::serve::ServeOptions::local(API_CONNECTIONS),
-    )
-    .await
-    .map_err(|e| NodeError::Listen {
+    let tls = node.config.tls.clone();
+    let routes = api::router(node.clone()).merge(desk::router(node.clone(), tls.is_some()));
+    let listen_error = |e: net::serve::ServeError| NodeError::Listen {
         addr: listen,
         source: std::io::Error::other(e),
-    })?;
+    };
+    let server = match &tls {
+        None => net::serve::serve_http(
+            listen,
+            routes,
+            net::serve::ServeOptions::local(API_CONNECTIONS),
+        )
+        .await
+        .map_err(listen_error)?,
+        Some(t) => {
+            let config =
+                net::tls::server_config_without_client_auth(&t.certificate, &t.private_key)?;
+            net::serve::serve_tls(
+                listen,
+                config,
+                routes,
+                net::serve::ServeOptions::local(API_CONNECTIONS),
+            )
+            .await
+            .map_err(listen_error)?
+        }
+    };
     let api_addr = server.local_addr();
+    let web_host = if api_addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], api_addr.port()))
+    } else {
+        api_addr
+    };
+    let _ = node.notices.web_url.set(format!(
+        "{}://{web_host}",
+        if tls.is_some() { "https" } else { "http" }
+    ));
     let addr_path = node.config.api_addr_path();
     std::fs::write(&addr_path, format!("{api_addr}\n")).map_err(|source| NodeError::Write {
         path: addr_path,
@@ -389,7 +454,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let api = tokio::spawn(server.run_until(async move {
         let _ = api_stop.changed().await;
     }));
-    let tasks = vec![
+    let mut tasks = vec![
         (
             "outbox",
             tokio::spawn(outbox::run(node.clone(), stopped.clone())),
@@ -420,6 +485,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             )),
         ),
     ];
+    if let Some(m) = &node.mailer {
+        tasks.push(("mail", tokio::spawn(Arc::clone(m).run(stopped.clone()))));
+    }
     tracing::info!(agency = %node.config.agency, hub = %node.config.hub_url,
         api = %api_addr, "node started");
     Ok(RunningNode {

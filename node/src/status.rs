@@ -78,7 +78,18 @@ fn parse_request(req: &StatusRequest) -> Result<(StatusCode, Option<String>), Se
 }
 
 fn staff_info(req: &StatusRequest) -> Option<StaffInfo> {
-    staff_named(req.staff.as_deref())
+    staff_with_position(req.staff.as_deref(), req.position.as_deref())
+}
+
+/// StaffInfo naming `staff`, with `position` as its Department (none when no name is given).
+pub fn staff_with_position(staff: Option<&str>, position: Option<&str>) -> Option<StaffInfo> {
+    staff_named(staff).map(|mut s| {
+        s.department = position
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+        s
+    })
 }
 
 /// StaffInfo naming the clerk `staff` (none when absent or blank).

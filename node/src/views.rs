@@ -43,6 +43,9 @@ pub struct StatusRequest {
     /// The clerk or officer, written in StaffInfo/Staff.
     #[serde(default)]
     pub staff: Option<String>,
+    /// Their position or department, written in StaffInfo/Department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
     /// By document id, as its recipient: the sender, when several sent that id.
     #[serde(default)]
     pub from: Option<String>,

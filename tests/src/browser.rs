@@ -125,6 +125,48 @@ impl Browser {
         }
     }
 
+    /// Clicks the element matching `css` without waiting for a new page (a checkbox).
+    pub async fn press(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+            .click()
+            .await
+            .expect("click");
+    }
+
+    /// Chooses the local file `path` in the file input matching `css`.
+    pub async fn upload(&self, css: &str, path: &Path) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no file input {css}: {e}"))
+            .send_keys(path.to_str().expect("a UTF-8 path"))
+            .await
+            .expect("choosing a file");
+    }
+
+    /// The texts of every element matching `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self.client.find_all(Locator::Css(css)).await.expect("find") {
+            out.push(e.text().await.expect("element text"));
+        }
+        out
+    }
+
+    /// The value of attribute `name` of the first element matching `css`.
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+            .attr(name)
+            .await
+            .expect("attribute")
+    }
+
     /// The current URL's path.
     pub async fn path(&self) -> String {
         self.client

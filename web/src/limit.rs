@@ -1,5 +1,6 @@
-//! Login attempts: after [`LoginLimiter::MAX_FAILURES`] wrong secrets from one address within
-//! the window, that address is refused until the window has passed, right or wrong.
+//! Login attempts: after [`LoginLimiter::MAX_FAILURES`] wrong secrets from one address (or for
+//! one account: the key is the caller's choice) within the window, that key is refused until
+//! the window has passed, right or wrong.
 //!
 //! Invariants:
 //! - A success does not reset a locked address (it must wait like everyone else); it does
@@ -7,45 +8,49 @@
 //! - The table is bounded: past [`MAX_ADDRESSES`] addresses the oldest entries are dropped.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const MAX_ADDRESSES: usize = 10_000;
 
-/// Per-address failure counts.
+/// Failure counts per key (a client address by default, or an account name).
 #[derive(Debug)]
-pub struct LoginLimiter {
+pub struct LoginLimiter<K = IpAddr> {
     window: Duration,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<HashMap<K, (u32, Instant)>>,
 }
 
-impl Default for LoginLimiter {
+impl<K: Eq + Hash + Clone> Default for LoginLimiter<K> {
     fn default() -> Self {
         LoginLimiter::new(Duration::from_secs(300))
     }
 }
 
-impl LoginLimiter {
-    /// Wrong secrets allowed per address and window.
-    pub const MAX_FAILURES: u32 = 5;
+/// Wrong secrets allowed per key and window.
+pub const MAX_FAILURES: u32 = 5;
+
+impl<K: Eq + Hash + Clone> LoginLimiter<K> {
+    /// Wrong secrets allowed per key and window.
+    pub const MAX_FAILURES: u32 = MAX_FAILURES;
 
     /// A limiter whose window (counted from the first failure) is `window`.
-    pub fn new(window: Duration) -> LoginLimiter {
+    pub fn new(window: Duration) -> LoginLimiter<K> {
         LoginLimiter {
             window,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<K, (u32, Instant)>> {
         self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `Err(wait)` while `ip` is locked out.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub fn check(&self, ip: K) -> Result<(), Duration> {
         let mut t = self.table();
         let now = Instant::now();
         match t.get(&ip) {
@@ -62,14 +67,17 @@ impl LoginLimiter {
     }
 
     /// Records a wrong secret from `ip`.
-    pub fn failed(&self, ip: IpAddr) {
+    pub fn failed(&self, ip: K) {
         let mut t = self.table();
         let now = Instant::now();
         if t.len() >= MAX_ADDRESSES && !t.contains_key(&ip) {
             let window = self.window;
             t.retain(|_, (_, since)| now.duration_since(*since) < window);
             if t.len() >= MAX_ADDRESSES
-                && let Some(oldest) = t.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k)
+                && let Some(oldest) = t
+                    .iter()
+                    .min_by_key(|(_, (_, s))| *s)
+                    .map(|(k, _)| k.clone())
             {
                 t.remove(&oldest);
             }
@@ -79,7 +87,7 @@ impl LoginLimiter {
     }
 
     /// Records a right secret from `ip` (only reached when not locked).
-    pub fn succeeded(&self, ip: IpAddr) {
+    pub fn succeeded(&self, ip: K) {
         self.table().remove(&ip);
     }
 }
@@ -93,7 +101,7 @@ mod tests {
         let l = LoginLimiter::new(Duration::from_millis(300));
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
-        for _ in 0..LoginLimiter::MAX_FAILURES {
+        for _ in 0..MAX_FAILURES {
             assert!(l.check(a).is_ok());
             l.failed(a);
         }
@@ -108,7 +116,7 @@ mod tests {
     fn a_success_clears_earlier_failures() {
         let l = LoginLimiter::default();
         let a: IpAddr = "::1".parse().unwrap();
-        for _ in 0..LoginLimiter::MAX_FAILURES - 1 {
+        for _ in 0..MAX_FAILURES - 1 {
             l.failed(a);
         }
         l.succeeded(a);

@@ -28,6 +28,8 @@ const MAX_SESSIONS: usize = 1000;
 pub struct Session {
     /// Who logged in (shown on the pages).
     pub who: String,
+    /// The account behind the session (its login name), for the owner to look up.
+    pub user: String,
     /// The token every form of this session must carry.
     pub csrf: String,
     created: Instant,
@@ -102,10 +104,16 @@ impl Sessions {
 
     /// Starts a session for `who`: the session and the `Set-Cookie` value to send.
     pub fn create(&self, who: &str) -> (Session, HeaderValue) {
+        self.create_for(who, who)
+    }
+
+    /// Starts a session of account `user`, shown as `who`.
+    pub fn create_for(&self, who: &str, user: &str) -> (Session, HeaderValue) {
         let id = random_token();
         let now = Instant::now();
         let s = Session {
             who: who.to_string(),
+            user: user.to_string(),
             csrf: random_token(),
             created: now,
             last_seen: now,
@@ -148,6 +156,11 @@ impl Sessions {
             self.table().remove(&id);
         }
         self.set_cookie(&self.cookie, String::new(), Some(Duration::ZERO))
+    }
+
+    /// Ends every session of account `user` (it was disabled or its password changed).
+    pub fn end_all(&self, user: &str) {
+        self.table().retain(|_, s| s.user != user);
     }
 
     fn login_cookie(&self) -> String {

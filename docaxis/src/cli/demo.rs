@@ -147,16 +147,31 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 pki = pki_dir.display()
             ),
         )?;
+        if let Some(smtp) = &args.smtp {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+            std::io::Write::write_all(
+                &mut f,
+                format!(
+                    "\n[notices]\nto = [\"{email}\"]\n\n[mail]\nsmtp = \"{smtp}\"\nsecurity = \"none\"\nfrom = \"DocAxis {name} <docaxis@{short}.demo>\"\nretry_initial_secs = 2\nretry_max_secs = 30\n",
+                    email = clerk_email(code),
+                    short = short_name(code),
+                )
+                .as_bytes(),
+            )?;
+        }
         let config = NodeConfig::load(&path)?;
         let running = agency_node::start(config)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the node of {code}: {e}"))?;
+        let login = demo_account(&running, code).await?;
         println!(
-            "    {code} {name}: clerk API http://{}  config {}",
-            running.api_addr(),
+            "    {code} {name}: web and clerk API {}  (log in as {} / {})  config {}",
+            running.web_url(),
+            login.0,
+            login.1,
             path.display()
         );
-        nodes.push((code, path, running));
+        nodes.push((code, path, running, login));
     }
 
     step(
@@ -369,9 +384,37 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    if args.keep_running {
+        step(
+            "Văn phòng Chính phủ sends a second công văn, hỏa tốc (flash), 7817/VPCP-TTĐT: it waits in both provinces' inboxes for a văn thư in the browser",
+        );
+        let mut second = request.clone();
+        second["code"]["number"] = "7817".into();
+        second["priority"] = 3.into();
+        second["subject"] =
+            "V/v triển khai văn thư điện tử: đề nghị tiếp nhận và phản hồi ngay".into();
+        let second = clerk.send(&second).await?;
+        let deadline = Instant::now() + Duration::from_secs(args.timeout);
+        loop {
+            let view = clerk.track(&second.document_id).await?;
+            if view
+                .recipients
+                .iter()
+                .all(|r| r.summary.delivered_at.is_some())
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the second document did not reach both agencies in time");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!("    delivered: {}", second.document_id);
+    }
+
     step("where everything lives");
     println!("    hub database     {}", hub_config.db_path().display());
-    for (code, path, running) in &nodes {
+    for (code, path, running, _) in &nodes {
         let cfg = NodeConfig::load(path)?;
         println!(
             "    {code} database {}  (token {})",
@@ -412,6 +455,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 None => String::new(),
             }
         );
+        step("clerks (văn thư), in a browser");
+        for (code, _, running, (user, password)) in &nodes {
+            println!(
+                "    {code}  {}/  log in as {user} / {password}{}",
+                running.web_url(),
+                if args.smtp.is_some() {
+                    format!("  (notices to {})", clerk_email(code))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        println!(
+            "    at Nghệ An (000.00.00.H41): open 7817/VPCP-TTĐT (hỏa tốc) in the inbox, read its PDF, accept it"
+        );
         println!("    everything above, for scripts: {}", demo_json.display());
         step("running; press Ctrl-C to stop. Try, in another terminal:");
         let g22 = nodes[0].1.display();
@@ -430,7 +488,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     step("stopping");
-    for (_, _, running) in nodes {
+    for (_, _, running, _) in nodes {
         running
             .shutdown()
             .await
@@ -464,8 +522,62 @@ struct DemoFacts<'a> {
     hub_config: &'a std::path::Path,
     hub: &'a hub::RunningHub,
     token_file: &'a std::path::Path,
-    nodes: &'a [(&'a str, PathBuf, agency_node::RunningNode)],
+    nodes: &'a [DemoNode<'a>],
     sent: &'a node::views::Sent,
+}
+
+/// One node of the demo: agency code, its node.toml, the running node, its demo account.
+type DemoNode<'a> = (&'a str, PathBuf, agency_node::RunningNode, (String, String));
+
+/// The demo clerk of each agency: (full name, position).
+fn demo_clerk(code: &str) -> (&'static str, &'static str) {
+    match code {
+        "000.00.00.G22" => ("Trần Thị Bình", "Văn thư"),
+        "000.00.00.H41" => ("Nguyễn Thị Lan", "Văn thư"),
+        _ => ("Hoàng Văn Đức", "Văn thư"),
+    }
+}
+
+/// `G22` for `000.00.00.G22`, lowercased.
+fn short_name(code: &str) -> String {
+    code.rsplit('.').next().unwrap_or(code).to_lowercase()
+}
+
+/// Where a demo agency's clerks get their notices.
+fn clerk_email(code: &str) -> String {
+    format!("van-thu@{}.demo", short_name(code))
+}
+
+/// Creates (or finds, when the demo folder is reused) the demo's web account `vanthu` on a
+/// node, with a password kept in the node's folder; returns (name, password).
+async fn demo_account(
+    running: &agency_node::RunningNode,
+    code: &str,
+) -> anyhow::Result<(String, String)> {
+    let file = running.node().config.data_dir.join("demo-web-password");
+    let password = match std::fs::read_to_string(&file) {
+        Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
+        _ => {
+            let p = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+            std::fs::write(&file, format!("{p}\n"))?;
+            p
+        }
+    };
+    let (full_name, position) = demo_clerk(code);
+    let req = node::accounts::NewUser {
+        name: "vanthu".into(),
+        full_name: full_name.into(),
+        position: Some(position.into()),
+        email: Some(clerk_email(code)),
+        role: "clerk".into(),
+        password: password.clone(),
+    };
+    match node::accounts::add(&running.node().db, req).await {
+        Ok(_) => {}
+        Err(node::accounts::AccountError::Db(node::db::NodeDbError::UserExists(_))) => {}
+        Err(e) => bail!("cannot create the demo account of {code}: {e}"),
+    }
+    Ok(("vanthu".into(), password))
 }
 
 /// `demo.json` (`shared/design/demo-json.md`): absolute paths, loopback URLs, and only the
@@ -492,20 +604,26 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
         hub["operator_email"] = OPERATOR_EMAIL.into();
     }
     let mut nodes = Vec::new();
-    for (code, config, running) in f.nodes {
+    for (code, config, running, (user, password)) in f.nodes {
         let name = AGENCIES
             .iter()
             .find(|(c, _)| c == code)
             .map_or("", |(_, n)| *n);
-        let api = format!("http://{}", running.api_addr());
-        nodes.push(serde_json::json!({
+        let api = running.web_url();
+        let mut node = serde_json::json!({
             "agency": code,
             "name": name,
             "config": abs(config)?,
             "api": api,
             "token_file": abs(&running.token_path())?,
+            "web": format!("{api}/"),
+            "web_login": {"user": user, "password": password},
             "metrics": format!("{api}/metrics"),
-        }));
+        });
+        if f.smtp.is_some() {
+            node["clerk_email"] = clerk_email(code).into();
+        }
+        nodes.push(node);
     }
     let mut out = serde_json::json!({
         "dir": abs(f.dir)?,

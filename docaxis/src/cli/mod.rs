@@ -12,3 +12,4 @@ pub(crate) mod hub;
 pub(crate) mod node;
 pub(crate) mod pki;
 pub(crate) mod signals;
+pub(crate) mod users;

@@ -47,9 +47,20 @@ impl ConfigArg {
 /// status 01, and collects the hub's receipts. Clerks use `docaxis send/outbox/inbox/track`
 /// or the local API it serves (printed at start). Stops cleanly on Ctrl-C or SIGTERM.
 #[derive(Debug, clap::Args)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub(crate) struct NodeArgs {
     #[command(flatten)]
-    pub config: ConfigArg,
+    pub config: Option<ConfigArg>,
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
+}
+
+/// `docaxis node …` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Accounts of the node's web pages (clerk, records, admin).
+    #[command(subcommand)]
+    User(super::users::UserCommand),
 }
 
 /// `docaxis send`: sign and queue a document on a running node.
@@ -271,7 +282,13 @@ pub(crate) fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
 
 /// Runs the node until Ctrl-C or SIGTERM.
 pub(crate) fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let config = args.config.load()?;
+    if let Some(NodeCommand::User(cmd)) = args.command {
+        return super::users::run(cmd);
+    }
+    let Some(config) = args.config else {
+        anyhow::bail!("`docaxis node` needs --config node.toml (or DOCAXIS_NODE_CONFIG)");
+    };
+    let config = config.load()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -280,9 +297,9 @@ pub(crate) fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         super::signals::survive_file_size_limit();
         let node = start(config).await?;
         println!(
-            "DocAxis node {} running: clerk API on http://{} (token in {})",
+            "DocAxis node {} running: clerk API and web pages on {} (token in {})",
             node.agency(),
-            node.api_addr(),
+            node.web_url(),
             node.token_path().display()
         );
         super::signals::reload_on_hangup(std::sync::Arc::clone(&node.node().trust));
@@ -559,6 +576,7 @@ pub(crate) fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         code: args.code.clone(),
         reason: args.reason.clone(),
         staff: args.staff.clone(),
+        position: None,
         from: args.from.clone(),
         to: args.to.clone(),
     };

@@ -19,6 +19,10 @@
 //!   delivery receipts about packets this node has no record of sending (sent around it, or
 //!   before its database was new); kept for the record, then acknowledged
 //! - `counters`: name → u64 (`outbox_submitted`, `outbox_failed`, `inbox_new`)
+//! - `users`: login name → [`User`] (JSON): the people of the web pages ([`users`])
+//! - `inbox_opened`: packet id → [`Opened`]: who first opened a received document
+//! - `mail_queue`, `mail_counters`: notices to the clerks, queued in the transaction of the
+//!   event they report ([`mail::queue`])
 //!
 //! Invariants:
 //! - A packet to send, its outbox row, its queue key, its `sent` index entry and one tracking
@@ -76,8 +80,10 @@ mod queries;
 mod receiving;
 mod records;
 mod sending;
+mod users;
 
 pub use records::*;
+pub use users::{Opened, Role, User, UserChange};
 
 /// Node storage errors and refusals decided inside a transaction.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +114,10 @@ pub enum NodeDbError {
         packet_id: String,
         recipient: String,
     },
+    #[error("an account named {0:?} already exists")]
+    UserExists(String),
+    #[error("there is no account named {0:?}")]
+    NoUser(String),
 }
 
 fn corrupt(what: String) -> NodeDbError {
@@ -298,10 +308,25 @@ fn read_inbox(txn: &ReadTransaction, id: &PacketId) -> Result<Option<InboxEntry>
     })
 }
 
+/// Queues `mail` (when there is one) in the caller's transaction.
+fn queue_notice(txn: &WriteTransaction, mail: Option<mail::Mail>) -> Result<(), StoreError> {
+    if let Some(m) = mail {
+        mail::queue::enqueue(txn, &m, exchange::clock::now_ms())?;
+    }
+    Ok(())
+}
+
+/// "số/ký hiệu" of a document id (`agency,date,number/notation`).
+fn code_of(document_id: &str) -> Option<&str> {
+    document_id.splitn(3, ',').nth(2).filter(|c| !c.is_empty())
+}
+
 /// Typed access to the node database.
 #[derive(Clone, Debug)]
 pub struct NodeDb {
     store: Store,
+    /// Clerks' notices, queued in the transactions of their events.
+    notices: Option<std::sync::Arc<crate::notices::Notices>>,
 }
 
 impl NodeDb {
@@ -321,14 +346,32 @@ impl NodeDb {
             txn.open_table(ANOMALIES).db()?;
             txn.open_table(UNMATCHED_RECEIPTS).db()?;
             txn.open_table(COUNTERS).db()?;
+            txn.open_table(users::USERS).db()?;
+            txn.open_table(users::INBOX_OPENED).db()?;
+            mail::queue::create_tables(txn)?;
             Ok(())
         })?;
-        Ok(NodeDb { store })
+        Ok(NodeDb {
+            store,
+            notices: None,
+        })
     }
 
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Queues clerks' notices from now on (see [`crate::notices`]).
+    pub fn set_notices(&mut self, notices: std::sync::Arc<crate::notices::Notices>) {
+        self.notices = Some(notices);
+    }
+
+    /// Wakes the mail sender after a commit that may have queued a notice.
+    fn wake_mail(&self) {
+        if let Some(n) = &self.notices {
+            n.wake();
+        }
     }
 }
 

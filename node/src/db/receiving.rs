@@ -22,8 +22,10 @@ impl NodeDb {
 
     /// Commits a verified document with the signed status 01 answering it, in one transaction.
     pub async fn receive_document(&self, inc: IncomingDocument) -> Result<Received, NodeDbError> {
-        self.store
-            .write(move |txn| {
+        let notices = self.notices.clone();
+        let r = self
+            .store
+            .write(move |txn| -> Result<_, NodeDbError> {
                 if in_inbox(txn, &inc.id)? {
                     return Ok(Received::AlreadyThere);
                 }
@@ -42,24 +44,45 @@ impl NodeDb {
                         &entry.document_id,
                     )?;
                 }
+                if let Some(n) = &notices {
+                    let about = crate::notices::About {
+                        code: entry.code.as_deref(),
+                        subject: entry.subject.as_deref(),
+                        document_id: &entry.document_id,
+                        agency: &entry.from,
+                        agency_name: &entry.from_name,
+                    };
+                    let mail = n.arrived(
+                        &about,
+                        &inc.id.to_hex(),
+                        entry.priority,
+                        entry.action.as_ref().map(|a| a.kind),
+                    );
+                    queue_notice(txn, mail)?;
+                }
                 Ok(Received::New { matched: true })
             })
-            .await
+            .await?;
+        self.wake_mail();
+        Ok(r)
     }
 
     /// Commits a verified status packet and applies it to the tracking row of the document and
     /// recipient it is about; an unmatched status is stored as such and recorded as an anomaly.
     pub async fn receive_status(&self, inc: IncomingStatus) -> Result<Received, NodeDbError> {
-        self.store
-            .write(move |txn| {
+        let notices = self.notices.clone();
+        let r = self
+            .store
+            .write(move |txn| -> Result<_, NodeDbError> {
                 if in_inbox(txn, &inc.id)? {
                     return Ok(Received::AlreadyThere);
                 }
                 let mut entry = inc.entry.clone();
+                let n = notices.as_deref();
                 let (problem, anomaly) = if inc.event.code == StatusCode::TakeBack.as_str() {
-                    apply_to_received(txn, &inc, &entry)?
+                    apply_to_received(txn, &inc, &entry, n)?
                 } else {
-                    apply_to_sent(txn, &inc, &entry)?
+                    apply_to_sent(txn, &inc, &entry, n)?
                 };
                 if let Some(reason) = &anomaly {
                     upsert_anomaly(
@@ -89,7 +112,9 @@ impl NodeDb {
                     matched: problem.is_none(),
                 })
             })
-            .await
+            .await?;
+        self.wake_mail();
+        Ok(r)
     }
 
     /// Stores the hub's verified delivery receipts with the inbox entries they are about
@@ -169,6 +194,7 @@ fn apply_to_sent(
     txn: &redb::WriteTransaction,
     inc: &IncomingStatus,
     entry: &InboxEntry,
+    notices: Option<&crate::notices::Notices>,
 ) -> Result<(Option<String>, Option<String>), NodeDbError> {
     let sent = txn
         .open_table(SENT)
@@ -200,11 +226,40 @@ fn apply_to_sent(
             None,
         ));
     };
-    let before = row.replay().lifecycle.take_back;
+    let earlier = row.replay().lifecycle;
+    let before = earlier.take_back;
     row.statuses.push(inc.event.clone());
     let anomaly = rule_anomaly(row.request, &row.statuses, inc);
-    let agreed_now = before != TakeBackState::Agreed
-        && row.replay().lifecycle.take_back == TakeBackState::Agreed;
+    let after = row.replay().lifecycle;
+    let agreed_now = before != TakeBackState::Agreed && after.take_back == TakeBackState::Agreed;
+    let code = StatusCode::parse(&inc.event.code).ok();
+    let news = match code {
+        Some(StatusCode::Rejected) => {
+            earlier.stage != exchange::lifecycle::Stage::Rejected
+                && after.stage == exchange::lifecycle::Stage::Rejected
+        }
+        Some(StatusCode::Refused) => {
+            before != TakeBackState::Refused && after.take_back == TakeBackState::Refused
+        }
+        _ => false,
+    };
+    if let (Some(n), Some(code), true) = (notices, code, news) {
+        let subject = get_outbox(txn, &doc)?.and_then(|o| o.subject);
+        let about = crate::notices::About {
+            code: code_of(&entry.document_id),
+            subject: subject.as_deref(),
+            document_id: &entry.document_id,
+            agency: &entry.from,
+            agency_name: &entry.from_name,
+        };
+        let mail = n.answered(
+            &about,
+            code,
+            inc.event.description.as_deref(),
+            inc.event.staff.as_deref(),
+        );
+        queue_notice(txn, mail)?;
+    }
     t.insert(
         (doc.as_bytes(), entry.from.as_str()),
         encode(&row)?.as_slice(),
@@ -223,6 +278,7 @@ fn apply_to_received(
     txn: &redb::WriteTransaction,
     inc: &IncomingStatus,
     entry: &InboxEntry,
+    notices: Option<&crate::notices::Notices>,
 ) -> Result<(Option<String>, Option<String>), NodeDbError> {
     let found = super::lifecycle::find_received(txn, &entry.from, &entry.document_id)?;
     let Some((doc, mut received)) = found else {
@@ -235,12 +291,27 @@ fn apply_to_received(
             None,
         ));
     };
+    let before = received.replay().lifecycle.take_back;
     received.statuses.push(inc.event.clone());
     let anomaly = rule_anomaly(
         received.action.as_ref().map(|a| a.kind),
         &received.statuses,
         inc,
     );
+    if let Some(n) = notices
+        && before != TakeBackState::Requested
+        && received.replay().lifecycle.take_back == TakeBackState::Requested
+    {
+        let about = crate::notices::About {
+            code: received.code.as_deref(),
+            subject: received.subject.as_deref(),
+            document_id: &received.document_id,
+            agency: &received.from,
+            agency_name: &received.from_name,
+        };
+        let mail = n.take_back(&about, &doc.to_hex(), inc.event.description.as_deref());
+        queue_notice(txn, mail)?;
+    }
     txn.open_table(INBOX)
         .db()?
         .insert(doc.as_bytes(), encode(&received)?.as_slice())

@@ -68,8 +68,10 @@ impl NodeDb {
         id: PacketId,
         attempt: Attempt,
     ) -> Result<OutboxEntry, NodeDbError> {
-        self.store
-            .write(move |txn| {
+        let notices = self.notices.clone();
+        let r = self
+            .store
+            .write(move |txn| -> Result<_, NodeDbError> {
                 let mut e =
                     get_outbox(txn, &id)?.ok_or_else(|| NodeDbError::NotOurs(id.to_hex()))?;
                 if e.state == OutboxState::Submitted {
@@ -135,13 +137,27 @@ impl NodeDb {
                         e.failed_at = Some(Timestamp::now());
                         if before != OutboxState::Failed {
                             bump(txn, FAILED, 1)?;
+                            if let Some(n) = &notices
+                                && e.kind == PacketKind::Document
+                            {
+                                let about = crate::notices::About {
+                                    code: code_of(&e.document_id),
+                                    subject: e.subject.as_deref(),
+                                    document_id: &e.document_id,
+                                    agency: e.recipients.first().map_or("", String::as_str),
+                                    agency_name: &e.recipients.join(", "),
+                                };
+                                queue_notice(txn, n.gave_up(&about, error))?;
+                            }
                         }
                     }
                 }
                 put_outbox(txn, &id, &e)?;
                 Ok(e)
             })
-            .await
+            .await?;
+        self.wake_mail();
+        Ok(r)
     }
 
     /// Records the hub's verified delivery receipt for (packet, recipient). Returns whether it

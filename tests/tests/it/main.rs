@@ -6,6 +6,7 @@ mod architecture;
 mod cli_packets;
 mod console;
 mod demo;
+mod desk;
 mod exchange_crash;
 mod exchange_happy;
 mod exchange_outages;
