@@ -128,8 +128,12 @@ pub struct NodeConfig {
     /// How often the trust anchors and CRLs are read again, in seconds (also on SIGHUP).
     #[serde(default = "default_trust_reload_secs")]
     pub trust_reload_secs: u64,
-    /// HTTPS for the clerk listener (API and web pages); required when `api_listen` is not a
-    /// loopback address, since clerks reach the pages over the agency's network.
+    /// A second listener for the web pages (and the API) where clerks reach them over the
+    /// agency's network; HTTPS with `[tls]`, which a non-loopback address requires. Without
+    /// it the pages are served on `api_listen` only.
+    #[serde(default)]
+    pub web_listen: Option<SocketAddr>,
+    /// The certificate of `web_listen`.
     #[serde(default)]
     pub tls: Option<ListenTls>,
     /// Outgoing mail for the clerks' notices (the same `[mail]` section as the hub's).
@@ -231,15 +235,31 @@ impl NodeConfig {
                 ),
             ));
         }
-        if !self.api_listen.ip().is_loopback() && self.tls.is_none() {
+        if !self.api_listen.ip().is_loopback() {
             return Err(invalid(
                 "api_listen",
                 format!(
-                    "{} is not a loopback address: clerks would log in over plain HTTP. Add a \
-                     [tls] section (certificate, private_key) to serve the pages and the API \
-                     over HTTPS, or listen on 127.0.0.1",
+                    "{} is not a loopback address: the clerk API is plain HTTP with a bearer \
+                     token and must only listen on 127.0.0.1 or ::1 (serve the pages to the \
+                     agency's network with web_listen and [tls])",
                     self.api_listen
                 ),
+            ));
+        }
+        if let Some(w) = self.web_listen {
+            if !w.ip().is_loopback() && self.tls.is_none() {
+                return Err(invalid(
+                    "web_listen",
+                    format!(
+                        "{w} is not a loopback address: clerks would log in over plain HTTP. Add \
+                         a [tls] section (certificate, private_key) to serve the pages over HTTPS"
+                    ),
+                ));
+            }
+        } else if self.tls.is_some() {
+            return Err(invalid(
+                "tls",
+                "is set but web_listen is not: [tls] is the certificate of web_listen".into(),
             ));
         }
         if let Some(m) = &self.mail {

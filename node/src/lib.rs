@@ -331,6 +331,7 @@ pub struct RunningNode {
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     api: JoinHandle<Result<(), net::serve::ServeError>>,
+    web: Option<JoinHandle<Result<(), net::serve::ServeError>>>,
 }
 
 impl RunningNode {
@@ -383,6 +384,13 @@ impl RunningNode {
             Ok(Err(e)) => problems.push(format!("clerk API: {e}")),
             Err(e) => problems.push(format!("clerk API: {e}")),
         }
+        if let Some(web) = self.web {
+            match web.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => problems.push(format!("web listener: {e}")),
+                Err(e) => problems.push(format!("web listener: {e}")),
+            }
+        }
         tracing::info!(agency = %self.node.config.agency, "node stopped");
         if problems.is_empty() {
             Ok(())
@@ -396,54 +404,74 @@ impl RunningNode {
 /// and returns at once.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let listen = config.api_listen;
-    if !listen.ip().is_loopback() && config.tls.is_none() {
+    if !listen.ip().is_loopback() {
         return Err(NodeError::Config(ConfigError::Invalid {
             path: PathBuf::from("node configuration"),
             option: "api_listen",
-            message: format!("{listen} is not a loopback address and there is no [tls]"),
+            message: format!("{listen} is not a loopback address"),
         }));
     }
     let node = tokio::task::spawn_blocking(move || Node::open(config))
         .await
         .map_err(|e| NodeError::Task(e.to_string()))??;
     let node: Shared = Arc::new(node);
-    let tls = node.config.tls.clone();
-    let routes = api::router(node.clone()).merge(desk::router(node.clone(), tls.is_some()));
-    let listen_error = |e: net::serve::ServeError| NodeError::Listen {
-        addr: listen,
-        source: std::io::Error::other(e),
-    };
-    let server = match &tls {
-        None => net::serve::serve_http(
-            listen,
-            routes,
-            net::serve::ServeOptions::local(API_CONNECTIONS),
-        )
-        .await
-        .map_err(listen_error)?,
-        Some(t) => {
-            let config =
-                net::tls::server_config_without_client_auth(&t.certificate, &t.private_key)?;
-            net::serve::serve_tls(
-                listen,
-                config,
-                routes,
-                net::serve::ServeOptions::local(API_CONNECTIONS),
-            )
-            .await
-            .map_err(listen_error)?
+    let routes = api::router(node.clone()).merge(desk::router(node.clone(), false));
+    let listen_error = |addr: SocketAddr| {
+        move |e: net::serve::ServeError| NodeError::Listen {
+            addr,
+            source: std::io::Error::other(e),
         }
     };
+    let server = net::serve::serve_http(
+        listen,
+        routes,
+        net::serve::ServeOptions::local(API_CONNECTIONS),
+    )
+    .await
+    .map_err(listen_error(listen))?;
     let api_addr = server.local_addr();
-    let web_host = if api_addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], api_addr.port()))
-    } else {
-        api_addr
+    // The pages on the agency's network: the same routes on a second listener, over HTTPS
+    // when [tls] is set (required off loopback); its own sessions, their cookies `Secure`.
+    let web_server = match node.config.web_listen {
+        None => None,
+        Some(addr) => {
+            let tls = node.config.tls.clone();
+            let routes = api::router(node.clone()).merge(desk::router(node.clone(), tls.is_some()));
+            let options = net::serve::ServeOptions::local(API_CONNECTIONS);
+            Some(match &tls {
+                None => net::serve::serve_http(addr, routes, options)
+                    .await
+                    .map_err(listen_error(addr))?,
+                Some(t) => {
+                    let config = net::tls::server_config_without_client_auth(
+                        &t.certificate,
+                        &t.private_key,
+                    )?;
+                    net::serve::serve_tls(addr, config, routes, options)
+                        .await
+                        .map_err(listen_error(addr))?
+                }
+            })
+        }
     };
-    let _ = node.notices.web_url.set(format!(
-        "{}://{web_host}",
-        if tls.is_some() { "https" } else { "http" }
-    ));
+    let web_url = match &web_server {
+        None => format!("http://{api_addr}"),
+        Some(w) => {
+            let a = w.local_addr();
+            let host = if a.ip().is_unspecified() {
+                SocketAddr::from(([127, 0, 0, 1], a.port()))
+            } else {
+                a
+            };
+            let scheme = if node.config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}")
+        }
+    };
+    let _ = node.notices.web_url.set(web_url);
     let addr_path = node.config.api_addr_path();
     std::fs::write(&addr_path, format!("{api_addr}\n")).map_err(|source| NodeError::Write {
         path: addr_path,
@@ -454,6 +482,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let api = tokio::spawn(server.run_until(async move {
         let _ = api_stop.changed().await;
     }));
+    let web = web_server.map(|w| {
+        let mut web_stop = stopped.clone();
+        tokio::spawn(w.run_until(async move {
+            let _ = web_stop.changed().await;
+        }))
+    });
     let mut tasks = vec![
         (
             "outbox",
@@ -496,6 +530,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         stop,
         tasks,
         api,
+        web,
     })
 }
 

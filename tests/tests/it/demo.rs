@@ -178,7 +178,49 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
         let (status, text) = get(n["metrics"].as_str().unwrap(), &node_token);
         assert_eq!(status, 200, "{} {text}", n["agency"]);
         assert!(text.contains("docaxis_node_"), "{text}");
+        // The clerk's pages answer, with a demo account and the clerks' address.
+        let web = n["web"].as_str().unwrap();
+        assert!(
+            web.starts_with("http://127.0.0.1:") && web.ends_with('/'),
+            "{web}"
+        );
+        let (status, login) = get(&format!("{web}login"), "");
+        assert_eq!(status, 200, "{login}");
+        assert!(login.contains("Đăng nhập"), "{login}");
+        assert_eq!(n["web_login"]["user"], "vanthu");
+        assert!(n["web_login"]["password"].as_str().unwrap().len() >= 10);
+        let short = n["agency"]
+            .as_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_lowercase();
+        assert_eq!(n["clerk_email"], format!("van-thu@{short}.demo"));
     }
+    // The clerks' notices of the demo's exchange reached the mail server: the công văn at
+    // both provinces, Cao Bằng's rejection at Văn phòng Chính phủ.
+    let mails = wait_for(
+        "the clerks' notices",
+        std::time::Duration::from_secs(60),
+        || {
+            let m = smtp.mails();
+            let to = |who: &str, what: &str| {
+                m.iter()
+                    .any(|x| x.to.contains(who) && x.subject.contains(what))
+            };
+            (to("van-thu@h41.demo", "7816/VPCP-TTĐT")
+                && to("van-thu@h14.demo", "7816/VPCP-TTĐT")
+                && to("van-thu@g22.demo", "từ chối"))
+            .then_some(m)
+        },
+    );
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.to.contains("van-thu@h41.demo") && m.subject.contains("HỎA TỐC")),
+        "the second, urgent document is announced as such: {mails:#?}"
+    );
     assert_eq!(nodes[0]["agency"], G22);
     assert!(
         json["document"]["document_id"]

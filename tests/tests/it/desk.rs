@@ -481,3 +481,83 @@ fn a_clerk_reads_accepts_and_composes_in_a_real_browser() {
         b.close().await;
     });
 }
+
+/// `web_listen` with `[tls]`: the pages (and the API) over HTTPS on a second listener, the
+/// session cookie `Secure`, no plain HTTP there; the loopback clerk API and the CLI unchanged.
+/// A non-loopback `web_listen` without `[tls]` is refused at start, naming the option.
+#[test]
+fn the_pages_are_served_over_https_on_the_web_listener() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let port = free_port();
+    // The hub's development certificate names 127.0.0.1: it serves as this listener's here.
+    let mut h41 = NodeProc::configure(
+        &tmp.path().join("h41"),
+        &pki,
+        H41,
+        H41,
+        &hub.url(),
+        &format!(
+            "web_listen = \"127.0.0.1:{port}\"\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            s(&pki.dir.join("hub.pem")),
+            s(&pki.dir.join("hub.key.pem"))
+        ),
+    );
+    h41.restart();
+    add_user(&h41, "lan", "Nguyễn Thị Lan", "clerk");
+    let ca = std::fs::read(pki.ca()).unwrap();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        let r = client
+            .get(format!("https://127.0.0.1:{port}/login"))
+            .send()
+            .await
+            .expect("the pages answer over TLS");
+        assert_eq!(r.status().as_u16(), 200);
+        let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(set_cookie.contains("Secure"), "{set_cookie}");
+        assert!(r.text().await.unwrap().contains("Đăng nhập"));
+        let plain = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/login"))
+            .send()
+            .await;
+        assert!(
+            plain.is_err() || !plain.unwrap().status().is_success(),
+            "plain HTTP is not served on the web listener"
+        );
+    });
+    let out = h41.clerk(&["node", "user", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Nguyễn Thị Lan"), "{}", stdout(&out));
+    // Disabling from the CLI takes effect; the listing says so.
+    let out = h41.clerk(&["node", "user", "disable", "lan"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("disabled"), "{}", stdout(&out));
+
+    let bad = NodeProc::configure(
+        &tmp.path().join("h14"),
+        &pki,
+        H14,
+        H14,
+        &hub.url(),
+        "web_listen = \"0.0.0.0:0\"\n",
+    );
+    let out = docaxis()
+        .args(["node", "--config", s(&bad.config)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("web_listen") && err.contains("[tls]"), "{err}");
+}
