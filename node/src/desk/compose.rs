@@ -194,11 +194,14 @@ pub(super) async fn submit(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    // The session first: nobody uploads anything without one.
+    // The session and the role first: nobody uploads anything without them.
     let p = match d.person(&headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if !p.user.role.may_send() {
+        return forbidden_role(&p);
+    }
     let mut multipart = match multipart {
         Ok(m) => m,
         Err(e) => {
@@ -310,9 +313,6 @@ pub(super) async fn submit(
             "Biểu mẫu này đã hết hạn hoặc không được gửi từ trang của nút; không có gì được gửi. \
              (The form's CSRF token or origin is wrong; nothing was sent.)",
         );
-    }
-    if !p.user.role.may_send() {
-        return forbidden_role(&p);
     }
     typed.to.retain(|t| !t.is_empty());
     typed.to.sort();

@@ -399,7 +399,21 @@ fn a_clerk_reads_accepts_and_composes_in_a_real_browser() {
         b.click("#send").await;
         assert_eq!(b.path().await, "/sent/document", "{}", b.source().await);
         assert!(b.text("#subject").await.contains("báo cáo kết quả"));
+        assert!(b.text("#overall").await.contains("0/1 đã tiếp nhận"));
         b.screenshot(&shots.join("desk-5-sent.png")).await;
+        // Revoke it from its page: a request signed and queued, listed with its answers.
+        b.fill(
+            "#requests form:nth-of-type(1) input[name=reason]",
+            "Gửi nhầm",
+        )
+        .await;
+        b.click("#requests form:nth-of-type(1) button").await;
+        assert!(
+            b.text("[role=status]").await.contains("thu hồi"),
+            "{}",
+            b.source().await
+        );
+        assert!(b.source().await.contains("Các yêu cầu đã gửi"));
         b.close().await;
 
         // A records account reads but cannot send.
@@ -442,7 +456,7 @@ fn a_clerk_reads_accepts_and_composes_in_a_real_browser() {
     let item = wait_for("the composed document at G22", WAIT, || {
         g22.inbox(&[])
             .into_iter()
-            .find(|i| i["subject"] == "V/v báo cáo kết quả tiếp nhận")
+            .find(|i| i["subject"] == "V/v báo cáo kết quả tiếp nhận" && i["action"].is_null())
     });
     let id = item["packet_id"].as_str().unwrap();
     let detail = g22.json(&["inbox", "show", id]);
