@@ -148,6 +148,9 @@ impl From<SendError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_document", message)
             }
             SendError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            SendError::TooLarge(_) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+            }
             SendError::Conflict { kind, .. } => {
                 ApiError::new(StatusCode::CONFLICT, kind.as_str(), message)
             }
@@ -209,7 +212,8 @@ pub fn router(node: Shared) -> Router {
         })
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
-            net::limits::BodyLimits::new(MAX_BODY),
+            // A document's JSON carries its attachments base64-encoded, as the packet does.
+            net::limits::BodyLimits::new(node.config.max_packet_bytes.saturating_add(1024 * 1024)),
             net::limits::buffer_body,
         ))
         .layer(middleware::from_fn(net::limits::json_errors))

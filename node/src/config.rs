@@ -73,6 +73,9 @@ fn default_poll_wait_secs() -> u64 {
 fn default_trust_reload_secs() -> u64 {
     30
 }
+fn default_max_packet_bytes() -> usize {
+    64 * 1024 * 1024
+}
 
 impl Default for RetryConfig {
     fn default() -> Self {
@@ -128,6 +131,10 @@ pub struct NodeConfig {
     /// How often the trust anchors and CRLs are read again, in seconds (also on SIGHUP).
     #[serde(default = "default_trust_reload_secs")]
     pub trust_reload_secs: u64,
+    /// Largest packet this node signs and sends, in bytes (the hub has its own limit, 64 MiB
+    /// by default). A document over it is refused at once (413), before anything is signed.
+    #[serde(default = "default_max_packet_bytes")]
+    pub max_packet_bytes: usize,
     /// A second listener for the web pages (and the API) where clerks reach them over the
     /// agency's network; HTTPS with `[tls]`, which a non-loopback address requires. Without
     /// it the pages are served on `api_listen` only.
@@ -260,6 +267,15 @@ impl NodeConfig {
             return Err(invalid(
                 "tls",
                 "is set but web_listen is not: [tls] is the certificate of web_listen".into(),
+            ));
+        }
+        if self.max_packet_bytes < 64 * 1024 || self.max_packet_bytes > 1 << 30 {
+            return Err(invalid(
+                "max_packet_bytes",
+                format!(
+                    "is {}; it must be between 65536 (64 KiB) and 1073741824 (1 GiB)",
+                    self.max_packet_bytes
+                ),
             ));
         }
         if let Some(m) = &self.mail {

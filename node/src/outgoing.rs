@@ -90,8 +90,14 @@ pub enum OutgoingError {
     },
     #[error("the packet cannot be written: {0}")]
     Write(#[from] WriteError),
-    #[error("the packet cannot be signed: {0}")]
+    #[error("{0}")]
     Sign(#[from] SignError),
+    #[error(
+        "the packet would be {size} bytes (attachments are base64-encoded in it, a third larger \
+         than the files); this node sends at most {max} bytes (max_packet_bytes in node.toml; \
+         the hub has a limit of its own)"
+    )]
+    TooLarge { size: usize, max: usize },
     #[error("the packet would be refused by the hub: {0}")]
     Schema(#[from] edxml::schema::SchemaError),
     #[error("document_id: {0}")]
@@ -199,7 +205,23 @@ pub fn recipient_codes(req: &SendDocument) -> Vec<String> {
 /// Writes and signs a packet, and checks it against the strict schema the hub applies, so
 /// that nothing is queued that the hub would refuse. Blocking and CPU-bound.
 pub fn sign(packet: &Packet, identity: &SigningIdentity) -> Result<Vec<u8>, OutgoingError> {
+    sign_within(packet, identity, usize::MAX)
+}
+
+/// [`sign`], refusing a packet over `max` bytes before signing it.
+pub fn sign_within(
+    packet: &Packet,
+    identity: &SigningIdentity,
+    max: usize,
+) -> Result<Vec<u8>, OutgoingError> {
     let unsigned = write(packet)?;
+    // The signature adds a few kilobytes (the signer's chain): count them against the limit.
+    if unsigned.len().saturating_add(8 * 1024) > max {
+        return Err(OutgoingError::TooLarge {
+            size: unsigned.len() + 8 * 1024,
+            max,
+        });
+    }
     let signed = sign_packet(&unsigned, identity)?;
     let kind = match packet {
         Packet::Document(_) => SchemaKind::Document,

@@ -16,7 +16,7 @@ use exchange::clock;
 use crate::Shared;
 use crate::db::NodeDbError;
 use crate::outgoing::{
-    OutgoingError, SendDocument, compose_document_named, outgoing, recipient_codes, sign,
+    OutgoingError, SendDocument, compose_document_named, outgoing, recipient_codes,
 };
 use crate::views::Sent;
 
@@ -82,6 +82,9 @@ pub enum SendError {
     /// The node's database refused or failed.
     #[error(transparent)]
     Db(#[from] NodeDbError),
+    /// The packet would be over this node's `max_packet_bytes`.
+    #[error("{0}")]
+    TooLarge(String),
     /// The node failed (a task, signing, a stored packet that cannot be read).
     #[error("{0}")]
     Internal(String),
@@ -112,6 +115,7 @@ impl From<OutgoingError> for SendError {
     fn from(e: OutgoingError) -> Self {
         match &e {
             OutgoingError::WrongSender { .. } => SendError::WrongSender(e.to_string()),
+            OutgoingError::TooLarge { .. } => SendError::TooLarge(e.to_string()),
             e if e.is_request_error() => SendError::InvalidDocument(e.to_string()),
             e => SendError::Internal(e.to_string()),
         }
@@ -126,10 +130,11 @@ pub async fn send_document(node: &Shared, req: SendDocument) -> Result<Sent, Sen
     let me = node.me.clone();
     let identity = node.identity.clone();
     let n = node.clone();
+    let max = node.config.max_packet_bytes;
     let out = tokio::task::spawn_blocking(move || {
         let doc = compose_document_named(&req, &me, &|c| n.agency_name(c))?;
         let packet = Packet::Document(doc);
-        let bytes = sign(&packet, &identity)?;
+        let bytes = crate::outgoing::sign_within(&packet, &identity, max)?;
         Ok::<_, OutgoingError>(outgoing(&packet, bytes, clock::now_ms()))
     })
     .await

@@ -1,5 +1,6 @@
-//! CPU time used by this process (every thread, user and system), from `/proc/self/stat`, and
-//! the system's load average, from `/proc/loadavg`.
+//! CPU time used by this process (every thread, user and system), from `/proc/self/stat`, its
+//! peak resident memory, from `/proc/self/status`, and the system's load average, from
+//! `/proc/loadavg`.
 //!
 //! Invariant: on systems without `/proc` a reading is `None`, never a made-up zero. The
 //! kernel reports these counters in `USER_HZ` ticks, which Linux fixes at 100 per second for
@@ -30,6 +31,18 @@ fn parse_stat(stat: &str) -> Option<Duration> {
     ))
 }
 
+/// The most resident memory this process has held so far (`VmHWM`), in bytes.
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_hwm(&status)
+}
+
+fn parse_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
 /// The one-minute load average (runnable and waiting tasks, all processes).
 pub(crate) fn load_average() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -51,8 +64,14 @@ mod tests {
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_loadavg("0.52 1.10 2.00 3/410 9999\n"), Some(0.52));
         assert_eq!(parse_loadavg(""), None);
+        assert_eq!(
+            parse_hwm("Name:\tdocaxis\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\n"),
+            Some(2048 * 1024)
+        );
+        assert_eq!(parse_hwm("Name: x\n"), None);
         if cfg!(target_os = "linux") {
             assert!(process_cpu_time().is_some());
+            assert!(peak_rss_bytes().is_some_and(|b| b > 0));
         }
     }
 }

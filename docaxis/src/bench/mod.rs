@@ -154,6 +154,9 @@ pub(crate) struct BenchReport {
     /// Size of one signed document packet as sent (the first one; the others differ by a few
     /// bytes at most).
     pub packet_bytes: u64,
+    /// The most resident memory the whole process (hub and both nodes) held during the run,
+    /// when the system tells (Linux `VmHWM`).
+    pub peak_rss_bytes: Option<u64>,
     pub concurrency: usize,
     pub rate: Option<f64>,
     /// Clerk API answers per second over the sending phase.
@@ -519,6 +522,7 @@ async fn drive(
         size_bytes: opts.size,
         key: opts.key,
         packet_bytes,
+        peak_rss_bytes: cpu::peak_rss_bytes(),
         concurrency: opts.concurrency,
         rate: opts.rate,
         clerk_calls_per_second: per_second(count, send),

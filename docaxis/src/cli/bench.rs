@@ -197,6 +197,14 @@ pub(crate) fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> st
             r.cpus
         )?;
     }
+    if let Some(rss) = r.peak_rss_bytes {
+        writeln!(
+            out,
+            "memory:        peak RSS {:.1} MB for hub and both nodes ({:.1} × the signed packet)",
+            rss as f64 / 1e6,
+            rss as f64 / r.packet_bytes.max(1) as f64
+        )?;
+    }
     for c in &r.commits {
         writeln!(
             out,
@@ -285,6 +293,7 @@ mod tests {
             size_bytes: 10_240,
             key: BenchKey::Rsa,
             packet_bytes: 18_000,
+            peak_rss_bytes: Some(90_000_000),
             concurrency: 32,
             rate: None,
             clerk_calls_per_second: 400.0,
@@ -322,6 +331,10 @@ mod tests {
         assert!(text.contains("rsa keys"), "{text}");
         assert!(text.contains("load average was 6.5"), "{text}");
         assert!(text.contains("limited to 16 threads"), "{text}");
+        assert!(
+            text.contains("peak RSS 90.0 MB for hub and both nodes (5000.0 × the signed packet)"),
+            "{text}"
+        );
     }
 
     #[test]

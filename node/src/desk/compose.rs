@@ -9,7 +9,7 @@
 //! Invariants:
 //! - The CSRF token is checked before anything is read past the form's small fields' order:
 //!   a form without a valid token stores nothing, whatever it carries.
-//! - Uploads are bounded ([`MAX_UPLOAD`]) before they are read; a refusal stores nothing and
+//! - Uploads are bounded ([`max_files`], from `max_packet_bytes`) before they are read; a refusal stores nothing and
 //!   shows the form again with what was typed.
 
 use std::sync::Arc;
@@ -31,13 +31,15 @@ use crate::notices::encode_query;
 use crate::outgoing::SendDocument;
 use crate::send::send_document;
 
-/// Largest upload of one compose form (all files together, before base64): a packet carrying
-/// it stays under the hub's default 64 MiB packet limit.
-pub(super) const MAX_UPLOAD: usize = 45 * 1024 * 1024;
+/// Largest upload of one compose form (all files together, before base64): what a packet of
+/// `max_packet_bytes` can carry once base64 (4/3) and the packet's own text are counted.
+pub(super) fn max_files(node: &Shared) -> usize {
+    node.config.max_packet_bytes.saturating_sub(256 * 1024) / 4 * 3
+}
 
-/// The body limit of the compose route.
-pub(super) fn max_upload(_node: &Shared) -> usize {
-    MAX_UPLOAD + 1024 * 1024
+/// The body limit of the compose route (the files and the form's fields).
+pub(super) fn max_upload(node: &Shared) -> usize {
+    max_files(node) + 1024 * 1024
 }
 
 struct Agency {
@@ -159,7 +161,7 @@ fn page(d: &Desk, p: &Person, q: &str, typed: &Typed, error: Option<String>) -> 
         signer_position: typed.signer_position.clone(),
         error,
         me: format!("{} ({})", d.node.me.organ_name, d.node.config.agency),
-        max_upload: format!("{} MB", MAX_UPLOAD / (1024 * 1024)),
+        max_upload: format!("{} MB", max_files(&d.node) / (1024 * 1024)),
     }
 }
 
@@ -226,8 +228,8 @@ pub(super) async fn submit(
                     format!(
                         "Tệp đính kèm quá lớn: tổng cộng tối đa {} MB. (Attachments too large: at \
                          most {} MB in all.)",
-                        MAX_UPLOAD / (1024 * 1024),
-                        MAX_UPLOAD / (1024 * 1024)
+                        max_files(&d.node) / (1024 * 1024),
+                        max_files(&d.node) / (1024 * 1024)
                     )
                 } else {
                     field_error(e)
@@ -257,7 +259,7 @@ pub(super) async fn submit(
                 continue; // the empty file input of a form sent without files
             }
             total += data.len();
-            if total > MAX_UPLOAD {
+            if total > max_files(&d.node) {
                 return render(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &page(
@@ -267,7 +269,7 @@ pub(super) async fn submit(
                         &typed,
                         Some(format!(
                             "Tệp đính kèm quá lớn: tổng cộng tối đa {} MB. (Attachments too large.)",
-                            MAX_UPLOAD / (1024 * 1024)
+                            max_files(&d.node) / (1024 * 1024)
                         )),
                     ),
                 );

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use docaxis_e2e::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Generous: the nodes and the hub share 2 cores with other tests in CI.
 const WAIT: Duration = Duration::from_secs(60);
@@ -745,4 +745,47 @@ fn errors_are_json_tokens_case_insensitive_and_databases_private() {
         let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}: {mode:o}", db.display());
     }
+}
+
+/// The packet limit is a setting at both ends, refused early and clearly: a document over the
+/// node's `max_packet_bytes` gets 413 `too_large` from the clerk API naming the setting, and
+/// nothing is stored; one the node allows but the hub does not is refused by the hub (413)
+/// and the outbox entry says so, instead of an internal error.
+#[test]
+fn packets_over_the_limits_are_refused_with_413_naming_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let hub = HubProc::start(&tmp.path().join("hub"), &pki, "max_packet_bytes = 1500000");
+    let mut g22 = NodeProc::configure(
+        &tmp.path().join("g22"),
+        &pki,
+        G22,
+        G22,
+        &hub.url(),
+        "max_packet_bytes = 3000000",
+    );
+    g22.restart();
+    let api = g22.api();
+    let doc = |number: &str, bytes: usize| {
+        json!({
+            "to": [H41], "subject": "Kích thước", "code": {"number": number, "notation": "VPCP-KT"},
+            "attachments": [{"name": "lon.bin", "data": base64_of(&vec![7u8; bytes])}],
+        })
+    };
+    let before = g22.outbox(&[]).len();
+    let err = rt().block_on(api.send(&doc("1", 2_400_000))).unwrap_err();
+    assert!(err.starts_with("413"), "{err}");
+    assert!(
+        err.contains("too_large") && err.contains("max_packet_bytes") && err.contains("3000000"),
+        "{err}"
+    );
+    assert_eq!(g22.outbox(&[]).len(), before, "nothing was stored");
+    // Within the node's limit, over the hub's: the hub refuses it at once, clearly.
+    let sent = rt().block_on(api.send(&doc("2", 1_400_000))).unwrap();
+    let failed = failed_attempt(&g22, &sent, "the hub's refusal");
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("1500000") && !error.contains("internal"),
+        "{error}"
+    );
 }
