@@ -113,10 +113,19 @@ fn read_document(bytes: &[u8], what: &str) -> Result<DocumentPacket, SendError> 
     }
 }
 
-/// Now, or one second after the latest of `known` if that is not in the past.
+/// How far ahead of this node's clock another party's status time is still believed.
+const MAX_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// Now, or one second after the latest of `known` if that is not in the past. A known time
+/// further ahead than [`MAX_SKEW`] (a peer's clock, or a hostile timestamp such as year 9999)
+/// is not followed: our statuses keep this node's time.
 fn next_timestamp(known: &[StatusEvent]) -> EdxmlDateTime {
     let now = time::OffsetDateTime::now_utc();
-    let latest = known.iter().map(|e| e.time.to_offset_date_time()).max();
+    let latest = known
+        .iter()
+        .map(|e| e.time.to_offset_date_time())
+        .filter(|t| *t <= now + MAX_SKEW)
+        .max();
     match latest {
         Some(t) if t + time::Duration::seconds(1) > now => {
             EdxmlDateTime::from_offset(t + time::Duration::seconds(1))
@@ -372,6 +381,31 @@ async fn send_take_back(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_far_future_status_time_is_not_followed() {
+        let event = |t: time::OffsetDateTime| StatusEvent {
+            code: "01".into(),
+            time: Timestamp::from_offset(t),
+            staff: None,
+            description: None,
+            packet_id: String::new(),
+            received_at: Timestamp::now(),
+            by_us: false,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        // A hostile peer's year-9999 time would push ours past the calendar (a panic) or
+        // stamp every later status of ours in year 9999.
+        let far = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+        let next = next_timestamp(&[event(far)]).local();
+        assert!(next.year() < 9999, "{next}");
+        // A peer a few seconds ahead is still followed, one second later.
+        let soon = now + time::Duration::seconds(30);
+        let next = next_timestamp(&[event(soon)]).local();
+        let expected = (soon + time::Duration::seconds(1)).to_offset(time::macros::offset!(+7));
+        assert_eq!(next.second(), expected.second());
+    }
+
     use super::*;
 
     fn at(time: &str) -> StatusEvent {

@@ -3,9 +3,11 @@
 //! the window has passed, right or wrong.
 //!
 //! Invariants:
-//! - A success does not reset a locked address (it must wait like everyone else); it does
-//!   clear the failures of an address that is not locked.
-//! - The table is bounded: past [`MAX_ADDRESSES`] addresses the oldest entries are dropped.
+//! - An attempt is counted when it starts, under the same lock as the check, so parallel
+//!   guesses cannot slip past the count; a success then clears it.
+//! - A success does not reset a locked key (it must wait like everyone else).
+//! - The table is bounded ([`MAX_ADDRESSES`]): the oldest *unlocked* entries are dropped to
+//!   make room; a locked entry is never forgotten before its window ends.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -49,46 +51,47 @@ impl<K: Eq + Hash + Clone> LoginLimiter<K> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `Err(wait)` while `ip` is locked out.
-    pub fn check(&self, ip: K) -> Result<(), Duration> {
+    /// Starts a login attempt for `key`: `Err(wait)` while it is locked out; otherwise the
+    /// attempt is counted *now*, under the same lock, as a failure until [`Self::succeeded`]
+    /// says otherwise. Parallel guesses therefore cannot all pass before any is counted.
+    pub fn attempt(&self, key: K) -> Result<(), Duration> {
         let mut t = self.table();
         let now = Instant::now();
-        match t.get(&ip) {
-            Some((n, since)) if now.duration_since(*since) >= self.window => {
-                let _ = n;
-                t.remove(&ip);
-                Ok(())
+        let window = self.window;
+        if let Some((n, since)) = t.get(&key) {
+            if now.duration_since(*since) >= window {
+                t.remove(&key);
+            } else if *n >= Self::MAX_FAILURES {
+                return Err(window.saturating_sub(now.duration_since(*since)));
             }
-            Some((n, since)) if *n >= Self::MAX_FAILURES => {
-                Err(self.window.saturating_sub(now.duration_since(*since)))
-            }
-            _ => Ok(()),
         }
-    }
-
-    /// Records a wrong secret from `ip`.
-    pub fn failed(&self, ip: K) {
-        let mut t = self.table();
-        let now = Instant::now();
-        if t.len() >= MAX_ADDRESSES && !t.contains_key(&ip) {
-            let window = self.window;
+        if t.len() >= MAX_ADDRESSES && !t.contains_key(&key) {
             t.retain(|_, (_, since)| now.duration_since(*since) < window);
-            if t.len() >= MAX_ADDRESSES
-                && let Some(oldest) = t
+            // Full of live entries: drop the oldest one that is not locked, so that filling the
+            // table with new keys cannot unlock a locked one.
+            if t.len() >= MAX_ADDRESSES {
+                let victim = t
                     .iter()
+                    .filter(|(_, (n, _))| *n < Self::MAX_FAILURES)
                     .min_by_key(|(_, (_, s))| *s)
-                    .map(|(k, _)| k.clone())
-            {
-                t.remove(&oldest);
+                    .map(|(k, _)| k.clone());
+                match victim {
+                    Some(v) => {
+                        t.remove(&v);
+                    }
+                    // Everything is locked: refuse newcomers rather than forget a lock.
+                    None => return Err(window),
+                }
             }
         }
-        let e = t.entry(ip).or_insert((0, now));
+        let e = t.entry(key).or_insert((0, now));
         e.0 += 1;
+        Ok(())
     }
 
-    /// Records a right secret from `ip` (only reached when not locked).
-    pub fn succeeded(&self, ip: K) {
-        self.table().remove(&ip);
+    /// The attempt of `key` was right: its count is cleared.
+    pub fn succeeded(&self, key: K) {
+        self.table().remove(&key);
     }
 }
 
@@ -102,14 +105,13 @@ mod tests {
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         for _ in 0..MAX_FAILURES {
-            assert!(l.check(a).is_ok());
-            l.failed(a);
+            assert!(l.attempt(a).is_ok());
         }
-        let wait = l.check(a).unwrap_err();
+        let wait = l.attempt(a).unwrap_err();
         assert!(wait <= Duration::from_millis(300));
-        assert!(l.check(b).is_ok(), "another address is not affected");
+        assert!(l.attempt(b).is_ok(), "another address is not affected");
         std::thread::sleep(Duration::from_millis(350));
-        assert!(l.check(a).is_ok(), "the window has passed");
+        assert!(l.attempt(a).is_ok(), "the window has passed");
     }
 
     #[test]
@@ -117,10 +119,27 @@ mod tests {
         let l = LoginLimiter::default();
         let a: IpAddr = "::1".parse().unwrap();
         for _ in 0..MAX_FAILURES - 1 {
-            l.failed(a);
+            assert!(l.attempt(a).is_ok());
         }
         l.succeeded(a);
-        l.failed(a);
-        assert!(l.check(a).is_ok());
+        for _ in 0..MAX_FAILURES {
+            assert!(l.attempt(a).is_ok());
+        }
+        assert!(l.attempt(a).is_err());
+    }
+
+    #[test]
+    fn parallel_guesses_are_counted_before_any_is_checked() {
+        let l = std::sync::Arc::new(LoginLimiter::<String>::default());
+        let passed: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..50)
+                .map(|_| {
+                    let l = l.clone();
+                    s.spawn(move || l.attempt("lan".to_string()).is_ok() as usize)
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(passed, MAX_FAILURES as usize);
     }
 }

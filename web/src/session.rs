@@ -158,6 +158,14 @@ impl Sessions {
         self.set_cookie(&self.cookie, String::new(), Some(Duration::ZERO))
     }
 
+    /// Ends every session of account `user` but the request's own (the person changed their
+    /// own password: other browsers, perhaps a stolen session, are logged out).
+    pub fn end_others(&self, user: &str, headers: &HeaderMap) {
+        let keep = Self::cookie_value(headers, &self.cookie);
+        self.table()
+            .retain(|id, s| s.user != user || keep.as_deref() == Some(id.as_str()));
+    }
+
     /// Ends every session of account `user` (it was disabled or its password changed).
     pub fn end_all(&self, user: &str) {
         self.table().retain(|_, s| s.user != user);
@@ -189,6 +197,24 @@ impl Sessions {
 
 fn alive(s: &Session, now: Instant) -> bool {
     now.duration_since(s.last_seen) < IDLE && now.duration_since(s.created) < LIFETIME
+}
+
+/// Middleware for every router serving pages: an HTTP/2 request names its host in the URI's
+/// authority (`:authority`), not in a `Host` header; this copies it into `Host` so that
+/// [`same_origin`] sees the same thing over HTTP/1.1 and HTTP/2.
+pub async fn host_from_authority(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !req.headers().contains_key(header::HOST)
+        && let Some(v) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    next.run(req).await
 }
 
 /// False when a request's `Origin` (or, without it, `Referer`) names another host than the

@@ -84,6 +84,7 @@ pub fn router(hub: Arc<Hub>, token: String, options: Options) -> axum::Router {
         .route(web::assets::CSS_PATH, get(web::assets::css))
         .route(web::assets::ICON_PATH, get(web::assets::icon))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(web::session::host_from_authority))
         .layer(axum::middleware::from_fn_with_state(
             net::limits::BodyLimits::new(MAX_FORM),
             net::limits::buffer_body,
@@ -141,7 +142,18 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let ip = peer.ip();
-    if let Err(wait) = c.limiter.check(ip) {
+    if !same_origin(&headers) || !c.sessions.login_form_ok(&headers, &form.csrf) {
+        return views::login_page(
+            &c,
+            StatusCode::FORBIDDEN,
+            Some(
+                "Biểu mẫu đăng nhập đã hết hạn; hãy nhập lại. (The login form expired or did not \
+                 come from this console.)"
+                    .into(),
+            ),
+        );
+    }
+    if let Err(wait) = c.limiter.attempt(ip) {
         tracing::warn!(%ip, "console login refused: too many wrong tokens");
         let mut r = views::login_page(
             &c,
@@ -158,19 +170,7 @@ async fn login(
         }
         return r;
     }
-    if !same_origin(&headers) || !c.sessions.login_form_ok(&headers, &form.csrf) {
-        return views::login_page(
-            &c,
-            StatusCode::FORBIDDEN,
-            Some(
-                "Biểu mẫu đăng nhập đã hết hạn; hãy nhập lại. (The login form expired or did not \
-                 come from this console.)"
-                    .into(),
-            ),
-        );
-    }
     if !net::token::matches(form.token.trim(), &c.token) {
-        c.limiter.failed(ip);
         tracing::warn!(%ip, "console login refused: wrong operator token");
         return views::login_page(
             &c,

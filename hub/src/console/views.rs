@@ -455,15 +455,11 @@ pub(super) async fn register(
             Redirect::to(&format!("/agencies?done={}", urlencode(&code))).into_response()
         }
         Err(e) => {
-            agencies_page(
-                &c,
-                &session,
-                StatusCode::BAD_REQUEST,
-                form,
-                Some(e.message),
-                None,
-            )
-            .await
+            let status = match e.code {
+                exchange::protocol::ErrorCode::Internal => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            agencies_page(&c, &session, status, form, Some(e.message), None).await
         }
     }
 }
@@ -569,6 +565,8 @@ pub(super) async fn change_state(
         Err(e) => message(
             if e.code == exchange::protocol::ErrorCode::NotFound {
                 StatusCode::NOT_FOUND
+            } else if e.code == exchange::protocol::ErrorCode::Internal {
+                StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::BAD_REQUEST
             },
@@ -623,10 +621,15 @@ impl SearchForm {
                     .map_err(|_| {
                         format!("Ngày {s:?} không đúng dạng năm-tháng-ngày (YYYY-MM-DD).")
                     })?;
+            let date = if end {
+                date.next_day()
+                    .ok_or_else(|| format!("Ngày {s:?} nằm ngoài lịch. (Date out of range.)"))?
+            } else {
+                date
+            };
             let t = date
                 .with_time(time::Time::MIDNIGHT)
                 .assume_offset(display::vietnam());
-            let t = if end { t + time::Duration::days(1) } else { t };
             let ms = exchange::clock::unix_ms(t);
             Ok(Some(if end { ms.saturating_sub(1) } else { ms }))
         };

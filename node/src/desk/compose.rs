@@ -338,9 +338,11 @@ pub(super) async fn submit(
             ))
             .into_response()
         }
-        Err(crate::send::SendError::Db(e)) => store_error(Some(&p.session), &e.to_string()),
+        Err(e) if super::pages::send_error_status(&e) == StatusCode::SERVICE_UNAVAILABLE => {
+            store_error(Some(&p.session), &e.to_string())
+        }
         Err(e) => render(
-            StatusCode::BAD_REQUEST,
+            super::pages::send_error_status(&e),
             &page(
                 &d,
                 &p,

@@ -91,7 +91,9 @@ pub fn router(node: Shared, tls: bool) -> axum::Router {
         .route("/compose", post(compose::submit))
         .layer(DefaultBodyLimit::max(max_compose))
         .with_state(state);
-    forms.merge(upload)
+    forms
+        .merge(upload)
+        .layer(axum::middleware::from_fn(web::session::host_from_authority))
 }
 
 /// The page of an address that has none.
@@ -206,15 +208,9 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let ip = peer.ip();
-    let name = form.name.trim().to_lowercase();
-    if let Err(wait) = d.by_address.check(ip) {
-        tracing::warn!(%ip, "desk login refused: too many wrong passwords from this address");
-        return locked(&d, wait, &name);
-    }
-    if let Err(wait) = d.by_account.check(name.clone()) {
-        tracing::warn!(%ip, account = %name, "desk login refused: account locked for a while");
-        return locked(&d, wait, &name);
-    }
+    // Account names are at most 64 characters: a longer one is no account, and keying the
+    // limiter on it would let a hostile form fill memory.
+    let name: String = form.name.trim().to_lowercase().chars().take(64).collect();
     if !same_origin(&headers) || !d.sessions.login_form_ok(&headers, &form.csrf) {
         return pages::login_page(
             &d,
@@ -227,13 +223,19 @@ async fn login(
             &name,
         );
     }
+    if let Err(wait) = d.by_address.attempt(ip) {
+        tracing::warn!(%ip, "desk login refused: too many wrong passwords from this address");
+        return locked(&d, wait, &name);
+    }
+    if let Err(wait) = d.by_account.attempt(name.clone()) {
+        tracing::warn!(%ip, account = %name, "desk login refused: account locked for a while");
+        return locked(&d, wait, &name);
+    }
     let user = match d.node.db.user(name.clone()).await {
         Ok(u) => u,
         Err(e) => return pages::store_error(None, &e.to_string()),
     };
     let Some(user) = super::accounts::verify(user, form.password).await else {
-        d.by_address.failed(ip);
-        d.by_account.failed(name.clone());
         tracing::warn!(%ip, account = %name, "desk login refused: wrong name or password");
         return pages::login_page(
             &d,

@@ -145,12 +145,7 @@ fn not_found(person: &Person, what: &str) -> Response {
 
 /// A refusal from the sending services as a page, with the form to go back to.
 fn refused(person: &Person, e: SendError, back: &str) -> Response {
-    let status = match &e {
-        SendError::NotFound(_) => StatusCode::NOT_FOUND,
-        SendError::Conflict { .. } => StatusCode::CONFLICT,
-        SendError::Db(_) | SendError::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
+    let status = send_error_status(&e);
     render(
         status,
         &MessagePage {
@@ -160,6 +155,24 @@ fn refused(person: &Person, e: SendError, back: &str) -> Response {
             back,
         },
     )
+}
+
+/// The HTTP status of a refusal from the sending services, as the JSON API maps it.
+pub(super) fn send_error_status(e: &SendError) -> StatusCode {
+    use crate::db::NodeDbError as D;
+    match e {
+        SendError::NotFound(_) => StatusCode::NOT_FOUND,
+        SendError::Conflict { .. } => StatusCode::CONFLICT,
+        SendError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        SendError::Db(D::DuplicateDocument { .. } | D::Transition(_) | D::Closed(_)) => {
+            StatusCode::CONFLICT
+        }
+        SendError::Db(D::NotInInbox(_) | D::NotSent(_) | D::NotRecipient { .. }) => {
+            StatusCode::NOT_FOUND
+        }
+        SendError::Db(_) | SendError::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 macro_rules! person_or_return {
@@ -651,7 +664,11 @@ pub(super) async fn document(
             "văn bản đến với mã gói tin này (đây là một gói trạng thái)",
         );
     }
-    or_store_error!(p, d.node.db.mark_opened(id, p.user.name.clone()).await);
+    // Only someone who handles documents marks one as seen: a records account reading it
+    // must not take the "new" mark away from the clerks.
+    if p.user.role.may_send() {
+        or_store_error!(p, d.node.db.mark_opened(id, p.user.name.clone()).await);
+    }
     let trust = d.node.trust.current();
     let me = d.node.config.agency.clone();
     let verified = tokio::task::spawn_blocking(move || {
@@ -1139,7 +1156,7 @@ pub(super) async fn sent_document(
                 take_back: e.action.is_none()
                     && tr.delivered_at.is_some()
                     && l.check_send(Code::TakeBack) == Ok(Decision::Apply)
-                    && tr.mark.is_none(),
+                    && closed_by_mark(tr.mark.as_ref(), "13").is_none(),
             }
         })
         .collect();

@@ -205,8 +205,13 @@ pub(super) async fn change(
     let ends_sessions = req.disabled == Some(true) || req.password.is_some();
     match accounts::change(&d.node.db, &name, req).await {
         Ok(u) => {
-            if ends_sessions && u.name != p.user.name {
-                d.sessions.end_all(&u.name);
+            if ends_sessions {
+                if u.name == p.user.name {
+                    // Their own password: other browsers (a stolen session) are logged out.
+                    d.sessions.end_others(&u.name, &headers);
+                } else {
+                    d.sessions.end_all(&u.name);
+                }
             }
             tracing::info!(admin = %p.user.name, account = %u.name, change = %change, "account changed from the desk");
             show(

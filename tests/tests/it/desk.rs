@@ -537,7 +537,41 @@ fn the_pages_are_served_over_https_on_the_web_listener() {
         assert_eq!(r.status().as_u16(), 200);
         let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(set_cookie.contains("Secure"), "{set_cookie}");
-        assert!(r.text().await.unwrap().contains("Đăng nhập"));
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Đăng nhập"));
+        // Logging in over HTTPS (HTTP/2: the host is in :authority, not in a Host header).
+        let login_cookie = set_cookie.split(';').next().unwrap().to_string();
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string();
+        let no_redirect = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        let r = no_redirect
+            .post(format!("https://127.0.0.1:{port}/login"))
+            .header("Cookie", login_cookie)
+            .header("Origin", format!("https://127.0.0.1:{port}"))
+            .form(&[
+                ("name", "lan"),
+                ("password", PASSWORD),
+                ("csrf", csrf.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status().as_u16(), 303, "{:?}", r.text().await);
+        let session = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            session.starts_with("docaxis_desk=") && session.contains("Secure"),
+            "{session}"
+        );
         let plain = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))
