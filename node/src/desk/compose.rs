@@ -108,15 +108,6 @@ fn fold(s: &str) -> String {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn searching_ignores_case_and_diacritics() {
-        assert_eq!(super::fold("Văn phòng Chính phủ"), "van phong chinh phu");
-        assert_eq!(super::fold("UBND Tỉnh Đắk Lắk"), "ubnd tinh dak lak");
-    }
-}
-
 fn page(d: &Desk, p: &Person, q: &str, typed: &Typed, error: Option<String>) -> ComposePage {
     let mut list = d.node.directory.agencies();
     let directory_known = !list.is_empty();
@@ -410,4 +401,13 @@ fn build(typed: &Typed, files: &[Upload], p: &Person) -> Result<SendDocument, St
         });
     }
     serde_json::from_value(doc).map_err(|e| format!("Biểu mẫu không hợp lệ: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn searching_ignores_case_and_diacritics() {
+        assert_eq!(super::fold("Văn phòng Chính phủ"), "van phong chinh phu");
+        assert_eq!(super::fold("UBND Tỉnh Đắk Lắk"), "ubnd tinh dak lak");
+    }
 }
