@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     AgencyCode, Attachment, Bussiness, BussinessDocType, Code, DocumentPacket, DocumentType,
@@ -136,7 +136,7 @@ pub struct SignerSpec {
     pub full_name: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaffSpec {
     pub department: Option<String>,

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use edxml::{Priority, StatusCode};
 use exchange::lifecycle::ActionKind;
 
+use crate::client::encode_segment;
+
 /// Where notices go, and how their links start.
 #[derive(Debug)]
 pub struct Notices {
@@ -209,7 +211,7 @@ impl Notices {
                 reason.map(one_line).unwrap_or_else(|| "—".into()),
                 staff.map(one_line).unwrap_or_else(|| "—".into()),
                 self.url(),
-                encode_query(about.document_id)
+                encode_segment(about.document_id)
             ),
         )
     }
@@ -225,23 +227,10 @@ impl Notices {
                 about.lines(),
                 clip(error, 500),
                 self.url(),
-                encode_query(about.document_id)
+                encode_segment(about.document_id)
             ),
         )
     }
-}
-
-/// Percent-encodes a query value (document ids hold `/`, `,` and Vietnamese letters).
-pub fn encode_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -96,3 +96,19 @@ pub fn html(status: axum::http::StatusCode, body: String) -> Response {
             .into_response(),
     )
 }
+
+/// A rendered template as an HTML answer with the security headers; a template that fails to
+/// render is logged and answered with a bare 500.
+pub fn page(status: axum::http::StatusCode, template: &impl askama::Template) -> Response {
+    match template.render() {
+        Ok(body) => html(status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "page failed to render",
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Login attempts: after [`LoginLimiter::MAX_FAILURES`] wrong secrets from one address (or for
+//! Login attempts: after [`MAX_FAILURES`] wrong secrets from one address (or for
 //! one account: the key is the caller's choice) within the window, that key is refused until
 //! the window has passed, right or wrong.
 //!
@@ -33,10 +33,20 @@ impl<K: Eq + Hash + Clone> Default for LoginLimiter<K> {
 /// Wrong secrets allowed per key and window.
 pub const MAX_FAILURES: u32 = 5;
 
-impl<K: Eq + Hash + Clone> LoginLimiter<K> {
-    /// Wrong secrets allowed per key and window.
-    pub const MAX_FAILURES: u32 = MAX_FAILURES;
+/// `response` with `Retry-After` saying when a locked key may try again (at least 1 s).
+pub fn with_retry_after(
+    mut response: axum::response::Response,
+    wait: Duration,
+) -> axum::response::Response {
+    let secs = wait.as_secs().max(1);
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(secs),
+    );
+    response
+}
 
+impl<K: Eq + Hash + Clone> LoginLimiter<K> {
     /// A limiter whose window (counted from the first failure) is `window`.
     pub fn new(window: Duration) -> LoginLimiter<K> {
         LoginLimiter {
@@ -61,7 +71,7 @@ impl<K: Eq + Hash + Clone> LoginLimiter<K> {
         if let Some((n, since)) = t.get(&key) {
             if now.duration_since(*since) >= window {
                 t.remove(&key);
-            } else if *n >= Self::MAX_FAILURES {
+            } else if *n >= MAX_FAILURES {
                 return Err(window.saturating_sub(now.duration_since(*since)));
             }
         }
@@ -72,7 +82,7 @@ impl<K: Eq + Hash + Clone> LoginLimiter<K> {
             if t.len() >= MAX_ADDRESSES {
                 let victim = t
                     .iter()
-                    .filter(|(_, (n, _))| *n < Self::MAX_FAILURES)
+                    .filter(|(_, (n, _))| *n < MAX_FAILURES)
                     .min_by_key(|(_, (_, s))| *s)
                     .map(|(k, _)| k.clone());
                 match victim {

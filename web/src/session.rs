@@ -199,6 +199,21 @@ fn alive(s: &Session, now: Instant) -> bool {
     now.duration_since(s.last_seen) < IDLE && now.duration_since(s.created) < LIFETIME
 }
 
+/// A form that carries nothing but its CSRF token (logout).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// A redirect to `to` that sets (or clears) a session cookie.
+pub fn redirect_setting(to: &str, cookie: HeaderValue) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = axum::response::Redirect::to(to).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie);
+    r
+}
+
 /// Middleware for every router serving pages: an HTTP/2 request names its host in the URI's
 /// authority (`:authority`), not in a `Host` header; this copies it into `Host` so that
 /// [`same_origin`] sees the same thing over HTTP/1.1 and HTTP/2.

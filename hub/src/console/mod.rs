@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -155,7 +155,7 @@ async fn login(
     }
     if let Err(wait) = c.limiter.attempt(ip) {
         tracing::warn!(%ip, "console login refused: too many wrong tokens");
-        let mut r = views::login_page(
+        let r = views::login_page(
             &c,
             StatusCode::TOO_MANY_REQUESTS,
             Some(format!(
@@ -165,10 +165,7 @@ async fn login(
                 wait.as_secs().max(1)
             )),
         );
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
+        return web::limit::with_retry_after(r, wait);
     }
     if !net::token::matches(form.token.trim(), &c.token) {
         tracing::warn!(%ip, "console login refused: wrong operator token");
@@ -185,29 +182,18 @@ async fn login(
     c.limiter.succeeded(ip);
     tracing::info!(%ip, "operator logged in to the console");
     let (_, cookie) = c.sessions.create("Vận hành viên · operator");
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie);
-    r
-}
-
-#[derive(Debug, Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
+    web::session::redirect_setting("/", cookie)
 }
 
 async fn logout(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<web::session::CsrfForm>,
 ) -> Response {
     if let Err(r) = c.form_session(&headers, &form.csrf) {
         return r;
     }
-    let cookie = c.sessions.end(&headers);
-    let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie);
-    r
+    web::session::redirect_setting("/login", c.sessions.end(&headers))
 }
 
 /// A stored packet as received (signed edXML), as a file download.

@@ -41,13 +41,7 @@ fn chrome(current: &str, session: Option<&Session>) -> Chrome {
 }
 
 fn render(status: StatusCode, t: &impl Template) -> Response {
-    match t.render() {
-        Ok(body) => web::assets::html(status, body),
-        Err(e) => {
-            tracing::error!(error = %e, "console page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "page failed to render").into_response()
-        }
-    }
+    web::assets::page(status, t)
 }
 
 fn t(ts: Timestamp) -> String {
@@ -542,7 +536,7 @@ pub(super) async fn change_state(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     UrlPath((code, action)): UrlPath<(String, String)>,
-    Form(form): Form<super::CsrfOnly>,
+    Form(form): Form<web::session::CsrfForm>,
 ) -> Response {
     let session = match c.form_session(&headers, &form.csrf) {
         Ok(s) => s,

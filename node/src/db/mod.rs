@@ -317,7 +317,7 @@ fn queue_notice(txn: &WriteTransaction, mail: Option<mail::Mail>) -> Result<(), 
 }
 
 /// "số/ký hiệu" of a document id (`agency,date,number/notation`).
-fn code_of(document_id: &str) -> Option<&str> {
+pub(crate) fn code_of(document_id: &str) -> Option<&str> {
     document_id.splitn(3, ',').nth(2).filter(|c| !c.is_empty())
 }
 

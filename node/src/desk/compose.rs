@@ -27,8 +27,9 @@ use web::session::same_origin;
 use super::pages::{chrome, render, store_error};
 use super::{Desk, Person, forbidden_role};
 use crate::Shared;
-use crate::notices::encode_query;
-use crate::outgoing::SendDocument;
+use crate::client::encode_segment;
+use crate::db::User;
+use crate::outgoing::{InlineAttachment, SendDocument};
 use crate::send::send_document;
 
 /// Largest upload of one compose form (all files together, before base64): what a packet of
@@ -310,22 +311,36 @@ pub(super) async fn submit(
     typed.to.retain(|t| !t.is_empty());
     typed.to.sort();
     typed.to.dedup();
-    let request = match build(&typed, &files, &p) {
-        Ok(r) => r,
-        Err(message) => {
+    let count = files.len();
+    let built = {
+        let typed = std::mem::take(&mut typed);
+        let user = p.user.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = build(&typed, files, &user);
+            (typed, r)
+        })
+        .await
+    };
+    let request = match built {
+        Ok((t, Ok(r))) => {
+            typed = t;
+            r
+        }
+        Ok((t, Err(message))) => {
             return render(
                 StatusCode::BAD_REQUEST,
-                &page(&d, &p, "", &typed, Some(message)),
+                &page(&d, &p, "", &t, Some(message)),
             );
         }
+        Err(e) => return store_error(Some(&p.session), &format!("the form task failed: {e}")),
     };
     match send_document(&d.node, request).await {
         Ok(sent) => {
-            tracing::info!(account = %p.user.name, document = %sent.document_id, files = files.len(), "document sent from the desk");
+            tracing::info!(account = %p.user.name, document = %sent.document_id, files = count, "document sent from the desk");
             Redirect::to(&format!(
                 "/sent/document?id={}&done={}",
-                encode_query(&sent.document_id),
-                encode_query(&sent.document_id)
+                encode_segment(&sent.document_id),
+                encode_segment(&sent.document_id)
             ))
             .into_response()
         }
@@ -347,8 +362,10 @@ pub(super) async fn submit(
     }
 }
 
-/// The API request the form amounts to.
-fn build(typed: &Typed, files: &[Upload], p: &Person) -> Result<SendDocument, String> {
+/// The request of `POST /api/v1/documents` the form amounts to (the files base64-encoded as
+/// that request carries them). Blocking: it encodes every file.
+fn build(typed: &Typed, files: Vec<Upload>, user: &User) -> Result<SendDocument, String> {
+    use edxml::compose::{CodeSpec, OrgSpec, SignerSpec};
     if typed.to.is_empty() {
         return Err("Hãy chọn ít nhất một nơi nhận. (Choose at least one recipient.)".into());
     }
@@ -369,38 +386,36 @@ fn build(typed: &Typed, files: &[Upload], p: &Person) -> Result<SendDocument, St
             .map_err(|_| format!("Độ khẩn {v:?} không hợp lệ (0–4)."))?,
     };
     let b64 = base64::engine::general_purpose::STANDARD;
-    let attachments: Vec<serde_json::Value> = files
-        .iter()
-        .map(|f| {
-            let mut a = serde_json::json!({"name": f.name, "data": b64.encode(&f.data)});
-            if let Some(ct) = &f.content_type {
-                a["content_type"] = ct.clone().into();
-            }
-            a
-        })
-        .collect();
-    let mut doc = serde_json::json!({
-        "to": typed.to,
-        "subject": subject,
-        "code": {"number": number, "notation": notation},
-        "priority": priority,
-        "staff": {
-            "staff": p.user.full_name,
-            "department": p.user.position,
-            "email": p.user.email,
-        },
-        "attachments": attachments,
-    });
-    if !typed.content.trim().is_empty() {
-        doc["content"] = typed.content.trim().into();
-    }
-    if !typed.signer.trim().is_empty() {
-        doc["signer"] = serde_json::json!({
-            "full_name": typed.signer.trim(),
-            "position": Some(typed.signer_position.trim()).filter(|s| !s.is_empty()),
-        });
-    }
-    serde_json::from_value(doc).map_err(|e| format!("Biểu mẫu không hợp lệ: {e}"))
+    let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    Ok(SendDocument {
+        from: None,
+        to: typed.to.iter().cloned().map(OrgSpec::Code).collect(),
+        subject,
+        content: nonempty(&typed.content),
+        document_id: None,
+        code: CodeSpec { number, notation },
+        promulgation: Default::default(),
+        document_type: None,
+        priority: Some(priority),
+        steering_type: None,
+        due_date: None,
+        to_places: Vec::new(),
+        signer: nonempty(&typed.signer).map(|full_name| SignerSpec {
+            competence: None,
+            position: nonempty(&typed.signer_position),
+            full_name,
+        }),
+        staff: Some(crate::accounts::staff(user)),
+        attachments: files
+            .into_iter()
+            .map(|f| InlineAttachment {
+                name: f.name,
+                content_type: f.content_type,
+                description: None,
+                data: b64.encode(&f.data),
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -185,7 +185,7 @@ async fn login_form(State(d): State<Arc<Desk>>, headers: HeaderMap) -> Response 
 
 fn locked(d: &Desk, wait: std::time::Duration, name: &str) -> Response {
     let secs = wait.as_secs().max(1);
-    let mut r = pages::login_page(
+    let r = pages::login_page(
         d,
         StatusCode::TOO_MANY_REQUESTS,
         Some(format!(
@@ -195,10 +195,7 @@ fn locked(d: &Desk, wait: std::time::Duration, name: &str) -> Response {
         )),
         name,
     );
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
+    web::limit::with_retry_after(r, wait)
 }
 
 async fn login(
@@ -256,29 +253,18 @@ async fn login(
         None => user.full_name.clone(),
     };
     let (_, cookie) = d.sessions.create_for(&who, &user.name);
-    let mut r = Redirect::to("/inbox").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie);
-    r
-}
-
-#[derive(Debug, Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
+    web::session::redirect_setting("/inbox", cookie)
 }
 
 async fn logout(
     State(d): State<Arc<Desk>>,
     headers: HeaderMap,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<web::session::CsrfForm>,
 ) -> Response {
     if let Err(r) = d.form_person(&headers, &form.csrf).await {
         return r;
     }
-    let cookie = d.sessions.end(&headers);
-    let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie);
-    r
+    web::session::redirect_setting("/login", d.sessions.end(&headers))
 }
 
 /// Whether `role` may see the accounts page.

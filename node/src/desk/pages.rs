@@ -20,9 +20,9 @@ use web::{Chrome, Session};
 
 use super::{Desk, Person, is_admin};
 use crate::actions::{ActionRequest, send_action};
+use crate::client::encode_segment;
 use crate::db::{InboxFilter, PacketKind, closed_by_mark};
 use crate::incoming::verify_incoming;
-use crate::notices::encode_query;
 use crate::send::SendError;
 use crate::status::{StatusTarget, send_status};
 use crate::views::{StatusRequest, TimelineEvent, inbox_timeline, timeline};
@@ -72,13 +72,7 @@ fn chrome_of_session(session: Option<&Session>) -> Chrome {
 }
 
 pub(super) fn render(status: StatusCode, t: &impl Template) -> Response {
-    match t.render() {
-        Ok(body) => web::assets::html(status, body),
-        Err(e) => {
-            tracing::error!(error = %e, "desk page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "page failed to render").into_response()
-        }
-    }
+    web::assets::page(status, t)
 }
 
 fn t(ts: Timestamp) -> String {
@@ -638,6 +632,27 @@ fn parse_packet(p: &Person, raw: &str) -> Result<PacketId, Response> {
     })
 }
 
+/// The received document a page's packet id names in this node's inbox, with its bytes; the
+/// page to answer otherwise (a bad id, a status packet, nothing, a database failure).
+// The error side is the page to answer with, built once per refused request.
+#[allow(clippy::result_large_err)]
+async fn received_document(
+    d: &Desk,
+    p: &Person,
+    raw: &str,
+) -> Result<(PacketId, crate::db::InboxEntry, Vec<u8>), Response> {
+    let id = parse_packet(p, raw)?;
+    match d.node.db.inbox_entry(id).await {
+        Ok(Some((entry, bytes))) if entry.kind == PacketKind::Document => Ok((id, entry, bytes)),
+        Ok(Some(_)) => Err(not_found(
+            p,
+            "văn bản đến với mã gói tin này (đây là một gói trạng thái)",
+        )),
+        Ok(None) => Err(not_found(p, "văn bản đến với mã gói tin này")),
+        Err(e) => Err(store_error(Some(&p.session), &e.to_string())),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct DoneQuery {
     #[serde(default)]
@@ -651,19 +666,10 @@ pub(super) async fn document(
     query: Result<Query<DoneQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let p = person_or_return!(d, headers);
-    let id = match parse_packet(&p, &raw) {
-        Ok(id) => id,
+    let (id, entry, bytes) = match received_document(&d, &p, &raw).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let Some((entry, bytes)) = or_store_error!(p, d.node.db.inbox_entry(id).await) else {
-        return not_found(&p, "văn bản đến với mã gói tin này");
-    };
-    if entry.kind != PacketKind::Document {
-        return not_found(
-            &p,
-            "văn bản đến với mã gói tin này (đây là một gói trạng thái)",
-        );
-    }
     // Only someone who handles documents marks one as seen: a records account reading it
     // must not take the "new" mark away from the clerks.
     if p.user.role.may_send() {
@@ -830,16 +836,10 @@ pub(super) async fn file(
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let p = person_or_return!(d, headers);
-    let id = match parse_packet(&p, &raw) {
-        Ok(id) => id,
+    let (_, _, bytes) = match received_document(&d, &p, &raw).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let Some((entry, bytes)) = or_store_error!(p, d.node.db.inbox_entry(id).await) else {
-        return not_found(&p, "văn bản đến với mã gói tin này");
-    };
-    if entry.kind != PacketKind::Document {
-        return not_found(&p, "tệp đính kèm này");
-    }
     let decoded = tokio::task::spawn_blocking(move || {
         let packet = read(&bytes, &ReadOptions::default()).ok()?.packet;
         let Packet::Document(doc) = packet else {
@@ -874,7 +874,7 @@ pub(super) async fn file(
             .chars()
             .map(|c| if c.is_ascii() { c } else { '_' })
             .collect::<String>(),
-        encode_query(&safe_name)
+        encode_segment(&safe_name)
     );
     let mime = if pdf {
         "application/pdf".to_string()
@@ -1032,9 +1032,9 @@ pub(super) async fn sent(State(d): State<Arc<Desk>>, headers: HeaderMap) -> Resp
                 .filter(|(_, t)| t.delivered_at.is_some())
                 .count();
             SentRow {
-                link: format!("/sent/document?id={}", encode_query(&e.document_id)),
+                link: format!("/sent/document?id={}", encode_segment(&e.document_id)),
                 document_id: e.document_id.clone(),
-                code: crate_code(&e.document_id),
+                code: code_of(&e.document_id),
                 subject: e.subject.clone().unwrap_or_default(),
                 created: t(e.created_at),
                 state: vi.to_string(),
@@ -1058,10 +1058,9 @@ pub(super) async fn sent(State(d): State<Arc<Desk>>, headers: HeaderMap) -> Resp
     )
 }
 
-fn crate_code(document_id: &str) -> String {
-    document_id
-        .splitn(3, ',')
-        .nth(2)
+/// "số/ký hiệu" of a document id, or the id itself when it has none.
+fn code_of(document_id: &str) -> String {
+    crate::db::code_of(document_id)
         .unwrap_or(document_id)
         .to_string()
 }
@@ -1181,7 +1180,7 @@ pub(super) async fn sent_document(
         .collect();
     let page = SentDocumentPage {
         chrome: chrome("/sent", Some(&p)),
-        code: crate_code(&e.document_id),
+        code: code_of(&e.document_id),
         document_id: e.document_id.clone(),
         subject: e.subject.clone().unwrap_or_default(),
         state: state.to_string(),
@@ -1236,7 +1235,7 @@ pub(super) async fn post_action(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let back = format!("/sent/document?id={}", encode_query(&form.id));
+    let back = format!("/sent/document?id={}", encode_segment(&form.id));
     let staff = Some(p.user.full_name.clone());
     let position = p.user.position.clone();
     let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -1256,7 +1255,7 @@ pub(super) async fn post_action(
             return match send_status(&d.node, StatusTarget::Document(form.id.clone()), req).await {
                 Ok(s) => Redirect::to(&format!(
                     "{back}&done={}",
-                    encode_query(&format!("13 → {}", s.to))
+                    encode_segment(&format!("13 → {}", s.to))
                 ))
                 .into_response(),
                 Err(e) => refused(&p, e, &back),
@@ -1288,11 +1287,7 @@ pub(super) async fn post_action(
             "to": [],
             "subject": subject,
             "code": {"number": number, "notation": notation},
-            "staff": {
-                "staff": p.user.full_name,
-                "department": p.user.position,
-                "email": p.user.email,
-            },
+            "staff": crate::accounts::staff(&p.user),
         });
         if let Some(c) = nonempty(&form.content) {
             doc["content"] = c.into();
@@ -1323,7 +1318,7 @@ pub(super) async fn post_action(
             tracing::info!(account = %p.user.name, kind = kind.as_str(), document = %form.id, "request sent from the desk");
             Redirect::to(&format!(
                 "{back}&done={}",
-                encode_query(&format!("{} {}", action_label(kind).0, sent.document_id))
+                encode_segment(&format!("{} {}", action_label(kind).0, sent.document_id))
             ))
             .into_response()
         }
