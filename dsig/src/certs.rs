@@ -325,6 +325,7 @@ impl CertInfo {
 pub(crate) struct CrlInfo {
     pub issuer_raw: Vec<u8>,
     pub issuer: String,
+    pub this_update: OffsetDateTime,
     pub next_update: Option<OffsetDateTime>,
     /// (raw serial, revocation date).
     pub revoked: Vec<(Vec<u8>, OffsetDateTime)>,
@@ -359,6 +360,7 @@ impl CrlInfo {
         Ok(CrlInfo {
             issuer_raw: crl.issuer().as_raw().to_vec(),
             issuer: crl.issuer().to_string(),
+            this_update: crl.last_update().to_datetime(),
             next_update: crl.next_update().map(|t| t.to_datetime()),
             revoked: crl
                 .iter_revoked_certificates()

@@ -25,6 +25,7 @@
 
 pub mod algorithms;
 mod certs;
+pub mod evidence;
 pub mod pem;
 pub mod pki;
 pub mod receipt;

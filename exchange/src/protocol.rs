@@ -185,8 +185,13 @@ pub struct AckRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AckedPacket {
     pub packet_id: String,
-    /// Signed receipt XML.
+    /// Signed delivery receipt XML.
     pub receipt: String,
+    /// The signed submission receipt the hub gave the sender when it accepted the packet:
+    /// the recipient keeps it as the evidence of when the hub received the packet (archives).
+    /// Absent from hubs older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_receipt: Option<String>,
 }
 
 /// Answer of `POST /v1/acks`.

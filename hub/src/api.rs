@@ -232,9 +232,10 @@ async fn acks(
     Ok(Json(AckResponse {
         acked: acked
             .into_iter()
-            .map(|(id, receipt)| AckedPacket {
-                packet_id: id.to_hex(),
-                receipt,
+            .map(|a| AckedPacket {
+                packet_id: a.id.to_hex(),
+                receipt: a.delivery,
+                submission_receipt: a.submission,
             })
             .collect(),
     }))

@@ -95,6 +95,15 @@ impl Notifier {
     }
 }
 
+/// One acknowledged packet: its delivery receipt, and the submission receipt the hub signed
+/// when it accepted the packet (the recipient keeps both as evidence, see issue 15).
+#[derive(Debug, Clone)]
+pub struct Acked {
+    pub id: PacketId,
+    pub delivery: String,
+    pub submission: Option<String>,
+}
+
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -595,8 +604,12 @@ impl Hub {
         self: &Arc<Self>,
         caller: Caller,
         ids: Vec<PacketId>,
-    ) -> Result<Vec<(PacketId, String)>, HubError> {
+    ) -> Result<Vec<Acked>, HubError> {
         let todo = self.db.metas_for(&caller.agency, ids).await?;
+        let submission: HashMap<PacketId, String> = todo
+            .iter()
+            .map(|(id, m, _)| (*id, m.receipt.clone()))
+            .collect();
         let mut senders: Vec<String> = todo.iter().map(|(_, m, _)| m.from.clone()).collect();
         let delivered_before: std::collections::HashSet<PacketId> = todo
             .iter()
@@ -655,7 +668,14 @@ impl Hub {
         for s in &senders {
             self.receipt_signal.wake(s);
         }
-        Ok(recorded)
+        Ok(recorded
+            .into_iter()
+            .map(|(id, delivery)| Acked {
+                submission: submission.get(&id).cloned(),
+                id,
+                delivery,
+            })
+            .collect())
     }
 
     /// Signed delivery receipts to `agency` for these packets (a packet delivered before keeps

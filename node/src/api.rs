@@ -881,6 +881,7 @@ mod tests {
             answered_with: None,
             delivered_at: None,
             delivery_receipt: None,
+            submission_receipt: None,
             statuses: Vec::new(),
             action: None,
             mark: None,

@@ -308,6 +308,7 @@ fn base_entry(verified: &Verified, kind: PacketKind) -> InboxEntry {
         answered_with: None,
         delivered_at: None,
         delivery_receipt: None,
+        submission_receipt: None,
         statuses: Vec::new(),
         action: None,
         mark: None,
@@ -480,9 +481,9 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
     let mut good = Vec::new();
     for (acked, checked) in checked_all {
         match checked {
-            Ok((at, xml)) => {
+            Ok((at, xml, submission)) => {
                 if let Ok(id) = acked.packet_id.parse::<PacketId>() {
-                    good.push((id, at, xml));
+                    good.push((id, at, xml, submission));
                 }
             }
             Err(problem) => {
@@ -511,15 +512,20 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
 }
 
 /// A delivery receipt and what its check found: the hub time and the receipt, or the problem.
-type CheckedReceipt = (AckedPacket, Result<(Timestamp, String), String>);
+type CheckedReceipt = (
+    AckedPacket,
+    Result<(Timestamp, String, Option<String>), String>,
+);
 
 /// Verifies a delivery receipt against the pinned hub certificate `hub`, then checks it is
-/// about this packet and delivered to `me`. Blocking.
+/// about this packet and delivered to `me`; returns it with the hub time, and the packet's
+/// submission receipt when the hub sent one that verifies and names this packet (one that
+/// does not is logged and left out: the delivery stands on its own receipt). Blocking.
 fn check_delivery_receipt(
     hub: &[u8],
     me: &str,
     acked: &AckedPacket,
-) -> Result<(Timestamp, String), String> {
+) -> Result<(Timestamp, String, Option<String>), String> {
     let xml = acked.receipt.as_bytes();
     verify_root(xml, hub).map_err(|e| format!("its signature: {e}"))?;
     let r = HubReceipt::parse(xml).map_err(|e| e.to_string())?;
@@ -535,7 +541,31 @@ fn check_delivery_receipt(
     if r.delivered_to.as_deref() != Some(me) {
         return Err(format!("it names recipient {:?}, not {me}", r.delivered_to));
     }
-    Ok((Timestamp::from_offset(r.hub_time), acked.receipt.clone()))
+    let submission = acked.submission_receipt.as_ref().and_then(|xml| {
+        match check_submission_receipt(hub, &acked.packet_id, xml.as_bytes()) {
+            Ok(()) => Some(xml.clone()),
+            Err(problem) => {
+                tracing::warn!(packet = %acked.packet_id, %problem,
+                    "inbox: the hub's submission receipt is left out");
+                None
+            }
+        }
+    });
+    Ok((Timestamp::from_offset(r.hub_time), acked.receipt.clone(), submission))
+}
+
+/// A submission receipt handed to the recipient: signed by the pinned hub, a submission,
+/// about `packet_id`.
+fn check_submission_receipt(hub: &[u8], packet_id: &str, xml: &[u8]) -> Result<(), String> {
+    verify_root(xml, hub).map_err(|e| format!("its signature: {e}"))?;
+    let r = HubReceipt::parse(xml).map_err(|e| e.to_string())?;
+    if r.kind != ReceiptKind::Submission {
+        return Err("it is not a submission receipt".into());
+    }
+    if r.packet_id != packet_id {
+        return Err(format!("it names packet {}, not {packet_id}", r.packet_id));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -614,6 +644,7 @@ mod tests {
             answered_with: None,
             delivered_at: None,
             delivery_receipt: None,
+            submission_receipt: None,
             statuses: Vec::new(),
             action: None,
             mark: None,

@@ -119,6 +119,7 @@ impl NodeDb {
                         .insert(doc.as_bytes(), encode(&entry)?.as_slice())
                         .db()?;
                 }
+                super::archive::note_received(txn, &doc)?;
                 Ok(StatusCommit::Sent {
                     packet_id: st.out.id.to_hex(),
                     state: after_state,
@@ -245,6 +246,7 @@ fn mark_received_original(
         .db()?
         .insert(id.as_bytes(), encode(&e)?.as_slice())
         .db()?;
+    super::archive::note_received(txn, &id)?;
     Ok(())
 }
 

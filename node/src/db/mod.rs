@@ -21,6 +21,8 @@
 //! - `counters`: name → u64 (`outbox_submitted`, `outbox_failed`, `inbox_new`)
 //! - `users`: login name → [`User`] (JSON): the people of the web pages ([`users`])
 //! - `inbox_opened`: packet id → [`Opened`]: who first opened a received document
+//! - `crl_history`, `archive_feed`, `archive_feed_index`: what archives and the records feed
+//!   need ([`archive`])
 //! - `mail_queue`, `mail_counters`: notices to the clerks, queued in the transaction of the
 //!   event they report ([`mail::queue`])
 //!
@@ -75,6 +77,7 @@ const SUBMITTED: &str = "outbox_submitted";
 const FAILED: &str = "outbox_failed";
 const INBOX_NEW: &str = "inbox_new";
 
+mod archive;
 mod lifecycle;
 mod queries;
 mod receiving;
@@ -82,6 +85,9 @@ mod records;
 mod sending;
 mod users;
 
+pub use archive::{
+    Bundle, Direction, EvidencePacket, EvidenceRole, FEED_GENESIS, FeedEntry, HeldCrl,
+};
 pub use records::*;
 pub use users::{Opened, Role, User, UserChange};
 
@@ -348,6 +354,9 @@ impl NodeDb {
             txn.open_table(COUNTERS).db()?;
             txn.open_table(users::USERS).db()?;
             txn.open_table(users::INBOX_OPENED).db()?;
+            txn.open_table(archive::CRL_HISTORY).db()?;
+            txn.open_table(archive::ARCHIVE_FEED).db()?;
+            txn.open_table(archive::ARCHIVE_FEED_INDEX).db()?;
             mail::queue::create_tables(txn)?;
             Ok(())
         })?;

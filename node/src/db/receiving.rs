@@ -121,12 +121,12 @@ impl NodeDb {
     /// (`(packet id, hub time, receipt)`); a receipt already stored is kept.
     pub async fn store_acks(
         &self,
-        acks: Vec<(PacketId, Timestamp, String)>,
+        acks: Vec<(PacketId, Timestamp, String, Option<String>)>,
     ) -> Result<(), NodeDbError> {
         self.store
             .write(move |txn| {
                 let mut t = txn.open_table(INBOX).db()?;
-                for (id, at, receipt) in &acks {
+                for (id, at, receipt, submission) in &acks {
                     let entry = t
                         .get(id.as_bytes())
                         .db()?
@@ -138,6 +138,7 @@ impl NodeDb {
                     }
                     entry.delivered_at = Some(*at);
                     entry.delivery_receipt = Some(receipt.clone());
+                    entry.submission_receipt = submission.clone();
                     t.insert(id.as_bytes(), encode(&entry)?.as_slice()).db()?;
                 }
                 Ok(())
@@ -269,6 +270,7 @@ fn apply_to_sent(
     if agreed_now {
         mark_sent_original(txn, &doc, &entry.from, &inc.event.time)?;
     }
+    super::archive::note_sent(txn, &doc)?;
     Ok((None, anomaly))
 }
 
@@ -365,5 +367,7 @@ fn mark_sent_original(
         at: *at,
     });
     t.insert(key, encode(&row)?.as_slice()).db()?;
+    drop(t);
+    super::archive::note_sent(txn, &original)?;
     Ok(())
 }

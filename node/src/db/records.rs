@@ -279,6 +279,10 @@ pub struct InboxEntry {
     /// The hub's signed delivery receipt for this packet.
     #[serde(default)]
     pub delivery_receipt: Option<String>,
+    /// The hub's signed submission receipt for this packet (when it accepted it from the
+    /// sender), handed over with the delivery receipt: the archive's evidence of time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_receipt: Option<String>,
     /// Documents: the business statuses about it, sent by this node (01–06, 15, 16) or
     /// received from its sender (13); see [`exchange::lifecycle`].
     #[serde(default)]

@@ -44,6 +44,7 @@ fn inbox_entry(kind: PacketKind, from: &str, doc: &str) -> InboxEntry {
         answered_with: None,
         delivered_at: None,
         delivery_receipt: None,
+        submission_receipt: None,
         statuses: Vec::new(),
         action: None,
         mark: None,

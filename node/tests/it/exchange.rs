@@ -388,6 +388,7 @@ async fn acks(
         acked.push(AckedPacket {
             packet_id: id,
             receipt,
+            submission_receipt: None,
         });
     }
     Json(AckResponse { acked }).into_response()
