@@ -101,6 +101,28 @@ pub fn verify_root_trusted(
     Ok(chain)
 }
 
+/// A certificate's issuer and subject names (RFC 4514-like) and its issuer as DER, for
+/// matching it with CRLs.
+pub fn names_of(cert_der: &[u8]) -> Result<CertNames, String> {
+    let c = super::certs::CertInfo::parse(cert_der)?;
+    Ok(CertNames {
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        issuer_raw: c.issuer_raw.clone(),
+        self_issued: c.issuer_raw == c.subject_raw,
+    })
+}
+
+/// See [`names_of`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertNames {
+    pub subject: String,
+    pub issuer: String,
+    pub issuer_raw: Vec<u8>,
+    /// Issuer and subject are the same name (a root).
+    pub self_issued: bool,
+}
+
 /// What a CRL says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlFacts {
