@@ -11,7 +11,6 @@ use dsig::evidence::{crl_facts, names_of, signature_certificates};
 use dsig::receipt::{HubReceipt, ReceiptKind};
 use edxml::{Packet, ReadOptions};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::container::{self, FileOut};
 use crate::manifest::{EVIDENCE_PATH, FileEntry, Manifest, Role, sha256_hex};
@@ -55,9 +54,7 @@ pub enum BuildError {
 }
 
 fn time_text(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    crate::xml::utc_millis(t)
 }
 
 struct Named {

@@ -27,7 +27,6 @@ use dsig::{TrustStore, Verdict as SigVerdict, VerifyPolicy, check_sender, verify
 use edxml::{Packet, ReadOptions};
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::container::{self, Limits, MANIFEST_PATH, odf_manifest_paths};
 use crate::manifest::{EVIDENCE_PATH, Manifest, Role, sha256_hex};
@@ -128,9 +127,7 @@ pub struct Report {
 }
 
 fn time_text(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    crate::xml::utc_millis(t)
 }
 
 struct Checker<'a> {
@@ -361,6 +358,10 @@ fn check(bytes: &[u8], c: &mut Checker<'_>, report: &mut Report) {
             .filter(|(_, (f, _))| f.role.is_receipt() && f.about.as_deref() == Some(*path))
             .map(|(p, (f, b))| (*p, *b, f.role))
             .collect();
+        let receipts_claim: Vec<OffsetDateTime> = receipts
+            .iter()
+            .filter_map(|(_, b, _)| HubReceipt::parse(b).ok().map(|r| r.hub_time))
+            .collect();
         let mut accepted: Option<(OffsetDateTime, Vec<String>, String)> = None;
         let mut delivered: Vec<(OffsetDateTime, String, String)> = Vec::new();
         for (rpath, rbytes, rrole) in receipts {
@@ -402,6 +403,11 @@ fn check(bytes: &[u8], c: &mut Checker<'_>, report: &mut Report) {
                     time_text(t)
                 ));
                 Some(t)
+            }
+            (None, None) if !receipts_claim.is_empty() => {
+                // Receipts are there but none holds (already reported): the signature is
+                // still checked, at the earliest time they claim, to say what else is wrong.
+                receipts_claim.iter().min().copied()
             }
             (None, None) => {
                 c.problem(

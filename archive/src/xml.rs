@@ -16,6 +16,16 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
+/// `2026-12-04T20:36:49.430Z`: UTC with exactly three decimals, so that texts sort as times.
+pub(crate) fn utc_millis(t: time::OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
 /// Checks that `xml` is well-formed, has no DTD and nests at most `max_depth` deep.
 pub(crate) fn well_formed(xml: &[u8], max_depth: usize) -> Result<(), String> {
     use quick_xml::events::Event;

@@ -66,6 +66,9 @@ enum Command {
     Update(cli::actions::UpdateArgs),
     /// Replace (thay thế) a document this agency sent by a new one.
     Replace(cli::actions::ReplaceArgs),
+    /// Records: export documents with their evidence as ASiC-E containers, verify them offline.
+    #[command(subcommand)]
+    Archive(cli::archive::ArchiveCommand),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Revoke(args) => cli::actions::run_revoke(args),
         Command::Update(args) => cli::actions::run_update(args),
         Command::Replace(args) => cli::actions::run_replace(args),
+        Command::Archive(cmd) => cli::archive::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -197,6 +197,7 @@ pub fn router(node: Shared) -> Router {
     Router::new()
         .route("/api/v1/health", get(get_health))
         .merge(protected)
+        .merge(crate::archive::router(node.clone()))
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/api/") || uri.path() == "/metrics" {
                 ApiError::new(

@@ -280,6 +280,67 @@ impl ApiClient {
         self.fetch(self.http.get(self.url(&path))).await
     }
 
+    /// `GET /api/v1/archive/documents/{key}`: the container and its file name.
+    pub async fn archive_container(&self, key: &str) -> Result<(String, Vec<u8>), ClientError> {
+        let path = format!("/api/v1/archive/documents/{}", encode_segment(key));
+        let resp = self
+            .http
+            .get(self.url(&path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: self.addr,
+                message: e.to_string(),
+            })?;
+        let status = resp.status();
+        let name = resp
+            .headers()
+            .get(reqwest::header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(disposition_name);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        let name = name.unwrap_or_else(|| crate::archive::file_name(key));
+        Ok((name, bytes.to_vec()))
+    }
+
+    /// `GET /api/v1/archive/documents?since&until`.
+    pub async fn archive_candidates(
+        &self,
+        since_ms: Option<u64>,
+        until_ms: Option<u64>,
+    ) -> Result<crate::archive::Candidates, ClientError> {
+        let mut q: Vec<(&str, u64)> = Vec::new();
+        if let Some(s) = since_ms {
+            q.push(("since", s));
+        }
+        if let Some(u) = until_ms {
+            q.push(("until", u));
+        }
+        self.call(self.http.get(self.url("/api/v1/archive/documents")).query(&q))
+            .await
+    }
+
+    /// `GET /api/v1/archive?after&limit`.
+    pub async fn archive_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<crate::archive::FeedBatch, ClientError> {
+        self.call(
+            self.http
+                .get(self.url("/api/v1/archive"))
+                .query(&[("after", after), ("limit", limit as u64)]),
+        )
+        .await
+    }
+
     /// `GET /api/v1/health`. A node whose database is failing answers 503 with its health
     /// (saying why); that is returned as `Ok` with `store.ok == false`.
     pub async fn health(&self) -> Result<Health, ClientError> {
@@ -309,6 +370,30 @@ fn api_error(status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
             message: String::from_utf8_lossy(bytes).chars().take(300).collect(),
         },
     }
+}
+
+/// The file name of a `Content-Disposition` header: `filename*=UTF-8''…` (percent-decoded)
+/// or else `filename="…"`; `None` when it holds a path separator.
+fn disposition_name(v: &str) -> Option<String> {
+    let name = if let Some(i) = v.find("filename*=UTF-8''") {
+        let raw = v[i + "filename*=UTF-8''".len()..].split(';').next()?.trim();
+        let mut bytes = Vec::new();
+        let mut it = raw.bytes();
+        while let Some(b) = it.next() {
+            if b == b'%' {
+                let hex = [it.next()?, it.next()?];
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            } else {
+                bytes.push(b);
+            }
+        }
+        String::from_utf8(bytes).ok()?
+    } else {
+        let i = v.find("filename=\"")?;
+        v[i + 10..].split('"').next()?.to_string()
+    };
+    (!name.is_empty() && !name.contains('/') && !name.contains('\\') && !name.starts_with('.'))
+        .then_some(name)
 }
 
 /// Whether `s` is a packet id (64 hexadecimal digits) rather than a document id.

@@ -32,6 +32,7 @@
 pub mod accounts;
 pub mod actions;
 pub mod api;
+pub mod archive;
 pub mod backoff;
 pub mod client;
 pub mod config;
@@ -519,6 +520,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             )),
         ),
     ];
+    tasks.push((
+        "archive",
+        tokio::spawn(archive::run(node.clone(), stopped.clone())),
+    ));
     if let Some(m) = &node.mailer {
         tasks.push(("mail", tokio::spawn(Arc::clone(m).run(stopped.clone()))));
     }

@@ -1,6 +1,7 @@
 //! Command-line front ends, one module per `docaxis` subcommand family.
 
 pub(crate) mod actions;
+pub(crate) mod archive;
 pub(crate) mod bench;
 pub(crate) mod demo;
 pub(crate) mod dsig;
