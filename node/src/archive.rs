@@ -201,6 +201,39 @@ pub struct FeedBatch {
     pub next_after: u64,
 }
 
+impl FeedBatch {
+    /// What a records system checks on each batch: it continues from `expected_previous`
+    /// (the `last` of the batch read before, or [`super::db::FEED_GENESIS`] at the start),
+    /// each entry names the one before it, and each digest is the documented rule's
+    /// ([`FeedEntry::compute_digest`]). A batch left out, an entry removed or changed, fails.
+    pub fn check_follows(&self, expected_previous: &str) -> Result<(), String> {
+        if self.previous != expected_previous {
+            return Err(format!(
+                "the batch after entry {} continues from digest {}, but the last digest read                  was {expected_previous}: entries are missing between them",
+                self.after, self.previous
+            ));
+        }
+        let mut previous = self.previous.as_str();
+        for item in &self.items {
+            let e = &item.entry;
+            if e.previous != previous {
+                return Err(format!(
+                    "entry {} names previous digest {}, not {previous}",
+                    e.seq, e.previous
+                ));
+            }
+            if e.compute_digest() != e.digest {
+                return Err(format!("entry {}: its digest does not match its fields", e.seq));
+            }
+            previous = &e.digest;
+        }
+        if previous != self.last {
+            return Err(format!("the batch's last digest is {}, not {previous}", self.last));
+        }
+        Ok(())
+    }
+}
+
 /// One finished document of the feed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeedItem {
@@ -428,6 +461,63 @@ pub fn container_response(e: Export) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(seq: u64, previous: &str) -> FeedEntry {
+        let mut e = FeedEntry {
+            seq,
+            document_id: format!("000.00.00.G22,2026/12/04,{seq}/VPCP"),
+            packet_id: "ab".repeat(32),
+            direction: super::super::db::Direction::Sent,
+            reason: "06".into(),
+            at: exchange::Timestamp::from_unix_ms(1_700_000_000_000 + seq),
+            previous: previous.to_string(),
+            digest: String::new(),
+        };
+        e.digest = e.compute_digest();
+        e
+    }
+
+    fn batch(after: u64, entries: Vec<FeedEntry>, previous: &str) -> FeedBatch {
+        let last = entries.last().map_or(previous.to_string(), |e| e.digest.clone());
+        FeedBatch {
+            after,
+            previous: previous.to_string(),
+            next_after: entries.last().map_or(after, |e| e.seq),
+            items: entries
+                .into_iter()
+                .map(|entry| FeedItem {
+                    container: String::new(),
+                    entry,
+                })
+                .collect(),
+            last,
+        }
+    }
+
+    #[test]
+    fn the_feed_chain_detects_a_removed_batch_and_a_changed_entry() {
+        use super::super::db::FEED_GENESIS;
+        let e1 = entry(1, FEED_GENESIS);
+        let e2 = entry(2, &e1.digest);
+        let e3 = entry(3, &e2.digest);
+        let b1 = batch(0, vec![e1.clone()], FEED_GENESIS);
+        let b2 = batch(1, vec![e2.clone()], &e1.digest);
+        let b3 = batch(2, vec![e3.clone()], &e2.digest);
+        b1.check_follows(FEED_GENESIS).unwrap();
+        b2.check_follows(&b1.last).unwrap();
+        b3.check_follows(&b2.last).unwrap();
+        // Batch 2 left out: batch 3 does not follow batch 1.
+        let err = b3.check_follows(&b1.last).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+        // An entry changed after the fact.
+        let mut changed = b2.clone();
+        changed.items[0].entry.reason = "revoked".into();
+        assert!(changed.check_follows(&b1.last).unwrap_err().contains("digest"));
+        // An entry removed from inside a batch.
+        let mut gap = batch(0, vec![e1, e2, e3], FEED_GENESIS);
+        gap.items.remove(1);
+        assert!(gap.check_follows(FEED_GENESIS).is_err());
+    }
 
     #[test]
     fn file_names_keep_the_number_and_lose_what_paths_and_headers_cannot_hold() {

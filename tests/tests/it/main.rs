@@ -18,3 +18,4 @@ mod lifecycle_actions;
 mod lifecycle_cli;
 mod metrics;
 mod readme;
+mod records;
