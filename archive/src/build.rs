@@ -144,7 +144,11 @@ pub fn build(input: &Input) -> Result<Vec<u8>, BuildError> {
             (Packet::Document(d), Role::Document) => format!(
                 "the document {}/{} \"{}\" exactly as {} ({}) signed and sent it; its SHA-256 is \
                  the packet id the hub's receipts name",
-                d.code.code_number, d.code.code_notation, d.subject, d.from.organ_id, d.from.organ_name
+                d.code.code_number,
+                d.code.code_notation,
+                d.subject,
+                d.from.organ_id,
+                d.from.organ_name
             ),
             (Packet::Status(s), _) => format!(
                 "status {} ({}) from {} about {}, exactly as signed and sent",
@@ -256,7 +260,10 @@ pub fn build(input: &Input) -> Result<Vec<u8>, BuildError> {
                     "the revocations {} had published at {} (next update {})",
                     facts.issuer,
                     time_text(facts.this_update),
-                    facts.next_update.map(time_text).unwrap_or_else(|| "not given".into())
+                    facts
+                        .next_update
+                        .map(time_text)
+                        .unwrap_or_else(|| "not given".into())
                 ),
             },
             der,

@@ -134,8 +134,8 @@ pub type Entries = BTreeMap<String, Vec<u8>>;
 
 /// Reads a container, checking its ASiC-E form and the limits.
 pub fn read(bytes: &[u8], limits: &Limits) -> Result<Entries, ContainerError> {
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ContainerError::NotZip(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| ContainerError::NotZip(e.to_string()))?;
     if zip.len() > limits.max_entries {
         return Err(ContainerError::TooLarge(format!(
             "{} entries, at most {} allowed",
@@ -161,7 +161,9 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Entries, ContainerError> {
             return Err(bad("encrypted entries are refused".into()));
         }
         if entry.is_dir() {
-            return Err(bad("directory entries are not part of an ASiC-E container".into()));
+            return Err(bad(
+                "directory entries are not part of an ASiC-E container".into()
+            ));
         }
         check_name(&name).map_err(&bad)?;
         if i == 0 {
@@ -287,7 +289,8 @@ mod tests {
         ));
         // First entry not mimetype.
         let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        zip.start_file("a.xml", SimpleFileOptions::default()).unwrap();
+        zip.start_file("a.xml", SimpleFileOptions::default())
+            .unwrap();
         zip.write_all(b"x").unwrap();
         let bytes = zip.finish().unwrap().into_inner();
         assert!(matches!(
@@ -318,6 +321,9 @@ mod tests {
             max_entry_bytes: 1024 * 1024,
             ..Limits::default()
         };
-        assert!(matches!(read(&bytes, &small), Err(ContainerError::TooLarge(_))));
+        assert!(matches!(
+            read(&bytes, &small),
+            Err(ContainerError::TooLarge(_))
+        ));
     }
 }

@@ -9,11 +9,11 @@
 //! every file and what it proves ([`manifest`]), and the records metadata of Nghị định
 //! 30/2020 ([`metadata`]).
 //!
-//! - [`container`]: the zip in ASiC-E form, read with limits.
-//! - [`manifest`]: `META-INF/evidence.xml`.
-//! - [`metadata`]: `metadata.xml`.
-//! - [`build()`]: a container from what a node stored.
-//! - [`verify()`]: the offline check and the story it proves.
+//! - [`container`] — the zip in ASiC-E form, read with limits.
+//! - [`manifest`] — `META-INF/evidence.xml`.
+//! - [`metadata`] — `metadata.xml`.
+//! - [`build()`] — a container from what a node stored.
+//! - [`verify()`] — the offline check and the story it proves.
 //!
 //! This crate depends on no runtime, HTTP or database: a node builds containers, and
 //! `docaxis archive verify` runs anywhere.

@@ -131,7 +131,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Manifest {
     pub fn to_xml(&self) -> Vec<u8> {
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        s.push_str(&format!("<Evidence xmlns=\"{EVIDENCE_NS}\" version=\"1\">\n"));
+        s.push_str(&format!(
+            "<Evidence xmlns=\"{EVIDENCE_NS}\" version=\"1\">\n"
+        ));
         s.push_str(&format!("  <Created>{}</Created>\n", escape(&self.created)));
         s.push_str(&format!("  <Node>{}</Node>\n", escape(&self.node)));
         s.push_str(&format!(
@@ -288,11 +290,18 @@ fn file_entry(e: &quick_xml::events::BytesStart<'_>) -> Result<FileEntry, String
     }
     let path = path.ok_or("a File has no path")?;
     let sha256 = sha.ok_or_else(|| format!("File {path:?} has no sha256"))?;
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(format!("File {path:?}: sha256 is not 64 lower-case hex digits"));
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "File {path:?}: sha256 is not 64 lower-case hex digits"
+        ));
     }
     let role_text = role.ok_or_else(|| format!("File {path:?} has no role"))?;
-    let role = Role::parse(&role_text).ok_or_else(|| format!("File {path:?}: unknown role {role_text:?}"))?;
+    let role = Role::parse(&role_text)
+        .ok_or_else(|| format!("File {path:?}: unknown role {role_text:?}"))?;
     Ok(FileEntry {
         path,
         sha256,
@@ -337,9 +346,17 @@ mod tests {
             "receipts/01-document.submission.xml",
             "packets/01-document.edxml",
         );
-        assert!(Manifest::parse(twice.as_bytes()).unwrap_err().contains("twice"));
+        assert!(
+            Manifest::parse(twice.as_bytes())
+                .unwrap_err()
+                .contains("twice")
+        );
         let odd = text.replace("role=\"document\"", "role=\"poem\"");
-        assert!(Manifest::parse(odd.as_bytes()).unwrap_err().contains("unknown role"));
+        assert!(
+            Manifest::parse(odd.as_bytes())
+                .unwrap_err()
+                .contains("unknown role")
+        );
         let dtd = text.replace("<Evidence", "<!DOCTYPE x><Evidence");
         assert!(Manifest::parse(dtd.as_bytes()).is_err());
     }

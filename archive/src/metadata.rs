@@ -73,7 +73,12 @@ pub fn to_xml(doc: &DocumentPacket, records: &Records) -> Vec<u8> {
         "NgayBanHanh",
         Some(&doc.promulgation_info.promulgation_date.date().to_string()),
     );
-    el(&mut s, "  ", "NoiBanHanh", doc.promulgation_info.place.as_deref());
+    el(
+        &mut s,
+        "  ",
+        "NoiBanHanh",
+        doc.promulgation_info.place.as_deref(),
+    );
     s.push_str(&format!(
         "  <CoQuanBanHanh ma=\"{}\">{}</CoQuanBanHanh>\n",
         escape(doc.from.organ_id.as_str()),

@@ -344,7 +344,11 @@ fn check(bytes: &[u8], c: &mut Checker<'_>, report: &mut Report) {
         let parsed = match edxml::read(bytes, &ReadOptions::default()) {
             Ok(o) => o.packet,
             Err(e) => {
-                c.problem(Verdict::Invalid, Some(path), format!("not a readable packet: {e}"));
+                c.problem(
+                    Verdict::Invalid,
+                    Some(path),
+                    format!("not a readable packet: {e}"),
+                );
                 continue;
             }
         };
@@ -456,7 +460,16 @@ fn check(bytes: &[u8], c: &mut Checker<'_>, report: &mut Report) {
                 ),
             }
         }
-        story(report, *role, path, &parsed, signer_subject, &accepted, &delivered, &manifest);
+        story(
+            report,
+            *role,
+            path,
+            &parsed,
+            signer_subject,
+            &accepted,
+            &delivered,
+            &manifest,
+        );
     }
 
     // 5. Certificates: each belongs to a validated chain, each signer's is present.
@@ -486,12 +499,18 @@ fn check(bytes: &[u8], c: &mut Checker<'_>, report: &mut Report) {
         }
     }
     // The metadata: present once and well-formed.
-    let metas: Vec<_> = files.iter().filter(|(_, (f, _))| f.role == Role::Metadata).collect();
+    let metas: Vec<_> = files
+        .iter()
+        .filter(|(_, (f, _))| f.role == Role::Metadata)
+        .collect();
     if metas.len() != 1 {
         c.problem(
             Verdict::Invalid,
             Some(EVIDENCE_PATH),
-            format!("{} metadata files are listed; exactly one is expected", metas.len()),
+            format!(
+                "{} metadata files are listed; exactly one is expected",
+                metas.len()
+            ),
         );
     }
     for (path, (_, b)) in metas {
@@ -528,7 +547,11 @@ fn check_receipt(
     let r = match HubReceipt::parse(rbytes) {
         Ok(r) => r,
         Err(e) => {
-            c.problem(Verdict::Invalid, Some(rpath), format!("not a hub receipt: {e}"));
+            c.problem(
+                Verdict::Invalid,
+                Some(rpath),
+                format!("not a hub receipt: {e}"),
+            );
             return None;
         }
     };
@@ -541,7 +564,11 @@ fn check_receipt(
         c.problem(
             Verdict::Invalid,
             Some(rpath),
-            format!("listed as a {} but it is a {:?} receipt", rrole.as_str(), r.kind),
+            format!(
+                "listed as a {} but it is a {:?} receipt",
+                rrole.as_str(),
+                r.kind
+            ),
         );
         return None;
     }
@@ -582,7 +609,10 @@ fn check_receipt(
                 c.problem(
                     Verdict::Invalid,
                     Some(rpath),
-                    format!("it is signed by {}, not by the hub certificate given", chain.subject()),
+                    format!(
+                        "it is signed by {}, not by the hub certificate given",
+                        chain.subject()
+                    ),
                 );
                 return None;
             }

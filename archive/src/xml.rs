@@ -73,7 +73,10 @@ mod tests {
 
     #[test]
     fn escaping_and_well_formedness() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
+        );
         assert!(well_formed(b"<a><b/></a>", 4).is_ok());
         assert!(well_formed(b"<a><b></a>", 4).is_err());
         assert!(well_formed(b"<!DOCTYPE a><a/>", 4).is_err());

@@ -77,7 +77,9 @@ fn crl(revoked: &[(&[u8], OffsetDateTime)]) -> Vec<u8> {
 
 fn strict_packet(file: &str) -> Vec<u8> {
     let bytes = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/conformance").join(file),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/conformance")
+            .join(file),
     )
     .unwrap();
     let packet = edxml::read(&bytes, &ReadOptions::default()).unwrap().packet;
@@ -94,7 +96,11 @@ fn receipt(
 ) -> Vec<u8> {
     let parsed = edxml::read(packet, &ReadOptions::default()).unwrap().packet;
     let (from, kind_text, document_id) = match &parsed {
-        Packet::Document(d) => (d.from.organ_id.to_string(), "document", d.document_id.to_string()),
+        Packet::Document(d) => (
+            d.from.organ_id.to_string(),
+            "document",
+            d.document_id.to_string(),
+        ),
         Packet::Status(s) => (
             s.from.organ_id.to_string(),
             "status",
@@ -123,10 +129,16 @@ struct Story {
 
 fn story() -> Story {
     Story {
-        document: dsig::sign_packet(&strict_packet("document_new.edxml"), &agency("000.00.00.G22"))
-            .unwrap(),
-        status: dsig::sign_packet(&strict_packet("status_03_accepted.edxml"), &agency("000.00.00.H41"))
-            .unwrap(),
+        document: dsig::sign_packet(
+            &strict_packet("document_new.edxml"),
+            &agency("000.00.00.G22"),
+        )
+        .unwrap(),
+        status: dsig::sign_packet(
+            &strict_packet("status_03_accepted.edxml"),
+            &agency("000.00.00.H41"),
+        )
+        .unwrap(),
         hub_time: OffsetDateTime::now_utc() - Duration::minutes(10),
     }
 }
@@ -148,7 +160,14 @@ fn input(s: &Story, crls: Vec<Vec<u8>>) -> Input {
             PacketIn {
                 role: Role::Document,
                 bytes: s.document.clone(),
-                submission_receipt: Some(receipt(ReceiptKind::Submission, &s.document, t, &to, None, &h)),
+                submission_receipt: Some(receipt(
+                    ReceiptKind::Submission,
+                    &s.document,
+                    t,
+                    &to,
+                    None,
+                    &h,
+                )),
                 delivery_receipts: vec![receipt(
                     ReceiptKind::Delivery,
                     &s.document,
@@ -224,9 +243,9 @@ fn assert_refused(bytes: &[u8], verdict: Verdict, file: &str, words: &str) {
     let r = archive::verify(bytes, &opts());
     assert_eq!(r.verdict, verdict, "{:#?}", r.problems);
     assert!(
-        r.problems
-            .iter()
-            .any(|p| p.file.as_deref().is_some_and(|f| f.contains(file)) && p.reason.contains(words)),
+        r.problems.iter().any(
+            |p| p.file.as_deref().is_some_and(|f| f.contains(file)) && p.reason.contains(words)
+        ),
         "expected a problem with {file} saying {words:?}: {:#?}",
         r.problems
     );
@@ -262,15 +281,27 @@ fn each_kind_of_tampering_is_refused_naming_the_file() {
     // A changed word with the manifest updated too: the signature catches it.
     let t = rewrite(&bytes, true, |e, _| {
         let p = e.get_mut("packets/01-document.edxml").unwrap();
-        let text = String::from_utf8(p.clone()).unwrap().replacen("7816", "7817", 1);
+        let text = String::from_utf8(p.clone())
+            .unwrap()
+            .replacen("7816", "7817", 1);
         *p = text.into_bytes();
     });
-    assert_refused(&t, Verdict::Invalid, "packets/01-document.edxml", "signature");
+    assert_refused(
+        &t,
+        Verdict::Invalid,
+        "packets/01-document.edxml",
+        "signature",
+    );
     // A missing file.
     let t = rewrite(&bytes, false, |e, _| {
         e.remove("receipts/01-document.submission.xml");
     });
-    assert_refused(&t, Verdict::Invalid, "receipts/01-document.submission.xml", "missing");
+    assert_refused(
+        &t,
+        Verdict::Invalid,
+        "receipts/01-document.submission.xml",
+        "missing",
+    );
     // An extra file.
     let t = rewrite(&bytes, false, |e, _| {
         e.insert("notes.txt".into(), b"trust me".to_vec());
@@ -311,7 +342,12 @@ fn each_kind_of_tampering_is_refused_naming_the_file() {
         &agency("000.00.00.H14"),
     ));
     let t = archive::build(&forged).unwrap();
-    assert_refused(&t, Verdict::Invalid, "01-document.submission.xml", "not by the hub");
+    assert_refused(
+        &t,
+        Verdict::Invalid,
+        "01-document.submission.xml",
+        "not by the hub",
+    );
     // Not ASiC-E at all.
     let r = archive::verify(b"PK\x03\x04 not really", &opts());
     assert_eq!(r.verdict, Verdict::Invalid);
@@ -335,10 +371,20 @@ fn revocation_counts_only_when_dated_before_the_hub_received_the_packet() {
         vec![crl(&[(&signer, s.hub_time - Duration::hours(1))])],
     ))
     .unwrap();
-    assert_refused(&earlier, Verdict::Invalid, "packets/01-document.edxml", "revoked");
+    assert_refused(
+        &earlier,
+        Verdict::Invalid,
+        "packets/01-document.edxml",
+        "revoked",
+    );
     // No CRL at all: nothing says whether it was revoked then.
     let none = archive::build(&input(&s, Vec::new())).unwrap();
-    assert_refused(&none, Verdict::CannotTell, "packets/01-document.edxml", "no CRL");
+    assert_refused(
+        &none,
+        Verdict::CannotTell,
+        "packets/01-document.edxml",
+        "no CRL",
+    );
     // … unless the verifier is handed one.
     let mut with = opts();
     with.extra_crls.push(crl(&[]));

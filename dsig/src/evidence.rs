@@ -184,7 +184,8 @@ mod tests {
         TrustStore::from_pem(&[&ca], &[&crl]).unwrap()
     }
 
-    const XML: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<R xmlns=\"urn:x\">\n  <A>1</A>\n</R>\n";
+    const XML: &[u8] =
+        b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<R xmlns=\"urn:x\">\n  <A>1</A>\n</R>\n";
 
     #[test]
     fn a_hub_signed_document_verifies_with_the_ca_alone_and_names_its_signer() {
@@ -194,7 +195,11 @@ mod tests {
         assert_eq!(certs[0], hub.chain()[0]);
         let chain = verify_root_trusted(&signed, &trust(), OffsetDateTime::now_utc()).unwrap();
         assert_eq!(chain.leaf_der(), hub.chain()[0].as_slice());
-        assert_eq!(chain.agency_code(), None, "the hub's subject has no agency code");
+        assert_eq!(
+            chain.agency_code(),
+            None,
+            "the hub's subject has no agency code"
+        );
 
         let tampered = String::from_utf8(signed.clone())
             .unwrap()
@@ -213,7 +218,10 @@ mod tests {
 
     #[test]
     fn an_agency_signed_receipt_chains_but_carries_an_agency_code() {
-        let agency = identity("agencies/000.00.00.G22.key.pem", "agencies/000.00.00.G22.pem");
+        let agency = identity(
+            "agencies/000.00.00.G22.key.pem",
+            "agencies/000.00.00.G22.pem",
+        );
         let signed = crate::sign_root(XML, &agency).unwrap();
         let chain = verify_root_trusted(&signed, &trust(), OffsetDateTime::now_utc()).unwrap();
         assert_eq!(chain.agency_code(), Some("000.00.00.G22"));

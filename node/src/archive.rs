@@ -223,12 +223,18 @@ impl FeedBatch {
                 ));
             }
             if e.compute_digest() != e.digest {
-                return Err(format!("entry {}: its digest does not match its fields", e.seq));
+                return Err(format!(
+                    "entry {}: its digest does not match its fields",
+                    e.seq
+                ));
             }
             previous = &e.digest;
         }
         if previous != self.last {
-            return Err(format!("the batch's last digest is {}, not {previous}", self.last));
+            return Err(format!(
+                "the batch's last digest is {}, not {previous}",
+                self.last
+            ));
         }
         Ok(())
     }
@@ -441,7 +447,13 @@ pub fn container_response(e: Export) -> Response {
     let ascii: String = e
         .file_name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let disposition = format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
@@ -478,7 +490,9 @@ mod tests {
     }
 
     fn batch(after: u64, entries: Vec<FeedEntry>, previous: &str) -> FeedBatch {
-        let last = entries.last().map_or(previous.to_string(), |e| e.digest.clone());
+        let last = entries
+            .last()
+            .map_or(previous.to_string(), |e| e.digest.clone());
         FeedBatch {
             after,
             previous: previous.to_string(),
@@ -512,7 +526,12 @@ mod tests {
         // An entry changed after the fact.
         let mut changed = b2.clone();
         changed.items[0].entry.reason = "revoked".into();
-        assert!(changed.check_follows(&b1.last).unwrap_err().contains("digest"));
+        assert!(
+            changed
+                .check_follows(&b1.last)
+                .unwrap_err()
+                .contains("digest")
+        );
         // An entry removed from inside a batch.
         let mut gap = batch(0, vec![e1, e2, e3], FEED_GENESIS);
         gap.items.remove(1);

@@ -323,8 +323,12 @@ impl ApiClient {
         if let Some(u) = until_ms {
             q.push(("until", u));
         }
-        self.call(self.http.get(self.url("/api/v1/archive/documents")).query(&q))
-            .await
+        self.call(
+            self.http
+                .get(self.url("/api/v1/archive/documents"))
+                .query(&q),
+        )
+        .await
     }
 
     /// `GET /api/v1/archive?after&limit`.

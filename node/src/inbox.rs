@@ -541,17 +541,22 @@ fn check_delivery_receipt(
     if r.delivered_to.as_deref() != Some(me) {
         return Err(format!("it names recipient {:?}, not {me}", r.delivered_to));
     }
-    let submission = acked.submission_receipt.as_ref().and_then(|xml| {
-        match check_submission_receipt(hub, &acked.packet_id, xml.as_bytes()) {
-            Ok(()) => Some(xml.clone()),
-            Err(problem) => {
-                tracing::warn!(packet = %acked.packet_id, %problem,
+    let submission =
+        acked.submission_receipt.as_ref().and_then(|xml| {
+            match check_submission_receipt(hub, &acked.packet_id, xml.as_bytes()) {
+                Ok(()) => Some(xml.clone()),
+                Err(problem) => {
+                    tracing::warn!(packet = %acked.packet_id, %problem,
                     "inbox: the hub's submission receipt is left out");
-                None
+                    None
+                }
             }
-        }
-    });
-    Ok((Timestamp::from_offset(r.hub_time), acked.receipt.clone(), submission))
+        });
+    Ok((
+        Timestamp::from_offset(r.hub_time),
+        acked.receipt.clone(),
+        submission,
+    ))
 }
 
 /// A submission receipt handed to the recipient: signed by the pinned hub, a submission,

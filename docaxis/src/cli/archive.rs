@@ -109,8 +109,16 @@ fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let mut keys = args.documents.clone();
     if args.since.is_some() || args.until.is_some() {
-        let since = args.since.as_deref().map(|s| when_ms(s, false)).transpose()?;
-        let until = args.until.as_deref().map(|s| when_ms(s, true)).transpose()?;
+        let since = args
+            .since
+            .as_deref()
+            .map(|s| when_ms(s, false))
+            .transpose()?;
+        let until = args
+            .until
+            .as_deref()
+            .map(|s| when_ms(s, true))
+            .transpose()?;
         let found = match rt.block_on(client.archive_candidates(since, until)) {
             Ok(c) => c,
             Err(e) => return refused(e),
@@ -177,12 +185,18 @@ fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place.
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.part",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -192,8 +206,8 @@ fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 fn pem_ders(path: &Path, label: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let blocks = dsig::pem::blocks(&pem, label)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let blocks =
+        dsig::pem::blocks(&pem, label).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if blocks.is_empty() {
         anyhow::bail!("{} holds no PEM block {label:?}", path.display());
     }
@@ -230,7 +244,7 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
     } else {
         for (file, r) in &reports {
-            print_report(&mut out, file, r)?;
+            print_report(&mut out, "", file, r)?;
         }
     }
     let worst = reports.iter().map(|(_, r)| r.verdict).max();
@@ -242,33 +256,46 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The human summary of one report.
-fn print_report(out: &mut dyn Write, file: &str, r: &Report) -> std::io::Result<()> {
+pub(crate) fn print_report(
+    out: &mut dyn Write,
+    indent: &str,
+    file: &str,
+    r: &Report,
+) -> std::io::Result<()> {
     let verdict = match r.verdict {
         Verdict::Valid => "VALID",
         Verdict::Invalid => "INVALID",
         Verdict::CannotTell => "CANNOT TELL",
     };
-    writeln!(out, "{file}: {verdict}")?;
+    writeln!(out, "{indent}{file}: {verdict}")?;
     if let Some(d) = &r.document {
         writeln!(
             out,
-            "  document   {} {} — {}",
+            "{indent}  document   {} {} — {}",
             d.type_name.as_deref().unwrap_or("văn bản"),
             d.number,
             d.subject
         )?;
-        writeln!(out, "  id         {}", d.document_id)?;
-        writeln!(out, "  issued     {} by {} ({})", d.promulgation_date, d.from_name, d.from)?;
+        writeln!(out, "{indent}  id         {}", d.document_id)?;
+        writeln!(
+            out,
+            "{indent}  issued     {} by {} ({})",
+            d.promulgation_date, d.from_name, d.from
+        )?;
         if let Some(s) = &d.signer {
-            writeln!(out, "  signed by  {s}")?;
+            writeln!(out, "{indent}  signed by  {s}")?;
         }
-        writeln!(out, "  to         {}", d.recipients.join(", "))?;
-        writeln!(out, "  exported   by {} ({} there)", d.node, d.direction)?;
+        writeln!(out, "{indent}  to         {}", d.recipients.join(", "))?;
+        writeln!(
+            out,
+            "{indent}  exported   by {} ({} there)",
+            d.node, d.direction
+        )?;
     }
     if !r.events.is_empty() {
-        writeln!(out, "  what happened (hub time, UTC):")?;
+        writeln!(out, "{indent}  what happened (hub time, UTC):")?;
         for e in &r.events {
-            let mut line = format!("    {}  {}", e.at, e.text);
+            let mut line = format!("{indent}    {}  {}", e.at, e.text);
             if let Some(s) = &e.staff {
                 line.push_str(&format!(" — {s}"));
             }
@@ -284,16 +311,16 @@ fn print_report(out: &mut dyn Write, file: &str, r: &Report) -> std::io::Result<
             _ => "cannot tell",
         };
         match &p.file {
-            Some(f) => writeln!(out, "  {mark}: {f}: {}", p.reason)?,
-            None => writeln!(out, "  {mark}: {}", p.reason)?,
+            Some(f) => writeln!(out, "{indent}  {mark}: {f}: {}", p.reason)?,
+            None => writeln!(out, "{indent}  {mark}: {}", p.reason)?,
         }
     }
     for n in &r.notes {
-        writeln!(out, "  note: {n}")?;
+        writeln!(out, "{indent}  note: {n}")?;
     }
     writeln!(
         out,
-        "  checked {} files, {} signatures, {} certificates, {} CRLs{}",
+        "{indent}  checked {} files, {} signatures, {} certificates, {} CRLs{}",
         r.files,
         r.signatures,
         r.certificates,

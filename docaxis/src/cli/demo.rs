@@ -163,7 +163,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let running = agency_node::start(config)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the node of {code}: {e}"))?;
-        let login = demo_account(&running, code).await?;
+        let (full_name, position) = demo_clerk(code);
+        let login = demo_account(&running, code, "vanthu", "clerk", full_name, position).await?;
+        let records = demo_account(
+            &running,
+            code,
+            "luutru",
+            "records",
+            "Phòng Lưu trữ",
+            "Lưu trữ",
+        )
+        .await?;
         println!(
             "    {code} {name}: web and clerk API {}  (log in as {} / {})  config {}",
             running.web_url(),
@@ -171,7 +181,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             login.1,
             path.display()
         );
-        nodes.push((code, path, running, login));
+        nodes.push((code, path, running, login, records));
     }
 
     step(
@@ -384,6 +394,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    step(&format!(
+        "records: the sender archives the document with its evidence (docaxis archive export --config {} …), and it is verified offline with only the national CA (docaxis archive verify --trust {}/ca.pem …)",
+        nodes[0].1.display(),
+        pki_dir.display()
+    ));
+    let archive_file = archive_demo_document(&dir, &pki_dir, sender, &sent.document_id).await?;
+
     if args.keep_running {
         step(
             "Văn phòng Chính phủ sends a second công văn, hỏa tốc (flash), 7817/VPCP-TTĐT: it waits in both provinces' inboxes for a văn thư in the browser",
@@ -414,7 +431,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     step("where everything lives");
     println!("    hub database     {}", hub_config.db_path().display());
-    for (code, path, running, _) in &nodes {
+    for (code, path, running, _, _) in &nodes {
         let cfg = NodeConfig::load(path)?;
         println!(
             "    {code} database {}  (token {})",
@@ -434,6 +451,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             token_file: &hub_config.admin_token_path(),
             nodes: &nodes,
             sent: &sent,
+            archive: &archive_file,
         })?;
         write_atomically(&demo_json, &serde_json::to_vec_pretty(&json)?)?;
         step("operators");
@@ -456,7 +474,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         );
         step("clerks (văn thư), in a browser");
-        for (code, _, running, (user, password)) in &nodes {
+        for (code, _, running, (user, password), _) in &nodes {
             println!(
                 "    {code}  {}/  log in as {user} / {password}{}",
                 running.web_url(),
@@ -488,7 +506,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     step("stopping");
-    for (_, _, running, _) in nodes {
+    for (_, _, running, _, _) in nodes {
         running
             .shutdown()
             .await
@@ -514,6 +532,44 @@ fn alert_config(smtp: Option<&str>) -> String {
     text
 }
 
+/// Exports the demo document's container at the sender into `DIR/archive/`, verifies it as
+/// a records system would (only the CA), prints the verifier's story; returns the file.
+async fn archive_demo_document(
+    dir: &std::path::Path,
+    pki: &std::path::Path,
+    sender: &agency_node::RunningNode,
+    document_id: &str,
+) -> anyhow::Result<PathBuf> {
+    let Some(export) = node::archive::export(sender.node(), document_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("archive export: {e}"))?
+    else {
+        bail!("the sender has no record of {document_id} to archive");
+    };
+    let folder = dir.join("archive");
+    std::fs::create_dir_all(&folder)?;
+    let file = folder.join(&export.file_name);
+    write_atomically(&file, &export.bytes)?;
+    let ca = std::fs::read(pki.join("ca.pem"))?;
+    let opts = archive::VerifyOptions {
+        anchors: dsig::pem::blocks(&ca, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{e}"))?,
+        ..archive::VerifyOptions::default()
+    };
+    let bytes = export.bytes;
+    let report = tokio::task::spawn_blocking(move || archive::verify(&bytes, &opts)).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        crate::cli::archive::print_report(&mut out, "    ", &file.display().to_string(), &report)?;
+    }
+    if report.verdict != archive::Verdict::Valid {
+        bail!(
+            "the demo document's archive does not verify: {:?}",
+            report.problems
+        );
+    }
+    Ok(file)
+}
+
 /// What `demo.json` is made of.
 struct DemoFacts<'a> {
     dir: &'a std::path::Path,
@@ -524,10 +580,19 @@ struct DemoFacts<'a> {
     token_file: &'a std::path::Path,
     nodes: &'a [DemoNode<'a>],
     sent: &'a node::views::Sent,
+    /// The demo document's archive container.
+    archive: &'a std::path::Path,
 }
 
-/// One node of the demo: agency code, its node.toml, the running node, its demo account.
-type DemoNode<'a> = (&'a str, PathBuf, agency_node::RunningNode, (String, String));
+/// One node of the demo: agency code, its node.toml, the running node, its demo clerk's and
+/// its records system's accounts (name, password).
+type DemoNode<'a> = (
+    &'a str,
+    PathBuf,
+    agency_node::RunningNode,
+    (String, String),
+    (String, String),
+);
 
 /// The demo clerk of each agency: (full name, position).
 fn demo_clerk(code: &str) -> (&'static str, &'static str) {
@@ -548,13 +613,21 @@ fn clerk_email(code: &str) -> String {
     format!("van-thu@{}.demo", short_name(code))
 }
 
-/// Creates (or finds, when the demo folder is reused) the demo's web account `vanthu` on a
-/// node, with a password kept in the node's folder; returns (name, password).
+/// Creates (or finds, when the demo folder is reused) a demo web account on a node, with a
+/// password kept in the node's folder; returns (name, password).
 async fn demo_account(
     running: &agency_node::RunningNode,
     code: &str,
+    name: &str,
+    role: &str,
+    full_name: &str,
+    position: &str,
 ) -> anyhow::Result<(String, String)> {
-    let file = running.node().config.data_dir.join("demo-web-password");
+    let file = running.node().config.data_dir.join(if name == "vanthu" {
+        "demo-web-password".to_string()
+    } else {
+        format!("demo-{name}-password")
+    });
     let password = match std::fs::read_to_string(&file) {
         Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
         _ => {
@@ -563,21 +636,20 @@ async fn demo_account(
             p
         }
     };
-    let (full_name, position) = demo_clerk(code);
     let req = node::accounts::NewUser {
-        name: "vanthu".into(),
+        name: name.into(),
         full_name: full_name.into(),
         position: Some(position.into()),
-        email: Some(clerk_email(code)),
-        role: "clerk".into(),
+        email: (role == "clerk").then(|| clerk_email(code)),
+        role: role.into(),
         password: password.clone(),
     };
     match node::accounts::add(&running.node().db, req).await {
         Ok(_) => {}
         Err(node::accounts::AccountError::Db(node::db::NodeDbError::UserExists(_))) => {}
-        Err(e) => bail!("cannot create the demo account of {code}: {e}"),
+        Err(e) => bail!("cannot create the demo account {name} of {code}: {e}"),
     }
-    Ok(("vanthu".into(), password))
+    Ok((name.into(), password))
 }
 
 /// `demo.json` (`shared/design/demo-json.md`): absolute paths, loopback URLs, and only the
@@ -604,7 +676,7 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
         hub["operator_email"] = OPERATOR_EMAIL.into();
     }
     let mut nodes = Vec::new();
-    for (code, config, running, (user, password)) in f.nodes {
+    for (code, config, running, (user, password), (records_user, records_password)) in f.nodes {
         let name = AGENCIES
             .iter()
             .find(|(c, _)| c == code)
@@ -619,6 +691,11 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
             "web": format!("{api}/"),
             "web_login": {"user": user, "password": password},
             "metrics": format!("{api}/metrics"),
+            "archive": {
+                "feed": format!("{api}/api/v1/archive"),
+                "documents": format!("{api}/api/v1/archive/documents/"),
+                "login": {"user": records_user, "password": records_password},
+            },
         });
         if f.smtp.is_some() {
             node["clerk_email"] = clerk_email(code).into();
@@ -634,7 +711,11 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
         },
         "hub": hub,
         "nodes": nodes,
-        "document": {"document_id": f.sent.document_id, "packet_id": f.sent.packet_id},
+        "document": {
+            "document_id": f.sent.document_id,
+            "packet_id": f.sent.packet_id,
+            "archive": abs(f.archive)?,
+        },
     });
     if let Some(smtp) = f.smtp {
         out["smtp"] = smtp.into();

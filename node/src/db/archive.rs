@@ -180,7 +180,10 @@ pub(super) fn feed_append(
         return Ok(());
     }
     let mut feed = txn.open_table(ARCHIVE_FEED).db()?;
-    let last = feed.last().db()?.map(|(k, v)| (k.value(), v.value().to_vec()));
+    let last = feed
+        .last()
+        .db()?
+        .map(|(k, v)| (k.value(), v.value().to_vec()));
     let (seq, previous) = match last {
         Some((seq, bytes)) => {
             let e: FeedEntry = decode(&bytes)?;
@@ -285,11 +288,7 @@ fn packet_evidence(
         )));
     }
     if let Some(entry) = read_inbox(txn, id)? {
-        let statuses = entry
-            .statuses
-            .iter()
-            .map(|s| s.packet_id.clone())
-            .collect();
+        let statuses = entry.statuses.iter().map(|s| s.packet_id.clone()).collect();
         return Ok(Some((
             EvidencePacket {
                 role,
@@ -367,9 +366,7 @@ impl NodeDb {
     /// Everything this node holds about the business document `key`: a document id this
     /// node sent or received, or a document packet's id (64 hex digits).
     pub async fn archive_bundle(&self, key: String) -> Result<Option<Bundle>, NodeDbError> {
-        self.store
-            .read(move |txn| bundle(txn, &key))
-            .await
+        self.store.read(move |txn| bundle(txn, &key)).await
     }
 
     /// Feed entries after `after`, at most `limit`, and the digest of the entry at `after`

@@ -5,6 +5,28 @@
 
 use docaxis_e2e::*;
 
+/// `GET url` with HTTP Basic credentials: status and body.
+fn basic_get(url: &str, user: &str, password: &str) -> (u16, String) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (url, user, password) = (url.to_string(), user.to_string(), password.to_string());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let r = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(url)
+                .basic_auth(user, Some(password))
+                .send()
+                .await
+                .expect("the node answers");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        })
+}
+
 #[test]
 fn demo_delivers_to_both_provinces_and_prints_the_tracking() {
     let tmp = tempfile::tempdir().unwrap();
@@ -22,6 +44,12 @@ fn demo_delivers_to_both_provinces_and_prints_the_tracking() {
     assert!(text.contains("2/2 accepted, 2/2 delivered"), "{text}");
     assert!(
         text.contains("business:  1 rejected, 1 completed"),
+        "{text}"
+    );
+    // The records step: the sender's archive of the document verifies with the CA alone.
+    assert!(text.contains(".asice: VALID"), "{text}");
+    assert!(
+        text.contains("every signature, digest and receipt holds"),
         "{text}"
     );
     // Both recipients, each with a delivery time and status 01 as its last status.
@@ -197,7 +225,31 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
             .unwrap()
             .to_lowercase();
         assert_eq!(n["clerk_email"], format!("van-thu@{short}.demo"));
+        // The records feed answers the demo's records account (and nobody without one).
+        let archive = &n["archive"];
+        assert_eq!(archive["login"]["user"], "luutru");
+        let feed = archive["feed"].as_str().unwrap();
+        let (status, body) = get(feed, "");
+        assert_eq!(status, 401, "{body}");
+        let (status, body) = basic_get(
+            feed,
+            archive["login"]["user"].as_str().unwrap(),
+            archive["login"]["password"].as_str().unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"previous\""), "{body}");
     }
+    // The demo document's archive: a container that verifies with the CA alone.
+    let container = json["document"]["archive"].as_str().unwrap();
+    let out = run(&[
+        "archive",
+        "verify",
+        "--trust",
+        json["pki"]["ca"].as_str().unwrap(),
+        container,
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(": VALID"), "{}", stdout(&out));
     // The clerks' notices of the demo's exchange reached the mail server: the công văn at
     // both provinces, Cao Bằng's rejection at Văn phòng Chính phủ.
     let mails = wait_for(

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use docaxis_e2e::{G22, H41, HubProc, NodeProc, Pki, docaxis_bin, run_ok, s, stderr, stdout, wait_for};
+use docaxis_e2e::{
+    G22, H41, HubProc, NodeProc, Pki, docaxis_bin, run_ok, s, stderr, stdout, wait_for,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "lưu trữ 2026 an toàn";
@@ -109,8 +111,16 @@ fn a_documents_whole_story_is_exported_and_proved_offline() {
     // A: the whole lifecycle at H41. B: revoked by G22, H41 agrees.
     let send = |number: &str, subject: &str| {
         g22.send(&[
-            "--to", H41, "--subject", subject, "--number", number, "--notation", "VPCP-LT",
-            "--attach", s(&pdf),
+            "--to",
+            H41,
+            "--subject",
+            subject,
+            "--number",
+            number,
+            "--notation",
+            "VPCP-LT",
+            "--attach",
+            s(&pdf),
         ])["document_id"]
             .as_str()
             .unwrap()
@@ -121,9 +131,24 @@ fn a_documents_whole_story_is_exported_and_proved_offline() {
     received(&h41, &a);
     received(&h41, &b);
     for code in ["03", "04", "05", "06"] {
-        h41.json(&["status", "send", &a, "--code", code, "--staff", "Trần Thị Lan"]);
+        h41.json(&[
+            "status",
+            "send",
+            &a,
+            "--code",
+            code,
+            "--staff",
+            "Trần Thị Lan",
+        ]);
     }
-    let revoke = g22.json(&["revoke", &b, "--reason", "Ban hành nhầm", "--staff", "Văn thư"]);
+    let revoke = g22.json(&[
+        "revoke",
+        &b,
+        "--reason",
+        "Ban hành nhầm",
+        "--staff",
+        "Văn thư",
+    ]);
     let revoke_id = revoke["document_id"].as_str().unwrap().to_string();
     wait_for("H41 receives the revoke", WAIT, || {
         h41.inbox(&[])
@@ -131,17 +156,23 @@ fn a_documents_whole_story_is_exported_and_proved_offline() {
             .any(|i| i["document_id"] == revoke_id.as_str())
             .then_some(())
     });
-    h41.json(&["status", "send", &revoke_id, "--code", "15", "--staff", "Lan"]);
-    wait_for("G22 sees A completed and B revoked, each delivered", WAIT, || {
-        let ta = g22.track(&a);
-        let tb = g22.track(&b);
-        let ra = &ta["recipients"][0];
-        let rb = &tb["recipients"][0];
-        (ra["business_state"] == "completed"
-            && !ra["delivered_at"].is_null()
-            && rb["business_state"] == "revoked")
-            .then_some(())
-    });
+    h41.json(&[
+        "status", "send", &revoke_id, "--code", "15", "--staff", "Lan",
+    ]);
+    wait_for(
+        "G22 sees A completed and B revoked, each delivered",
+        WAIT,
+        || {
+            let ta = g22.track(&a);
+            let tb = g22.track(&b);
+            let ra = &ta["recipients"][0];
+            let rb = &tb["recipients"][0];
+            (ra["business_state"] == "completed"
+                && !ra["delivered_at"].is_null()
+                && rb["business_state"] == "revoked")
+                .then_some(())
+        },
+    );
     // The statuses' delivery receipts reach H41 (their sender) too.
     std::thread::sleep(Duration::from_secs(2));
 
@@ -186,12 +217,19 @@ fn a_documents_whole_story_is_exported_and_proved_offline() {
     }
     let reasons: Vec<(&str, &str)> = batches
         .iter()
-        .map(|b| (b.items[0].entry.document_id.as_str(), b.items[0].entry.reason.as_str()))
+        .map(|b| {
+            (
+                b.items[0].entry.document_id.as_str(),
+                b.items[0].entry.reason.as_str(),
+            )
+        })
         .collect();
     assert!(reasons.contains(&(a.as_str(), "06")), "{reasons:?}");
     assert!(reasons.contains(&(b.as_str(), "revoked")), "{reasons:?}");
     // A records system that missed a batch notices.
-    let err = batches[1].check_follows(node::db::FEED_GENESIS).unwrap_err();
+    let err = batches[1]
+        .check_follows(node::db::FEED_GENESIS)
+        .unwrap_err();
     assert!(err.contains("missing"), "{err}");
     // The container of a feed entry downloads with the same credentials.
     let (code, _) = feed(
