@@ -81,6 +81,7 @@ pub fn router(node: Shared, tls: bool) -> axum::Router {
         .route("/sent", get(pages::sent))
         .route("/sent/document", get(pages::sent_document))
         .route("/sent/action", post(pages::post_action))
+        .route("/archive/{key}", get(pages::archive))
         .route("/users", get(users::list).post(users::add))
         .route("/users/{name}/{change}", post(users::change))
         .route(web::assets::CSS_PATH, get(web::assets::css))

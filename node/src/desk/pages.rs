@@ -499,6 +499,8 @@ struct ActionOption {
 struct DocumentPage {
     chrome: Chrome,
     packet_id: String,
+    /// The records package of this document (ASiC-E).
+    archive_href: String,
     code: String,
     date: String,
     issuer: String,
@@ -741,6 +743,7 @@ pub(super) async fn document(
     };
     let page = DocumentPage {
         chrome: chrome("/inbox", Some(&p)),
+        archive_href: archive_href(&id.to_hex()),
         packet_id: id.to_hex(),
         code: format!("{}/{}", doc.code.code_number, doc.code.code_notation),
         date: format!(
@@ -829,6 +832,30 @@ pub(super) struct FileQuery {
 
 /// One attachment of a received document: a download, or (`?inline=1`, PDFs only) shown in
 /// the browser.
+/// The desk address of a document's records package.
+fn archive_href(key: &str) -> String {
+    format!("/archive/{}", crate::client::encode_segment(key))
+}
+
+/// `GET /archive/{key}`: the document's ASiC-E container ([`crate::archive`]), for anyone
+/// logged in (records staff archive it; clerks may keep a copy).
+pub(super) async fn archive(
+    State(d): State<Arc<Desk>>,
+    headers: HeaderMap,
+    UrlPath(key): UrlPath<String>,
+) -> Response {
+    let p = person_or_return!(d, headers);
+    match crate::archive::export(&d.node, &key).await {
+        Ok(Some(e)) => {
+            tracing::info!(account = %p.user.name, document = %e.document_id,
+                "desk: archive package downloaded");
+            crate::archive::container_response(e)
+        }
+        Ok(None) => not_found(&p, "văn bản này"),
+        Err(e) => store_error(Some(&p.session), &e.to_string()),
+    }
+}
+
 pub(super) async fn file(
     State(d): State<Arc<Desk>>,
     headers: HeaderMap,
@@ -1089,6 +1116,8 @@ struct RequestRow {
 struct SentDocumentPage {
     chrome: Chrome,
     document_id: String,
+    /// The records package of this document (ASiC-E).
+    archive_href: String,
     code: String,
     subject: String,
     state: String,
@@ -1180,6 +1209,7 @@ pub(super) async fn sent_document(
         .collect();
     let page = SentDocumentPage {
         chrome: chrome("/sent", Some(&p)),
+        archive_href: archive_href(&e.document_id),
         code: code_of(&e.document_id),
         document_id: e.document_id.clone(),
         subject: e.subject.clone().unwrap_or_default(),

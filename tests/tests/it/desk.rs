@@ -446,6 +446,39 @@ fn a_clerk_reads_accepts_and_composes_in_a_real_browser() {
         .await
         .unwrap();
         assert_eq!(refused.status(), 403);
+        // … and downloads the document's archive package from its page.
+        let href = r.attr("a#archive", "href").await.expect("an archive link");
+        assert_eq!(href, format!("/archive/{packet}"));
+        let package = with_session(
+            &http,
+            reqwest::Method::GET,
+            &format!("{web}{href}"),
+            &cookie,
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(package.status(), 200);
+        assert_eq!(
+            package.headers()["content-type"],
+            "application/vnd.etsi.asic-e+zip"
+        );
+        assert!(
+            package.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains(".asice"),
+        );
+        let bytes = package.bytes().await.unwrap();
+        assert_eq!(&bytes[30..38], b"mimetype");
+        // Without a session: the login page, not the package.
+        let anonymous = http.get(format!("{web}{href}")).send().await.unwrap();
+        assert!(
+            anonymous.status().is_redirection(),
+            "{}",
+            anonymous.status()
+        );
+        assert_eq!(anonymous.headers()["location"], "/login");
         r.goto(&format!("{web}/compose")).await;
         assert!(r.source().await.contains("Không có quyền"));
         r.close().await;
