@@ -218,7 +218,7 @@ pub(super) fn received_finished(entry: &InboxEntry) -> Option<String> {
         .iter()
         .filter(|s| s.by_us)
         .max_by_key(|s| s.time.unix_nanos())?;
-    matches!(last.code.as_str(), "06" | "02").then(|| last.code.clone())
+    matches!(last.code.as_str(), "06" | "02" | "15").then(|| last.code.clone())
 }
 
 /// Why a sent document is finished, if it is: every recipient refused by the hub, answered
@@ -239,7 +239,7 @@ pub(super) fn sent_finished(rows: &[(String, super::Tracking)]) -> Option<String
                 .iter()
                 .filter(|s| !s.by_us)
                 .max_by_key(|s| s.time.unix_nanos())?;
-            if !matches!(last.code.as_str(), "06" | "02") {
+            if !matches!(last.code.as_str(), "06" | "02" | "15") {
                 return None;
             }
             last.code.clone()
