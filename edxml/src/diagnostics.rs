@@ -107,6 +107,8 @@ pub enum WarningKind {
     AttachmentWithoutReference { content_id: String },
     #[error("a legacy QCVN Signature is present next to ds:Signature; it is ignored")]
     LegacySignatureIgnored,
+    #[error("a TraceHeader has a Timestamp but no OrganId; that trace point is left out")]
+    TraceHeaderWithoutOrganId,
     #[error("{count} more warnings omitted")]
     MoreWarningsOmitted { count: usize },
 }

@@ -149,6 +149,35 @@ pub struct NodeConfig {
     /// Who gets the clerks' notices, and the address their links use.
     #[serde(default)]
     pub notices: NoticesConfig,
+    /// The national axis's client API for existing document systems (`[legacy]`); off unless
+    /// configured.
+    #[serde(default)]
+    pub legacy: Option<LegacyConfig>,
+}
+
+/// `[legacy]`: the VDXP-compatible listener (`crate::legacy`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// Where document systems connect (plain HTTP, as the SDK speaks it; put TLS in front of
+    /// it to leave the agency's machine).
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes (default: `max_packet_bytes`).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// The document systems allowed to connect.
+    #[serde(default)]
+    pub systems: Vec<LegacySystem>,
+}
+
+/// One registered document system.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacySystem {
+    /// Its `systemid`.
+    pub system_id: String,
+    /// A file holding its secret (the HMAC key, used as the UTF-8 text it is).
+    pub secret_file: PathBuf,
 }
 
 /// `[tls]`: the certificate of the clerk listener.
@@ -217,6 +246,9 @@ impl NodeConfig {
         );
         if let Some(m) = &mut self.mail {
             m.resolve(base);
+        }
+        if let Some(l) = &mut self.legacy {
+            exchange::config_file::resolve(base, l.systems.iter_mut().map(|s| &mut s.secret_file));
         }
     }
 
@@ -302,6 +334,47 @@ impl NodeConfig {
                 "notices.web_url",
                 format!("{u:?} must be an http:// or https:// URL"),
             ));
+        }
+        if let Some(l) = &self.legacy {
+            if l.systems.is_empty() {
+                return Err(invalid(
+                    "legacy.systems",
+                    "is empty: register at least one document system ([[legacy.systems]] with \
+                     system_id and secret_file)"
+                        .into(),
+                ));
+            }
+            let mut ids: Vec<&str> = Vec::new();
+            for sys in &l.systems {
+                let id = sys.system_id.as_str();
+                if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+                    return Err(invalid(
+                        "legacy.systems.system_id",
+                        format!("{id:?} must be 1 to 128 printable characters"),
+                    ));
+                }
+                if ids.contains(&id) {
+                    return Err(invalid(
+                        "legacy.systems.system_id",
+                        format!("{id:?} is registered twice"),
+                    ));
+                }
+                ids.push(id);
+            }
+            if l.listen == self.api_listen || Some(l.listen) == self.web_listen {
+                return Err(invalid(
+                    "legacy.listen",
+                    format!("{} is already the clerk API's or the pages' address", l.listen),
+                ));
+            }
+            if let Some(m) = l.max_body_bytes
+                && m < 1024
+            {
+                return Err(invalid(
+                    "legacy.max_body_bytes",
+                    format!("is {m}; it must be at least 1024"),
+                ));
+            }
         }
         if self.trust.is_empty() {
             return Err(invalid(

@@ -42,6 +42,7 @@ pub mod directory;
 pub mod hub_api;
 pub mod inbox;
 pub mod incoming;
+pub mod legacy;
 pub mod metrics;
 pub mod notices;
 pub mod outbox;
@@ -333,12 +334,19 @@ pub struct RunningNode {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     api: JoinHandle<Result<(), net::serve::ServeError>>,
     web: Option<JoinHandle<Result<(), net::serve::ServeError>>>,
+    /// The legacy (VDXP) listener, when `[legacy]` is configured.
+    legacy: Option<(SocketAddr, JoinHandle<Result<(), net::serve::ServeError>>)>,
 }
 
 impl RunningNode {
     /// The address the clerk API actually listens on.
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
+    }
+
+    /// The address the legacy (VDXP) listener actually listens on, when configured.
+    pub fn legacy_addr(&self) -> Option<SocketAddr> {
+        self.legacy.as_ref().map(|(a, _)| *a)
     }
 
     /// Where the web pages and the API answer (`http://127.0.0.1:PORT`, or `https://…`).
@@ -390,6 +398,13 @@ impl RunningNode {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => problems.push(format!("web listener: {e}")),
                 Err(e) => problems.push(format!("web listener: {e}")),
+            }
+        }
+        if let Some((_, legacy)) = self.legacy {
+            match legacy.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => problems.push(format!("legacy listener: {e}")),
+                Err(e) => problems.push(format!("legacy listener: {e}")),
             }
         }
         tracing::info!(agency = %self.node.config.agency, "node stopped");
@@ -455,6 +470,30 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             })
         }
     };
+    // The national axis's client API for existing document systems ([legacy]).
+    let legacy_server = match legacy::Legacy::load(&node.config) {
+        Err(e) => {
+            return Err(NodeError::Config(ConfigError::Invalid {
+                path: PathBuf::from("node configuration"),
+                option: "legacy.systems.secret_file",
+                message: e,
+            }));
+        }
+        Ok(None) => None,
+        Ok(Some(l)) => {
+            let addr = node.config.legacy.as_ref().map_or(listen, |c| c.listen);
+            let routes = legacy::router(node.clone(), Arc::new(l));
+            Some(
+                net::serve::serve_http(
+                    addr,
+                    routes,
+                    net::serve::ServeOptions::local(API_CONNECTIONS),
+                )
+                .await
+                .map_err(listen_error(addr))?,
+            )
+        }
+    };
     let web_url = match &web_server {
         None => format!("http://{api_addr}"),
         Some(w) => {
@@ -488,6 +527,17 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         tokio::spawn(w.run_until(async move {
             let _ = web_stop.changed().await;
         }))
+    });
+    let legacy = legacy_server.map(|l| {
+        let addr = l.local_addr();
+        let mut legacy_stop = stopped.clone();
+        tracing::info!(%addr, "legacy (VDXP) listener started");
+        (
+            addr,
+            tokio::spawn(l.run_until(async move {
+                let _ = legacy_stop.changed().await;
+            })),
+        )
     });
     let mut tasks = vec![
         (
@@ -536,6 +586,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         tasks,
         api,
         web,
+        legacy,
     })
 }
 

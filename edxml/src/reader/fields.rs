@@ -163,6 +163,14 @@ impl Fields {
         Ok(found.first().copied())
     }
 
+    /// Whether an unclaimed QCVN child `name` is there (claims nothing).
+    pub(super) fn opt_peek(&self, ctx: &Ctx<'_, '_>, name: &str) -> bool {
+        self.kids.iter().any(|(k, claimed)| {
+            let n = ctx.tree.node(*k);
+            !*claimed && n.ns == Ns::Qcvn && n.local == name
+        })
+    }
+
     pub(super) fn opt(&mut self, ctx: &Ctx<'_, '_>, name: &str) -> Result<Option<u32>, ReadError> {
         self.opt_any(ctx, &[name])
     }

@@ -142,14 +142,25 @@ fn other_info(ctx: &mut Ctx<'_, '_>, node: u32) -> Result<OtherInfo, ReadError> 
     Ok(o)
 }
 
-fn trace_header(ctx: &mut Ctx<'_, '_>, node: u32) -> Result<TraceHeader, ReadError> {
+/// One trace point. Gateways in the field write some without `OrganId` (a `Timestamp`
+/// only); the axis's reference parser reads them, so lenient mode does too, leaving that
+/// incomplete point out of the model with a warning (the packet's bytes keep it); strict mode
+/// refuses it.
+fn trace_header(ctx: &mut Ctx<'_, '_>, node: u32) -> Result<Option<TraceHeader>, ReadError> {
     let mut f = Fields::of(ctx, node);
+    let has_organ = f.opt_peek(ctx, "OrganId");
+    if !has_organ {
+        f.req_parse(ctx, "Timestamp", EdxmlDateTime::parse)?;
+        f.finish(ctx)?;
+        ctx.issue(node, WarningKind::TraceHeaderWithoutOrganId)?;
+        return Ok(None);
+    }
     let t = TraceHeader {
         organ_id: f.req_agency(ctx, "OrganId")?,
         timestamp: f.req_parse(ctx, "Timestamp", EdxmlDateTime::parse)?,
     };
     f.finish(ctx)?;
-    Ok(t)
+    Ok(Some(t))
 }
 
 fn receiver(ctx: &mut Ctx<'_, '_>, node: u32) -> Result<Receiver, ReadError> {
@@ -398,7 +409,9 @@ fn document(
     if let Some(list) = h.trace_list {
         let mut lf = Fields::of(ctx, list);
         for id in lf.many(ctx, "TraceHeader") {
-            trace_headers.push(trace_header(ctx, id)?);
+            if let Some(t) = trace_header(ctx, id)? {
+                trace_headers.push(t);
+            }
         }
         if let Some(id) = lf.opt_any(ctx, &["Bussiness", "Business"])? {
             bussiness = Some(self::bussiness(ctx, id)?);

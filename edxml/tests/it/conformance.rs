@@ -376,3 +376,38 @@ fn json_shows_the_wire_values() {
     assert_eq!(status["status_code"], "01");
     assert_eq!(status["timestamp"], "2015/09/20 11:08:36");
 }
+
+/// A 2025 third-party gateway writes a trace point with a `Timestamp` and no `OrganId`; the
+/// axis's reference parser reads it, so lenient mode does (with a warning, that point left
+/// out), and strict mode refuses it naming why.
+#[test]
+fn a_trace_point_without_organ_id_is_read_leniently_and_refused_strictly() {
+    let dir = conformance_dirs().remove(0);
+    let text = std::fs::read_to_string(dir.join("document_new.edxml")).unwrap();
+    let start = text.find("<edXML:TraceHeader>").unwrap();
+    let end = text[start..].find("</edXML:TraceHeader>").unwrap() + start;
+    let inner = &text[start..end];
+    let organ = inner.find("<edXML:OrganId>").unwrap();
+    let organ_end = inner.find("</edXML:OrganId>").unwrap() + "</edXML:OrganId>".len();
+    let gateway = format!(
+        "{}{}{}",
+        &text[..start + organ],
+        &text[start + organ_end..end],
+        &text[end..]
+    );
+    assert!(!gateway[start..].starts_with("<edXML:TraceHeader><edXML:OrganId>"));
+    let out = read(gateway.as_bytes(), &ReadOptions::default()).expect("lenient mode reads it");
+    let Packet::Document(d) = &out.packet else {
+        panic!("a document")
+    };
+    assert!(d.trace_headers.is_empty(), "{:?}", d.trace_headers);
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.to_string().contains("no OrganId")),
+        "{:?}",
+        out.warnings
+    );
+    let err = read(gateway.as_bytes(), &ReadOptions::strict()).unwrap_err();
+    assert!(err.to_string().contains("no OrganId"), "{err}");
+}

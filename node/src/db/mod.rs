@@ -23,6 +23,8 @@
 //! - `inbox_opened`: packet id → [`Opened`]: who first opened a received document
 //! - `crl_history`, `archive_feed`, `archive_feed_index`: what archives and the records feed
 //!   need ([`archive`])
+//! - `legacy_acks`, `legacy_cursor`: what each document system of the legacy API settled
+//!   ([`legacy`])
 //! - `mail_queue`, `mail_counters`: notices to the clerks, queued in the transaction of the
 //!   event they report ([`mail::queue`])
 //!
@@ -78,6 +80,7 @@ const FAILED: &str = "outbox_failed";
 const INBOX_NEW: &str = "inbox_new";
 
 mod archive;
+mod legacy;
 mod lifecycle;
 mod queries;
 mod receiving;
@@ -88,6 +91,7 @@ mod users;
 pub use archive::{
     Bundle, Direction, EvidencePacket, EvidenceRole, FEED_GENESIS, FeedEntry, HeldCrl,
 };
+pub use legacy::{LegacyAck, LegacyUpdate, MAX_FAILS, RETRY_MINUTES};
 pub use records::*;
 pub use users::{Opened, Role, User, UserChange};
 
@@ -355,6 +359,8 @@ impl NodeDb {
             txn.open_table(users::USERS).db()?;
             txn.open_table(users::INBOX_OPENED).db()?;
             txn.open_table(archive::CRL_HISTORY).db()?;
+            txn.open_table(legacy::LEGACY_ACKS).db()?;
+            txn.open_table(legacy::LEGACY_CURSOR).db()?;
             txn.open_table(archive::ARCHIVE_FEED).db()?;
             txn.open_table(archive::ARCHIVE_FEED_INDEX).db()?;
             mail::queue::create_tables(txn)?;

@@ -72,6 +72,10 @@ pub struct OutboxEntry {
     /// A revoke/update/replace: what it asks about which original.
     #[serde(default)]
     pub action: Option<ActionRef>,
+    /// Sent through the legacy API: SHA-256 (hex) of the bytes the document system handed
+    /// over, so that the same bytes again get the same DocId and different ones are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_source: Option<String>,
 }
 
 impl OutboxEntry {
@@ -99,6 +103,7 @@ impl OutboxEntry {
             failed_at: None,
             receipt: None,
             action: None,
+            legacy_source: None,
         }
     }
 }
