@@ -13,6 +13,7 @@
 
 pub mod browser;
 pub mod smtp;
+pub mod vdxp;
 pub use smtp::{ReceivedMail, SmtpServer};
 
 use std::net::{SocketAddr, TcpListener};

@@ -14,6 +14,7 @@ mod exchange_security;
 mod hardening;
 mod hub_crash;
 mod hub_security;
+mod legacy;
 mod lifecycle_actions;
 mod lifecycle_cli;
 mod metrics;
