@@ -361,10 +361,15 @@ impl NodeConfig {
                 }
                 ids.push(id);
             }
-            if l.listen == self.api_listen || Some(l.listen) == self.web_listen {
+            if l.listen.port() != 0
+                && (l.listen == self.api_listen || Some(l.listen) == self.web_listen)
+            {
                 return Err(invalid(
                     "legacy.listen",
-                    format!("{} is already the clerk API's or the pages' address", l.listen),
+                    format!(
+                        "{} is already the clerk API's or the pages' address",
+                        l.listen
+                    ),
                 ));
             }
             if let Some(m) = l.max_body_bytes

@@ -34,12 +34,8 @@ pub struct Answer {
 impl Answer {
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -122,7 +118,8 @@ impl SdkClient {
         for (k, v) in &self.options {
             sent.push((format!("XroadVnpt-{k}"), v.clone()));
         }
-        let mut keys: Vec<String> = vec!["systemid".into(), "timestamp".into(), "Content-Type".into()];
+        let mut keys: Vec<String> =
+            vec!["systemid".into(), "timestamp".into(), "Content-Type".into()];
         keys.extend(signed.iter().map(|s| s.to_string()));
         // The sign-header JSON in a HashMap's order: rotated from call to call.
         let mut entries: Vec<(String, String)> = keys
@@ -153,7 +150,10 @@ impl SdkClient {
                 .join(",")
         );
         sent.push(("XroadVnpt-sign-header-key".into(), keys.join(";")));
-        sent.push(("XroadVnpt-hash-header".into(), hmac_hex(&self.secret, json.as_bytes())));
+        sent.push((
+            "XroadVnpt-hash-header".into(),
+            hmac_hex(&self.secret, json.as_bytes()),
+        ));
         sent.push(("XroadVnpt-sign-header".into(), json));
         self.raw(method, operation, &sent, content_type, &body)
     }
@@ -182,7 +182,9 @@ impl SdkClient {
         if send_edoc {
             head.push_str("User-Agent: Java/17.0.2\r\n");
         } else {
-            head.push_str("User-Agent: JAVASDKAgent/1.0.0 XRoad/VPCP\r\nAccept-Encoding: gzip,deflate\r\n");
+            head.push_str(
+                "User-Agent: JAVASDKAgent/1.0.0 XRoad/VPCP\r\nAccept-Encoding: gzip,deflate\r\n",
+            );
         }
         if !(method == "GET" && body.is_empty()) {
             head.push_str(&format!(

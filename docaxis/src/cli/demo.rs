@@ -147,6 +147,27 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 pki = pki_dir.display()
             ),
         )?;
+        // The document system (QLVBĐH) of this agency, on the axis SDK: the legacy API.
+        let legacy_secret = node_dir.join("legacy.secret");
+        let secret = match std::fs::read_to_string(&legacy_secret) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let t = uuid::Uuid::new_v4().simple().to_string();
+                std::fs::write(&legacy_secret, format!("{t}\n"))?;
+                t
+            }
+        };
+        let legacy_system = format!("qlvb-{}", short_name(code));
+        {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+            std::io::Write::write_all(
+                &mut f,
+                format!(
+                    "\n[legacy]\nlisten = \"127.0.0.1:0\"\n\n[[legacy.systems]]\nsystem_id = \"{legacy_system}\"\nsecret_file = \"legacy.secret\"\n"
+                )
+                .as_bytes(),
+            )?;
+        }
         if let Some(smtp) = &args.smtp {
             let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
             std::io::Write::write_all(
@@ -181,7 +202,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             login.1,
             path.display()
         );
-        nodes.push((code, path, running, login, records));
+        nodes.push((code, path, running, login, records, (legacy_system, secret)));
     }
 
     step(
@@ -401,6 +422,53 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
     let archive_file = archive_demo_document(&dir, &pki_dir, sender, &sent.document_id).await?;
 
+    step(
+        "the document system (QLVBĐH) at Nghệ An, built on the national axis's SDK, asks Nghệ An's node for what arrived (legacy API: getReceivedEdocList, then getEdoc)",
+    );
+    {
+        let (code, _, running, _, _, (system_id, secret)) = &nodes[1];
+        let Some(addr) = running.legacy_addr() else {
+            bail!("{code} has no legacy listener");
+        };
+        let endpoint = format!("http://{addr}");
+        let list = agency_node::legacy::sdk_call(
+            &endpoint,
+            system_id,
+            secret,
+            "getReceivedEdocList",
+            &[("servicetype", "eDoc"), ("messagetype", "edoc")],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("legacy API: {e}"))?;
+        if list["status"] != "OK" {
+            bail!("the legacy API refused the demo's document system: {list}");
+        }
+        let items = list["data"].as_array().cloned().unwrap_or_default();
+        println!(
+            "    {endpoint} (systemid {system_id}): {} document(s) waiting",
+            items.len()
+        );
+        for item in &items {
+            let doc = item["docId"].as_str().unwrap_or_default();
+            let got = agency_node::legacy::sdk_call(
+                &endpoint,
+                system_id,
+                secret,
+                "getEdoc",
+                &[("docId", doc)],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("legacy API: {e}"))?;
+            let size = got["data"].as_str().map_or(0, str::len);
+            println!(
+                "      {doc} from {}: getEdoc {} ({} base64 characters, the signed packet)",
+                item["from"].as_str().unwrap_or_default(),
+                got["status"].as_str().unwrap_or_default(),
+                size
+            );
+        }
+    }
+
     if args.keep_running {
         step(
             "Văn phòng Chính phủ sends a second công văn, hỏa tốc (flash), 7817/VPCP-TTĐT: it waits in both provinces' inboxes for a văn thư in the browser",
@@ -431,7 +499,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     step("where everything lives");
     println!("    hub database     {}", hub_config.db_path().display());
-    for (code, path, running, _, _) in &nodes {
+    for (code, path, running, _, _, _) in &nodes {
         let cfg = NodeConfig::load(path)?;
         println!(
             "    {code} database {}  (token {})",
@@ -474,7 +542,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         );
         step("clerks (văn thư), in a browser");
-        for (code, _, running, (user, password), _) in &nodes {
+        for (code, _, running, (user, password), _, _) in &nodes {
             println!(
                 "    {code}  {}/  log in as {user} / {password}{}",
                 running.web_url(),
@@ -506,7 +574,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     step("stopping");
-    for (_, _, running, _, _) in nodes {
+    for (_, _, running, _, _, _) in nodes {
         running
             .shutdown()
             .await
@@ -585,11 +653,13 @@ struct DemoFacts<'a> {
 }
 
 /// One node of the demo: agency code, its node.toml, the running node, its demo clerk's and
-/// its records system's accounts (name, password).
+/// its records system's accounts (name, password), its document system on the legacy API
+/// (system id, secret).
 type DemoNode<'a> = (
     &'a str,
     PathBuf,
     agency_node::RunningNode,
+    (String, String),
     (String, String),
     (String, String),
 );
@@ -676,7 +746,15 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
         hub["operator_email"] = OPERATOR_EMAIL.into();
     }
     let mut nodes = Vec::new();
-    for (code, config, running, (user, password), (records_user, records_password)) in f.nodes {
+    for (
+        code,
+        config,
+        running,
+        (user, password),
+        (records_user, records_password),
+        (system_id, secret),
+    ) in f.nodes
+    {
         let name = AGENCIES
             .iter()
             .find(|(c, _)| c == code)
@@ -697,6 +775,13 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
                 "login": {"user": records_user, "password": records_password},
             },
         });
+        if let Some(addr) = running.legacy_addr() {
+            node["legacy"] = serde_json::json!({
+                "endpoint": format!("http://{addr}"),
+                "systemid": system_id,
+                "secret": secret,
+            });
+        }
         if f.smtp.is_some() {
             node["clerk_email"] = clerk_email(code).into();
         }

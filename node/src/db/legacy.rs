@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::PacketKind;
-use store::codec::{decode, encode};
 use store::DbResult;
+use store::codec::{decode, encode};
 
 use super::{INBOX, INBOX_BY_TIME, InboxEntry, NodeDb, NodeDbError, upsert_anomaly};
 
@@ -213,7 +213,11 @@ impl NodeDb {
                     .db()?;
                 // Move the cursor over the settled prefix.
                 let mut cursors = txn.open_table(LEGACY_CURSOR).db()?;
-                let cursor = cursors.get(system.as_str()).db()?.map(|v| v.value()).unwrap_or(0);
+                let cursor = cursors
+                    .get(system.as_str())
+                    .db()?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
                 if settled(&Some(ack)) && entry_time >= cursor {
                     let by_time = txn.open_table(INBOX_BY_TIME).db()?;
                     let mut next = cursor;

@@ -743,3 +743,112 @@ async fn a_closing_mark_overrides_updated_and_an_overtaken_original_is_marked_on
         "nothing left as new"
     );
 }
+
+/// Receives a document `name` from A, with its 01; returns its packet id.
+async fn receive(db: &NodeDb, name: &str, at: u64) -> PacketId {
+    let mut answer = outgoing(format!("01 for {name}").as_bytes(), name, &["A"], at);
+    answer.entry.kind = PacketKind::Status;
+    answer.entry.status_code = Some(edxml::StatusCode::Received);
+    let mut entry = inbox_entry(PacketKind::Document, "A", name);
+    entry.received_at = Timestamp::from_unix_ms(at);
+    let inc = IncomingDocument {
+        id: PacketId::of(name.as_bytes()),
+        bytes: name.as_bytes().to_vec(),
+        entry,
+        answer,
+    };
+    db.receive_document(inc.clone()).await.unwrap();
+    inc.id
+}
+
+#[tokio::test]
+async fn each_legacy_system_settles_its_own_list_and_fail_cannot_loop_for_ever() {
+    let (_d, db) = open();
+    let a = receive(&db, "a", 1_000).await;
+    let b = receive(&db, "b", 2_000).await;
+    let pending = |system: &str, now: u64| {
+        let db = db.clone();
+        let system = system.to_string();
+        async move {
+            db.legacy_pending(system, PacketKind::Document, 100, now)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(pending("s1", 0).await, vec![a, b]);
+    // `done` settles it for that system only.
+    assert_eq!(
+        db.legacy_update("s1".into(), a, "DONE".into(), 0)
+            .await
+            .unwrap(),
+        LegacyUpdate::Done
+    );
+    assert_eq!(pending("s1", 0).await, vec![b]);
+    assert_eq!(pending("s2", 0).await, vec![a, b]);
+    // Another status is noted and changes nothing.
+    assert_eq!(
+        db.legacy_update("s1".into(), b, "processing".into(), 0)
+            .await
+            .unwrap(),
+        LegacyUpdate::Noted
+    );
+    assert_eq!(pending("s1", 0).await, vec![b]);
+    // `fail`: hidden for a growing while, then set aside for good, with an anomaly.
+    let mut now = 10_000;
+    for (n, minutes) in RETRY_MINUTES
+        .iter()
+        .take(MAX_FAILS as usize - 1)
+        .enumerate()
+    {
+        let r = db
+            .legacy_update("s1".into(), b, "fail".into(), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            LegacyUpdate::RetryAfter {
+                until_ms: now + minutes * 60_000,
+                fails: n as u32 + 1
+            }
+        );
+        assert!(
+            pending("s1", now + 1).await.is_empty(),
+            "hidden after fail {}",
+            n + 1
+        );
+        now += minutes * 60_000;
+        assert_eq!(pending("s1", now).await, vec![b], "listed again");
+    }
+    assert_eq!(
+        db.legacy_update("s1".into(), b, "fail".into(), now)
+            .await
+            .unwrap(),
+        LegacyUpdate::SetAside { fails: MAX_FAILS }
+    );
+    assert!(pending("s1", u64::MAX).await.is_empty());
+    assert!(
+        db.anomalies(10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.source == "legacy" && a.reason.contains("fail"))
+    );
+    // Settled stays settled; an unknown packet is refused.
+    assert_eq!(
+        db.legacy_update("s1".into(), a, "fail".into(), now)
+            .await
+            .unwrap(),
+        LegacyUpdate::Done
+    );
+    assert!(matches!(
+        db.legacy_update("s1".into(), PacketId::of(b"nothing"), "done".into(), 0)
+            .await,
+        Err(NodeDbError::NotInInbox(_))
+    ));
+    // A new arrival after the settled prefix is listed (the cursor moved only over settled).
+    let c = receive(&db, "c", 3_000).await;
+    assert_eq!(pending("s1", now).await, vec![c]);
+}

@@ -28,7 +28,9 @@ pub struct System {
 
 impl std::fmt::Debug for System {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("System").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("System")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,9 @@ pub fn authenticate<'a>(
     let tag = hex::decode(given.trim()).unwrap_or_default();
     let verified = hmac::verify(&key, signed.as_bytes(), &tag).is_ok();
     let Some(system) = system else {
-        return Err(format!("system {system_id:?} is not registered at this node"));
+        return Err(format!(
+            "system {system_id:?} is not registered at this node"
+        ));
     };
     if !verified {
         return Err(
@@ -89,6 +93,36 @@ pub fn authenticate<'a>(
         }
     }
     Ok(system)
+}
+
+/// The headers an SDK client sends for `options` (key, value), signed with `secret` as the
+/// SDK signs them: every option plus `systemid`, in the sign-header. For the demo and for
+/// tools that call a node's legacy API the way a document system does.
+pub fn sdk_headers(
+    system_id: &str,
+    secret: &str,
+    options: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = vec![(format!("{PREFIX}systemid"), system_id.to_string())];
+    for (k, v) in options {
+        out.push((format!("{PREFIX}{k}"), (*v).to_string()));
+    }
+    let json = serde_json::Value::Object(
+        out.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    )
+    .to_string();
+    let keys: Vec<String> = out
+        .iter()
+        .map(|(k, _)| k[PREFIX.len()..].to_string())
+        .collect();
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = hex::encode(hmac::sign(&key, json.as_bytes()).as_ref());
+    out.push((format!("{PREFIX}sign-header-key"), keys.join(";")));
+    out.push((format!("{PREFIX}sign-header"), json));
+    out.push((format!("{PREFIX}hash-header"), tag));
+    out
 }
 
 /// The SDK's `hash-file`: SHA-256 of the file, each byte in lower-case hex **without** zero
@@ -134,12 +168,23 @@ mod tests {
         assert_eq!(authenticate(&systems, &good, &["from"]).unwrap().id, "qlvb");
         // Wrong secret.
         let mut bad = good.clone();
-        bad.insert("XroadVnpt-hash-header", sign("other", json).parse().unwrap());
-        assert!(authenticate(&systems, &bad, &["from"]).unwrap_err().contains("HMAC"));
+        bad.insert(
+            "XroadVnpt-hash-header",
+            sign("other", json).parse().unwrap(),
+        );
+        assert!(
+            authenticate(&systems, &bad, &["from"])
+                .unwrap_err()
+                .contains("HMAC")
+        );
         // A header changed after signing.
         let mut bad = good.clone();
         bad.insert("XroadVnpt-from", "000.00.00.H41".parse().unwrap());
-        assert!(authenticate(&systems, &bad, &["from"]).unwrap_err().contains("differs"));
+        assert!(
+            authenticate(&systems, &bad, &["from"])
+                .unwrap_err()
+                .contains("differs")
+        );
         // The same JSON re-serialised (spaces) no longer matches its HMAC.
         let spaced = r#"{"XroadVnpt-from": "000.00.00.G22", "XroadVnpt-systemid": "qlvb"}"#;
         let mut bad = good.clone();
@@ -154,7 +199,11 @@ mod tests {
         // An unknown system.
         let mut bad = good.clone();
         bad.insert("XroadVnpt-systemid", "other".parse().unwrap());
-        assert!(authenticate(&systems, &bad, &[]).unwrap_err().contains("not registered"));
+        assert!(
+            authenticate(&systems, &bad, &[])
+                .unwrap_err()
+                .contains("not registered")
+        );
     }
 
     #[test]

@@ -202,7 +202,10 @@ async fn handle(State((node, legacy)): State<LegacyState>, req: Request) -> Resp
         }
     };
     if !(method == Method::POST || method == Method::GET) {
-        return refuse(code::BAD_REQUEST, format!("{method} is not an operation's method"));
+        return refuse(
+            code::BAD_REQUEST,
+            format!("{method} is not an operation's method"),
+        );
     }
     // The limit, before reading the body.
     let declared = headers
@@ -252,9 +255,7 @@ async fn handle(State((node, legacy)): State<LegacyState>, req: Request) -> Resp
         "getSentEdocList" => sent_list(&node, &headers).await,
         "countReceiveEdoc" => count(&node, &system, PacketKind::Document).await,
         "countReceiveStatus" => count(&node, &system, PacketKind::Status).await,
-        "getAgenciesList" | "getAgenciesListQD20" | "getSynchronizeUnit" => {
-            agencies(&node, &op)
-        }
+        "getAgenciesList" | "getAgenciesListQD20" | "getSynchronizeUnit" => agencies(&node, &op),
         "registerAgency" | "deleteAgency" => fail(
             code::REFUSED,
             "agencies are registered at the hub (docaxis hub agency add), not through a node",
@@ -323,10 +324,7 @@ async fn send_edoc(node: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
     };
     match (kind, packet) {
         (PacketKind::Document, Packet::Document(d)) => {
-            let source = hex::encode(aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA256,
-                bytes,
-            ));
+            let source = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes));
             match send_document(node, d, source).await {
                 Ok(id) => send_answer(&id, None),
                 Err((code, why)) => failed(code, why),
@@ -406,7 +404,12 @@ async fn send_document(
     })
     .await
     .map_err(|e| (code::INTERNAL, format!("signing failed: {e}")))?
-    .map_err(|e| (code::BAD_REQUEST, format!("the document cannot be sent: {e}")))?;
+    .map_err(|e| {
+        (
+            code::BAD_REQUEST,
+            format!("the document cannot be sent: {e}"),
+        )
+    })?;
     out.entry.legacy_source = Some(source.clone());
     let id = out.id.to_hex();
     let document_id = out.entry.document_id.clone();
@@ -575,7 +578,12 @@ async fn update_status(node: &Shared, system: &System, headers: &HeaderMap) -> R
     }
     match node
         .db
-        .legacy_update(system.id.clone(), id, status.trim().to_string(), clock::now_ms())
+        .legacy_update(
+            system.id.clone(),
+            id,
+            status.trim().to_string(),
+            clock::now_ms(),
+        )
         .await
     {
         Ok(LegacyUpdate::Done | LegacyUpdate::Noted) => ok(json!({})),
@@ -608,8 +616,16 @@ async fn sent_list(node: &Shared, headers: &HeaderMap) -> Response {
     let wanted = sdk_header(headers, "docId").filter(|d| !d.trim().is_empty());
     let packets = match &wanted {
         Some(d) => match d.trim().parse::<PacketId>() {
-            Ok(id) => node.db.sent_packet(id).await.map(|p| p.into_iter().collect()),
-            Err(_) => node.db.track(d.trim().to_string()).await.map(|p| p.into_iter().collect()),
+            Ok(id) => node
+                .db
+                .sent_packet(id)
+                .await
+                .map(|p| p.into_iter().collect()),
+            Err(_) => node
+                .db
+                .track(d.trim().to_string())
+                .await
+                .map(|p| p.into_iter().collect()),
         },
         None => node.db.outbox_list(Some(kind), page_size(headers)).await,
     };
@@ -664,11 +680,7 @@ async fn count(node: &Shared, system: &System, kind: PacketKind) -> Response {
 /// The three agency lists, from the hub's signed directory.
 fn agencies(node: &Shared, op: &str) -> Response {
     let list = node.directory.agencies();
-    let issued = node
-        .directory
-        .issued_at()
-        .map(vn_time)
-        .unwrap_or_default();
+    let issued = node.directory.issued_at().map(vn_time).unwrap_or_default();
     let data: Vec<Value> = list
         .into_iter()
         .enumerate()
@@ -691,6 +703,30 @@ fn agencies(node: &Shared, op: &str) -> Response {
     ok(json!({ "data": data }))
 }
 
+/// Calls operation `op` of a node's legacy API as a document system on the SDK would (for
+/// the demo and tools): POST, the options as signed `XroadVnpt-` headers, an empty body;
+/// returns the JSON answer.
+pub async fn sdk_call(
+    endpoint: &str,
+    system_id: &str,
+    secret: &str,
+    op: &str,
+    options: &[(&str, &str)],
+) -> Result<Value, String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = client.post(format!("{}/{op}", endpoint.trim_end_matches('/')));
+    for (k, v) in auth::sdk_headers(system_id, secret, options) {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.map_err(|e| format!("{op}: {e}"))?;
+    let bytes = resp.bytes().await.map_err(|e| format!("{op}: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{op} answered no JSON: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,7 +735,10 @@ mod tests {
     fn the_operation_is_the_last_segment_whatever_the_prefix() {
         assert_eq!(operation("/sendEdoc"), "sendEdoc");
         assert_eq!(operation("//getEdoc"), "getEdoc");
-        assert_eq!(operation("/vxp/api/getReceivedEdocList/"), "getReceivedEdocList");
+        assert_eq!(
+            operation("/vxp/api/getReceivedEdocList/"),
+            "getReceivedEdocList"
+        );
         assert_eq!(operation("/"), "");
     }
 

@@ -238,6 +238,34 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
         );
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"previous\""), "{body}");
+        // The document system's legacy endpoint answers its credentials, and only them.
+        let legacy = &n["legacy"];
+        let endpoint = legacy["endpoint"].as_str().unwrap().to_string();
+        let system = legacy["systemid"].as_str().unwrap().to_string();
+        let secret = legacy["secret"].as_str().unwrap().to_string();
+        let call = |secret: String| {
+            let (endpoint, system) = (endpoint.clone(), system.clone());
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    node::legacy::sdk_call(
+                        &endpoint,
+                        &system,
+                        &secret,
+                        "countReceiveEdoc",
+                        &[("servicetype", "eDoc"), ("messagetype", "edoc")],
+                    )
+                    .await
+                    .unwrap()
+                })
+        };
+        let v = call(secret);
+        assert_eq!(v["status"], "OK", "{v}");
+        assert!(v["count"].is_u64(), "{v}");
+        assert_eq!(call("wrong".into())["status"], "FAIL");
     }
     // The demo document's archive: a container that verifies with the CA alone.
     let container = json["document"]["archive"].as_str().unwrap();

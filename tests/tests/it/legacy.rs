@@ -16,7 +16,13 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The document system's own id for its document (a UUID, as QLVBĐH systems choose).
 const DOC_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 
-fn legacy_node(dir: &std::path::Path, pki: &Pki, agency: &str, hub: &str, system: &str) -> (NodeProc, SdkClient) {
+fn legacy_node(
+    dir: &std::path::Path,
+    pki: &Pki,
+    agency: &str,
+    hub: &str,
+    system: &str,
+) -> (NodeProc, SdkClient) {
     std::fs::create_dir_all(dir).unwrap();
     let secret = format!("c2VjcmV0LW9m-{system}==");
     std::fs::write(dir.join("qlvb.secret"), format!("{secret}\n")).unwrap();
@@ -40,16 +46,22 @@ fn legacy_document() -> Vec<u8> {
     .unwrap();
     let mut text = text.replace("000.00.00.G22,2015/09/30,7816/VPCP-TTĐT", DOC_ID);
     for code in ["000.00.00.H14", "000.00.00.G17"] {
-        let at = text.find(&format!("<edXML:OrganId>{code}</edXML:OrganId>")).unwrap();
+        let at = text
+            .find(&format!("<edXML:OrganId>{code}</edXML:OrganId>"))
+            .unwrap();
         let start = text[..at].rfind("<edXML:To>").unwrap();
         let end = text[at..].find("</edXML:To>").unwrap() + at + "</edXML:To>".len();
         text.replace_range(start..end, "");
     }
     let t = text.find("<edXML:TraceHeader>").unwrap();
     let organ = text[t..].find("<edXML:OrganId>").unwrap() + t;
-    let organ_end = text[organ..].find("</edXML:OrganId>").unwrap() + organ + "</edXML:OrganId>".len();
+    let organ_end =
+        text[organ..].find("</edXML:OrganId>").unwrap() + organ + "</edXML:OrganId>".len();
     text.replace_range(organ..organ_end, "");
-    assert!(text.contains("<Signature>"), "the legacy placeholder stays in");
+    assert!(
+        text.contains("<Signature>"),
+        "the legacy placeholder stays in"
+    );
     text.into_bytes()
 }
 
@@ -59,7 +71,10 @@ fn legacy_status(code: &str) -> Vec<u8> {
     )
     .unwrap();
     text.replace("000.00.00.G22,2015/09/30,7816/VPCP-TTĐT", DOC_ID)
-        .replace("<edXML:StatusCode>03</edXML:StatusCode>", &format!("<edXML:StatusCode>{code}</edXML:StatusCode>"))
+        .replace(
+            "<edXML:StatusCode>03</edXML:StatusCode>",
+            &format!("<edXML:StatusCode>{code}</edXML:StatusCode>"),
+        )
         .into_bytes()
 }
 
@@ -92,8 +107,10 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
-    let (g22, mut sdk_g22) = legacy_node(&tmp.path().join("g22"), &pki, G22, &hub.url(), "qlvb-g22");
-    let (h41, mut sdk_h41) = legacy_node(&tmp.path().join("h41"), &pki, H41, &hub.url(), "qlvb-h41");
+    let (g22, mut sdk_g22) =
+        legacy_node(&tmp.path().join("g22"), &pki, G22, &hub.url(), "qlvb-g22");
+    let (h41, mut sdk_h41) =
+        legacy_node(&tmp.path().join("h41"), &pki, H41, &hub.url(), "qlvb-h41");
     let packet = legacy_document();
 
     // Refusals first: each FAIL, nothing stored.
@@ -117,7 +134,8 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
             "{{\"XroadVnpt-systemid\":\"qlvb-g22\",\"XroadVnpt-from\":\"{H41}\",\"XroadVnpt-messagetype\":\"edoc\",\"XroadVnpt-hash-file\":\"{}\"}}",
             lossy_hash_file(&packet)
         );
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, sdk_g22.secret.as_bytes());
+        let key =
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, sdk_g22.secret.as_bytes());
         let tag = hex::encode(aws_lc_rs::hmac::sign(&key, json.as_bytes()).as_ref());
         tampered.push(("XroadVnpt-systemid".into(), "qlvb-g22".into()));
         tampered.push(("XroadVnpt-from".into(), G22.into()));
@@ -128,7 +146,13 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
         tampered.push(("XroadVnpt-sign-header".into(), json));
         let mut body = packet.clone();
         body.extend_from_slice(b"\r\n");
-        let a = probe.raw("POST", "sendEdoc", &tampered, "application/octet-stream", &body);
+        let a = probe.raw(
+            "POST",
+            "sendEdoc",
+            &tampered,
+            "application/octet-stream",
+            &body,
+        );
         failed(&a, "differs");
     }
     // `from` of another agency, properly signed.
@@ -174,15 +198,35 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
     // At H41: listed, fetched (base64 and raw), done, no longer listed.
     sdk_h41.set(&[("servicetype", "eDoc"), ("messagetype", "edoc")]);
     let item = wait_for("H41's system sees the document", WAIT, || {
-        let v = ok(&sdk_h41.op("POST", "getReceivedEdocList", &["servicetype", "messagetype"], b""));
+        let v = ok(&sdk_h41.op(
+            "POST",
+            "getReceivedEdocList",
+            &["servicetype", "messagetype"],
+            b"",
+        ));
         v["data"].as_array().unwrap().first().cloned()
     });
     assert_eq!(item["from"], G22);
-    for field in ["docId", "serviceType", "messageType", "created_time", "updated_time", "from", "to", "status", "status_desc"] {
+    for field in [
+        "docId",
+        "serviceType",
+        "messageType",
+        "created_time",
+        "updated_time",
+        "from",
+        "to",
+        "status",
+        "status_desc",
+    ] {
         assert!(item[field].is_string(), "{field}: {item:#}");
     }
     let received = item["docId"].as_str().unwrap().to_string();
-    let count = ok(&sdk_h41.op("POST", "countReceiveEdoc", &["servicetype", "messagetype"], b"{}"));
+    let count = ok(&sdk_h41.op(
+        "POST",
+        "countReceiveEdoc",
+        &["servicetype", "messagetype"],
+        b"{}",
+    ));
     assert_eq!(count["count"], 1);
     sdk_h41.set(&[("docId", &received), ("filePath", "/tmp/qlvb/inbox")]);
     let a = sdk_h41.op("POST", "getEdoc", &["docId"], b"{}");
@@ -199,19 +243,38 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
     let file = tmp.path().join("received.edxml");
     std::fs::write(&file, &signed).unwrap();
     let out = Command::new("xmlsec1")
-        .args(["--verify", "--trusted-pem", s(&pki.ca()), "--enabled-key-data", "x509", s(&file)])
+        .args([
+            "--verify",
+            "--trusted-pem",
+            s(&pki.ca()),
+            "--enabled-key-data",
+            "x509",
+            s(&file),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(signed.clone()).unwrap();
     assert!(text.contains(DOC_ID));
-    assert!(!text.contains("<Signature>"), "the legacy placeholder is gone");
+    assert!(
+        !text.contains("<Signature>"),
+        "the legacy placeholder is gone"
+    );
     // `docid` in lower case, headers left over from earlier calls: as the SDK sends them.
     sdk_h41.options.remove("docId");
     sdk_h41.set(&[("docid", &received), ("status", "done")]);
     ok(&sdk_h41.op("POST", "updateStatus", &["docid", "status"], b"{}"));
     sdk_h41.options.remove("docid");
-    let v = ok(&sdk_h41.op("POST", "getReceivedEdocList", &["servicetype", "messagetype"], b""));
+    let v = ok(&sdk_h41.op(
+        "POST",
+        "getReceivedEdocList",
+        &["servicetype", "messagetype"],
+        b"",
+    ));
     assert!(v["data"].as_array().unwrap().is_empty(), "{v:#}");
 
     // H41's system accepts (03) through the facade; G22's clerk sees it in `docaxis track`.
@@ -223,25 +286,49 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
         (t["recipients"][0]["business_state"] == "accepted").then_some(())
     });
     // A status the rules refuse (05 before 04 is fine, 02 after 03 is not).
-    failed(&sdk_h41.send_edoc(&legacy_status("02"), H41, "status"), "exclude each other");
+    failed(
+        &sdk_h41.send_edoc(&legacy_status("02"), H41, "status"),
+        "exclude each other",
+    );
     // G22's system sees the delivery and the business status per recipient.
     sdk_g22.set(&[("docId", &doc_id)]);
     let rows = wait_for("G22's sent list shows the 03", WAIT, || {
-        let v = ok(&sdk_g22.op("POST", "getSentEdocList", &["servicetype", "messagetype", "docId"], b""));
+        let v = ok(&sdk_g22.op(
+            "POST",
+            "getSentEdocList",
+            &["servicetype", "messagetype", "docId"],
+            b"",
+        ));
         let rows = v["data"].as_array().unwrap().clone();
         (rows.len() == 1 && rows[0]["receiveStatus"] == "03").then_some(rows)
     });
     assert_eq!(rows[0]["toCode"], H41);
     assert_eq!(rows[0]["senderDocId"], DOC_ID);
-    assert!(!rows[0]["receivedTime"].as_str().unwrap().is_empty(), "{rows:#?}");
+    assert!(
+        !rows[0]["receivedTime"].as_str().unwrap().is_empty(),
+        "{rows:#?}"
+    );
 
     // The directory, and registration refused without a crash on a malformed body.
     let v = ok(&sdk_g22.op("POST", "getAgenciesList", &[], b""));
-    assert!(v["data"].as_array().unwrap().iter().any(|a| a["code"] == H41), "{v:#}");
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["code"] == H41),
+        "{v:#}"
+    );
     let v = ok(&sdk_g22.op("POST", "getSynchronizeUnit", &[], b""));
     assert!(v["data"][0]["deleted"].is_boolean(), "{v:#}");
-    failed(&sdk_g22.op("POST", "registerAgency", &[], b"{not json"), "registered at the hub");
-    failed(&sdk_g22.op("POST", "deleteAgency", &[], b"{}"), "registered at the hub");
+    failed(
+        &sdk_g22.op("POST", "registerAgency", &[], b"{not json"),
+        "registered at the hub",
+    );
+    failed(
+        &sdk_g22.op("POST", "deleteAgency", &[], b"{}"),
+        "registered at the hub",
+    );
     drop(h41);
     drop(g22);
 }
