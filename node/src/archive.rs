@@ -5,7 +5,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/api/v1/archive?after=SEQ&limit=N` | [`FeedBatch`]: finished documents after `SEQ`, linked by digest |
-//! | GET | `/api/v1/archive/documents?since=MS&until=MS` | [`Candidates`]: documents sent or received in that window |
+//! | GET | `/api/v1/archive/documents?since=MS&until=MS` | [`Candidates`]: documents sent or received in that window (Unix ms, `until` exclusive) |
 //! | GET | `/api/v1/archive/documents/{key}` | the document's ASiC-E container (`key`: document id or packet id) |
 //!
 //! They answer the clerk API's bearer token, or HTTP Basic credentials of an enabled account

@@ -127,6 +127,15 @@ impl ApiClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
+        let (status, _, bytes) = self.exchange_with_headers(req).await?;
+        Ok((status, bytes))
+    }
+
+    /// [`Self::exchange`], with the answer's headers.
+    async fn exchange_with_headers(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>), ClientError> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -136,11 +145,12 @@ impl ApiClient {
                 message: e.to_string(),
             })?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-        Ok((status, bytes.to_vec()))
+        Ok((status, headers, bytes.to_vec()))
     }
 
     /// Sends `req` with the token; the answer's bytes on success, the API's error otherwise.
@@ -283,31 +293,18 @@ impl ApiClient {
     /// `GET /api/v1/archive/documents/{key}`: the container and its file name.
     pub async fn archive_container(&self, key: &str) -> Result<(String, Vec<u8>), ClientError> {
         let path = format!("/api/v1/archive/documents/{}", encode_segment(key));
-        let resp = self
-            .http
-            .get(self.url(&path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| ClientError::Connect {
-                addr: self.addr,
-                message: e.to_string(),
-            })?;
-        let status = resp.status();
-        let name = resp
-            .headers()
-            .get(reqwest::header::CONTENT_DISPOSITION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(disposition_name);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let (status, headers, bytes) = self
+            .exchange_with_headers(self.http.get(self.url(&path)))
+            .await?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
-        let name = name.unwrap_or_else(|| crate::archive::file_name(key));
-        Ok((name, bytes.to_vec()))
+        let name = headers
+            .get(reqwest::header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(disposition_name)
+            .unwrap_or_else(|| crate::archive::file_name(key));
+        Ok((name, bytes))
     }
 
     /// `GET /api/v1/archive/documents?since&until`.

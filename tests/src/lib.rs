@@ -104,20 +104,33 @@ pub fn free_port() -> u16 {
 
 /// `GET url` (plain HTTP on loopback) with a bearer token: status and body.
 pub fn http_get(url: &str, token: &str) -> (u16, String) {
+    let token = token.trim().to_string();
+    http_get_with(url, move |r| r.bearer_auth(token))
+}
+
+/// `GET url` with HTTP Basic credentials (a records system's account): status and body.
+pub fn http_get_basic(url: &str, user: &str, password: &str) -> (u16, String) {
+    let (user, password) = (user.to_string(), password.to_string());
+    http_get_with(url, move |r| r.basic_auth(user, Some(password)))
+}
+
+fn http_get_with(
+    url: &str,
+    auth: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> (u16, String) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let (url, token) = (url.to_string(), token.trim().to_string());
+    let url = url.to_string();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async move {
-            let r = reqwest::Client::builder()
+            let client = reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(30))
                 .build()
-                .expect("HTTP client")
-                .get(url)
-                .bearer_auth(token)
+                .expect("HTTP client");
+            let r = auth(client.get(url))
                 .send()
                 .await
                 .expect("the server answers");
@@ -457,6 +470,29 @@ impl NodeProc {
             runs: 0,
             child: None,
         }
+    }
+
+    /// Adds a web account (`docaxis node user add`, password from a file), panicking unless
+    /// the node's command accepts it.
+    pub fn add_user(&self, name: &str, full_name: &str, role: &str, password: &str) {
+        let file = self.dir.join(format!("{name}.password"));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        let out = self.clerk(&[
+            "node",
+            "user",
+            "add",
+            name,
+            "--full-name",
+            full_name,
+            "--position",
+            "Văn thư",
+            "--role",
+            role,
+            "--password-file",
+            s(&file),
+        ]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        assert!(stdout(&out).contains(name), "{}", stdout(&out));
     }
 
     /// The node's data folder (database, `api.token`, `api.addr`).

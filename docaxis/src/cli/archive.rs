@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use archive::verify::{Report, Verdict, VerifyOptions};
 
@@ -38,7 +36,7 @@ pub(crate) struct ExportArgs {
     /// instant (RFC 3339).
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
-    /// … up to the end of this day (YYYY-MM-DD) or this instant (RFC 3339).
+    /// … up to the end of this day (YYYY-MM-DD) or before this instant (RFC 3339).
     #[arg(long, value_name = "WHEN")]
     pub until: Option<String>,
     /// Where to write: a file (one document) or a folder (created if needed). Default: the
@@ -80,30 +78,6 @@ pub(crate) fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-const VN_OFFSET_SECS: i64 = 7 * 3600;
-
-/// A day (Vietnam time; its start, or with `end` its last millisecond) or an RFC 3339 instant,
-/// as Unix milliseconds.
-fn when_ms(text: &str, end: bool) -> anyhow::Result<u64> {
-    let t = if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-        t
-    } else {
-        let fmt = time::macros::format_description!("[year]-[month]-[day]");
-        let day = time::Date::parse(text, &fmt).with_context(|| {
-            format!("{text:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant")
-        })?;
-        let offset = time::UtcOffset::from_whole_seconds(VN_OFFSET_SECS.try_into()?)?;
-        let start = day.midnight().assume_offset(offset);
-        if end {
-            start + time::Duration::days(1) - time::Duration::milliseconds(1)
-        } else {
-            start
-        }
-    };
-    let ms = t.unix_timestamp_nanos() / 1_000_000;
-    u64::try_from(ms).with_context(|| format!("{text:?} is before 1970"))
-}
-
 fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let client = args.config.client()?;
     let rt = runtime()?;
@@ -112,12 +86,12 @@ fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let since = args
             .since
             .as_deref()
-            .map(|s| when_ms(s, false))
+            .map(|s| exchange::clock::parse_bound(s, false))
             .transpose()?;
         let until = args
             .until
             .as_deref()
-            .map(|s| when_ms(s, true))
+            .map(|s| exchange::clock::parse_bound(s, true))
             .transpose()?;
         let found = match rt.block_on(client.archive_candidates(since, until)) {
             Ok(c) => c,
@@ -332,19 +306,4 @@ pub(crate) fn print_report(
         }
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_are_vietnam_days_and_instants_are_instants() {
-        // 2026-12-04 00:00 at UTC+7 is 2026-12-03 17:00 UTC.
-        let start = when_ms("2026-12-04", false).unwrap();
-        let instant = when_ms("2026-12-03T17:00:00Z", false).unwrap();
-        assert_eq!(start, instant);
-        assert_eq!(when_ms("2026-12-04", true).unwrap(), start + 86_400_000 - 1);
-        assert!(when_ms("04/12/2026", false).is_err());
-    }
 }

@@ -436,8 +436,8 @@ impl NodeDb {
             .await
     }
 
-    /// Document ids this node sent or received between `since_ms` and `until_ms` (sent: when
-    /// queued; received: when stored), oldest first.
+    /// Document packets this node sent or received from `since_ms` until before `until_ms`
+    /// (sent: when queued; received: when stored), oldest first.
     pub async fn archive_candidates(
         &self,
         since_ms: u64,
@@ -450,7 +450,7 @@ impl NodeDb {
                 for row in outbox.range((since_ms, &[0u8; 32])..).db()? {
                     let (k, _) = row.db()?;
                     let (at, pid) = k.value();
-                    if at > until_ms {
+                    if at >= until_ms {
                         break;
                     }
                     let pid = PacketId(*pid);
@@ -465,7 +465,7 @@ impl NodeDb {
                 for row in inbox.range((since_ms, &[0u8; 32])..).db()? {
                     let (k, _) = row.db()?;
                     let (at, pid) = k.value();
-                    if at > until_ms {
+                    if at >= until_ms {
                         break;
                     }
                     let pid = PacketId(*pid);

@@ -5,28 +5,6 @@
 
 use docaxis_e2e::*;
 
-/// `GET url` with HTTP Basic credentials: status and body.
-fn basic_get(url: &str, user: &str, password: &str) -> (u16, String) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let (url, user, password) = (url.to_string(), user.to_string(), password.to_string());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            let r = reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap()
-                .get(url)
-                .basic_auth(user, Some(password))
-                .send()
-                .await
-                .expect("the node answers");
-            (r.status().as_u16(), r.text().await.unwrap_or_default())
-        })
-}
-
 #[test]
 fn demo_delivers_to_both_provinces_and_prints_the_tracking() {
     let tmp = tempfile::tempdir().unwrap();
@@ -231,7 +209,7 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
         let feed = archive["feed"].as_str().unwrap();
         let (status, body) = get(feed, "");
         assert_eq!(status, 401, "{body}");
-        let (status, body) = basic_get(
+        let (status, body) = http_get_basic(
             feed,
             archive["login"]["user"].as_str().unwrap(),
             archive["login"]["password"].as_str().unwrap(),

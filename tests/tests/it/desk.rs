@@ -57,24 +57,7 @@ fn node_with_notices(
 }
 
 fn add_user(node: &NodeProc, name: &str, full_name: &str, role: &str) {
-    let file = node.dir.join(format!("{name}.password"));
-    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
-    let out = node.clerk(&[
-        "node",
-        "user",
-        "add",
-        name,
-        "--full-name",
-        full_name,
-        "--position",
-        "Văn thư",
-        "--role",
-        role,
-        "--password-file",
-        s(&file),
-    ]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains(name), "{}", stdout(&out));
+    node.add_user(name, full_name, role, PASSWORD);
 }
 
 fn delivered_to_all(sender: &NodeProc, document_id: &str, n: usize) {

@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use docaxis_e2e::{
-    G22, H41, HubProc, NodeProc, Pki, docaxis_bin, run_ok, s, stderr, stdout, wait_for,
+    G22, H41, HubProc, NodeProc, Pki, docaxis_bin, http_get_basic, run_ok, s, stderr, stdout,
+    wait_for,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -59,43 +60,15 @@ fn containers(dir: &Path) -> Vec<PathBuf> {
 
 /// Records-system credentials on the feed: (status, body).
 fn feed(node: &NodeProc, query: &str, user: &str, password: &str) -> (u16, String) {
-    let url = format!("http://{}/api/v1/archive{query}", node.api_addr);
-    let (user, password) = (user.to_string(), password.to_string());
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            let r = reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap()
-                .get(url)
-                .basic_auth(user, Some(password))
-                .send()
-                .await
-                .expect("the node answers");
-            (r.status().as_u16(), r.text().await.unwrap_or_default())
-        })
+    http_get_basic(
+        &format!("http://{}/api/v1/archive{query}", node.api_addr),
+        user,
+        password,
+    )
 }
 
 fn add_account(node: &NodeProc, name: &str, role: &str) {
-    let file = node.dir.join(format!("{name}.password"));
-    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
-    let out = node.clerk(&[
-        "node",
-        "user",
-        "add",
-        name,
-        "--full-name",
-        "Phòng Lưu trữ",
-        "--role",
-        role,
-        "--password-file",
-        s(&file),
-    ]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    node.add_user(name, "Phòng Lưu trữ", role, PASSWORD);
 }
 
 #[test]
