@@ -3,7 +3,8 @@
 //! no longer listed between two nodes through the real hub; a status sent through the
 //! facade reaching the sender's `docaxis track`; wrong secret, tampered sign-header, another
 //! agency's `from`, a broken packet and an oversized body each refused with FAIL and nothing
-//! stored; what `getEdoc` returns verifying with `xmlsec1` against the national CA alone.
+//! stored; what `getEdoc` returns verifying with `xmlsec1` against the national CA alone; an
+//! OK'd sendEdoc and a `done` surviving a SIGKILL of the node.
 
 use std::process::Command;
 use std::time::Duration;
@@ -107,9 +108,9 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
-    let (g22, mut sdk_g22) =
+    let (mut g22, mut sdk_g22) =
         legacy_node(&tmp.path().join("g22"), &pki, G22, &hub.url(), "qlvb-g22");
-    let (h41, mut sdk_h41) =
+    let (mut h41, mut sdk_h41) =
         legacy_node(&tmp.path().join("h41"), &pki, H41, &hub.url(), "qlvb-h41");
     let packet = legacy_document();
 
@@ -185,6 +186,10 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
     let v = ok(&a);
     let doc_id = v["DocId"].as_str().unwrap().to_string();
     assert_eq!(doc_id.len(), 64, "{v:#}");
+    // OK means committed: the node killed with SIGKILL at once loses nothing, and after the
+    // restart the same bytes still get the same DocId (nothing signed or queued twice).
+    g22.kill();
+    g22.restart();
     let again = ok(&sdk_g22.send_edoc(&packet, G22, "edoc"));
     assert_eq!(again["DocId"], doc_id.as_str());
     assert_eq!(outbox_len(&g22), before + 1);
@@ -269,6 +274,9 @@ fn a_document_system_on_the_axis_sdk_sends_and_receives_through_docaxis_nodes() 
     sdk_h41.set(&[("docid", &received), ("status", "done")]);
     ok(&sdk_h41.op("POST", "updateStatus", &["docid", "status"], b"{}"));
     sdk_h41.options.remove("docid");
+    // `done` is durable: killed and restarted, the node still does not list it.
+    h41.kill();
+    h41.restart();
     let v = ok(&sdk_h41.op(
         "POST",
         "getReceivedEdocList",
