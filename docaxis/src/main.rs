@@ -10,7 +10,9 @@ mod cli;
 
 /// mimalloc instead of the system allocator: the exchange allocates and frees many small
 /// buffers per document on several threads, where glibc's malloc showed up as ~15 % of the
-/// benchmark's CPU (README, "Where a document's time goes").
+/// benchmark's CPU (README, "Where a document's time goes"). Built with `no_thp`: mimalloc
+/// otherwise asks for transparent huge pages, and every fresh 2 MiB page it then touches is
+/// zeroed by the kernel — a quarter of the benchmark's CPU went to `clear_page_erms`.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
