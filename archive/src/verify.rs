@@ -132,6 +132,8 @@ fn time_text(t: OffsetDateTime) -> String {
 
 struct Checker<'a> {
     opts: &'a VerifyOptions,
+    /// The trusted CAs, read once.
+    anchors: TrustStore,
     crls: Vec<(Vec<u8>, CrlFacts)>,
     problems: Vec<Problem>,
     used_certs: BTreeSet<Vec<u8>>,
@@ -149,13 +151,10 @@ impl Checker<'_> {
 
     /// The trust for a check at `at`: the anchors and every CRL that speaks for `at`.
     fn trust_at(&self, at: OffsetDateTime) -> TrustStore {
-        let mut t = TrustStore::new();
-        for a in &self.opts.anchors {
-            // Anchors were parsed when the options were made; one that fails here is skipped
-            // and the chain simply does not validate.
-            let _ = t.add_anchor_der(a);
-        }
+        let mut t = self.anchors.clone();
         for (der, facts) in &self.crls {
+            // Every CRL here was read by `crl_facts`, with the parser `add_crl_der` uses: it
+            // cannot be refused now.
             if facts.speaks_for(at) {
                 let _ = t.add_crl_der(der);
             }
@@ -203,6 +202,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Report {
     };
     let mut c = Checker {
         opts,
+        anchors: TrustStore::new(),
         crls: Vec::new(),
         problems: Vec::new(),
         used_certs: BTreeSet::new(),
@@ -222,6 +222,15 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Report {
 }
 
 fn check(bytes: &[u8], c: &mut Checker<'_>, report: &mut Report) {
+    for (i, der) in c.opts.anchors.iter().enumerate() {
+        if let Err(e) = c.anchors.add_anchor_der(der) {
+            c.problem(
+                Verdict::CannotTell,
+                None,
+                format!("trusted CA certificate #{} cannot be used: {e}", i + 1),
+            );
+        }
+    }
     // 1. The container.
     let entries = match container::read(bytes, &c.opts.limits) {
         Ok(e) => e,

@@ -181,6 +181,20 @@ impl Pki {
         self.dir.join("agencies").join(format!("{code}.key.pem"))
     }
 
+    /// An HTTPS client (no client certificate) trusting this PKI's CA, as a browser would
+    /// that was given it; `follow_redirects` false to see the 303s themselves.
+    pub fn https_client(&self, follow_redirects: bool) -> reqwest::Client {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let ca = std::fs::read(self.ca()).expect("ca.pem");
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM CA"));
+        if !follow_redirects {
+            b = b.redirect(reqwest::redirect::Policy::none());
+        }
+        b.build().expect("HTTPS client")
+    }
+
     /// An mTLS HTTP client authenticated as `code` (with its key and certificate).
     pub fn client_as(&self, code: &str) -> reqwest::Client {
         self.client_with(&self.cert(code), &self.key(code))

@@ -206,14 +206,14 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        let list: Vec<serde_json::Value> = reports
+        let list = reports
             .iter()
             .map(|(file, r)| {
-                let mut v = serde_json::to_value(r).unwrap_or_default();
+                let mut v = serde_json::to_value(r)?;
                 v["file"] = serde_json::Value::String(file.clone());
-                v
+                Ok(v)
             })
-            .collect();
+            .collect::<Result<Vec<serde_json::Value>, serde_json::Error>>()?;
         serde_json::to_writer_pretty(&mut out, &list)?;
         writeln!(out)?;
     } else {

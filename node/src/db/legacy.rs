@@ -219,21 +219,20 @@ impl NodeDb {
                     .map(|v| v.value())
                     .unwrap_or(0);
                 if settled(&Some(ack)) && entry_time >= cursor {
+                    // Past every settled packet, up to the first one that is not (the packets
+                    // sharing its millisecond are looked at again, and skipped, next time).
                     let by_time = txn.open_table(INBOX_BY_TIME).db()?;
                     let mut next = cursor;
-                    let mut moved = false;
                     for row in by_time.range((cursor, &[0u8; 32])..).db()?.take(10_000) {
                         let (k, _) = row.db()?;
                         let (at, pid) = k.value();
-                        next = at;
                         if !settled(&ack_of(&acks, &system, pid)?) {
-                            moved = true;
+                            next = at;
                             break;
                         }
                         next = at.saturating_add(1);
-                        moved = true;
                     }
-                    if moved && next > cursor {
+                    if next > cursor {
                         cursors.insert(system.as_str(), next).db()?;
                     }
                 }

@@ -680,7 +680,11 @@ async fn count(node: &Shared, system: &System, kind: PacketKind) -> Response {
 /// The three agency lists, from the hub's signed directory.
 fn agencies(node: &Shared, op: &str) -> Response {
     let list = node.directory.agencies();
-    let issued = node.directory.issued_at().map(vn_time).unwrap_or_default();
+    let issued_at = node.directory.issued_at();
+    let issued = issued_at.map(vn_time).unwrap_or_default();
+    // A unit's version: the directory copy it comes from (Unix seconds of its issue), so that
+    // it grows whenever the hub publishes a new directory.
+    let version = issued_at.map_or(0, |t| t.unix_ms() / 1000);
     let data: Vec<Value> = list
         .into_iter()
         .enumerate()
@@ -691,7 +695,7 @@ fn agencies(node: &Shared, op: &str) -> Response {
             }),
             "getSynchronizeUnit" => json!({
                 "id": (i + 1).to_string(), "pid": "", "code": code, "name": name, "mail": "",
-                "version": 1, "centerCode": "", "deleted": !active, "modifyDate": issued,
+                "version": version, "centerCode": "", "deleted": !active, "modifyDate": issued,
                 "isAgency": true,
             }),
             _ => json!({

@@ -267,15 +267,10 @@ fn the_admin_listener_serves_https_when_configured() {
         ),
     );
     let port = hub.admin_addr().port();
-    let ca = std::fs::read(pki.ca()).unwrap();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .build()
-            .unwrap();
+        let client = pki.https_client(true);
         let r = client
             .get(format!("https://127.0.0.1:{port}/login"))
             .send()

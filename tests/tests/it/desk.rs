@@ -536,15 +536,10 @@ fn the_pages_are_served_over_https_on_the_web_listener() {
     );
     h41.restart();
     add_user(&h41, "lan", "Nguyễn Thị Lan", "clerk");
-    let ca = std::fs::read(pki.ca()).unwrap();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .build()
-            .unwrap();
+        let client = pki.https_client(true);
         let r = client
             .get(format!("https://127.0.0.1:{port}/login"))
             .send()
@@ -563,12 +558,7 @@ fn the_pages_are_served_over_https_on_the_web_listener() {
             .and_then(|r| r.split('"').next())
             .unwrap()
             .to_string();
-        let no_redirect = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .build()
-            .unwrap();
+        let no_redirect = pki.https_client(false);
         let r = no_redirect
             .post(format!("https://127.0.0.1:{port}/login"))
             .header("Cookie", login_cookie)
