@@ -554,9 +554,17 @@ async fn get_edoc(node: &Shared, headers: &HeaderMap, raw: bool) -> Response {
             bytes,
         )
             .into_response(),
-        Ok(Some((_, bytes))) => ok(json!({
-            "data": base64::engine::general_purpose::STANDARD.encode(bytes),
-        })),
+        Ok(Some((_, bytes))) => {
+            // A packet may be tens of megabytes: encode it off the executor.
+            let encoded = tokio::task::spawn_blocking(move || {
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            })
+            .await;
+            match encoded {
+                Ok(data) => ok(json!({ "data": data })),
+                Err(e) => fail(code::INTERNAL, format!("encoding failed: {e}")),
+            }
+        }
         Ok(None) => fail(
             code::NOT_FOUND,
             format!("this node received no packet {}", id.to_hex()),
