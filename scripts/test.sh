@@ -5,8 +5,10 @@
 #   xmlsec1 (XML-DSig interoperability), libxml2-utils (xmllint, XSD validation), openssl (PKI checks),
 #   python3-prometheus-client (the reference OpenMetrics parser, for the metrics test),
 #   python3-aiosmtpd (a real SMTP server receiving the operators' alert mails),
-#   chromium + chromium-driver (a real headless browser driving the operator console) and
-#   fonts-dejavu-core (Vietnamese glyphs for its screenshots).
+#   chromium + chromium-driver (a real headless browser driving the operator console),
+#   fonts-dejavu-core (Vietnamese glyphs for its screenshots) and postgresql (the hub's shared
+#   store: the tests make throwaway clusters with initdb, run by the unprivileged `postgres`
+#   user the package creates; no system cluster is used).
 # Then: formatting, clippy with warnings as errors, the binaries (the docaxis binary the
 # end-to-end tests run, and the fuzz targets, so they never rot), and every test in the
 # workspace (one test binary per crate).
@@ -22,6 +24,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && command -v psql >/dev/null 2>&1 \
+  && id postgres >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
   echo "==> installing Debian packages: ${need[*]}"
   sudo=""

@@ -226,31 +226,14 @@ async fn metrics_route(
 }
 
 /// Incidents open now and the latest closed ones, with the mail still waiting.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AlertsView {
-    pub open: Vec<crate::alerts::Incident>,
-    pub past: Vec<crate::alerts::Incident>,
-    pub mail_waiting: Vec<mail::QueuedMail>,
-    pub mail_sent: u64,
-}
+pub use crate::db::AlertsView;
 
 /// How many closed incidents `GET /admin/alerts` returns.
 const PAST_INCIDENTS: usize = 200;
 
 /// Reads the incidents and the mail queue (one snapshot).
 pub async fn alerts(db: &HubDb) -> Result<AlertsView, HubError> {
-    Ok(db
-        .store()
-        .read(|t| {
-            let (_, mail_sent) = mail::queue::counts(t)?;
-            Ok::<_, store::StoreError>(AlertsView {
-                open: crate::alerts::open_incidents(t)?,
-                past: crate::alerts::past_incidents(t, PAST_INCIDENTS)?,
-                mail_waiting: mail::queue::waiting(t, 100)?,
-                mail_sent,
-            })
-        })
-        .await?)
+    Ok(db.alerts_view(PAST_INCIDENTS, 100).await?)
 }
 
 async fn alerts_route(

@@ -334,29 +334,44 @@ pub struct Changes {
     pub resolved: Vec<String>,
 }
 
-/// Opens an incident for each condition without one and closes each incident whose condition
-/// no longer holds, queueing one mail per change to `to` (none when `to` is empty), all in
-/// the caller's transaction.
-pub fn apply(
-    txn: &WriteTransaction,
+/// What applying the conditions changes: incidents to open, incidents to close (with their
+/// closing time set), and the mail reporting each change.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub open: Vec<Incident>,
+    pub close: Vec<Incident>,
+    pub mails: Vec<mail::Mail>,
+}
+
+impl Plan {
+    /// The keys opened and resolved.
+    pub fn changes(&self) -> Changes {
+        Changes {
+            opened: self.open.iter().map(|i| i.key.clone()).collect(),
+            resolved: self.close.iter().map(|i| i.key.clone()).collect(),
+        }
+    }
+}
+
+/// Decides, from the incidents open now (`existing`), which to open (a condition without an
+/// incident) and which to close (an incident whose condition no longer holds), with one mail
+/// per change to `to` (none when `to` is empty). Each backend writes the plan in one
+/// transaction with the reading of `existing` ([`apply`] for redb).
+pub fn plan(
+    existing: Vec<Incident>,
     conditions: &[Condition],
     to: &[String],
     console_url: Option<&str>,
     now_ms: u64,
-) -> Result<Changes, StoreError> {
-    let mut changes = Changes::default();
-    let mut open = txn.open_table(OPEN).db()?;
+) -> Plan {
+    let mut plan = Plan::default();
     let holding: HashSet<&str> = conditions.iter().map(|c| c.key.as_str()).collect();
-    let mut existing: Vec<Incident> = Vec::new();
-    for row in open.iter().db()? {
-        existing.push(decode(row.db()?.1.value())?);
-    }
     let known: HashSet<String> = existing.iter().map(|i| i.key.clone()).collect();
     let footer = console_url.map_or_else(String::new, |u| {
         format!("\nBảng điều khiển / Console: {u}alerts\n")
     });
     for c in conditions.iter().filter(|c| !known.contains(&c.key)) {
-        let incident = Incident {
+        plan.open.push(Incident {
             key: c.key.clone(),
             kind: c.kind,
             agency: c.agency.clone(),
@@ -364,65 +379,82 @@ pub fn apply(
             detail: c.detail.clone(),
             opened_ms: now_ms,
             closed_ms: None,
-        };
-        open.insert(c.key.as_str(), encode(&incident)?.as_slice())
-            .db()?;
+        });
         if !to.is_empty() {
-            mail::queue::enqueue(
-                txn,
-                &mail::Mail {
-                    to: to.to_vec(),
-                    subject: format!("[DocAxis] CẢNH BÁO: {}", c.summary),
-                    body: format!(
-                        "Sự cố mới trên trục liên thông văn bản / New incident on the document axis\n\n\
-                         {}\n{}\n\nMã sự cố / key: {}\nMở lúc / opened: {}\n\
-                         Một thư khác sẽ báo khi sự cố được khắc phục. / \
-                         Another mail follows when it is resolved.\n{footer}",
-                        c.summary,
-                        c.detail,
-                        c.key,
-                        rfc3339(now_ms)
-                    ),
-                },
-                now_ms,
-            )?;
+            plan.mails.push(mail::Mail {
+                to: to.to_vec(),
+                subject: format!("[DocAxis] CẢNH BÁO: {}", c.summary),
+                body: format!(
+                    "Sự cố mới trên trục liên thông văn bản / New incident on the document axis\n\n\
+                     {}\n{}\n\nMã sự cố / key: {}\nMở lúc / opened: {}\n\
+                     Một thư khác sẽ báo khi sự cố được khắc phục. / \
+                     Another mail follows when it is resolved.\n{footer}",
+                    c.summary,
+                    c.detail,
+                    c.key,
+                    rfc3339(now_ms)
+                ),
+            });
         }
-        changes.opened.push(c.key.clone());
     }
-    let mut past = txn.open_table(PAST).db()?;
-    let mut counters = txn.open_table(COUNTERS).db()?;
     for mut incident in existing
         .into_iter()
         .filter(|i| !holding.contains(i.key.as_str()))
     {
-        open.remove(incident.key.as_str()).db()?;
         incident.closed_ms = Some(now_ms);
+        if !to.is_empty() {
+            plan.mails.push(mail::Mail {
+                to: to.to_vec(),
+                subject: format!("[DocAxis] ĐÃ KHẮC PHỤC: {}", incident.summary),
+                body: format!(
+                    "Sự cố đã được khắc phục / Incident resolved\n\n{}\n\n\
+                     Mã sự cố / key: {}\nMở lúc / opened: {}\nĐóng lúc / resolved: {} \
+                     (kéo dài / lasted {})\n{footer}",
+                    incident.summary,
+                    incident.key,
+                    rfc3339(incident.opened_ms),
+                    rfc3339(now_ms),
+                    human(now_ms.saturating_sub(incident.opened_ms) as f64 / 1000.0)
+                ),
+            });
+        }
+        plan.close.push(incident);
+    }
+    plan
+}
+
+/// Opens an incident for each condition without one and closes each incident whose condition
+/// no longer holds, queueing one mail per change to `to` (none when `to` is empty), all in
+/// the caller's redb transaction.
+pub fn apply(
+    txn: &WriteTransaction,
+    conditions: &[Condition],
+    to: &[String],
+    console_url: Option<&str>,
+    now_ms: u64,
+) -> Result<Changes, StoreError> {
+    let mut open = txn.open_table(OPEN).db()?;
+    let mut existing: Vec<Incident> = Vec::new();
+    for row in open.iter().db()? {
+        existing.push(decode(row.db()?.1.value())?);
+    }
+    let plan = plan(existing, conditions, to, console_url, now_ms);
+    for incident in &plan.open {
+        open.insert(incident.key.as_str(), encode(incident)?.as_slice())
+            .db()?;
+    }
+    let mut past = txn.open_table(PAST).db()?;
+    let mut counters = txn.open_table(COUNTERS).db()?;
+    for incident in &plan.close {
+        open.remove(incident.key.as_str()).db()?;
         let seq = counters.get("seq").db()?.map_or(0, |v| v.value()) + 1;
         counters.insert("seq", seq).db()?;
-        past.insert(seq, encode(&incident)?.as_slice()).db()?;
-        if !to.is_empty() {
-            mail::queue::enqueue(
-                txn,
-                &mail::Mail {
-                    to: to.to_vec(),
-                    subject: format!("[DocAxis] ĐÃ KHẮC PHỤC: {}", incident.summary),
-                    body: format!(
-                        "Sự cố đã được khắc phục / Incident resolved\n\n{}\n\n\
-                         Mã sự cố / key: {}\nMở lúc / opened: {}\nĐóng lúc / resolved: {} \
-                         (kéo dài / lasted {})\n{footer}",
-                        incident.summary,
-                        incident.key,
-                        rfc3339(incident.opened_ms),
-                        rfc3339(now_ms),
-                        human(now_ms.saturating_sub(incident.opened_ms) as f64 / 1000.0)
-                    ),
-                },
-                now_ms,
-            )?;
-        }
-        changes.resolved.push(incident.key);
+        past.insert(seq, encode(incident)?.as_slice()).db()?;
     }
-    Ok(changes)
+    for m in &plan.mails {
+        mail::queue::enqueue(txn, m, now_ms)?;
+    }
+    Ok(plan.changes())
 }
 
 fn rfc3339(ms: u64) -> String {
@@ -505,20 +537,15 @@ async fn check(
     inputs.refused_in_window = refused_in_window;
     let open: HashSet<String> = hub
         .db
-        .store()
-        .read(open_incidents)
+        .open_incidents()
         .await?
         .into_iter()
         .map(|i| i.key)
         .collect();
     let found = conditions(config, &inputs, &open);
-    let to = to.to_vec();
-    let console = config.console_url.clone();
-    let now = now_ms();
     Ok(hub
         .db
-        .store()
-        .write(move |txn| apply(txn, &found, &to, console.as_deref(), now))
+        .apply_alerts(found, to.to_vec(), config.console_url.clone(), now_ms())
         .await?)
 }
 

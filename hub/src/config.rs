@@ -53,6 +53,72 @@ pub struct HubConfig {
     /// Outgoing mail (`[mail]`): the SMTP server the alerts go through.
     #[serde(default)]
     pub mail: Option<mail::MailConfig>,
+    /// Where the state lives (`[store]`): the embedded redb file in `data_dir` (the default),
+    /// or PostgreSQL, shared by several hub replicas.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// The `[store]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// PostgreSQL connection URL (`postgresql://user:password@host:port/db`, several hosts
+    /// allowed with `target_session_attrs=read-write`). Absent: the embedded redb file.
+    #[serde(default)]
+    pub postgres: Option<String>,
+    /// A file holding that URL instead (keeps a password out of `hub.toml`; readable by the
+    /// hub's user only).
+    #[serde(default)]
+    pub postgres_file: Option<PathBuf>,
+    /// Most PostgreSQL connections this replica opens.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// CA certificates (PEM) of the PostgreSQL server: with them every connection uses TLS,
+    /// verifying the server's chain and name (add `sslmode=require` to the URL so that a
+    /// server without TLS is refused). Without them connections are in clear: keep the
+    /// database on the hub's private network.
+    #[serde(default)]
+    pub ca: Vec<PathBuf>,
+}
+
+fn default_pool_size() -> usize {
+    crate::db::pg::DEFAULT_POOL_SIZE
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            postgres: None,
+            postgres_file: None,
+            pool_size: default_pool_size(),
+            ca: Vec::new(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The PostgreSQL URL, from `postgres` or read from `postgres_file`; `None` for redb.
+    pub fn postgres_url(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(url) = &self.postgres {
+            return Ok(Some(url.clone()));
+        }
+        let Some(path) = &self.postgres_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let url = text.trim();
+        if url.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.clone(),
+                message: "[store] postgres_file is empty; it must hold the PostgreSQL URL".into(),
+            });
+        }
+        Ok(Some(url.to_string()))
+    }
 }
 
 /// The admin listener's own certificate (server authentication only: operators log in with
@@ -143,6 +209,13 @@ impl HubConfig {
         if let Some(m) = &mut self.mail {
             m.resolve(base);
         }
+        exchange::config_file::resolve(
+            base,
+            self.store
+                .postgres_file
+                .iter_mut()
+                .chain(self.store.ca.iter_mut()),
+        );
         if let Some(t) = &mut self.admin_tls {
             exchange::config_file::resolve(
                 base,
@@ -170,6 +243,15 @@ impl HubConfig {
             return Err("max_packet_bytes must be at least 1024".into());
         }
         self.alerts.check()?;
+        if self.store.postgres.is_some() && self.store.postgres_file.is_some() {
+            return Err("[store]: give `postgres` or `postgres_file`, not both".into());
+        }
+        if let Some(url) = &self.store.postgres {
+            crate::db::pg::parse_url(url).map_err(|e| format!("[store] postgres: {e}"))?;
+        }
+        if self.store.pool_size == 0 {
+            return Err("[store] pool_size must be at least 1".into());
+        }
         match &self.mail {
             Some(m) => m.check().map_err(|e| e.to_string())?,
             None if !self.alerts.to.is_empty() => {
@@ -233,6 +315,24 @@ mod tests {
             dir.path().join("a.pem"),
             "a networked admin listener with TLS is accepted"
         );
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\ncertificate = \"c\"\nprivate_key = \"k\"\ntrust = [\"t\"]\n[store]\npostgres = \"postgresql://hub@127.0.0.1:5432/docaxis\"\n",
+        )
+        .unwrap();
+        let cfg = HubConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.store.postgres_url().unwrap().as_deref(),
+            Some("postgresql://hub@127.0.0.1:5432/docaxis")
+        );
+        assert_eq!(cfg.store.pool_size, crate::db::pg::DEFAULT_POOL_SIZE);
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\ncertificate = \"c\"\nprivate_key = \"k\"\ntrust = [\"t\"]\n[store]\npostgres = \"postgresql://h:notaport/db\"\n",
+        )
+        .unwrap();
+        let err = HubConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("[store] postgres"), "{err}");
         std::fs::write(&path, "data_dir = \"d\"\nbogus = 1\n").unwrap();
         let err = HubConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("bogus") || err.contains("unknown"), "{err}");

@@ -29,7 +29,8 @@ const HOURLY: TableDefinition<(u64, &str), u64> = TableDefinition::new("hourly")
 
 const DOCUMENTS: &str = "documents";
 const DELIVERIES: &str = "deliveries";
-const MS_PER_HOUR: u64 = 3_600_000;
+/// Milliseconds in an hour (the ledger's buckets).
+pub(crate) const MS_PER_HOUR: u64 = 3_600_000;
 
 /// Most documents one search looks at before it stops and says so.
 pub const SCAN_LIMIT: usize = 50_000;
@@ -154,7 +155,7 @@ impl StateFilter {
         }
     }
 
-    fn admits(self, state: DeliveryState) -> bool {
+    pub(crate) fn admits(self, state: DeliveryState) -> bool {
         match self {
             StateFilter::Any => true,
             StateFilter::Pending => state == DeliveryState::Pending,
@@ -218,16 +219,95 @@ fn contains_ci(hay: &str, needle_lower: &str) -> bool {
     needle_lower.is_empty() || hay.to_lowercase().contains(needle_lower)
 }
 
+/// A search with its text fields normalised once (both backends filter documents with it).
+pub(crate) struct Matcher<'a> {
+    q: &'a Search,
+    text: String,
+}
+
+impl<'a> Matcher<'a> {
+    pub(crate) fn new(q: &'a Search) -> Matcher<'a> {
+        Matcher {
+            q,
+            text: q.text.trim().to_lowercase(),
+        }
+    }
+
+    /// The document passes the sender and text filters (its deliveries are judged next).
+    pub(crate) fn admits(&self, meta: &PacketMeta) -> bool {
+        let sender = self.q.sender.trim();
+        if !sender.is_empty() && meta.from != sender {
+            return false;
+        }
+        let text = self.text.as_str();
+        text.is_empty()
+            || contains_ci(&meta.document_id, text)
+            || meta.code.as_deref().is_some_and(|c| contains_ci(c, text))
+            || meta
+                .subject
+                .as_deref()
+                .is_some_and(|s| contains_ci(s, text))
+    }
+
+    /// The recipients whose delivery state the search needs (none filtered out by name).
+    pub(crate) fn recipients<'m>(&self, meta: &'m PacketMeta) -> Vec<&'m str> {
+        let recipient = self.q.recipient.trim();
+        meta.recipients
+            .iter()
+            .map(String::as_str)
+            .filter(|r| recipient.is_empty() || *r == recipient)
+            .collect()
+    }
+
+    /// The rows of one admitted document, given when each wanted recipient's delivery
+    /// completed (`None`: pending, or no delivery row).
+    pub(crate) fn rows(
+        &self,
+        id: PacketId,
+        meta: &PacketMeta,
+        delivered: &[(&str, Option<Timestamp>)],
+    ) -> Vec<FoundDelivery> {
+        let recipient = self.q.recipient.trim();
+        let mut rows = Vec::new();
+        for (r, delivered_at) in delivered {
+            let state = match delivered_at {
+                Some(_) => DeliveryState::Delivered,
+                None => DeliveryState::Pending,
+            };
+            rows.push((r.to_string(), state, *delivered_at, None));
+        }
+        for (r, why) in &meta.refused {
+            if recipient.is_empty() || r == recipient {
+                rows.push((r.clone(), DeliveryState::Refused, None, Some(why.clone())));
+            }
+        }
+        rows.into_iter()
+            .filter(|(_, state, _, _)| self.q.state.admits(*state))
+            .map(|(r, state, delivered_at, refusal)| FoundDelivery {
+                packet_id: id.to_hex(),
+                accepted_at: meta.accepted_at,
+                sender: meta.from.clone(),
+                document_id: meta.document_id.clone(),
+                code: meta.code.clone(),
+                subject: meta.subject.clone(),
+                business_doc_type: meta.business_doc_type.unwrap_or(0),
+                recipient: r,
+                state,
+                delivered_at,
+                refusal,
+            })
+            .collect()
+    }
+}
+
 /// Deliveries matching `q`, newest document first, at most `limit` rows.
 pub fn search(t: &ReadTransaction, q: &Search, limit: usize) -> Result<Found, StoreError> {
     let index = t.open_table(DOC_INDEX).db()?;
-    let metas = t.open_table(crate::db::PACKET_META).db()?;
-    let deliveries = t.open_table(crate::db::DELIVERIES).db()?;
+    let metas = t.open_table(crate::db::redb::PACKET_META).db()?;
+    let deliveries = t.open_table(crate::db::redb::DELIVERIES).db()?;
     let lo = (q.from_ms.unwrap_or(0), &[0u8; 32]);
     let hi = (q.to_ms.unwrap_or(u64::MAX), &[0xffu8; 32]);
-    let text = q.text.trim().to_lowercase();
-    let sender = q.sender.trim();
-    let recipient = q.recipient.trim();
+    let matcher = Matcher::new(q);
     let mut found = Found {
         rows: Vec::new(),
         scanned: 0,
@@ -245,58 +325,18 @@ pub fn search(t: &ReadTransaction, q: &Search, limit: usize) -> Result<Found, St
             continue;
         };
         let meta: PacketMeta = decode(m.value())?;
-        if !sender.is_empty() && meta.from != sender {
+        if !matcher.admits(&meta) {
             continue;
         }
-        if !text.is_empty()
-            && !contains_ci(&meta.document_id, &text)
-            && !meta.code.as_deref().is_some_and(|c| contains_ci(c, &text))
-            && !meta
-                .subject
-                .as_deref()
-                .is_some_and(|s| contains_ci(s, &text))
-        {
-            continue;
-        }
-        let mut rows = Vec::new();
-        for r in &meta.recipients {
-            if !recipient.is_empty() && r != recipient {
-                continue;
-            }
-            let d: Option<Delivery> = match deliveries.get((id.as_bytes(), r.as_str())).db()? {
+        let mut delivered = Vec::new();
+        for r in matcher.recipients(&meta) {
+            let d: Option<Delivery> = match deliveries.get((id.as_bytes(), r)).db()? {
                 Some(v) => Some(decode(v.value())?),
                 None => None,
             };
-            let delivered_at = d.and_then(|d| d.delivered_at);
-            let state = match delivered_at {
-                Some(_) => DeliveryState::Delivered,
-                None => DeliveryState::Pending,
-            };
-            rows.push((r.clone(), state, delivered_at, None));
+            delivered.push((r, d.and_then(|d| d.delivered_at)));
         }
-        for (r, why) in &meta.refused {
-            if recipient.is_empty() || r == recipient {
-                rows.push((r.clone(), DeliveryState::Refused, None, Some(why.clone())));
-            }
-        }
-        for (r, state, delivered_at, refusal) in rows {
-            if !q.state.admits(state) {
-                continue;
-            }
-            found.rows.push(FoundDelivery {
-                packet_id: id.to_hex(),
-                accepted_at: meta.accepted_at,
-                sender: meta.from.clone(),
-                document_id: meta.document_id.clone(),
-                code: meta.code.clone(),
-                subject: meta.subject.clone(),
-                business_doc_type: meta.business_doc_type.unwrap_or(0),
-                recipient: r,
-                state,
-                delivered_at,
-                refusal,
-            });
-        }
+        found.rows.extend(matcher.rows(id, &meta, &delivered));
     }
     Ok(found)
 }

@@ -82,12 +82,7 @@ impl RunningHub {
 pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let db = db::HubDb::open(&config.db_path()).with_context(|| {
-        format!(
-            "cannot open the hub database {}",
-            config.db_path().display()
-        )
-    })?;
+    let db = open_db(config).await?;
     let trust = Arc::new(
         LiveTrust::load(&config.trust, &config.crl).context("cannot load trust anchors or CRLs")?,
     );
@@ -140,7 +135,7 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
 
     let mailer = match &config.mail {
         Some(m) => Some(Arc::new(
-            mail::Mailer::new(hub.db.store().clone(), m).context("cannot set up the mail")?,
+            mail::Mailer::new(hub.db.mail_queue(), m).context("cannot set up the mail")?,
         )),
         None => None,
     };
@@ -153,6 +148,17 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
         mailer,
         trust_stop.subscribe(),
     ));
+
+    if let Some(pg) = hub.db.as_postgres() {
+        let heard_by = Arc::clone(&hub);
+        tokio::spawn(db::pg::listen(
+            pg.config().clone(),
+            pg.tls().clone(),
+            Arc::new(move |heard| heard_by.heard(heard)),
+            trust_stop.subscribe(),
+        ));
+        tokio::spawn(share_polls(Arc::clone(&hub), trust_stop.subscribe()));
+    }
 
     let admin_token = net::token::load_or_create(&config.admin_token_path())?;
     let console = console::router(
@@ -209,6 +215,45 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
         admin_server,
         trust_stop,
     })
+}
+
+/// How often a replica shares the polls it saw with the others.
+const SHARE_POLLS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Every [`SHARE_POLLS_EVERY`] until `stop`: writes when agencies last polled this replica and
+/// learns when they polled the others, so alerts and the console judge the whole hub.
+async fn share_polls(hub: Arc<Hub>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match hub.db.share_polls(hub.metrics.poll_times()).await {
+            Ok(all) => hub.metrics.merge_polls(all),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot share the agencies' polls with the other replicas")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(SHARE_POLLS_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Opens the configured store: PostgreSQL when `[store]` names one, else the redb file.
+pub async fn open_db(config: &HubConfig) -> anyhow::Result<db::HubDb> {
+    match config.store.postgres_url()? {
+        Some(url) => {
+            let tls = db::pg::PgTls::from_ca_files(&config.store.ca)?;
+            let pg = db::PgHub::connect_with(&url, config.store.pool_size, tls)
+                .await
+                .context("cannot use the hub database in PostgreSQL ([store] postgres)")?;
+            Ok(db::HubDb::from_postgres(pg))
+        }
+        None => db::HubDb::open(&config.db_path()).with_context(|| {
+            format!(
+                "cannot open the hub database {}",
+                config.db_path().display()
+            )
+        }),
+    }
 }
 
 /// Records the bound addresses in `data_dir/addresses.json` (useful when ports were 0).

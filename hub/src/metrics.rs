@@ -322,6 +322,38 @@ impl HubMetrics {
             .collect()
     }
 
+    /// When each agency last polled, in Unix milliseconds (what this process saw, and what
+    /// [`HubMetrics::merge_polls`] learnt from other replicas).
+    pub fn poll_times(&self) -> Vec<(String, u64)> {
+        let now = Instant::now();
+        let now_ms = exchange::clock::now_ms();
+        self.last_poll
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(a, at)| {
+                let ago = now.saturating_duration_since(*at).as_millis() as u64;
+                (a.clone(), now_ms.saturating_sub(ago))
+            })
+            .collect()
+    }
+
+    /// Takes in polls other replicas saw (Unix milliseconds): each agency's last poll becomes
+    /// the later of the two.
+    pub fn merge_polls(&self, polls: Vec<(String, u64)>) {
+        let now = Instant::now();
+        let now_ms = exchange::clock::now_ms();
+        let mut last = self.last_poll.lock().unwrap_or_else(|p| p.into_inner());
+        for (agency, ms) in polls {
+            let ago = std::time::Duration::from_millis(now_ms.saturating_sub(ms));
+            let at = now.checked_sub(ago).unwrap_or(now);
+            let entry = last.entry(agency).or_insert(at);
+            if at > *entry {
+                *entry = at;
+            }
+        }
+    }
+
     /// Notes that `agency` polled, with the certificate it presented (fingerprint and DER).
     pub fn polled(&self, agency: &str, fingerprint: &str, cert_der: &[u8]) {
         self.last_poll
@@ -442,6 +474,22 @@ impl HubMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_seen_elsewhere_count_when_they_are_later() {
+        let m = HubMetrics::new();
+        let now = exchange::clock::now_ms();
+        m.merge_polls(vec![("H41".into(), now - 600_000)]);
+        let ages: HashMap<String, f64> = m.last_poll_ages().into_iter().collect();
+        assert!((599.0..700.0).contains(&ages["H41"]), "{ages:?}");
+        // An older poll from another replica changes nothing; a newer one wins.
+        m.merge_polls(vec![("H41".into(), now - 900_000)]);
+        let ages: HashMap<String, f64> = m.last_poll_ages().into_iter().collect();
+        assert!(ages["H41"] < 700.0, "{ages:?}");
+        m.merge_polls(vec![("H41".into(), now - 5_000)]);
+        let times: HashMap<String, u64> = m.poll_times().into_iter().collect();
+        assert!(times["H41"] >= now - 6_000, "{times:?}");
+    }
 
     #[tokio::test]
     async fn renders_events_and_state_with_conventional_names() {

@@ -66,6 +66,7 @@ impl From<HubDbError> for HubError {
             HubDbError::AgencyExists(_) => HubError::new(ErrorCode::BadRequest, e.to_string()),
             HubDbError::UnknownAgency(_) => HubError::new(ErrorCode::NotFound, e.to_string()),
             HubDbError::Store(s) => HubError::internal(s),
+            HubDbError::Postgres(p) => HubError::internal(p),
         }
     }
 }
@@ -92,6 +93,14 @@ impl Notifier {
     /// Wakes every long poll waiting for `agency`.
     pub fn wake(&self, agency: &str) {
         self.get(agency).notify_waiters();
+    }
+
+    /// Wakes every long poll (after news may have been missed).
+    pub fn wake_all(&self) {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        for signal in map.values() {
+            signal.notify_waiters();
+        }
     }
 }
 
@@ -159,8 +168,7 @@ impl Hub {
         let directory = agencies.into_iter().map(|a| (a.code.clone(), a)).collect();
         let metrics = Arc::new(HubMetrics::new());
         let observer = Arc::clone(&metrics);
-        db.store()
-            .observe_batches(Box::new(move |jobs| observer.store_batch(jobs)));
+        db.observe_batches(Box::new(move |jobs| observer.store_batch(jobs)));
         Ok(Arc::new(Hub {
             db,
             trust,
@@ -200,16 +208,8 @@ impl Hub {
                 (p.recipient, p.count, age.max(0.0))
             })
             .collect();
-        let (alerts_open, mail_queued) = self
-            .db
-            .store()
-            .read(|t| {
-                let open = crate::alerts::open_incidents(t)?.len() as u64;
-                let (queued, _) = mail::queue::counts(t)?;
-                Ok::<_, StoreError>((open, queued))
-            })
-            .await?;
-        let stats = self.db.store().writer_stats();
+        let (alerts_open, mail_queued) = self.db.alert_counts().await?;
+        let stats = self.db.writer_stats();
         Ok(crate::metrics::Snapshot {
             pending,
             agencies: self
@@ -326,6 +326,46 @@ impl Hub {
             .collect();
         v.sort_by(|a, b| a.code.cmp(&b.code));
         v
+    }
+
+    /// Reads the whole directory again from the database (another replica changed it).
+    pub async fn reload_directory(&self) -> Result<(), HubError> {
+        let agencies = self.db.agencies().await?;
+        let fresh: HashMap<String, Agency> =
+            agencies.into_iter().map(|a| (a.code.clone(), a)).collect();
+        *self.directory.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Acts on what another replica said through PostgreSQL: wakes the long polls it concerns
+    /// and reloads the directory when it changed. After a reconnection everything is woken and
+    /// reloaded, since notifications may have been missed.
+    pub fn heard(self: &Arc<Self>, heard: crate::db::pg::Heard) {
+        use crate::db::pg::Heard;
+        let reload = match heard {
+            Heard::Inbox(agency) => {
+                self.inbox_signal.wake(&agency);
+                false
+            }
+            Heard::Receipts(agency) => {
+                self.receipt_signal.wake(&agency);
+                false
+            }
+            Heard::Directory(_) => true,
+            Heard::Resync => {
+                self.inbox_signal.wake_all();
+                self.receipt_signal.wake_all();
+                true
+            }
+        };
+        if reload {
+            let hub = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(e) = hub.reload_directory().await {
+                    tracing::warn!(error = %e, "cannot reload the directory from PostgreSQL");
+                }
+            });
+        }
     }
 
     /// Refreshes one cache entry after a committed change.

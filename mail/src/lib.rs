@@ -3,7 +3,8 @@
 //! - [`config`]: the `[mail]` section of `hub.toml` / `node.toml` (SMTP server, security, sender).
 //! - [`queue`]: the mail queue, a table in the caller's own redb store. A mail is queued in the
 //!   **same transaction** as the state change it reports (an alert opening, a document
-//!   arriving), so the two are committed together or not at all.
+//!   arriving), so the two are committed together or not at all. [`queue::MailStore`] is the
+//!   queue as the sender uses it: over a redb store, or over the hub's PostgreSQL tables.
 //! - [`sender`]: the background task that sends what is due over SMTP (lettre) and retries with
 //!   backoff.
 //!

@@ -125,6 +125,59 @@ pub fn mark_failed(
     Ok(())
 }
 
+/// A failure of the database holding the queue, as the sender reports it.
+pub type QueueError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A future of a [`MailStore`] call.
+pub type QueueFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, QueueError>> + Send + 'a>>;
+
+/// The queue as the sender ([`crate::Mailer`]) uses it: the functions above over the owner's
+/// redb [`store::Store`], or the same rules over another database (the hub's PostgreSQL
+/// backend keeps its queue in PostgreSQL, written in the transactions that queue the mail).
+///
+/// Implementations keep this module's invariants: a mail is removed only by `mark_sent`, and
+/// `due` returns each mail at most once to concurrent senders for a while (a database shared
+/// by several processes leases what it hands out), so two senders do not mail the same row
+/// at the same time.
+pub trait MailStore: Send + Sync + 'static {
+    /// Mails due at `now_ms`, oldest first, at most `limit`; and when the next one is due.
+    fn due(&self, now_ms: u64, limit: usize) -> QueueFuture<'_, DueMails>;
+    /// The server accepted mail `seq`.
+    fn mark_sent(&self, seq: u64) -> QueueFuture<'_, ()>;
+    /// Mail `seq` failed with `error`; try again at `next_attempt_ms`.
+    fn mark_failed(&self, seq: u64, error: String, next_attempt_ms: u64) -> QueueFuture<'_, ()>;
+}
+
+impl MailStore for store::Store {
+    fn due(&self, now_ms: u64, limit: usize) -> QueueFuture<'_, DueMails> {
+        Box::pin(async move {
+            Ok(self
+                .read(move |t| due(t, now_ms, limit))
+                .await
+                .map_err(Box::new)?)
+        })
+    }
+
+    fn mark_sent(&self, seq: u64) -> QueueFuture<'_, ()> {
+        Box::pin(async move {
+            Ok(self
+                .write(move |txn| mark_sent(txn, seq))
+                .await
+                .map_err(Box::new)?)
+        })
+    }
+
+    fn mark_failed(&self, seq: u64, error: String, next_attempt_ms: u64) -> QueueFuture<'_, ()> {
+        Box::pin(async move {
+            Ok(self
+                .write(move |txn| mark_failed(txn, seq, &error, next_attempt_ms))
+                .await
+                .map_err(Box::new)?)
+        })
+    }
+}
+
 /// How many mails wait, and how many were sent since the store was made.
 pub fn counts(txn: &ReadTransaction) -> Result<(u64, u64), StoreError> {
     let waiting = match txn.open_table(QUEUE) {

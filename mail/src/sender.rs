@@ -19,11 +19,10 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use store::{Store, StoreError};
 use tokio::sync::{Notify, watch};
 
 use crate::config::{MailConfig, MailConfigError, Security};
-use crate::queue::{self, QueuedMail};
+use crate::queue::{MailStore, QueueError, QueuedMail};
 
 /// How many due mails one round takes from the queue.
 const BATCH: usize = 50;
@@ -41,7 +40,7 @@ pub struct MailStats {
 
 /// Sends queued mail over SMTP. Create with [`Mailer::new`], run with [`Mailer::run`].
 pub struct Mailer {
-    store: Store,
+    queue: Arc<dyn MailStore>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     retry_initial_ms: u64,
@@ -59,9 +58,10 @@ impl std::fmt::Debug for Mailer {
 }
 
 impl Mailer {
-    /// Checks `config` and builds the SMTP transport (no connection is made yet). `store` is
-    /// the owner's store, whose `init` created the mail tables ([`queue::create_tables`]).
-    pub fn new(store: Store, config: &MailConfig) -> Result<Mailer, MailConfigError> {
+    /// Checks `config` and builds the SMTP transport (no connection is made yet). `queue` is
+    /// the owner's queue: its redb store, whose `init` created the mail tables
+    /// ([`crate::queue::create_tables`]), or another [`MailStore`].
+    pub fn new(queue: Arc<dyn MailStore>, config: &MailConfig) -> Result<Mailer, MailConfigError> {
         config.check()?;
         let (host, port) = config.host_port()?;
         let from: Mailbox = config
@@ -104,7 +104,7 @@ impl Mailer {
             ));
         }
         Ok(Mailer {
-            store,
+            queue,
             transport: builder.build(),
             from,
             retry_initial_ms: config.retry_initial_secs.max(1) * 1000,
@@ -150,19 +150,17 @@ impl Mailer {
     }
 
     /// Sends every mail due now; returns when the next one not yet due is.
-    async fn round(&self) -> Result<Option<u64>, StoreError> {
+    async fn round(&self) -> Result<Option<u64>, QueueError> {
         loop {
             let now = now_ms();
-            let (due, next) = self.store.read(move |t| queue::due(t, now, BATCH)).await?;
+            let (due, next) = self.queue.due(now, BATCH).await?;
             if due.is_empty() {
                 return Ok(next);
             }
             for (seq, queued) in due {
                 match self.send(&queued).await {
                     Ok(()) => {
-                        self.store
-                            .write(move |txn| queue::mark_sent(txn, seq))
-                            .await?;
+                        self.queue.mark_sent(seq).await?;
                         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
                         stats.sent += 1;
                         stats.last_error = None;
@@ -171,10 +169,7 @@ impl Mailer {
                     Err(error) => {
                         let at = now_ms() + self.backoff_ms(queued.attempts);
                         tracing::warn!(seq, attempts = queued.attempts + 1, %error, "mail not sent; will retry");
-                        let recorded = error.clone();
-                        self.store
-                            .write(move |txn| queue::mark_failed(txn, seq, &recorded, at))
-                            .await?;
+                        self.queue.mark_failed(seq, error.clone(), at).await?;
                         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
                         stats.failures += 1;
                         stats.last_error = Some(error);
@@ -228,7 +223,8 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::Mail;
+    use crate::queue::{self, Mail};
+    use store::Store;
 
     fn queued(to: &str) -> QueuedMail {
         QueuedMail {
@@ -268,7 +264,7 @@ mod tests {
         let mut config = MailConfig::loopback("127.0.0.1:1", "hub@demo.vn");
         config.retry_initial_secs = 2;
         config.retry_max_secs = 10;
-        let mailer = Mailer::new(store, &config).unwrap();
+        let mailer = Mailer::new(Arc::new(store), &config).unwrap();
         assert_eq!(mailer.backoff_ms(0), 2_000);
         assert_eq!(mailer.backoff_ms(1), 4_000);
         assert_eq!(mailer.backoff_ms(2), 8_000);
@@ -288,7 +284,7 @@ mod tests {
             .port();
         let mut config = MailConfig::loopback(&format!("127.0.0.1:{port}"), "hub@demo.vn");
         config.timeout_secs = 2;
-        let mailer = Mailer::new(store.clone(), &config).unwrap();
+        let mailer = Mailer::new(Arc::new(store.clone()), &config).unwrap();
         store
             .write(|txn| {
                 queue::enqueue(

@@ -653,7 +653,8 @@ async fn get_health(State(node): State<Shared>) -> Result<Response, ApiError> {
         code,
         &Health {
             agency: node.config.agency.clone(),
-            hub_url: node.config.hub_url.clone(),
+            hub_url: node.hub.current_url(),
+            hub_urls: node.hub.urls().to_vec(),
             hub: node.hub.health().snapshot(),
             store,
             counts: counts.ok(),
@@ -733,6 +734,8 @@ mod tests {
         let (node, client) = serve(dir.path()).await;
         let health = client.health().await.unwrap();
         assert_eq!(health.agency, "000.00.00.G22");
+        assert_eq!(health.hub_url, "https://127.0.0.1:9");
+        assert_eq!(health.hub_urls, ["https://127.0.0.1:9"]);
         assert_eq!(health.hub.reachable, None);
 
         let anonymous = reqwest_plain();

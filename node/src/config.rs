@@ -6,9 +6,10 @@
 //!   than a silently ignored default.
 //! - Every relative path is resolved against the folder of the configuration file, never the
 //!   working directory of the process.
-//! - A validated configuration has a strict agency code, an `https://` hub URL, a loopback
-//!   address for the clerk API (that API is plain HTTP), at least one trust anchor, a long-poll
-//!   wait the hub grants, and a coherent retry policy.
+//! - A validated configuration has a strict agency code, one or more distinct `https://` hub
+//!   URLs (`hub_url` is a string or a list; a string is a list of one), a loopback address for
+//!   the clerk API (that API is plain HTTP), at least one trust anchor, a long-poll wait the hub
+//!   grants, and a coherent retry policy.
 //!
 //! `examples/node.toml` documents every option.
 
@@ -53,6 +54,23 @@ pub struct RetryConfig {
     /// A packet still not accepted by the hub this long after it was created is marked failed.
     #[serde(default = "default_give_up_after_secs")]
     pub give_up_after_secs: u64,
+}
+
+/// `hub_url`: a string or a list of strings.
+fn one_or_more_urls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMore {
+        One(String),
+        More(Vec<String>),
+    }
+    match OneOrMore::deserialize(d) {
+        Ok(OneOrMore::One(url)) => Ok(vec![url]),
+        Ok(OneOrMore::More(urls)) => Ok(urls),
+        Err(_) => Err(serde::de::Error::custom(
+            "hub_url must be a URL string (\"https://host:port\") or a list of them",
+        )),
+    }
 }
 
 fn default_initial_ms() -> u64 {
@@ -104,8 +122,13 @@ pub struct NodeConfig {
     /// the certificate's common name.
     #[serde(default)]
     pub agency_name: Option<String>,
-    /// Base URL of the hub, `https://host:port`.
-    pub hub_url: String,
+    /// Base URL of the hub, `https://host:port`: one string, or a list of the addresses of the
+    /// same hub (replicas sharing one store: `["https://a:8443", "https://b:8443"]`), tried in
+    /// order: after a call finds no answer or a 5xx answer, the next calls go to the next URL
+    /// (see [`crate::hub_api`]). A single string is read as a list of one. Use
+    /// [`NodeConfig::hub_urls`] and [`NodeConfig::primary_hub_url`].
+    #[serde(deserialize_with = "one_or_more_urls")]
+    pub hub_url: Vec<String>,
     /// Folder holding `node.redb` and `api.token`.
     pub data_dir: PathBuf,
     /// The agency certificate chain (PEM, leaf first): TLS client certificate and signer.
@@ -265,15 +288,7 @@ impl NodeConfig {
                 format!("{:?} is not an agency code: {e}", self.agency),
             )
         })?;
-        if !self.hub_url.starts_with("https://") || self.hub_url.len() <= "https://".len() {
-            return Err(invalid(
-                "hub_url",
-                format!(
-                    "{:?} must be an https:// URL (the hub is only reached over mutual TLS)",
-                    self.hub_url
-                ),
-            ));
-        }
+        check_hub_urls(&self.hub_url).map_err(|message| invalid("hub_url", message))?;
         if !self.api_listen.ip().is_loopback() {
             return Err(invalid(
                 "api_listen",
@@ -433,10 +448,54 @@ impl NodeConfig {
         self.data_dir.join("api.addr")
     }
 
-    /// The hub URL of `path` (`/v1/...`).
-    pub fn hub_endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.hub_url.trim_end_matches('/'))
+    /// Every hub URL, in the order they are tried (at least one once validated).
+    pub fn hub_urls(&self) -> &[String] {
+        &self.hub_url
     }
+
+    /// The first hub URL, the one a node starts with (empty only in an unvalidated
+    /// configuration without any).
+    pub fn primary_hub_url(&self) -> &str {
+        self.hub_url.first().map_or("", String::as_str)
+    }
+}
+
+/// Checks the hub URLs: at least one, each an `https://` URL with a host, no two the same
+/// once normalised (host case, default port, trailing slash).
+fn check_hub_urls(urls: &[String]) -> Result<(), String> {
+    if urls.is_empty() {
+        return Err(
+            "is an empty list: give the hub's URL (\"https://host:port\"), or several addresses \
+             of the hub to fail over between"
+                .into(),
+        );
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(urls.len());
+    for url in urls {
+        let is_https = url
+            .get(.."https://".len())
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let parsed = match reqwest::Url::parse(url) {
+            Ok(u) if is_https && u.host_str().is_some_and(|h| !h.is_empty()) => u,
+            _ => {
+                return Err(format!(
+                    "{url:?} must be an https:// URL with a host (the hub is only reached over \
+                     mutual TLS)"
+                ));
+            }
+        };
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!(
+                "{url:?} must be a base URL, without a query (?) or fragment (#)"
+            ));
+        }
+        let key = parsed.as_str().trim_end_matches('/').to_string();
+        if seen.contains(&key) {
+            return Err(format!("lists {url:?} twice"));
+        }
+        seen.push(key);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -470,10 +529,44 @@ mod tests {
             c.database_path(),
             PathBuf::from("/etc/docaxis/data/g22/node.redb")
         );
+        assert_eq!(c.hub_urls(), ["https://127.0.0.1:8443"]);
+        assert_eq!(c.primary_hub_url(), "https://127.0.0.1:8443");
+    }
+
+    #[test]
+    fn hub_url_is_one_url_or_a_list() {
+        let with = |value: &str| MINIMAL.replace("\"https://127.0.0.1:8443\"", value);
+
+        let c = parse(&with(r#"["https://hub-a:8443", "https://hub-b.example/"]"#)).unwrap();
         assert_eq!(
-            c.hub_endpoint("/v1/packets"),
-            "https://127.0.0.1:8443/v1/packets"
+            c.hub_urls(),
+            ["https://hub-a:8443", "https://hub-b.example/"]
         );
+        assert_eq!(c.primary_hub_url(), "https://hub-a:8443");
+        let c = parse(&with(r#"["https://[::1]:8443"]"#)).unwrap();
+        assert_eq!(c.hub_urls(), ["https://[::1]:8443"]);
+
+        let refused = |value: &str, expected: &str| {
+            let err = parse(&with(value)).unwrap_err().to_string();
+            assert!(
+                err.contains("hub_url") && err.contains(expected),
+                "{value}: {err}"
+            );
+        };
+        refused("[]", "empty list");
+        refused(r#"["https://a:8443", "http://b:8443"]"#, "https://");
+        refused(r#"["https://a:8443", "ftp://b"]"#, "https://");
+        refused(r#"["https://"]"#, "with a host");
+        refused(r#"["https://a b:8443"]"#, "with a host");
+        refused(r#"["https://a:8443", ""]"#, "https://");
+        refused(r#"["https://a:8443?x=1"]"#, "without a query");
+        refused(r#"["https://a:8443", "https://a:8443"]"#, "twice");
+        refused(r#"["https://A:8443/", "https://a:8443"]"#, "twice");
+        refused(r#"["https://a:443", "https://a"]"#, "twice");
+        assert!(parse(&with(r#"["https://a/x", "https://a/X"]"#)).is_ok());
+        refused("8443", "a list of them");
+        refused("[8443]", "a list of them");
+        refused(r#"{ url = "https://a:8443" }"#, "a list of them");
     }
 
     #[test]

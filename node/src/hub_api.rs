@@ -9,7 +9,28 @@
 //! - Long polls get their own timeout: the wait granted plus a margin.
 //! - A fetched packet larger than the packet limit is not read into memory.
 //! - Every answer (or its absence) updates [`HubHealth`].
+//! - Failover: the node may know several URLs of the hub (`hub_url` as a list). Every call goes
+//!   to the URL in use, which starts as the first. A call that gets no answer
+//!   ([`HubCallError::Transport`], including an answer cut short) or a 5xx answer moves the URL
+//!   in use to the next one in the list (after the last, the first again), so the caller's
+//!   next attempt, after its usual backoff, goes there ([`fails_over`]). Nothing else moves it:
+//!   a 4xx answer (408 and 429 included), an answer not understood, or a success leave it as it
+//!   is; the node stays on a URL that works and does not return to the first by itself. With
+//!   one URL nothing ever moves and calls behave as before failover existed.
+//! - A call is made to one URL only and returns its own outcome: it does not try the other
+//!   URLs itself. Retrying stays with the callers, which already retry with backoff (the outbox
+//!   with the same bytes, the pollers, the directory refresh), so a hub that is down costs at
+//!   most one attempt per backoff step, never a burst across every URL.
+//! - The move is race-free: it is a compare-and-swap from the index the failed call used, so
+//!   concurrent failures of the same URL move the node one step, not one per call, and a call
+//!   that failed on a URL the node has already left moves nothing.
+//! - Failover adds no sending: a retry carries the same request as before, whichever URL it
+//!   reaches. The URLs are addresses of one hub (one store), where a submission is idempotent
+//!   per packet id (the first receipt is returned for the same bytes) and acknowledgements are
+//!   idempotent, so nothing reaches a recipient's inbox twice.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -97,25 +118,92 @@ impl HubHealth {
     }
 }
 
+/// Whether a call's failure moves the node to the next hub URL: no answer, or a 5xx answer.
+pub fn fails_over(error: &HubCallError) -> bool {
+    match error {
+        HubCallError::Transport(_) => true,
+        HubCallError::Refused { status, .. } => (500..600).contains(status),
+        HubCallError::BadAnswer(_) => false,
+    }
+}
+
+/// The hub's URLs and the index of the one in use, shared by every clone of a [`HubApi`].
+#[derive(Debug)]
+struct HubUrls {
+    /// Without trailing slashes.
+    urls: Vec<String>,
+    current: AtomicUsize,
+}
+
+impl HubUrls {
+    fn new<S: AsRef<str>>(urls: &[S]) -> HubUrls {
+        HubUrls {
+            urls: urls
+                .iter()
+                .map(|u| u.as_ref().trim_end_matches('/').to_string())
+                .collect(),
+            current: AtomicUsize::new(0),
+        }
+    }
+
+    /// The index of the URL in use.
+    fn current(&self) -> usize {
+        self.current.load(Ordering::Acquire)
+    }
+
+    fn get(&self, index: usize) -> Option<&str> {
+        self.urls.get(index).map(String::as_str)
+    }
+
+    /// A call to the URL at `failed` failed over: moves to the next URL, unless the node has
+    /// already left `failed`. Returns the index moved to.
+    fn rotate_from(&self, failed: usize) -> Option<usize> {
+        let n = self.urls.len();
+        if n < 2 {
+            return None;
+        }
+        let next = (failed + 1) % n;
+        self.current
+            .compare_exchange(failed, next, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| next)
+    }
+}
+
 /// The hub, as the node calls it.
 #[derive(Debug, Clone)]
 pub struct HubApi {
     /// Swapped when the trust anchors or CRLs change ([`HubApi::replace_client`]): new
     /// connections then check the hub's certificate against the new CRL.
     client: Arc<std::sync::RwLock<reqwest::Client>>,
-    base: String,
+    hubs: Arc<HubUrls>,
     health: HubHealth,
 }
 
 impl HubApi {
-    /// Calls the hub at `base` (`https://host:port`) with `client` (from
-    /// [`net::client::build_client`]).
-    pub fn new(client: reqwest::Client, base: &str) -> HubApi {
+    /// Calls the hub at `urls` (each `https://host:port`, the first in use first; see the
+    /// module's failover rules) with `client` (from [`net::client::build_client`]). With no
+    /// URL (a configuration [`crate::NodeConfig::validate`] refuses), every call fails with
+    /// [`HubCallError::Transport`].
+    pub fn new<S: AsRef<str>>(client: reqwest::Client, urls: &[S]) -> HubApi {
         HubApi {
             client: Arc::new(std::sync::RwLock::new(client)),
-            base: base.trim_end_matches('/').to_string(),
+            hubs: Arc::new(HubUrls::new(urls)),
             health: HubHealth::default(),
         }
+    }
+
+    /// The hub URL calls go to now (without a trailing slash; empty without any URL).
+    pub fn current_url(&self) -> String {
+        self.hubs
+            .get(self.hubs.current())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Every hub URL, in the order failover goes through them (without trailing slashes).
+    pub fn urls(&self) -> &[String] {
+        &self.hubs.urls
     }
 
     /// Calls from now on use `client` (built with fresh trust anchors and CRLs); calls in
@@ -136,8 +224,36 @@ impl HubApi {
         &self.health
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// Runs one call, `call(base)`, against the URL in use, then moves to the next URL when
+    /// the call's failure says so ([`fails_over`]).
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, HubCallError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<T, HubCallError>>,
+    {
+        let at = self.hubs.current();
+        let Some(base) = self.hubs.get(at) else {
+            let error = HubCallError::Transport("no hub URL is configured (hub_url)".into());
+            self.health.unreachable(&error.to_string());
+            return Err(error);
+        };
+        let result = call(base.to_string()).await;
+        if let Err(error) = &result
+            && fails_over(error)
+        {
+            self.fail_over(at, error);
+        }
+        result
+    }
+
+    fn fail_over(&self, failed: usize, error: &HubCallError) {
+        let Some(next) = self.hubs.rotate_from(failed) else {
+            return;
+        };
+        let from = self.hubs.get(failed).unwrap_or_default();
+        let to = self.hubs.get(next).unwrap_or_default();
+        tracing::warn!(%from, %to, %error,
+            "hub: {from} failed; the next calls go to {to}");
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, HubCallError> {
@@ -168,93 +284,112 @@ impl HubApi {
 
     /// `POST /v1/packets`: submits signed bytes; the answer is the hub's signed receipt.
     pub async fn submit(&self, bytes: Vec<u8>) -> Result<Vec<u8>, HubCallError> {
-        let req = self
-            .client()
-            .post(self.url(PACKETS))
-            .header(CONTENT_TYPE, "application/xml")
-            .body(bytes);
-        let resp = self.send(req).await?;
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| HubCallError::Transport(describe(&e)))?;
-        Ok(body.to_vec())
+        self.call(|base| async move {
+            let req = self
+                .client()
+                .post(format!("{base}{PACKETS}"))
+                .header(CONTENT_TYPE, "application/xml")
+                .body(bytes);
+            let resp = self.send(req).await?;
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| HubCallError::Transport(describe(&e)))?;
+            Ok(body.to_vec())
+        })
+        .await
     }
 
     /// `GET /v1/inbox`: packets waiting for this node.
     pub async fn pending(&self, wait_secs: u64, limit: usize) -> Result<PendingList, HubCallError> {
-        let req = self
-            .client()
-            .get(self.url(INBOX))
-            .query(&[
-                ("wait", wait_secs.to_string()),
-                ("limit", limit.to_string()),
-            ])
-            .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
-        Self::json(self.send(req).await?).await
+        self.call(|base| async move {
+            let req = self
+                .client()
+                .get(format!("{base}{INBOX}"))
+                .query(&[
+                    ("wait", wait_secs.to_string()),
+                    ("limit", limit.to_string()),
+                ])
+                .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
+            Self::json(self.send(req).await?).await
+        })
+        .await
     }
 
     /// `GET /v1/packets/{id}`: the packet's bytes; `None` when the hub says it does not exist.
     pub async fn fetch(&self, packet_id: &str) -> Result<Option<Vec<u8>>, HubCallError> {
-        let req = self.client().get(self.url(&packet_path(packet_id)));
-        let resp = match self.send(req).await {
-            Ok(r) => r,
-            Err(HubCallError::Refused { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if resp.content_length().is_some_and(|n| n > MAX_PACKET_BYTES) {
-            return Err(HubCallError::BadAnswer(format!(
-                "packet {packet_id} is larger than the {MAX_PACKET_BYTES} byte limit"
-            )));
-        }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| HubCallError::Transport(describe(&e)))?;
-        if bytes.len() as u64 > MAX_PACKET_BYTES {
-            return Err(HubCallError::BadAnswer(format!(
-                "packet {packet_id} is larger than the {MAX_PACKET_BYTES} byte limit"
-            )));
-        }
-        Ok(Some(bytes.to_vec()))
+        self.call(|base| async move {
+            let req = self
+                .client()
+                .get(format!("{base}{}", packet_path(packet_id)));
+            let resp = match self.send(req).await {
+                Ok(r) => r,
+                Err(HubCallError::Refused { status: 404, .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if resp.content_length().is_some_and(|n| n > MAX_PACKET_BYTES) {
+                return Err(HubCallError::BadAnswer(format!(
+                    "packet {packet_id} is larger than the {MAX_PACKET_BYTES} byte limit"
+                )));
+            }
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| HubCallError::Transport(describe(&e)))?;
+            if bytes.len() as u64 > MAX_PACKET_BYTES {
+                return Err(HubCallError::BadAnswer(format!(
+                    "packet {packet_id} is larger than the {MAX_PACKET_BYTES} byte limit"
+                )));
+            }
+            Ok(Some(bytes.to_vec()))
+        })
+        .await
     }
 
     /// `GET /v1/directory`: the agency directory's JSON body and the hub's detached signature
     /// (header `x-docaxis-signature`, base64), unverified: see [`super::directory`].
     pub async fn directory(&self) -> Result<(Vec<u8>, Option<String>), HubCallError> {
-        let resp = self.send(self.client().get(self.url(DIRECTORY))).await?;
-        let signature = resp
-            .headers()
-            .get(DIRECTORY_SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_DIRECTORY_BYTES)
-        {
-            return Err(HubCallError::BadAnswer(format!(
-                "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
-            )));
-        }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| HubCallError::Transport(describe(&e)))?;
-        if bytes.len() as u64 > MAX_DIRECTORY_BYTES {
-            return Err(HubCallError::BadAnswer(format!(
-                "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
-            )));
-        }
-        Ok((bytes.to_vec(), signature))
+        self.call(|base| async move {
+            let resp = self
+                .send(self.client().get(format!("{base}{DIRECTORY}")))
+                .await?;
+            let signature = resp
+                .headers()
+                .get(DIRECTORY_SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if resp
+                .content_length()
+                .is_some_and(|n| n > MAX_DIRECTORY_BYTES)
+            {
+                return Err(HubCallError::BadAnswer(format!(
+                    "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
+                )));
+            }
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| HubCallError::Transport(describe(&e)))?;
+            if bytes.len() as u64 > MAX_DIRECTORY_BYTES {
+                return Err(HubCallError::BadAnswer(format!(
+                    "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
+                )));
+            }
+            Ok((bytes.to_vec(), signature))
+        })
+        .await
     }
 
     /// `POST /v1/acks`: acknowledges stored packets; the answer carries delivery receipts.
     pub async fn ack(&self, packet_ids: Vec<String>) -> Result<AckResponse, HubCallError> {
-        let req = self
-            .client()
-            .post(self.url(ACKS))
-            .json(&AckRequest { packet_ids });
-        Self::json(self.send(req).await?).await
+        self.call(|base| async move {
+            let req = self
+                .client()
+                .post(format!("{base}{ACKS}"))
+                .json(&AckRequest { packet_ids });
+            Self::json(self.send(req).await?).await
+        })
+        .await
     }
 
     /// `GET /v1/receipts`: delivery receipts for packets this node sent, with a sequence
@@ -265,25 +400,31 @@ impl HubApi {
         limit: usize,
         after: u64,
     ) -> Result<ReceiptList, HubCallError> {
-        let req = self
-            .client()
-            .get(self.url(RECEIPTS))
-            .query(&[
-                ("wait", wait_secs.to_string()),
-                ("limit", limit.to_string()),
-                ("after", after.to_string()),
-            ])
-            .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
-        Self::json(self.send(req).await?).await
+        self.call(|base| async move {
+            let req = self
+                .client()
+                .get(format!("{base}{RECEIPTS}"))
+                .query(&[
+                    ("wait", wait_secs.to_string()),
+                    ("limit", limit.to_string()),
+                    ("after", after.to_string()),
+                ])
+                .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
+            Self::json(self.send(req).await?).await
+        })
+        .await
     }
 
     /// `POST /v1/receipts/ack`: the receipts with these sequence numbers are stored.
     pub async fn ack_receipts(&self, seqs: Vec<u64>) -> Result<(), HubCallError> {
-        let req = self
-            .client()
-            .post(self.url(RECEIPTS_ACK))
-            .json(&ReceiptAckRequest { seqs });
-        self.send(req).await.map(|_| ())
+        self.call(|base| async move {
+            let req = self
+                .client()
+                .post(format!("{base}{RECEIPTS_ACK}"))
+                .json(&ReceiptAckRequest { seqs });
+            self.send(req).await.map(|_| ())
+        })
+        .await
     }
 }
 
@@ -408,6 +549,197 @@ mod tests {
         );
         assert!(down.is_some_and(|h| h.contains("is the hub running")));
         assert_eq!(transport_hint("operation timed out"), None);
+    }
+
+    #[test]
+    fn only_no_answer_and_server_errors_fail_over() {
+        let refused = |status, code| HubCallError::Refused {
+            status,
+            code,
+            message: "m".into(),
+        };
+        assert!(fails_over(&HubCallError::Transport("refused".into())));
+        assert!(fails_over(&refused(500, Some(ErrorCode::Internal))));
+        assert!(fails_over(&refused(502, None)));
+        assert!(fails_over(&refused(503, None)));
+        assert!(fails_over(&refused(504, None)));
+        assert!(!fails_over(&refused(404, None)));
+        assert!(!fails_over(&refused(408, Some(ErrorCode::BadRequest))));
+        assert!(!fails_over(&refused(
+            409,
+            Some(ErrorCode::DuplicateBusinessKey)
+        )));
+        assert!(!fails_over(&refused(429, Some(ErrorCode::Internal))));
+        assert!(!fails_over(&HubCallError::BadAnswer("not JSON".into())));
+    }
+
+    #[test]
+    fn rotation_moves_one_step_from_the_failed_url_and_wraps() {
+        let one = HubUrls::new(&["https://a:8443/"]);
+        assert_eq!(one.get(one.current()), Some("https://a:8443"));
+        assert_eq!(one.rotate_from(0), None, "one URL: nowhere to go");
+        assert_eq!(one.current(), 0);
+
+        let none = HubUrls::new::<&str>(&[]);
+        assert_eq!(none.rotate_from(0), None);
+        assert_eq!(none.get(none.current()), None);
+
+        let three = HubUrls::new(&["https://a", "https://b", "https://c"]);
+        assert_eq!(three.current(), 0);
+        assert_eq!(three.rotate_from(0), Some(1));
+        assert_eq!(
+            three.rotate_from(0),
+            None,
+            "a second failure of a URL already left moves nothing"
+        );
+        assert_eq!(three.current(), 1);
+        assert_eq!(three.rotate_from(2), None, "not the URL in use");
+        assert_eq!(three.current(), 1);
+        assert_eq!(three.rotate_from(1), Some(2));
+        assert_eq!(three.rotate_from(2), Some(0), "after the last, the first");
+        assert_eq!(three.get(three.current()), Some("https://a"));
+    }
+
+    #[test]
+    fn concurrent_failures_of_one_url_move_one_step() {
+        let urls = HubUrls::new(&["https://a", "https://b", "https://c"]);
+        let moved = std::sync::atomic::AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    start.wait();
+                    if urls.rotate_from(0).is_some() {
+                        moved.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        assert_eq!(moved.load(Ordering::Relaxed), 1);
+        assert_eq!(urls.current(), 1);
+    }
+
+    /// A plain-HTTP stand-in for one hub address: answers every request with `status` and
+    /// `body` (echoing a POST's body when `body` is empty), counting requests.
+    async fn stand_in(status: u16, body: &'static str) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
+        let app = axum::Router::new().fallback(move |request: axum::body::Bytes| {
+            let counted = Arc::clone(&counted);
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let status = axum::http::StatusCode::from_u16(status)
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                let body = if body.is_empty() {
+                    request.to_vec()
+                } else {
+                    body.as_bytes().to_vec()
+                };
+                (status, body)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    /// An address where nothing listens.
+    async fn nobody() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}")
+    }
+
+    fn plain_client() -> reqwest::Client {
+        let tls = rustls::ClientConfig::builder_with_provider(net::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn no_answer_and_5xx_send_the_next_call_to_the_next_url() {
+        let dead = nobody().await;
+        let (down, down_hits) = stand_in(503, "overloaded").await;
+        let (up, up_hits) = stand_in(200, "").await;
+        let hub = HubApi::new(
+            plain_client(),
+            &[dead.clone(), down.clone(), format!("{up}/")],
+        );
+        assert_eq!(hub.urls(), [dead.clone(), down.clone(), up.clone()]);
+        assert_eq!(hub.current_url(), dead);
+
+        // Each call makes one attempt, to the URL in use, and returns its own failure.
+        let first = hub.submit(b"<packet/>".to_vec()).await.unwrap_err();
+        assert!(matches!(first, HubCallError::Transport(_)), "{first:?}");
+        assert_eq!(hub.health().snapshot().reachable, Some(false));
+        assert_eq!(hub.current_url(), down);
+        assert_eq!(down_hits.load(Ordering::SeqCst), 0, "no immediate retry");
+
+        let second = hub.submit(b"<packet/>".to_vec()).await.unwrap_err();
+        assert!(
+            matches!(second, HubCallError::Refused { status: 503, .. }),
+            "{second:?}"
+        );
+        assert_eq!(down_hits.load(Ordering::SeqCst), 1);
+        assert_eq!(up_hits.load(Ordering::SeqCst), 0, "no immediate retry");
+        assert_eq!(hub.current_url(), up);
+
+        // The retry carries the same bytes; the node then stays where it works.
+        let receipt = hub.submit(b"<packet/>".to_vec()).await.unwrap();
+        assert_eq!(receipt, b"<packet/>");
+        assert_eq!(hub.health().snapshot().reachable, Some(true));
+        assert_eq!(hub.ack_receipts(vec![1, 2]).await, Ok(()));
+        assert_eq!(up_hits.load(Ordering::SeqCst), 2);
+        assert_eq!(hub.current_url(), up);
+        assert_eq!(hub.clone().current_url(), up, "clones share the URL in use");
+    }
+
+    #[tokio::test]
+    async fn client_errors_and_a_single_url_stay_put() {
+        let (refusing, refusing_hits) = stand_in(
+            409,
+            r#"{"code":"duplicate_business_key","message":"already sent"}"#,
+        )
+        .await;
+        let (not_found, _) = stand_in(404, "no such packet").await;
+        let (up, up_hits) = stand_in(200, "").await;
+
+        let hub = HubApi::new(plain_client(), &[refusing.clone(), up.clone()]);
+        let error = hub.submit(b"<packet/>".to_vec()).await.unwrap_err();
+        assert!(error.is_permanent(), "{error:?}");
+        assert_eq!(hub.current_url(), refusing, "a 4xx does not fail over");
+        assert_eq!(refusing_hits.load(Ordering::SeqCst), 1);
+        assert_eq!(up_hits.load(Ordering::SeqCst), 0);
+
+        let hub = HubApi::new(plain_client(), &[not_found.clone(), up.clone()]);
+        assert_eq!(hub.fetch("x").await, Ok(None));
+        assert_eq!(hub.current_url(), not_found, "a 404 does not fail over");
+
+        let dead = nobody().await;
+        let hub = HubApi::new(plain_client(), &[dead.as_str()]);
+        for _ in 0..2 {
+            let error = hub.directory().await.unwrap_err();
+            assert!(matches!(error, HubCallError::Transport(_)), "{error:?}");
+            assert_eq!(hub.current_url(), dead, "one URL: always the same");
+        }
+
+        let hub = HubApi::new::<String>(plain_client(), &[]);
+        let error = hub.pending(1, 10).await.unwrap_err();
+        assert!(
+            matches!(&error, HubCallError::Transport(m) if m.contains("hub_url")),
+            "{error:?}"
+        );
+        assert_eq!(hub.current_url(), "");
     }
 
     #[test]

@@ -216,7 +216,7 @@ impl Node {
         let trust = LiveTrust::load(&config.trust, &config.crl)?;
         let hub_cert_der = read_certificate(&config.hub_certificate)?;
         let client = build_client(&client_tls(&config), HUB_CALL_TIMEOUT)?;
-        let hub = HubApi::new(client, &config.hub_url);
+        let hub = HubApi::new(client, config.hub_urls());
         let token = token::load_or_create(&config.token_path())?;
         let db_path = config.database_path();
         let mut db = NodeDb::open(&db_path).map_err(|source| NodeError::Store {
@@ -225,7 +225,7 @@ impl Node {
         })?;
         let mailer = match &config.mail {
             Some(m) => Some(Arc::new(
-                mail::Mailer::new(db.store().clone(), m)
+                mail::Mailer::new(std::sync::Arc::new(db.store().clone()), m)
                     .map_err(|e| NodeError::Mail(e.to_string()))?,
             )),
             None => None,
@@ -577,8 +577,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     if let Some(m) = &node.mailer {
         tasks.push(("mail", tokio::spawn(Arc::clone(m).run(stopped.clone()))));
     }
-    tracing::info!(agency = %node.config.agency, hub = %node.config.hub_url,
-        api = %api_addr, "node started");
+    tracing::info!(agency = %node.config.agency, hub = %node.config.primary_hub_url(),
+        hub_urls = ?node.config.hub_urls(), api = %api_addr, "node started");
     Ok(RunningNode {
         node,
         api_addr,

@@ -544,7 +544,11 @@ pub fn inbox_timeline(e: &InboxEntry) -> Vec<TimelineEvent> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub agency: String,
+    /// The hub URL the node calls now (the first of `hub_urls` until a failover).
     pub hub_url: String,
+    /// Every configured hub URL, in failover order.
+    #[serde(default)]
+    pub hub_urls: Vec<String>,
     pub hub: HubStatus,
     /// The node's database: whether it is writable now, and the last failure it recovered from.
     pub store: store::StoreHealth,

@@ -243,6 +243,38 @@ impl HubProc {
     /// Like [`HubProc::start`] but leaves the hub stopped: its address is known (nodes can be
     /// configured with it) and [`HubProc::restart`] starts it later.
     pub fn prepare(dir: &Path, pki: &Pki, extra_config: &str) -> HubProc {
+        let hub = HubProc::configure(dir, pki, extra_config);
+        for (code, name) in [
+            (G22, "Văn phòng Chính phủ"),
+            (H41, "UBND Tỉnh Nghệ An"),
+            (H14, "UBND Tỉnh Cao Bằng"),
+        ] {
+            run_ok(&[
+                "hub",
+                "--config",
+                s(&hub.config),
+                "agency",
+                "add",
+                "--code",
+                code,
+                "--name",
+                name,
+                "--cert",
+                s(&pki.cert(code)),
+            ]);
+        }
+        hub
+    }
+
+    /// Another replica of a hub whose state is in PostgreSQL (`extra_config` names it in
+    /// `[store]`): its own folder and ports, the agencies already registered in the shared
+    /// database. Stopped; [`HubProc::restart`] starts it.
+    pub fn replica(dir: &Path, pki: &Pki, extra_config: &str) -> HubProc {
+        HubProc::configure(dir, pki, extra_config)
+    }
+
+    /// Writes `dir/hub.toml` with fresh loopback ports.
+    fn configure(dir: &Path, pki: &Pki, extra_config: &str) -> HubProc {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         // Two probes may return the same freed port: the admin port must differ.
@@ -265,25 +297,6 @@ impl HubProc {
             ),
         )
         .unwrap();
-        for (code, name) in [
-            (G22, "Văn phòng Chính phủ"),
-            (H41, "UBND Tỉnh Nghệ An"),
-            (H14, "UBND Tỉnh Cao Bằng"),
-        ] {
-            run_ok(&[
-                "hub",
-                "--config",
-                s(&config),
-                "agency",
-                "add",
-                "--code",
-                code,
-                "--name",
-                name,
-                "--cert",
-                s(&pki.cert(code)),
-            ]);
-        }
         HubProc {
             dir: dir.to_owned(),
             config,
@@ -452,7 +465,8 @@ impl NodeProc {
 
     /// Writes `dir/node.toml` for `agency`, presenting the certificate and key of `cert_of`
     /// (normally the same agency), without starting anything. `extra` is appended to the
-    /// top-level options (before the `[retry]` table).
+    /// top-level options (before the `[retry]` table). `hub_url` is one URL, or a TOML list of
+    /// them (`["https://…", "https://…"]`: hub replicas).
     pub fn configure(
         dir: &Path,
         pki: &Pki,
@@ -464,10 +478,15 @@ impl NodeProc {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let config = dir.join("node.toml");
+        let hub_url = if hub_url.starts_with('[') {
+            hub_url.to_string()
+        } else {
+            format!("\"{hub_url}\"")
+        };
         std::fs::write(
             &config,
             format!(
-                "agency = \"{agency}\"\nhub_url = \"{hub_url}\"\ndata_dir = \"data\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\ntrust = [\"{}\"]\ncrl = [\"{}\"]\nhub_certificate = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\npoll_wait_secs = 5\n{extra}\n[retry]\ninitial_ms = 100\nmax_ms = 1000\n",
+                "agency = \"{agency}\"\nhub_url = {hub_url}\ndata_dir = \"data\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\ntrust = [\"{}\"]\ncrl = [\"{}\"]\nhub_certificate = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\npoll_wait_secs = 5\n{extra}\n[retry]\ninitial_ms = 100\nmax_ms = 1000\n",
                 s(&pki.cert(cert_of)),
                 s(&pki.key(cert_of)),
                 s(&pki.ca()),

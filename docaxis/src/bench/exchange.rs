@@ -1,6 +1,10 @@
 //! The exchange a benchmark runs on: a development PKI, a hub and two agency nodes (sender and
 //! recipient), all in this process on loopback, with real mutual TLS and real redb files
-//! committed with `Durability::Immediate` (fsync), exactly as `docaxis demo` runs them.
+//! committed with `Durability::Immediate` (fsync), exactly as `docaxis demo` runs them. With
+//! [`HubSetup::postgres`] the hub keeps its state in that PostgreSQL database instead and runs
+//! as [`HubSetup::replicas`] replicas: the sender's node lists them in order and the
+//! recipient's in the reverse order, so both replicas carry traffic and a document crosses
+//! from one to the other (the recipient's long polls are woken through PostgreSQL).
 //!
 //! Invariants: everything lives under one folder given by the caller; the agencies' keys are of
 //! the kind asked for (the CA and the hub keep ECDSA P-256, as `pki init` makes them);
@@ -20,35 +24,59 @@ pub(crate) const SENDER: (&str, &str) = ("000.00.00.G22", "Văn phòng Chính ph
 /// The receiving agency.
 pub(crate) const RECIPIENT: (&str, &str) = ("000.00.00.H41", "UBND Tỉnh Nghệ An");
 
-/// A hub and two nodes running in this process.
+/// Where the hub keeps its state, and how many replicas serve it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HubSetup {
+    /// PostgreSQL URL (an empty database: the run's tables are made in it); none: redb.
+    pub postgres: Option<String>,
+    /// Hub processes (tasks here) on that database; 1 with redb.
+    pub replicas: usize,
+}
+
+/// The hub replicas and two nodes running in this process.
 pub(crate) struct Exchange {
-    pub hub: RunningHub,
+    pub hubs: Vec<RunningHub>,
     pub sender: RunningNode,
     pub recipient: RunningNode,
 }
 
 impl Exchange {
-    /// Makes the PKI in `dir/pki` with agency keys of type `key`, starts the hub, registers
-    /// both agencies and starts their nodes.
-    pub(crate) async fn start(dir: &Path, key: KeyAlgorithm) -> Result<Exchange, BenchError> {
+    /// Makes the PKI in `dir/pki` with agency keys of type `key`, starts the hub (every
+    /// replica of it), registers both agencies and starts their nodes.
+    pub(crate) async fn start(
+        dir: &Path,
+        key: KeyAlgorithm,
+        setup: &HubSetup,
+    ) -> Result<Exchange, BenchError> {
         let pki_dir = dir.join("pki");
         make_pki(&pki_dir, key)?;
-        let hub_config = HubConfig {
-            listen: ([127, 0, 0, 1], 0).into(),
-            admin_listen: ([127, 0, 0, 1], 0).into(),
-            data_dir: dir.join("hub"),
-            certificate: pki_dir.join("hub.pem"),
-            private_key: pki_dir.join("hub.key.pem"),
-            trust: vec![pki_dir.join("ca.pem")],
-            crl: vec![pki_dir.join("crl.pem")],
-            max_packet_bytes: hub::config::DEFAULT_MAX_PACKET_BYTES,
-            trust_reload_secs: hub::config::DEFAULT_TRUST_RELOAD_SECS,
-            max_connections: hub::config::DEFAULT_MAX_CONNECTIONS,
-            alerts: hub::alerts::AlertConfig::default(),
-            mail: None,
-            admin_tls: None,
+        let hub_config = |i: usize| {
+            let store = hub::config::StoreConfig {
+                postgres: setup.postgres.clone(),
+                ..hub::config::StoreConfig::default()
+            };
+            HubConfig {
+                listen: ([127, 0, 0, 1], 0).into(),
+                admin_listen: ([127, 0, 0, 1], 0).into(),
+                data_dir: dir.join(if i == 0 {
+                    "hub".to_string()
+                } else {
+                    format!("hub-{}", i + 1)
+                }),
+                certificate: pki_dir.join("hub.pem"),
+                private_key: pki_dir.join("hub.key.pem"),
+                trust: vec![pki_dir.join("ca.pem")],
+                crl: vec![pki_dir.join("crl.pem")],
+                max_packet_bytes: hub::config::DEFAULT_MAX_PACKET_BYTES,
+                trust_reload_secs: hub::config::DEFAULT_TRUST_RELOAD_SECS,
+                max_connections: hub::config::DEFAULT_MAX_CONNECTIONS,
+                alerts: hub::alerts::AlertConfig::default(),
+                mail: None,
+                admin_tls: None,
+                store,
+            }
         };
-        let hub = hub::start(&hub_config)
+        let hub = hub::start(&hub_config(0))
             .await
             .map_err(|e| BenchError::Start(format!("the hub: {e:#}")))?;
         for (code, name) in [SENDER, RECIPIENT] {
@@ -68,10 +96,21 @@ impl Exchange {
                 .map_err(|e| BenchError::Start(format!("registering {code} at the hub: {e}")))?;
             hub.hub.cache_agency(agency);
         }
-        let sender = start_node(dir, &pki_dir, SENDER, &hub).await?;
-        let recipient = start_node(dir, &pki_dir, RECIPIENT, &hub).await?;
+        // Further replicas read the directory just registered when they start.
+        let mut hubs = vec![hub];
+        for i in 1..setup.replicas.max(1) {
+            hubs.push(
+                hub::start(&hub_config(i))
+                    .await
+                    .map_err(|e| BenchError::Start(format!("hub replica {}: {e:#}", i + 1)))?,
+            );
+        }
+        let urls: Vec<String> = hubs.iter().map(|h| format!("https://{}", h.addr)).collect();
+        let sender = start_node(dir, &pki_dir, SENDER, &urls).await?;
+        let reversed: Vec<String> = urls.iter().rev().cloned().collect();
+        let recipient = start_node(dir, &pki_dir, RECIPIENT, &reversed).await?;
         Ok(Exchange {
-            hub,
+            hubs,
             sender,
             recipient,
         })
@@ -85,10 +124,12 @@ impl Exchange {
                 .await
                 .map_err(|e| BenchError::Stop(format!("the node of {code}: {e}")))?;
         }
-        self.hub
-            .shutdown()
-            .await
-            .map_err(|e| BenchError::Stop(format!("the hub: {e:#}")))
+        for hub in self.hubs {
+            hub.shutdown()
+                .await
+                .map_err(|e| BenchError::Stop(format!("the hub: {e:#}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -117,7 +158,7 @@ async fn start_node(
     dir: &Path,
     pki_dir: &Path,
     (code, name): (&str, &str),
-    hub: &RunningHub,
+    hub_urls: &[String],
 ) -> Result<RunningNode, BenchError> {
     let node_dir: PathBuf = dir.join(code);
     std::fs::create_dir_all(&node_dir).map_err(|source| BenchError::Io {
@@ -125,12 +166,12 @@ async fn start_node(
         source,
     })?;
     let text = format!(
-        "agency = \"{code}\"\nagency_name = \"{name}\"\nhub_url = \"https://{hub}\"\n\
+        "agency = \"{code}\"\nagency_name = \"{name}\"\nhub_url = {hubs:?}\n\
          data_dir = \"data\"\ncertificate = \"{pki}/agencies/{code}.pem\"\n\
          private_key = \"{pki}/agencies/{code}.key.pem\"\ntrust = [\"{pki}/ca.pem\"]\n\
          crl = [\"{pki}/crl.pem\"]\nhub_certificate = \"{pki}/hub.pem\"\n\
          api_listen = \"127.0.0.1:0\"\npoll_wait_secs = 20\n",
-        hub = hub.addr,
+        hubs = hub_urls,
         pki = pki_dir.display()
     );
     let config = NodeConfig::from_toml(&text, &node_dir, &node_dir.join("node.toml"))

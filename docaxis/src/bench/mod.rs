@@ -38,7 +38,7 @@ use ::exchange::packet_id::PacketId;
 use dsig::pki::{KeyAlgorithm, PkiError};
 use node::client::ApiClient;
 
-pub(crate) use self::exchange::Exchange;
+pub(crate) use self::exchange::{Exchange, HubSetup};
 pub(crate) use stats::{LatencySummary, summarize};
 use workload::Workload;
 
@@ -93,6 +93,8 @@ pub(crate) struct BenchOptions {
     pub keep: bool,
     /// Give up when not everything arrived and came back within this time after the first send.
     pub timeout: Duration,
+    /// The hub's store and replicas (default: redb, one hub).
+    pub hub: HubSetup,
 }
 
 impl Default for BenchOptions {
@@ -107,6 +109,7 @@ impl Default for BenchOptions {
             dir: None,
             keep: false,
             timeout: Duration::from_secs(600),
+            hub: HubSetup::default(),
         }
     }
 }
@@ -175,6 +178,13 @@ pub(crate) struct BenchReport {
     pub arrived: usize,
     /// Status 01 committed back at the sender (equals `count` in a report).
     pub statuses_back: usize,
+    /// Deliveries of documents the hub recorded (with their receipts) in its own database
+    /// after the run: equals `count` when nothing was lost or delivered twice.
+    pub delivered: u64,
+    /// `redb` or `postgresql`.
+    pub hub_store: &'static str,
+    /// Hub replicas that served the run.
+    pub hub_replicas: usize,
     pub cpus: usize,
     /// One-minute load average of the whole system just before the run, when known: above
     /// `cpus`, other processes were competing for the CPUs and the figures are low.
@@ -274,10 +284,29 @@ pub(crate) async fn run(
         source,
     })?;
     let load = cpu::load_average();
-    let result = run_in(&dir, &tag, opts, &mut progress).await.map(|mut r| {
+    // A PostgreSQL hub gets a database of its own on the server named.
+    let mut opts = opts.clone();
+    let made = match opts.hub.postgres.clone() {
+        Some(url) => {
+            let name = format!("docaxis_bench_{}", tag.to_lowercase());
+            let run_url = hub::db::pg::create_database(&url, &name)
+                .await
+                .map_err(|e| BenchError::Start(format!("the PostgreSQL database: {e}")))?;
+            opts.hub.postgres = Some(run_url);
+            Some((url, name))
+        }
+        None => None,
+    };
+    let result = run_in(&dir, &tag, &opts, &mut progress).await.map(|mut r| {
         r.load_average_before = load;
         r
     });
+    if let Some((url, name)) = made
+        && !opts.keep
+        && let Err(e) = hub::db::pg::drop_database(&url, &name).await
+    {
+        eprintln!("note: the benchmark's database {name} could not be dropped: {e}");
+    }
     if opts.keep {
         result.map(|mut r| {
             r.folder = Some(dir.display().to_string());
@@ -315,7 +344,7 @@ async fn run_in(
     progress: &mut impl FnMut(&Progress),
 ) -> Result<BenchReport, BenchError> {
     let started = Instant::now();
-    let exchange = Exchange::start(dir, opts.key.algorithm()).await?;
+    let exchange = Exchange::start(dir, opts.key.algorithm(), &opts.hub).await?;
     let setup = started.elapsed();
     let measured = drive(&exchange, tag, opts, progress).await;
     let stopping = Instant::now();
@@ -354,12 +383,27 @@ async fn drive(
     let sent = Arc::new(AtomicUsize::new(0));
     let count = opts.count;
 
-    let stores = [
-        ("hub", exchange.hub.hub.db.store().clone()),
-        ("sender", exchange.sender.node().db.store().clone()),
-        ("recipient", exchange.recipient.node().db.store().clone()),
+    let hub_stats = || {
+        exchange.hubs.iter().map(|h| h.hub.db.writer_stats()).fold(
+            store::WriterStats::default(),
+            |a, b| store::WriterStats {
+                commits: a.commits + b.commits,
+                jobs: a.jobs + b.jobs,
+            },
+        )
+    };
+    let stores: [(&'static str, StatsOf<'_>); 3] = [
+        ("hub", Box::new(hub_stats)),
+        (
+            "sender",
+            Box::new(|| exchange.sender.node().db.store().writer_stats()),
+        ),
+        (
+            "recipient",
+            Box::new(|| exchange.recipient.node().db.store().writer_stats()),
+        ),
     ];
-    let stats_before = stores.each_ref().map(|(_, s)| s.writer_stats());
+    let stats_before = stores.each_ref().map(|(_, stats)| stats());
     let cpu_before = cpu::process_cpu_time();
     let t0 = Instant::now();
     let mut workers: JoinSet<Result<Vec<SentDoc>, BenchError>> = JoinSet::new();
@@ -449,8 +493,8 @@ async fn drive(
     let commits = stores
         .iter()
         .zip(stats_before)
-        .map(|((database, store), before)| {
-            let after = store.writer_stats();
+        .map(|((database, stats), before)| {
+            let after = stats();
             let commits = after.commits.saturating_sub(before.commits);
             let jobs = after.jobs.saturating_sub(before.jobs);
             Commits {
@@ -514,7 +558,21 @@ async fn drive(
             .map_or(0, |b| b.len() as u64),
         None => 0,
     };
+    let hub = &exchange.hubs[0].hub;
+    let now = ::exchange::Timestamp::now();
+    let delivered = hub
+        .db
+        .traffic(now, now, now, 24)
+        .await
+        .map_err(|e| BenchError::Task(format!("reading the hub's deliveries: {e}")))?
+        .hours
+        .iter()
+        .map(|h| h.deliveries)
+        .sum();
     Ok(BenchReport {
+        delivered,
+        hub_store: hub.db.backend_name(),
+        hub_replicas: exchange.hubs.len(),
         documents_per_second: per_second(count, deliver),
         latency_p50_ms: latency.p50_ms,
         latency_p99_ms: latency.p99_ms,
@@ -550,10 +608,19 @@ async fn drive(
         blocking_threads: None,
         build_profile: build_profile(),
         warning: cfg!(debug_assertions).then(|| DEBUG_WARNING.to_string()),
-        durability: "redb Durability::Immediate (fsync on every commit, group commit)",
+        durability: match hub.db.backend_name() {
+            "postgresql" => {
+                "nodes: redb Durability::Immediate (fsync, group commit); hub: PostgreSQL commits \
+                 (synchronous_commit as the server is configured)"
+            }
+            _ => "redb Durability::Immediate (fsync on every commit, group commit)",
+        },
         folder: None,
     })
 }
+
+/// Reads one database's writer statistics (the hub's: summed over its replicas).
+type StatsOf<'a> = Box<dyn Fn() -> store::WriterStats + 'a>;
 
 fn per_second(count: usize, over: Duration) -> f64 {
     let secs = over.as_secs_f64();

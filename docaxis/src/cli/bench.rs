@@ -45,6 +45,15 @@ pub(crate) struct BenchArgs {
     /// default: tokio's (512).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub blocking_threads: Option<u64>,
+    /// Keep the hub's state in PostgreSQL: the URL of a database on the server to use (e.g.
+    /// postgresql://user@127.0.0.1:5432/postgres). The run makes a database of its own there
+    /// and drops it afterwards (kept with --keep).
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Hub replicas on that PostgreSQL database (the sender's node lists them in order, the
+    /// recipient's in reverse, so every replica carries traffic). Needs --postgres above 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub hub_replicas: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -53,7 +62,18 @@ pub(crate) struct BenchArgs {
 impl BenchArgs {
     /// The engine's options.
     pub(crate) fn options(&self) -> anyhow::Result<BenchOptions> {
+        if self.hub_replicas > 1 && self.postgres.is_none() {
+            anyhow::bail!(
+                "--hub-replicas {} needs --postgres URL: replicas share their state in PostgreSQL \
+                 (the embedded redb file belongs to one process)",
+                self.hub_replicas
+            );
+        }
         Ok(BenchOptions {
+            hub: bench::HubSetup {
+                postgres: self.postgres.clone(),
+                replicas: usize::try_from(self.hub_replicas).context("--hub-replicas")?,
+            },
             count: usize::try_from(self.count).context("--count is too large")?,
             size: self.size,
             key: self.key,
@@ -142,6 +162,11 @@ pub(crate) fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> st
         r.build_profile
     )?;
     writeln!(out, "durability: {}", r.durability)?;
+    writeln!(
+        out,
+        "hub:           {} replica(s) on {}; {} document deliveries recorded by the hub",
+        r.hub_replicas, r.hub_store, r.delivered
+    )?;
     if let Some(load) = r.load_average_before
         && load > r.cpus as f64
     {
@@ -282,6 +307,27 @@ mod tests {
     }
 
     #[test]
+    fn replicas_need_postgres() {
+        let err = parse(&["--hub-replicas", "2"])
+            .unwrap()
+            .options()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--postgres"), "{err}");
+        let o = parse(&[
+            "--hub-replicas",
+            "2",
+            "--postgres",
+            "postgresql://u@127.0.0.1/p",
+        ])
+        .unwrap()
+        .options()
+        .unwrap();
+        assert_eq!(o.hub.replicas, 2);
+        assert!(parse(&["--hub-replicas", "0"]).is_err());
+    }
+
+    #[test]
     fn the_text_report_carries_the_figures_and_the_warnings() {
         let latency =
             bench::summarize(&[Duration::from_millis(10), Duration::from_millis(30)]).unwrap();
@@ -311,6 +357,9 @@ mod tests {
             commits: Vec::new(),
             arrived: 2,
             statuses_back: 2,
+            delivered: 2,
+            hub_store: "postgresql",
+            hub_replicas: 2,
             cpus: 2,
             load_average_before: Some(6.5),
             blocking_threads: Some(16),
@@ -329,6 +378,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rsa keys"), "{text}");
+        assert!(
+            text.contains("2 replica(s) on postgresql; 2 document deliveries recorded"),
+            "{text}"
+        );
         assert!(text.contains("load average was 6.5"), "{text}");
         assert!(text.contains("limited to 16 threads"), "{text}");
         assert!(

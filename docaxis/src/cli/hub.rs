@@ -46,6 +46,14 @@ pub(crate) enum HubCommand {
     /// Make the running hub read its trust anchors and CRLs again now (after `docaxis pki
     /// revoke`, say). The hub also does this every `trust_reload_secs` and on SIGHUP.
     Reload,
+    /// Copy this hub's embedded database (data_dir/hub.redb) into an empty PostgreSQL
+    /// database, then check every table's row count. Stop the hub first; afterwards set
+    /// `[store] postgres` in hub.toml and start one or more replicas on it.
+    Migrate {
+        /// The target: postgresql://user:password@host:port/database (an empty database).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -106,7 +114,10 @@ async fn serve(config: HubConfig) -> anyhow::Result<ExitCode> {
         running.console_url,
         config.admin_token_path().display()
     );
-    println!("database {}", config.db_path().display());
+    match running.hub.db.backend_name() {
+        "postgresql" => println!("database PostgreSQL ([store] in the configuration)"),
+        _ => println!("database {}", config.db_path().display()),
+    }
     super::signals::reload_on_hangup(std::sync::Arc::clone(running.hub.trust()));
     running.run_until(super::signals::shutdown()).await?;
     println!("hub stopped");
@@ -126,6 +137,10 @@ enum Admin {
 async fn connect(config: &HubConfig) -> anyhow::Result<Admin> {
     if let Some(api) = try_api(config).await? {
         return Ok(api);
+    }
+    // PostgreSQL is shared: change it directly; running replicas hear of it (NOTIFY).
+    if config.store.postgres_url()?.is_some() {
+        return Ok(Admin::Db(hub::open_db(config).await?));
     }
     // The database is locked while a hub runs; one that is starting binds its admin API a
     // moment after opening it, so a locked database is retried briefly (API first) before
@@ -147,6 +162,45 @@ async fn connect(config: &HubConfig) -> anyhow::Result<Admin> {
             ),
         }
     }
+}
+
+/// `docaxis hub migrate --to URL`: copies the redb file into PostgreSQL, with progress.
+async fn migrate(config: &HubConfig, to: &str) -> anyhow::Result<ExitCode> {
+    if config.store.postgres_url()?.is_some() {
+        bail!(
+            "this hub already keeps its state in PostgreSQL ([store] in {}); migrate copies a \
+             hub's embedded database (data_dir/hub.redb)",
+            config.data_dir.display()
+        );
+    }
+    let path = config.db_path();
+    if !path.exists() {
+        bail!("there is no hub database at {} to migrate", path.display());
+    }
+    let from = hub::db::RedbHub::open(&path).with_context(|| {
+        format!(
+            "cannot open {} (stop the hub first: a running hub holds its database)",
+            path.display()
+        )
+    })?;
+    let tls = hub::db::pg::PgTls::from_ca_files(&config.store.ca)?;
+    let target = hub::db::PgHub::connect_with(to, 4, tls)
+        .await
+        .context("cannot use the target PostgreSQL database")?;
+    eprintln!("migrating {} to PostgreSQL", path.display());
+    let report = hub::db::migrate::copy(&from, &target, |done| eprintln!("  copied {done}"))
+        .await
+        .context("the migration stopped; the redb hub is unchanged")?;
+    println!("{:<18} {:>12} {:>12}", "table", "redb", "postgresql");
+    for t in &report.tables {
+        println!("{:<18} {:>12} {:>12}", t.table, t.redb, t.postgres);
+    }
+    println!(
+        "every count matches. Now add to the hub's configuration\n\n[store]\npostgres = \"…\"   \
+         # the URL given to --to (or postgres_file)\n\nand start the hub, and any further \
+         replicas, on it."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The admin API address: as the running hub recorded it, else as configured.
@@ -219,8 +273,12 @@ fn hub_err(e: hub::service::HubError) -> anyhow::Error {
 }
 
 async fn manage(config: &HubConfig, cmd: HubCommand) -> anyhow::Result<ExitCode> {
-    let admin = connect(config).await?;
+    let admin = match &cmd {
+        HubCommand::Migrate { to } => return migrate(config, to).await,
+        _ => connect(config).await?,
+    };
     match cmd {
+        HubCommand::Migrate { .. } => bail!("migrate runs without the admin API"),
         HubCommand::Reload => {
             let Admin::Api {
                 client,

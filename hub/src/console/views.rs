@@ -16,7 +16,7 @@ use axum::extract::Query;
 
 use super::{Console, DocumentQuery};
 use crate::alerts::{AlertKind, Incident};
-use crate::ledger::{self, DeliveryState, Search, StateFilter};
+use crate::ledger::{DeliveryState, Search, StateFilter};
 use crate::track::{DocumentTrack, TrackedStatus};
 use exchange::clock::Timestamp;
 use web::display;
@@ -171,11 +171,7 @@ async fn agency_rows(c: &Console) -> Result<(Vec<AgencyRow>, Vec<Incident>), Str
     let db = &c.hub.db;
     let agencies = db.agencies().await.map_err(|e| e.to_string())?;
     let pending = db.pending_summary().await.map_err(|e| e.to_string())?;
-    let open = db
-        .store()
-        .read(crate::alerts::open_incidents)
-        .await
-        .map_err(|e| e.to_string())?;
+    let open = db.open_incidents().await.map_err(|e| e.to_string())?;
     let now_ms = exchange::clock::now_ms();
     let pending: HashMap<String, (u64, u64)> = pending
         .into_iter()
@@ -292,15 +288,9 @@ pub(super) async fn overview(State(c): State<Arc<Console>>, headers: HeaderMap) 
     let counts = c
         .hub
         .db
-        .store()
-        .read(move |t| {
-            Ok::<_, store::StoreError>((
-                ledger::documents_since(t, day)?,
-                ledger::documents_since(t, week)?,
-                ledger::hourly(t, now_ts, 24)?,
-            ))
-        })
-        .await;
+        .traffic(day, week, now_ts, 24)
+        .await
+        .map(|t| (t.today, t.week, t.hours));
     let (today, this_week, hours) = or_store_error!(session, counts);
     let pending: u64 = rows.iter().map(|r| r.pending).sum();
     let oldest = rows.iter().map(|r| r.oldest_secs).max().unwrap_or(0);
@@ -706,14 +696,7 @@ pub(super) async fn search(
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
-    let found = or_store_error!(
-        session,
-        c.hub
-            .db
-            .store()
-            .read(move |t| ledger::search(t, &query, SEARCH_ROWS))
-            .await
-    );
+    let found = or_store_error!(session, c.hub.db.search(query, SEARCH_ROWS).await);
     let now_ms = exchange::clock::now_ms();
     page.rows = found
         .rows

@@ -13,6 +13,7 @@ mod exchange_outages;
 mod exchange_security;
 mod hardening;
 mod hub_crash;
+mod hub_replicas;
 mod hub_security;
 mod legacy;
 mod lifecycle_actions;

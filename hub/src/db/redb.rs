@@ -1,4 +1,5 @@
-//! The hub's durable state: agencies, packets, delivery rows, queues and receipts (redb).
+//! The hub's embedded backend: agencies, packets, delivery rows, queues and receipts in one
+//! redb file (see [`super`] for the interface and the guarantees both backends keep).
 //!
 //! Tables (keys → values):
 //! - `agencies`: code → [`Agency`] (JSON)
@@ -32,204 +33,38 @@
 //!   that opens it, before anything else reads it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize};
 
-use edxml::{BussinessDocType, Packet, ReadOptions};
+use edxml::{Packet, ReadOptions};
 use exchange::clock::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::PacketKind;
 use store::codec::{decode, encode};
-use store::{DbResult, Store, StoreError};
+use store::{DbResult, Store, StoreError, WriterStats};
 
-const AGENCIES: TableDefinition<&str, &[u8]> = TableDefinition::new("agencies");
-const PACKETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packets");
+use super::{
+    Agency, AlertsView, Delivery, DocumentHistory, HubDbError, NewPacket, PacketMeta,
+    PendingSummary, Submitted, Traffic, business_key, document_owner, urgency_rank,
+};
+use crate::alerts::{Changes, Condition, Incident};
+use crate::ledger::{Found, Search};
+
+pub(super) const AGENCIES: TableDefinition<&str, &[u8]> = TableDefinition::new("agencies");
+pub(super) const PACKETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packets");
 pub(crate) const PACKET_META: TableDefinition<&[u8; 32], &[u8]> =
     TableDefinition::new("packet_meta");
-const BUSINESS_KEYS: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("business_keys");
+pub(super) const BUSINESS_KEYS: TableDefinition<&str, &[u8; 32]> =
+    TableDefinition::new("business_keys");
 pub(crate) const DELIVERIES: TableDefinition<(&[u8; 32], &str), &[u8]> =
     TableDefinition::new("deliveries");
-const QUEUE: TableDefinition<(&str, u8, u64), &[u8; 32]> = TableDefinition::new("queue");
-const SENDER_RECEIPTS: TableDefinition<(&str, u64), (&[u8; 32], &str)> =
+pub(super) const QUEUE: TableDefinition<(&str, u8, u64), &[u8; 32]> = TableDefinition::new("queue");
+pub(super) const SENDER_RECEIPTS: TableDefinition<(&str, u64), (&[u8; 32], &str)> =
     TableDefinition::new("sender_receipts");
-const BY_DOCUMENT: TableDefinition<(&str, &str, &[u8; 32]), ()> =
+pub(super) const BY_DOCUMENT: TableDefinition<(&str, &str, &[u8; 32]), ()> =
     TableDefinition::new("by_document");
-const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
-
-/// A registered agency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Agency {
-    pub code: String,
-    pub name: String,
-    #[serde(default)]
-    pub email: Option<String>,
-    /// SHA-256 fingerprints (lower-case hex) of the certificates it may use.
-    pub fingerprints: Vec<String>,
-    pub active: bool,
-    pub added_at: Timestamp,
-}
-
-/// What the hub remembers about a packet besides its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PacketMeta {
-    /// `document` or `status`.
-    pub kind: PacketKind,
-    pub from: String,
-    pub document_id: String,
-    /// BussinessDocType for documents (0–3); None for status packets.
-    pub business_doc_type: Option<u8>,
-    /// Status code for status packets.
-    pub status_code: Option<edxml::StatusCode>,
-    pub priority: u8,
-    pub size: u64,
-    /// When the submission committed.
-    pub accepted_at: Timestamp,
-    pub recipients: Vec<String>,
-    pub refused: Vec<(String, String)>,
-    /// The signed submission receipt returned to the sender (and again on resubmission).
-    pub receipt: String,
-    /// Status packets: the packet's own `Timestamp`, the time the business lifecycle is
-    /// ordered by. `None` only if the stored bytes could not be read again when the row was
-    /// upgraded.
-    #[serde(default)]
-    pub status_time: Option<Timestamp>,
-    /// `StaffInfo` summarised (`staff, department`): of a status packet, or of an action's
-    /// `Bussiness`.
-    #[serde(default)]
-    pub staff: Option<String>,
-    /// The reason: a status packet's `Description`, or an action's `BussinessDocReason`.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Action documents (BussinessDocType 1–3): the DocumentId of the document acted upon
-    /// (`Bussiness/DocumentId`, or for a replacement without it the first
-    /// `ReplacementInfo/DocumentId`).
-    #[serde(default)]
-    pub target_document_id: Option<String>,
-    /// Updates: the agencies the update removes from the recipients (`ReceiverType` 0).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub removed_recipients: Vec<String>,
-    /// Document packets: the subject (`TrichYeu`), as sent; shown to operators escaped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Document packets: the number and notation (`CodeNumber/CodeNotation`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
-
-impl PacketMeta {
-    /// Records what the packet says about the business lifecycle: a status's timestamp, staff
-    /// and reason; an action document's target, staff and reason.
-    pub fn record_business(&mut self, packet: &Packet) {
-        match packet {
-            Packet::Status(s) => {
-                self.status_time = Some(s.timestamp.to_offset_date_time().into());
-                self.staff = s.staff_info.as_ref().and_then(exchange::staff_summary);
-                self.reason = s.description.clone();
-            }
-            Packet::Document(d) => {
-                self.subject = Some(d.subject.clone());
-                self.code = Some(match d.code.code_notation.is_empty() {
-                    true => d.code.code_number.clone(),
-                    false => format!("{}/{}", d.code.code_number, d.code.code_notation),
-                });
-                let Some(b) = &d.bussiness else {
-                    return;
-                };
-                if b.doc_type == BussinessDocType::New {
-                    return;
-                }
-                // Read the way the nodes read it.
-                if let Some(action) = exchange::action_of(d) {
-                    self.target_document_id = Some(action.original);
-                    self.removed_recipients = action.removed;
-                }
-                self.staff = b.staff_info.as_ref().and_then(exchange::staff_summary);
-                self.reason = b.reason.clone();
-            }
-        }
-    }
-
-    /// An action (revoke, update, replace) on another document: the document it acts on.
-    pub fn action_target(&self) -> Option<&str> {
-        match self.business_doc_type {
-            Some(1..=3) => self
-                .target_document_id
-                .as_deref()
-                .filter(|t| *t != self.document_id),
-            _ => None,
-        }
-    }
-}
-
-/// Delivery state of one (packet, recipient) pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub queued_at: Timestamp,
-    #[serde(default)]
-    pub delivered_at: Option<Timestamp>,
-    /// Signed delivery receipt, once delivered.
-    #[serde(default)]
-    pub receipt: Option<String>,
-    /// Queue position while pending: (urgency rank, seq).
-    pub queue_key: (u8, u64),
-}
-
-/// What one recipient has waiting (see [`HubDb::pending_summary`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingSummary {
-    pub recipient: String,
-    pub count: u64,
-    /// When the longest-waiting delivery was queued.
-    pub oldest_queued_at: Option<Timestamp>,
-}
-
-/// A verified submission ready to be committed.
-#[derive(Debug, Clone)]
-pub struct NewPacket {
-    pub id: PacketId,
-    pub bytes: Vec<u8>,
-    pub meta: PacketMeta,
-}
-
-/// Result of committing a submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Submitted {
-    /// Newly stored; here is the receipt that was committed with it.
-    New { receipt: String },
-    /// These exact bytes were stored before: the original receipt.
-    Again { receipt: String },
-}
-
-/// Hub storage errors and refusals decided inside a transaction.
-#[derive(Debug, thiserror::Error)]
-pub enum HubDbError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(
-        "a different packet already uses document id {document_id:?} from {from} with BussinessDocType {business_doc_type} (packet {existing}); send a new DocumentId, or an update/replace packet"
-    )]
-    DuplicateBusinessKey {
-        from: String,
-        document_id: String,
-        business_doc_type: u8,
-        existing: String,
-    },
-    #[error("agency {0} is already registered")]
-    AgencyExists(String),
-    #[error("agency {0} is not registered")]
-    UnknownAgency(String),
-}
-
-/// Urgency rank used in queue keys: lower is served first. Priority 4 (hỏa tốc hẹn giờ) and 3
-/// (hỏa tốc) first, then 2, 1, 0.
-pub fn urgency_rank(priority: u8) -> u8 {
-    4u8.saturating_sub(priority.min(4))
-}
-
-fn business_key(from: &str, document_id: &str, bdt: u8) -> String {
-    format!("{from}\u{1f}{document_id}\u{1f}{bdt}")
-}
+pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 fn next_seq(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
     let mut counters = txn.open_table(COUNTERS).db()?;
@@ -238,15 +73,15 @@ fn next_seq(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
     Ok(next)
 }
 
-/// Typed access to the hub database.
+/// Typed access to the embedded hub database.
 #[derive(Clone, Debug)]
-pub struct HubDb {
+pub struct RedbHub {
     store: Store,
 }
 
-impl HubDb {
+impl RedbHub {
     /// Opens or creates the hub database file.
-    pub fn open(path: &std::path::Path) -> Result<HubDb, StoreError> {
+    pub fn open(path: &std::path::Path) -> Result<RedbHub, StoreError> {
         let store = Store::open(path, |txn| {
             txn.open_table(AGENCIES).db()?;
             txn.open_table(PACKETS).db()?;
@@ -262,12 +97,101 @@ impl HubDb {
             crate::ledger::create_tables(txn)?;
             upgrade_layout(txn)
         })?;
-        Ok(HubDb { store })
+        Ok(RedbHub { store })
     }
 
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(super) fn writer_stats(&self) -> WriterStats {
+        self.store.writer_stats()
+    }
+
+    pub(super) fn observe_batches(&self, observer: store::BatchObserver) {
+        self.store.observe_batches(observer);
+    }
+
+    pub(super) fn mail_queue(&self) -> Arc<dyn mail::queue::MailStore> {
+        Arc::new(self.store.clone())
+    }
+
+    // ---- ledger and alerts (their tables live in `crate::ledger` and `crate::alerts`) ----
+
+    pub(super) async fn traffic(
+        &self,
+        day: Timestamp,
+        week: Timestamp,
+        now: Timestamp,
+        hours: u64,
+    ) -> Result<Traffic, HubDbError> {
+        Ok(self
+            .store
+            .read(move |t| {
+                Ok::<_, StoreError>(Traffic {
+                    today: crate::ledger::documents_since(t, day)?,
+                    week: crate::ledger::documents_since(t, week)?,
+                    hours: crate::ledger::hourly(t, now, hours)?,
+                })
+            })
+            .await?)
+    }
+
+    pub(super) async fn search(&self, q: Search, limit: usize) -> Result<Found, HubDbError> {
+        Ok(self
+            .store
+            .read(move |t| crate::ledger::search(t, &q, limit))
+            .await?)
+    }
+
+    pub(super) async fn open_incidents(&self) -> Result<Vec<Incident>, HubDbError> {
+        Ok(self.store.read(crate::alerts::open_incidents).await?)
+    }
+
+    pub(super) async fn alerts_view(
+        &self,
+        past: usize,
+        mail: usize,
+    ) -> Result<AlertsView, HubDbError> {
+        Ok(self
+            .store
+            .read(move |t| {
+                let (_, mail_sent) = mail::queue::counts(t)?;
+                Ok::<_, StoreError>(AlertsView {
+                    open: crate::alerts::open_incidents(t)?,
+                    past: crate::alerts::past_incidents(t, past)?,
+                    mail_waiting: mail::queue::waiting(t, mail)?,
+                    mail_sent,
+                })
+            })
+            .await?)
+    }
+
+    pub(super) async fn alert_counts(&self) -> Result<(u64, u64), HubDbError> {
+        Ok(self
+            .store
+            .read(|t| {
+                let open = crate::alerts::open_incidents(t)?.len() as u64;
+                let (queued, _) = mail::queue::counts(t)?;
+                Ok::<_, StoreError>((open, queued))
+            })
+            .await?)
+    }
+
+    pub(super) async fn apply_alerts(
+        &self,
+        conditions: Vec<Condition>,
+        to: Vec<String>,
+        console_url: Option<String>,
+        now_ms: u64,
+    ) -> Result<Changes, HubDbError> {
+        Ok(self
+            .store
+            .write(move |txn| {
+                crate::alerts::apply(txn, &conditions, &to, console_url.as_deref(), now_ms)
+            })
+            .await?)
     }
 
     // ---- agencies ----
@@ -666,7 +590,7 @@ impl HubDb {
         &self,
         owner: &str,
         document_id: &str,
-    ) -> Result<Vec<(PacketId, PacketMeta, BTreeMap<String, Delivery>)>, HubDbError> {
+    ) -> Result<DocumentHistory, HubDbError> {
         let owner = owner.to_string();
         let document_id = document_id.to_string();
         self.store
@@ -711,20 +635,6 @@ impl HubDb {
                 Ok(out)
             })
             .await
-    }
-}
-
-/// Which agency "owns" the business document a packet belongs to: the issuer. That is the
-/// sender of a document packet and of a take-back request (13, which only the issuer sends),
-/// and the addressee of any other status packet (a recipient answering the issuer).
-fn document_owner(meta: &PacketMeta) -> String {
-    let take_back = meta
-        .status_code
-        .is_some_and(exchange::lifecycle::sent_by_original_sender);
-    if meta.kind == PacketKind::Status && !take_back {
-        meta.recipients.first().cloned().unwrap_or_default()
-    } else {
-        meta.from.clone()
     }
 }
 
@@ -928,7 +838,7 @@ mod tests {
     #[tokio::test]
     async fn submit_is_idempotent_and_business_keys_are_unique() {
         let dir = tempfile::tempdir().unwrap();
-        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
         let p = packet(b"one", meta("A", "d1", &["B"], 0));
         assert!(matches!(
             db.submit(p.clone()).await.unwrap(),
@@ -950,7 +860,7 @@ mod tests {
     #[tokio::test]
     async fn urgent_first_and_only_own_packets() {
         let dir = tempfile::tempdir().unwrap();
-        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
         db.submit(packet(b"normal", meta("A", "n", &["B"], 0)))
             .await
             .unwrap();
@@ -971,7 +881,7 @@ mod tests {
     #[tokio::test]
     async fn delivery_is_recorded_once_and_receipt_queued_for_sender() {
         let dir = tempfile::tempdir().unwrap();
-        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
         let id = PacketId::of(b"p");
         db.submit(packet(b"p", meta("A", "d", &["B"], 0)))
             .await
@@ -1042,7 +952,7 @@ mod tests {
     async fn the_ledger_counts_and_finds_documents_and_is_rebuilt_by_the_upgrade() {
         use crate::ledger::{self, DeliveryState, Search, StateFilter};
         let dir = tempfile::tempdir().unwrap();
-        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
         let mut a = meta("G", "G,2026/11/23,1/VPCP", &["B", "C"], 0);
         a.subject = Some("Về việc <kiểm tra> công tác".into());
         a.code = Some("1/VPCP".into());
@@ -1115,7 +1025,7 @@ mod tests {
         assert_eq!(early.rows[0].state, DeliveryState::Delivered);
         assert_eq!(early.rows[0].code.as_deref(), Some("1/VPCP"));
 
-        let hours = |db: HubDb| async move {
+        let hours = |db: RedbHub| async move {
             db.store()
                 .read(|t| ledger::hourly(t, ts("2026-11-23T06:10:00Z"), 7))
                 .await
@@ -1167,7 +1077,7 @@ mod tests {
         assert_eq!(old_meta.status_time, None);
 
         let dir = tempfile::tempdir().unwrap();
-        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
         db.submit(packet(b"doc", meta(G22, "d", &[H41], 0)))
             .await
             .unwrap();
@@ -1231,7 +1141,7 @@ mod tests {
     #[tokio::test]
     async fn actions_are_filed_under_their_target_and_their_answers_followed() {
         let dir = tempfile::tempdir().unwrap();
-        let db = HubDb::open(&dir.path().join("hub.redb")).unwrap();
+        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
         db.submit(packet(b"doc", meta("A", "d", &["B"], 0)))
             .await
             .unwrap();
