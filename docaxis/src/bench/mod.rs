@@ -558,17 +558,26 @@ async fn drive(
             .map_or(0, |b| b.len() as u64),
         None => 0,
     };
+    // The recipient acknowledges after its commit: the hub may record the last deliveries a
+    // moment after the recipient's inbox has them.
     let hub = &exchange.hubs[0].hub;
-    let now = ::exchange::Timestamp::now();
-    let delivered = hub
-        .db
-        .traffic(now, now, now, 24)
-        .await
-        .map_err(|e| BenchError::Task(format!("reading the hub's deliveries: {e}")))?
-        .hours
-        .iter()
-        .map(|h| h.deliveries)
-        .sum();
+    let settle = Instant::now() + Duration::from_secs(10);
+    let delivered = loop {
+        let now = ::exchange::Timestamp::now();
+        let delivered: u64 = hub
+            .db
+            .traffic(now, now, now, 24)
+            .await
+            .map_err(|e| BenchError::Task(format!("reading the hub's deliveries: {e}")))?
+            .hours
+            .iter()
+            .map(|h| h.deliveries)
+            .sum();
+        if delivered >= count as u64 || Instant::now() > settle {
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     Ok(BenchReport {
         delivered,
         hub_store: hub.db.backend_name(),

@@ -47,9 +47,40 @@ fn a_document_with_a_pdf_reaches_two_provinces_and_an_urgent_one_comes_back() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
-    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
-    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
-    let h14 = NodeProc::start(&tmp.path().join("h14"), &pki, H14, &hub.url());
+    round_trip(tmp.path(), &pki, &hub.url(), &hub.url(), &hub.url());
+}
+
+/// The same exchange through two hub replicas on PostgreSQL: each node lists both, in its own
+/// order, so the document, its statuses and receipts cross from one replica to the other.
+#[test]
+fn the_same_round_trip_through_two_hub_replicas_on_postgresql() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let cluster = pgtest::Cluster::start().unwrap();
+    let store = format!(
+        "[store]\npostgres = \"{}\"\n",
+        cluster.database("hub").unwrap()
+    );
+    let one = HubProc::start(&tmp.path().join("hub-1"), &pki, &store);
+    let mut two = HubProc::replica(&tmp.path().join("hub-2"), &pki, &store);
+    two.restart();
+    let (a, b) = (one.url(), two.url());
+    round_trip(
+        tmp.path(),
+        &pki,
+        &format!("[\"{a}\", \"{b}\"]"),
+        &format!("[\"{b}\", \"{a}\"]"),
+        &format!("[\"{b}\", \"{a}\"]"),
+    );
+}
+
+/// G22 sends the example công văn with its PDF to H41 and H14; both answer 01, H41 sends an
+/// urgent one back. `hub_g22`, `hub_h41`, `hub_h14`: each node's `hub_url` (one URL or a TOML
+/// list).
+fn round_trip(dir: &std::path::Path, pki: &Pki, hub_g22: &str, hub_h41: &str, hub_h14: &str) {
+    let g22 = NodeProc::start(&dir.join("g22"), pki, G22, hub_g22);
+    let h41 = NodeProc::start(&dir.join("h41"), pki, H41, hub_h41);
+    let h14 = NodeProc::start(&dir.join("h14"), pki, H14, hub_h14);
 
     // 1. G22 sends the example công văn (TOML description with a PDF) to H41 and H14.
     let spec = repo_root().join("examples/cong-van-ket-noi.toml");
@@ -158,7 +189,7 @@ fn a_document_with_a_pdf_reaches_two_provinces_and_an_urgent_one_comes_back() {
     );
 
     // 3. H41 answers with an urgent document (flags, an attachment) to G22.
-    let note = tmp.path().join("bao-cao.txt");
+    let note = dir.join("bao-cao.txt");
     std::fs::write(&note, "Báo cáo tiến độ kết nối của tỉnh Nghệ An.\n").unwrap();
     let back = h41.send(&[
         "--to",

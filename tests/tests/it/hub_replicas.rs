@@ -540,3 +540,145 @@ fn nodes_move_to_the_next_replica_and_every_document_arrives_once() {
         "G22's log says it moved to the second replica:\n{g22_log}"
     );
 }
+
+#[test]
+fn a_redb_hub_moves_to_postgresql_and_carries_on_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let mut hub = HubProc::start(&tmp.path().join("hub"), &pki, "");
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hub.url());
+    let h41 = NodeProc::start(&tmp.path().join("h41"), &pki, H41, &hub.url());
+    let send = |to: &str, n: u32| {
+        g22.send(&[
+            "--to",
+            to,
+            "--subject",
+            &format!("Công văn trước khi chuyển cơ sở dữ liệu {n}"),
+            "--number",
+            &n.to_string(),
+            "--notation",
+            "VPCP-MIG",
+        ])["document_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let answered = |doc: &str| {
+        wait_for(
+            &format!("{doc} delivered and answered 01"),
+            Duration::from_secs(60),
+            || {
+                let t = g22.track(doc);
+                let r = &t["recipients"][0];
+                (!r["delivered_at"].is_null() && r["last_status"]["code"] == "01").then_some(())
+            },
+        )
+    };
+    // Before: two documents to H41 delivered and answered; one to H14 (no node yet) waits.
+    let before: Vec<String> = (1..=2).map(|n| send(H41, n)).collect();
+    for d in &before {
+        answered(d);
+    }
+    let waiting = send(H14, 3);
+    wait_for(
+        "the hub accepted the document for H14",
+        Duration::from_secs(30),
+        || {
+            let t = g22.track(&waiting);
+            (!t["recipients"][0]["accepted_at"].is_null()).then_some(())
+        },
+    );
+    hub.kill();
+
+    let cluster = pgtest::Cluster::start().unwrap();
+    let url = cluster.database("hub").unwrap();
+    let config = hub.config.to_str().unwrap().to_string();
+    let out = run(&["hub", "--config", &config, "migrate", "--to", &url]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    let row = |table: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{table} ")))
+            .unwrap_or_else(|| panic!("no row for {table}:\n{text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    for table in [
+        "agencies",
+        "packets",
+        "deliveries",
+        "business_keys",
+        "by_document",
+    ] {
+        let r = row(table);
+        assert_eq!(r[1], r[2], "{table} copied whole:\n{text}");
+    }
+    assert_eq!(row("agencies")[1], "3");
+    // Documents and their statuses 01: packets, each routed once.
+    assert_eq!(row("packets")[1], "5", "{text}");
+    assert!(stderr(&out).contains("copied"), "progress is shown");
+    // Into a database that holds a hub already: refused, naming why.
+    let again = run(&["hub", "--config", &config, "migrate", "--to", &url]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+
+    // The same hub, now on PostgreSQL: what waited is delivered when H14 comes, new documents
+    // flow, and G22's receipt cursor carries on (its new documents show as delivered).
+    let mut toml = std::fs::read_to_string(&hub.config).unwrap();
+    toml.push_str(&format!("\n[store]\npostgres = \"{url}\"\n"));
+    std::fs::write(&hub.config, toml).unwrap();
+    hub.restart();
+    assert!(hub.log().contains("PostgreSQL"), "{}", hub.log());
+    let after = send(H41, 4);
+    answered(&after);
+    let h14 = NodeProc::start(&tmp.path().join("h14"), &pki, H14, &hub.url());
+    answered(&waiting);
+    assert_eq!(h14.inbox(&[]).len(), 1);
+    let held: Vec<String> = h41
+        .inbox(&[])
+        .iter()
+        .map(|i| i["document_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(held.len(), 3, "{held:?}");
+    for d in before.iter().chain([&after]) {
+        assert!(held.contains(d), "{d} in {held:?}");
+    }
+    // The hub's record of a document from before the move, read from PostgreSQL.
+    let track = hub.admin(&["track", &before[0], "--owner", G22, "--json"]);
+    assert!(track.status.success(), "{}", stderr(&track));
+    let track: Value = serde_json::from_slice(&track.stdout).unwrap();
+    assert!(track.to_string().contains(H41), "{track}");
+}
+
+#[test]
+fn the_benchmark_runs_on_two_replicas_and_counts_every_delivery_once() {
+    let cluster = pgtest::Cluster::start().unwrap();
+    let out = run(&[
+        "bench",
+        "--count",
+        "40",
+        "--size",
+        "1024",
+        "--postgres",
+        &cluster.url("postgres"),
+        "--hub-replicas",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["hub_store"], "postgresql", "{report}");
+    assert_eq!(report["hub_replicas"], 2);
+    assert_eq!(report["arrived"], 40);
+    assert_eq!(report["statuses_back"], 40);
+    assert_eq!(report["delivered"], 40, "every document delivered once");
+    // The run's own database is dropped afterwards.
+    let left = cluster
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'docaxis_bench_%'",
+        )
+        .unwrap();
+    assert_eq!(left, "0");
+}
