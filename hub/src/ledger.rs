@@ -84,6 +84,17 @@ pub struct HourCount {
     pub deliveries: u64,
 }
 
+/// Hours `first` to `last` (Unix hours, both included) with nothing counted yet.
+pub(crate) fn empty_hours(first: u64, last: u64) -> Vec<HourCount> {
+    (first..=last)
+        .map(|h| HourCount {
+            start: Timestamp::from_unix_ms(h * MS_PER_HOUR),
+            documents: 0,
+            deliveries: 0,
+        })
+        .collect()
+}
+
 /// The `hours` whole hours ending with the one containing `now`, oldest first (empty hours
 /// included, so a chart has no gaps).
 pub fn hourly(
@@ -94,13 +105,7 @@ pub fn hourly(
     let last = now.unix_ms() / MS_PER_HOUR;
     let first = last.saturating_sub(hours.saturating_sub(1));
     let table = t.open_table(HOURLY).db()?;
-    let mut out: Vec<HourCount> = (first..=last)
-        .map(|h| HourCount {
-            start: Timestamp::from_unix_ms(h * MS_PER_HOUR),
-            documents: 0,
-            deliveries: 0,
-        })
-        .collect();
+    let mut out = empty_hours(first, last);
     for row in table.range((first, "")..).db()? {
         let (k, v) = row.db()?;
         let (hour, what) = k.value();

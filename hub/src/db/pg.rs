@@ -51,7 +51,7 @@ use super::{
     PendingSummary, Submitted, Traffic, business_key, document_owner, urgency_rank,
 };
 use crate::alerts::{Changes, Condition, Incident};
-use crate::ledger::{Found, HourCount, MS_PER_HOUR, Matcher, SCAN_LIMIT, Search};
+use crate::ledger::{Found, MS_PER_HOUR, Matcher, SCAN_LIMIT, Search};
 
 /// The schema, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_hub.sql"))];
@@ -556,19 +556,7 @@ impl PgHub {
                 });
             }
         }
-        let owner = document_owner(meta);
-        let mut filed = vec![meta.document_id.as_str()];
-        if let Some(target) = meta.action_target() {
-            filed.push(target);
-        }
-        for doc in filed {
-            tx.execute(
-                "INSERT INTO by_document (owner, document_id, packet_id) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                &[&owner, &doc, &id.as_bytes().as_slice()],
-            )
-            .await?;
-        }
+        file_by_document(&tx, id, meta).await?;
         let rank = i16::from(urgency_rank(meta.priority));
         let document = meta.kind == PacketKind::Document;
         for recipient in &meta.recipients {
@@ -841,12 +829,7 @@ impl PgHub {
         document_id: &str,
     ) -> Result<DocumentHistory, HubDbError> {
         let mut client = self.pool.get().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         let filed = "SELECT packet_id FROM by_document WHERE owner = $1 AND document_id = $2
                      ORDER BY packet_id";
         let mut ids: Vec<PacketId> = Vec::new();
@@ -911,22 +894,11 @@ impl PgHub {
         let first = last.saturating_sub(hours.saturating_sub(1));
         let first_ms = i64::try_from(first * MS_PER_HOUR).unwrap_or(i64::MAX);
         let mut client = self.pool.get().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         let count = "SELECT count(*) FROM packets WHERE kind = 'document' AND accepted_ms >= $1";
         let today: i64 = tx.query_one(count, &[&start_of_hour(day)]).await?.get(0);
         let week: i64 = tx.query_one(count, &[&start_of_hour(week)]).await?.get(0);
-        let mut out: Vec<HourCount> = (first..=last)
-            .map(|h| HourCount {
-                start: Timestamp::from_unix_ms(h * MS_PER_HOUR),
-                documents: 0,
-                deliveries: 0,
-            })
-            .collect();
+        let mut out = crate::ledger::empty_hours(first, last);
         let per_hour = |column: &str, table: &str, filter: &str| {
             format!(
                 "SELECT {column} / {hour_ms}, count(*) FROM {table}
@@ -984,12 +956,7 @@ impl PgHub {
             truncated: false,
         };
         let mut client = self.pool.get().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         // Newest first, walking down (accepted_ms, id) one page at a time.
         let mut before: (i64, Vec<u8>) = (hi, vec![0xff; 33]);
         'pages: loop {
@@ -1092,12 +1059,7 @@ impl PgHub {
         let past = i64::try_from(past).unwrap_or(i64::MAX);
         let mail = i64::try_from(mail).unwrap_or(i64::MAX);
         let mut client = self.pool.get().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         let open = tx
             .query("SELECT body FROM alerts_open ORDER BY key", &[])
             .await?;
@@ -1252,19 +1214,7 @@ impl PgHub {
                 )
                 .await?;
             }
-            let owner = document_owner(meta);
-            let mut filed = vec![meta.document_id.as_str()];
-            if let Some(target) = meta.action_target() {
-                filed.push(target);
-            }
-            for doc in filed {
-                tx.execute(
-                    "INSERT INTO by_document (owner, document_id, packet_id) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                    &[&owner, &doc, &id.as_bytes().as_slice()],
-                )
-                .await?;
-            }
+            file_by_document(&tx, *id, meta).await?;
             let document = meta.kind == PacketKind::Document;
             for (recipient, d) in deliveries {
                 let (rank, seq) = d.queue_key;
@@ -1450,6 +1400,41 @@ fn config_url(config: &tokio_postgres::Config) -> String {
         parts.push(format!("dbname={}", quote(db)));
     }
     parts.join(" ")
+}
+
+/// Files `id` in `by_document` under its owner and DocumentId, and an action packet also
+/// under the DocumentId it acts on (the rule of the redb backend's `index_by_document`).
+async fn file_by_document(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: PacketId,
+    meta: &PacketMeta,
+) -> Result<(), HubDbError> {
+    let owner = document_owner(meta);
+    let mut filed = vec![meta.document_id.as_str()];
+    if let Some(target) = meta.action_target() {
+        filed.push(target);
+    }
+    for doc in filed {
+        tx.execute(
+            "INSERT INTO by_document (owner, document_id, packet_id) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&owner, &doc, &id.as_bytes().as_slice()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A read-only transaction over one consistent snapshot (what several reads must agree on).
+async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, HubDbError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 /// A waiting mail from (body, next_attempt_ms).

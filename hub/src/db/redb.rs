@@ -835,94 +835,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn submit_is_idempotent_and_business_keys_are_unique() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
-        let p = packet(b"one", meta("A", "d1", &["B"], 0));
-        assert!(matches!(
-            db.submit(p.clone()).await.unwrap(),
-            Submitted::New { .. }
-        ));
-        match db.submit(p).await.unwrap() {
-            Submitted::Again { receipt } => assert_eq!(receipt, "receipt for d1"),
-            other => panic!("{other:?}"),
-        }
-        let clash = packet(b"two", meta("A", "d1", &["B"], 0));
-        let err = db.submit(clash).await.unwrap_err();
-        assert!(
-            matches!(err, HubDbError::DuplicateBusinessKey { .. }),
-            "{err}"
-        );
-        assert_eq!(db.pending("B", 10).await.unwrap().len(), 1);
-    }
+    // The rules both backends keep (idempotent submissions, unique business keys, urgency
+    // order, deliveries recorded once, receipts for the sender) are tested against both in
+    // `hub/tests/store.rs`; what follows is particular to the redb file.
 
-    #[tokio::test]
-    async fn urgent_first_and_only_own_packets() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
-        db.submit(packet(b"normal", meta("A", "n", &["B"], 0)))
-            .await
-            .unwrap();
-        db.submit(packet(b"flash", meta("A", "f", &["B", "C"], 3)))
-            .await
-            .unwrap();
-        let pending = db.pending("B", 10).await.unwrap();
-        let docs: Vec<_> = pending
-            .iter()
-            .map(|(_, m)| m.document_id.as_str())
-            .collect();
-        assert_eq!(docs, ["f", "n"]);
-        let normal = PacketId::of(b"normal");
-        assert!(db.fetch_for("C", normal).await.unwrap().is_none());
-        assert_eq!(db.fetch_for("B", normal).await.unwrap().unwrap(), b"normal");
-    }
-
-    #[tokio::test]
-    async fn delivery_is_recorded_once_and_receipt_queued_for_sender() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = RedbHub::open(&dir.path().join("hub.redb")).unwrap();
-        let id = PacketId::of(b"p");
-        db.submit(packet(b"p", meta("A", "d", &["B"], 0)))
-            .await
-            .unwrap();
-        let first = db
-            .record_deliveries("B", vec![(id, ts("2026-11-23T00:00:01Z"), "r1".into())])
-            .await
-            .unwrap();
-        assert_eq!(first, vec![(id, "r1".to_string())]);
-        let again = db
-            .record_deliveries("B", vec![(id, ts("2026-11-23T00:00:02Z"), "r2".into())])
-            .await
-            .unwrap();
-        assert_eq!(again, vec![(id, "r1".to_string())], "first receipt kept");
-        assert!(db.pending("B", 10).await.unwrap().is_empty());
-        let foreign = db
-            .record_deliveries("C", vec![(id, ts("2026-11-23T00:00:03Z"), "r".into())])
-            .await
-            .unwrap();
-        assert!(foreign.is_empty(), "C has no delivery row for this packet");
-        let receipts = db.receipts_for_sender("A", 0, 10).await.unwrap();
-        assert_eq!(receipts.len(), 1);
-        assert_eq!(receipts[0].2, "B");
-        assert!(
-            db.receipts_for_sender("A", receipts[0].0, 10)
-                .await
-                .unwrap()
-                .is_empty(),
-            "nothing after the one listed"
-        );
-        db.ack_receipts("A", vec![receipts[0].0]).await.unwrap();
-        assert!(db.receipts_for_sender("A", 0, 10).await.unwrap().is_empty());
-        let history = db.document_history("A", "d").await.unwrap();
-        assert_eq!(history.len(), 1);
-        assert_eq!(
-            history[0].2["B"].delivered_at,
-            Some(ts("2026-11-23T00:00:01Z"))
-        );
-    }
-
-    /// An unsigned status packet (the upgrade only reads, it does not verify).
     fn status_bytes(from: &str, to: &str, doc: &str, code: StatusCode, at: &str) -> Vec<u8> {
         use edxml::{
             AgencyCode, EdxmlDateTime, Organization, ResponseFor, StaffInfo, StatusPacket,
