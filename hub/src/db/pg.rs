@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -356,9 +356,7 @@ impl PgHub {
 
     async fn migrate(&self) -> Result<(), HubDbError> {
         let mut client = self.pool.get().await?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
+        exec(&client, "SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
         let result = async {
             client
                 .batch_execute(
@@ -369,16 +367,17 @@ impl PgHub {
                 .await?;
             for (version, sql) in MIGRATIONS {
                 let tx = client.transaction().await?;
-                let done = tx
-                    .query_opt(
-                        "SELECT 1 FROM docaxis_migrations WHERE version = $1",
-                        &[version],
-                    )
-                    .await?
-                    .is_some();
+                let done = query_row_opt(
+                    &tx,
+                    "SELECT 1 FROM docaxis_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await?
+                .is_some();
                 if !done {
                     tx.batch_execute(sql).await?;
-                    tx.execute(
+                    exec(
+                        &tx,
                         "INSERT INTO docaxis_migrations (version) VALUES ($1)",
                         &[version],
                     )
@@ -391,9 +390,7 @@ impl PgHub {
         }
         .await;
         // Unlocked either way (a failed unlock ends with the session anyway).
-        let _ = client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-            .await;
+        let _ = exec(&client, "SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
         result
     }
 
@@ -426,16 +423,17 @@ impl PgHub {
         let body = to_json(&agency)?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let n = tx
-            .execute(
-                "INSERT INTO agencies (code, body) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING",
-                &[&agency.code, &body],
-            )
-            .await?;
+        let n = exec(
+            &tx,
+            "INSERT INTO agencies (code, body) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING",
+            &[&agency.code, &body],
+        )
+        .await?;
         if n == 0 {
             return Err(HubDbError::AgencyExists(agency.code));
         }
-        tx.execute(
+        exec(
+            &tx,
             "SELECT pg_notify($1, $2)",
             &[&CHANNEL_DIRECTORY, &agency.code],
         )
@@ -452,24 +450,29 @@ impl PgHub {
     ) -> Result<Agency, HubDbError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx
-            .query_opt(
-                "SELECT body FROM agencies WHERE code = $1 FOR UPDATE",
-                &[&code],
-            )
-            .await?
+        let Some(row) = query_row_opt(
+            &tx,
+            "SELECT body FROM agencies WHERE code = $1 FOR UPDATE",
+            &[&code],
+        )
+        .await?
         else {
             return Err(HubDbError::UnknownAgency(code.to_string()));
         };
         let mut agency: Agency = from_json(row.get(0))?;
         f(&mut agency);
-        tx.execute(
+        exec(
+            &tx,
             "UPDATE agencies SET body = $2 WHERE code = $1",
             &[&code, &to_json(&agency)?],
         )
         .await?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL_DIRECTORY, &code])
-            .await?;
+        exec(
+            &tx,
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL_DIRECTORY, &code],
+        )
+        .await?;
         tx.commit().await?;
         self.committed();
         Ok(agency)
@@ -477,17 +480,18 @@ impl PgHub {
 
     pub(super) async fn agencies(&self) -> Result<Vec<Agency>, HubDbError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query("SELECT body FROM agencies ORDER BY code", &[])
-            .await?;
+        let rows = query_rows(&client, "SELECT body FROM agencies ORDER BY code", &[]).await?;
         rows.iter().map(|r| from_json(r.get(0))).collect()
     }
 
     pub(super) async fn agency(&self, code: &str) -> Result<Option<Agency>, HubDbError> {
         let client = self.pool.get().await?;
-        match client
-            .query_opt("SELECT body FROM agencies WHERE code = $1", &[&code])
-            .await?
+        match query_row_opt(
+            &client,
+            "SELECT body FROM agencies WHERE code = $1",
+            &[&code],
+        )
+        .await?
         {
             Some(r) => Ok(Some(from_json(r.get(0))?)),
             None => Ok(None),
@@ -503,28 +507,28 @@ impl PgHub {
         let accepted = db_ms(meta.accepted_at);
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let inserted = tx
-            .execute(
-                "INSERT INTO packets (id, bytes, meta, kind, sender, accepted_ms)
+        let inserted = exec(
+            &tx,
+            "INSERT INTO packets (id, bytes, meta, kind, sender, accepted_ms)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-                &[
-                    &id.as_bytes().as_slice(),
-                    &packet.bytes.as_slice(),
-                    &meta_json,
-                    &kind_str(meta.kind),
-                    &meta.from,
-                    &accepted,
-                ],
-            )
-            .await?;
+            &[
+                &id.as_bytes().as_slice(),
+                &packet.bytes.as_slice(),
+                &meta_json,
+                &kind_str(meta.kind),
+                &meta.from,
+                &accepted,
+            ],
+        )
+        .await?;
         if inserted == 0 {
             // Stored before (perhaps by another replica a moment ago): its first receipt.
-            let row = tx
-                .query_one(
-                    "SELECT meta FROM packets WHERE id = $1",
-                    &[&id.as_bytes().as_slice()],
-                )
-                .await?;
+            let row = query_row(
+                &tx,
+                "SELECT meta FROM packets WHERE id = $1",
+                &[&id.as_bytes().as_slice()],
+            )
+            .await?;
             let old: PacketMeta = from_json(row.get(0))?;
             return Ok(Submitted::Again {
                 receipt: old.receipt,
@@ -532,20 +536,20 @@ impl PgHub {
         }
         if let Some(bdt) = meta.business_doc_type {
             let key = business_key(&meta.from, &meta.document_id, bdt);
-            let n = tx
-                .execute(
-                    "INSERT INTO business_keys (key, packet_id) VALUES ($1, $2)
+            let n = exec(
+                &tx,
+                "INSERT INTO business_keys (key, packet_id) VALUES ($1, $2)
                      ON CONFLICT (key) DO NOTHING",
-                    &[&key, &id.as_bytes().as_slice()],
+                &[&key, &id.as_bytes().as_slice()],
+            )
+            .await?;
+            if n == 0 {
+                let row = query_row(
+                    &tx,
+                    "SELECT packet_id FROM business_keys WHERE key = $1",
+                    &[&key],
                 )
                 .await?;
-            if n == 0 {
-                let row = tx
-                    .query_one(
-                        "SELECT packet_id FROM business_keys WHERE key = $1",
-                        &[&key],
-                    )
-                    .await?;
                 let existing = packet_id(row.get(0))?;
                 // Dropping the transaction rolls the packet back.
                 return Err(HubDbError::DuplicateBusinessKey {
@@ -559,22 +563,27 @@ impl PgHub {
         file_by_document(&tx, id, meta).await?;
         let rank = i16::from(urgency_rank(meta.priority));
         let document = meta.kind == PacketKind::Document;
-        for recipient in &meta.recipients {
-            tx.execute(
-                "INSERT INTO deliveries (packet_id, recipient, document, queued_ms, rank, seq)
-                 VALUES ($1, $2, $3, $4, $5, nextval('queue_seq'))",
-                &[
-                    &id.as_bytes().as_slice(),
-                    recipient,
-                    &document,
-                    &accepted,
-                    &rank,
-                ],
-            )
-            .await?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL_INBOX, recipient])
-                .await?;
-        }
+        // One delivery row per recipient, then one notification each (delivered at commit).
+        exec(
+            &tx,
+            "INSERT INTO deliveries (packet_id, recipient, document, queued_ms, rank, seq)
+             SELECT $1, r.code, $3, $4, $5, nextval('queue_seq')
+             FROM unnest($2::text[]) AS r(code)",
+            &[
+                &id.as_bytes().as_slice(),
+                &meta.recipients,
+                &document,
+                &accepted,
+                &rank,
+            ],
+        )
+        .await?;
+        exec(
+            &tx,
+            "SELECT pg_notify($1, r) FROM unnest($2::text[]) AS r",
+            &[&CHANNEL_INBOX, &meta.recipients],
+        )
+        .await?;
         tx.commit().await?;
         self.committed();
         Ok(Submitted::New {
@@ -591,14 +600,14 @@ impl PgHub {
     ) -> Result<Vec<(PacketId, PacketMeta)>, HubDbError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT d.packet_id, p.meta FROM deliveries d JOIN packets p ON p.id = d.packet_id
+        let rows = query_rows(
+            &client,
+            "SELECT d.packet_id, p.meta FROM deliveries d JOIN packets p ON p.id = d.packet_id
                  WHERE d.recipient = $1 AND d.delivered_ms IS NULL
                  ORDER BY d.rank, d.seq LIMIT $2",
-                &[&recipient, &limit],
-            )
-            .await?;
+            &[&recipient, &limit],
+        )
+        .await?;
         rows.iter()
             .map(|r| Ok((packet_id(r.get(0))?, from_json(r.get(1))?)))
             .collect()
@@ -606,13 +615,13 @@ impl PgHub {
 
     pub(super) async fn pending_summary(&self) -> Result<Vec<PendingSummary>, HubDbError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT recipient, count(*), min(queued_ms) FROM deliveries
+        let rows = query_rows(
+            &client,
+            "SELECT recipient, count(*), min(queued_ms) FROM deliveries
                  WHERE delivered_ms IS NULL GROUP BY recipient ORDER BY recipient",
-                &[],
-            )
-            .await?;
+            &[],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -632,12 +641,12 @@ impl PgHub {
         id: PacketId,
     ) -> Result<Option<(Vec<u8>, PacketMeta)>, HubDbError> {
         let client = self.pool.get().await?;
-        match client
-            .query_opt(
-                "SELECT bytes, meta FROM packets WHERE id = $1",
-                &[&id.as_bytes().as_slice()],
-            )
-            .await?
+        match query_row_opt(
+            &client,
+            "SELECT bytes, meta FROM packets WHERE id = $1",
+            &[&id.as_bytes().as_slice()],
+        )
+        .await?
         {
             Some(r) => Ok(Some((r.get(0), from_json(r.get(1))?))),
             None => Ok(None),
@@ -650,14 +659,14 @@ impl PgHub {
         id: PacketId,
     ) -> Result<Option<Vec<u8>>, HubDbError> {
         let client = self.pool.get().await?;
-        Ok(client
-            .query_opt(
-                "SELECT p.bytes FROM deliveries d JOIN packets p ON p.id = d.packet_id
+        Ok(query_row_opt(
+            &client,
+            "SELECT p.bytes FROM deliveries d JOIN packets p ON p.id = d.packet_id
                  WHERE d.packet_id = $1 AND d.recipient = $2",
-                &[&id.as_bytes().as_slice(), &recipient],
-            )
-            .await?
-            .map(|r| r.get(0)))
+            &[&id.as_bytes().as_slice(), &recipient],
+        )
+        .await?
+        .map(|r| r.get(0)))
     }
 
     pub(super) async fn metas_for(
@@ -667,14 +676,14 @@ impl PgHub {
     ) -> Result<Vec<(PacketId, PacketMeta, Delivery)>, HubDbError> {
         let keys: Vec<&[u8]> = ids.iter().map(|i| i.as_bytes().as_slice()).collect();
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT d.packet_id, p.meta, d.queued_ms, d.rank, d.seq, d.delivered_ms, d.receipt
+        let rows = query_rows(
+            &client,
+            "SELECT d.packet_id, p.meta, d.queued_ms, d.rank, d.seq, d.delivered_ms, d.receipt
                  FROM deliveries d JOIN packets p ON p.id = d.packet_id
                  WHERE d.recipient = $1 AND d.packet_id = ANY($2)",
-                &[&recipient, &keys],
-            )
-            .await?;
+            &[&recipient, &keys],
+        )
+        .await?;
         let mut found: HashMap<PacketId, (PacketMeta, Delivery)> = HashMap::new();
         for r in &rows {
             found.insert(packet_id(r.get(0))?, (from_json(r.get(1))?, delivery(r, 2)));
@@ -693,71 +702,81 @@ impl PgHub {
         recipient: &str,
         acks: Vec<(PacketId, Timestamp, String)>,
     ) -> Result<Vec<(PacketId, String)>, HubDbError> {
-        let mut order: Vec<usize> = (0..acks.len()).collect();
-        order.sort_by_key(|i| acks[*i].0);
-        order.dedup_by_key(|i| acks[*i].0);
+        let asked: HashMap<PacketId, (Timestamp, &String)> = acks
+            .iter()
+            .map(|(id, at, receipt)| (*id, (*at, receipt)))
+            .collect();
+        let keys: Vec<&[u8]> = asked.keys().map(|id| id.as_bytes().as_slice()).collect();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Every row asked for, locked in packet-id order (concurrent acknowledgements of the
+        // same packets lock in the same order, so they wait, never deadlock).
+        let rows = query_rows(
+            &tx,
+            "SELECT d.packet_id, d.receipt, p.sender FROM deliveries d
+             JOIN packets p ON p.id = d.packet_id
+             WHERE d.recipient = $1 AND d.packet_id = ANY($2)
+             ORDER BY d.packet_id FOR UPDATE OF d",
+            &[&recipient, &keys],
+        )
+        .await?;
         let mut kept: HashMap<PacketId, String> = HashMap::new();
         // sender → the newly delivered packets whose receipts it collects.
         let mut per_sender: BTreeMap<String, Vec<PacketId>> = BTreeMap::new();
-        for i in order {
-            let (id, at, receipt) = &acks[i];
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT d.receipt, p.sender FROM deliveries d JOIN packets p ON p.id = d.packet_id
-                     WHERE d.packet_id = $1 AND d.recipient = $2 FOR UPDATE OF d",
-                    &[&id.as_bytes().as_slice(), &recipient],
-                )
-                .await?
-            else {
+        let (mut new_ids, mut new_at, mut new_receipts) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &rows {
+            let id = packet_id(r.get(0))?;
+            let existing: Option<String> = r.get(1);
+            if let Some(existing) = existing {
+                kept.insert(id, existing);
+                continue;
+            }
+            let Some((at, receipt)) = asked.get(&id) else {
                 continue;
             };
-            let existing: Option<String> = row.get(0);
-            if let Some(existing) = existing {
-                kept.insert(*id, existing);
-                continue;
-            }
-            tx.execute(
-                "UPDATE deliveries SET delivered_ms = $3, receipt = $4
-                 WHERE packet_id = $1 AND recipient = $2",
-                &[&id.as_bytes().as_slice(), &recipient, &db_ms(*at), receipt],
+            new_ids.push(id.as_bytes().to_vec());
+            new_at.push(db_ms(*at));
+            new_receipts.push((*receipt).clone());
+            per_sender.entry(r.get(2)).or_default().push(id);
+            kept.insert(id, (*receipt).clone());
+        }
+        if !new_ids.is_empty() {
+            exec(
+                &tx,
+                "UPDATE deliveries d SET delivered_ms = v.at, receipt = v.receipt
+                 FROM unnest($2::bytea[], $3::bigint[], $4::text[]) AS v(id, at, receipt)
+                 WHERE d.packet_id = v.id AND d.recipient = $1",
+                &[&recipient, &new_ids, &new_at, &new_receipts],
             )
             .await?;
-            per_sender.entry(row.get(1)).or_default().push(*id);
-            kept.insert(*id, receipt.clone());
         }
         for (sender, ids) in &per_sender {
-            tx.execute(
-                "INSERT INTO receipt_counters (sender, last) VALUES ($1, 0)
-                 ON CONFLICT (sender) DO NOTHING",
-                &[sender],
+            // The counter row's lock orders this sender's receipt numbers by commit.
+            let last: i64 = query_row(
+                &tx,
+                "INSERT INTO receipt_counters AS c (sender, last) VALUES ($1, $2)
+                 ON CONFLICT (sender) DO UPDATE SET last = c.last + $2
+                 RETURNING last",
+                &[sender, &(ids.len() as i64)],
+            )
+            .await?
+            .get(0);
+            let first = last - ids.len() as i64 + 1;
+            let seqs: Vec<i64> = (first..=last).collect();
+            let packets: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+            exec(
+                &tx,
+                "INSERT INTO sender_receipts (sender, seq, packet_id, recipient)
+                 SELECT $1, v.seq, v.id, $4 FROM unnest($2::bigint[], $3::bytea[]) AS v(seq, id)",
+                &[sender, &seqs, &packets, &recipient],
             )
             .await?;
-            let last: i64 = tx
-                .query_one(
-                    "SELECT last FROM receipt_counters WHERE sender = $1 FOR UPDATE",
-                    &[sender],
-                )
-                .await?
-                .get(0);
-            let mut seq = last;
-            for id in ids {
-                seq += 1;
-                tx.execute(
-                    "INSERT INTO sender_receipts (sender, seq, packet_id, recipient)
-                     VALUES ($1, $2, $3, $4)",
-                    &[sender, &seq, &id.as_bytes().as_slice(), &recipient],
-                )
-                .await?;
-            }
-            tx.execute(
-                "UPDATE receipt_counters SET last = $2 WHERE sender = $1",
-                &[sender, &seq],
+            exec(
+                &tx,
+                "SELECT pg_notify($1, $2)",
+                &[&CHANNEL_RECEIPTS, sender],
             )
             .await?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL_RECEIPTS, sender])
-                .await?;
         }
         tx.commit().await?;
         self.committed();
@@ -779,14 +798,14 @@ impl PgHub {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT r.seq, r.packet_id, r.recipient, d.receipt FROM sender_receipts r
+        let rows = query_rows(
+            &client,
+            "SELECT r.seq, r.packet_id, r.recipient, d.receipt FROM sender_receipts r
                  JOIN deliveries d ON d.packet_id = r.packet_id AND d.recipient = r.recipient
                  WHERE r.sender = $1 AND r.seq > $2 ORDER BY r.seq LIMIT $3",
-                &[&sender, &after, &limit],
-            )
-            .await?;
+            &[&sender, &after, &limit],
+        )
+        .await?;
         rows.iter()
             .map(|r| {
                 let seq: i64 = r.get(0);
@@ -813,12 +832,12 @@ impl PgHub {
             .filter_map(|s| i64::try_from(s).ok())
             .collect();
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "DELETE FROM sender_receipts WHERE sender = $1 AND seq = ANY($2)",
-                &[&sender, &seqs],
-            )
-            .await?;
+        exec(
+            &client,
+            "DELETE FROM sender_receipts WHERE sender = $1 AND seq = ANY($2)",
+            &[&sender, &seqs],
+        )
+        .await?;
         self.committed();
         Ok(())
     }
@@ -833,7 +852,7 @@ impl PgHub {
         let filed = "SELECT packet_id FROM by_document WHERE owner = $1 AND document_id = $2
                      ORDER BY packet_id";
         let mut ids: Vec<PacketId> = Vec::new();
-        for r in tx.query(filed, &[&owner, &document_id]).await? {
+        for r in query_rows(&tx, filed, &[&owner, &document_id]).await? {
             ids.push(packet_id(r.get(0))?);
         }
         let mut out = Vec::new();
@@ -841,18 +860,18 @@ impl PgHub {
         while i < ids.len() {
             let id = ids[i];
             i += 1;
-            let Some(m) = tx
-                .query_opt(
-                    "SELECT meta FROM packets WHERE id = $1",
-                    &[&id.as_bytes().as_slice()],
-                )
-                .await?
+            let Some(m) = query_row_opt(
+                &tx,
+                "SELECT meta FROM packets WHERE id = $1",
+                &[&id.as_bytes().as_slice()],
+            )
+            .await?
             else {
                 continue;
             };
             let meta: PacketMeta = from_json(m.get(0))?;
             if meta.from == owner && meta.action_target() == Some(document_id) {
-                for r in tx.query(filed, &[&owner, &meta.document_id]).await? {
+                for r in query_rows(&tx, filed, &[&owner, &meta.document_id]).await? {
                     let more = packet_id(r.get(0))?;
                     if !ids.contains(&more) {
                         ids.push(more);
@@ -860,13 +879,13 @@ impl PgHub {
                 }
             }
             let mut per = BTreeMap::new();
-            for r in tx
-                .query(
-                    "SELECT recipient, queued_ms, rank, seq, delivered_ms, receipt
+            for r in query_rows(
+                &tx,
+                "SELECT recipient, queued_ms, rank, seq, delivered_ms, receipt
                      FROM deliveries WHERE packet_id = $1",
-                    &[&id.as_bytes().as_slice()],
-                )
-                .await?
+                &[&id.as_bytes().as_slice()],
+            )
+            .await?
             {
                 let recipient: String = r.get(0);
                 if meta.recipients.contains(&recipient) {
@@ -896,8 +915,8 @@ impl PgHub {
         let mut client = self.pool.get().await?;
         let tx = snapshot(&mut client).await?;
         let count = "SELECT count(*) FROM packets WHERE kind = 'document' AND accepted_ms >= $1";
-        let today: i64 = tx.query_one(count, &[&start_of_hour(day)]).await?.get(0);
-        let week: i64 = tx.query_one(count, &[&start_of_hour(week)]).await?.get(0);
+        let today: i64 = query_row(&tx, count, &[&start_of_hour(day)]).await?.get(0);
+        let week: i64 = query_row(&tx, count, &[&start_of_hour(week)]).await?.get(0);
         let mut out = crate::ledger::empty_hours(first, last);
         let per_hour = |column: &str, table: &str, filter: &str| {
             format!(
@@ -905,18 +924,18 @@ impl PgHub {
                  WHERE {filter} AND {column} >= $1 GROUP BY 1"
             )
         };
-        let docs = tx
-            .query(
-                &per_hour("accepted_ms", "packets", "kind = 'document'"),
-                &[&first_ms],
-            )
-            .await?;
-        let delivered = tx
-            .query(
-                &per_hour("delivered_ms", "deliveries", "document"),
-                &[&first_ms],
-            )
-            .await?;
+        let docs = query_rows(
+            &tx,
+            &per_hour("accepted_ms", "packets", "kind = 'document'"),
+            &[&first_ms],
+        )
+        .await?;
+        let delivered = query_rows(
+            &tx,
+            &per_hour("delivered_ms", "deliveries", "document"),
+            &[&first_ms],
+        )
+        .await?;
         tx.commit().await?;
         for (rows, is_docs) in [(docs, true), (delivered, false)] {
             for r in rows {
@@ -960,15 +979,15 @@ impl PgHub {
         // Newest first, walking down (accepted_ms, id) one page at a time.
         let mut before: (i64, Vec<u8>) = (hi, vec![0xff; 33]);
         'pages: loop {
-            let rows = tx
-                .query(
-                    "SELECT id, meta, accepted_ms FROM packets
+            let rows = query_rows(
+                &tx,
+                "SELECT id, meta, accepted_ms FROM packets
                      WHERE kind = 'document' AND accepted_ms >= $1
                        AND (accepted_ms, id) < ($2, $3)
                      ORDER BY accepted_ms DESC, id DESC LIMIT $4",
-                    &[&lo, &before.0, &before.1, &PAGE],
-                )
-                .await?;
+                &[&lo, &before.0, &before.1, &PAGE],
+            )
+            .await?;
             if rows.is_empty() {
                 break;
             }
@@ -988,12 +1007,12 @@ impl PgHub {
                 }
                 let wanted = matcher.recipients(&meta);
                 let mut at: HashMap<String, Option<Timestamp>> = HashMap::new();
-                for d in tx
-                    .query(
-                        "SELECT recipient, delivered_ms FROM deliveries WHERE packet_id = $1",
-                        &[&id.as_bytes().as_slice()],
-                    )
-                    .await?
+                for d in query_rows(
+                    &tx,
+                    "SELECT recipient, delivered_ms FROM deliveries WHERE packet_id = $1",
+                    &[&id.as_bytes().as_slice()],
+                )
+                .await?
                 {
                     let delivered: Option<i64> = d.get(1);
                     at.insert(d.get(0), delivered.map(ms));
@@ -1021,16 +1040,15 @@ impl PgHub {
         let mut polls = polls;
         polls.sort();
         for (code, ms) in &polls {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO agency_polls (code, last_ms) VALUES ($1, $2)
                  ON CONFLICT (code) DO UPDATE SET last_ms = GREATEST(agency_polls.last_ms, $2)",
                 &[code, &i64::try_from(*ms).unwrap_or(i64::MAX)],
             )
             .await?;
         }
-        let rows = tx
-            .query("SELECT code, last_ms FROM agency_polls", &[])
-            .await?;
+        let rows = query_rows(&tx, "SELECT code, last_ms FROM agency_polls", &[]).await?;
         tx.commit().await?;
         Ok(rows
             .iter()
@@ -1045,9 +1063,7 @@ impl PgHub {
 
     pub(super) async fn open_incidents(&self) -> Result<Vec<Incident>, HubDbError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query("SELECT body FROM alerts_open ORDER BY key", &[])
-            .await?;
+        let rows = query_rows(&client, "SELECT body FROM alerts_open ORDER BY key", &[]).await?;
         rows.iter().map(|r| from_json(r.get(0))).collect()
     }
 
@@ -1060,25 +1076,23 @@ impl PgHub {
         let mail = i64::try_from(mail).unwrap_or(i64::MAX);
         let mut client = self.pool.get().await?;
         let tx = snapshot(&mut client).await?;
-        let open = tx
-            .query("SELECT body FROM alerts_open ORDER BY key", &[])
-            .await?;
-        let closed = tx
-            .query(
-                "SELECT body FROM alerts_past ORDER BY seq DESC LIMIT $1",
-                &[&past],
-            )
-            .await?;
-        let waiting = tx
-            .query(
-                "SELECT body, next_attempt_ms FROM mail_queue ORDER BY seq LIMIT $1",
-                &[&mail],
-            )
-            .await?;
-        let sent: Option<i64> = tx
-            .query_opt("SELECT n FROM mail_counters WHERE name = 'sent'", &[])
-            .await?
-            .map(|r| r.get(0));
+        let open = query_rows(&tx, "SELECT body FROM alerts_open ORDER BY key", &[]).await?;
+        let closed = query_rows(
+            &tx,
+            "SELECT body FROM alerts_past ORDER BY seq DESC LIMIT $1",
+            &[&past],
+        )
+        .await?;
+        let waiting = query_rows(
+            &tx,
+            "SELECT body, next_attempt_ms FROM mail_queue ORDER BY seq LIMIT $1",
+            &[&mail],
+        )
+        .await?;
+        let sent: Option<i64> =
+            query_row_opt(&tx, "SELECT n FROM mail_counters WHERE name = 'sent'", &[])
+                .await?
+                .map(|r| r.get(0));
         tx.commit().await?;
         Ok(AlertsView {
             open: open
@@ -1096,12 +1110,12 @@ impl PgHub {
 
     pub(super) async fn alert_counts(&self) -> Result<(u64, u64), HubDbError> {
         let client = self.pool.get().await?;
-        let r = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM alerts_open), (SELECT count(*) FROM mail_queue)",
-                &[],
-            )
-            .await?;
+        let r = query_row(
+            &client,
+            "SELECT (SELECT count(*) FROM alerts_open), (SELECT count(*) FROM mail_queue)",
+            &[],
+        )
+        .await?;
         let (open, mail): (i64, i64) = (r.get(0), r.get(1));
         Ok((
             u64::try_from(open).unwrap_or(0),
@@ -1118,26 +1132,31 @@ impl PgHub {
     ) -> Result<Changes, HubDbError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ALERT_LOCK])
-            .await?;
-        let existing: Vec<Incident> = tx
-            .query("SELECT body FROM alerts_open ORDER BY key", &[])
-            .await?
-            .iter()
-            .map(|r| from_json(r.get(0)))
-            .collect::<Result<_, _>>()?;
+        exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&ALERT_LOCK]).await?;
+        let existing: Vec<Incident> =
+            query_rows(&tx, "SELECT body FROM alerts_open ORDER BY key", &[])
+                .await?
+                .iter()
+                .map(|r| from_json(r.get(0)))
+                .collect::<Result<_, _>>()?;
         let plan = crate::alerts::plan(existing, &conditions, &to, console_url.as_deref(), now_ms);
         for incident in &plan.open {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO alerts_open (key, body) VALUES ($1, $2)",
                 &[&incident.key, &to_json(incident)?],
             )
             .await?;
         }
         for incident in &plan.close {
-            tx.execute("DELETE FROM alerts_open WHERE key = $1", &[&incident.key])
-                .await?;
-            tx.execute(
+            exec(
+                &tx,
+                "DELETE FROM alerts_open WHERE key = $1",
+                &[&incident.key],
+            )
+            .await?;
+            exec(
+                &tx,
                 "INSERT INTO alerts_past (body) VALUES ($1)",
                 &[&to_json(incident)?],
             )
@@ -1176,8 +1195,7 @@ impl PgHub {
         let client = self.pool.get().await?;
         let mut out = Vec::new();
         for table in COUNTED {
-            let n: i64 = client
-                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            let n: i64 = query_row(&client, &format!("SELECT count(*) FROM {table}"), &[])
                 .await?
                 .get(0);
             out.push((*table, u64::try_from(n).unwrap_or(0)));
@@ -1191,7 +1209,8 @@ impl PgHub {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         for (id, bytes, meta, deliveries) in &rows {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO packets (id, bytes, meta, kind, sender, accepted_ms)
                  VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
@@ -1205,7 +1224,8 @@ impl PgHub {
             )
             .await?;
             if let Some(bdt) = meta.business_doc_type {
-                tx.execute(
+                exec(
+                    &tx,
                     "INSERT INTO business_keys (key, packet_id) VALUES ($1, $2)",
                     &[
                         &business_key(&meta.from, &meta.document_id, bdt),
@@ -1218,7 +1238,8 @@ impl PgHub {
             let document = meta.kind == PacketKind::Document;
             for (recipient, d) in deliveries {
                 let (rank, seq) = d.queue_key;
-                tx.execute(
+                exec(
+                    &tx,
                     "INSERT INTO deliveries
                        (packet_id, recipient, document, queued_ms, rank, seq, delivered_ms, receipt)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1237,7 +1258,8 @@ impl PgHub {
             }
         }
         // New deliveries queue after every copied one.
-        tx.execute(
+        exec(
+            &tx,
             "SELECT setval('queue_seq', GREATEST((SELECT max(seq) FROM deliveries), 1))",
             &[],
         )
@@ -1258,14 +1280,16 @@ impl PgHub {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         for sender in senders {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO receipt_counters (sender, last) VALUES ($1, $2)",
                 &[sender, &last],
             )
             .await?;
         }
         for (sender, seq, id, recipient) in rows {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO sender_receipts (sender, seq, packet_id, recipient)
                  VALUES ($1, $2, $3, $4)",
                 &[
@@ -1292,21 +1316,24 @@ impl PgHub {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         for incident in open {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO alerts_open (key, body) VALUES ($1, $2)",
                 &[&incident.key, &to_json(incident)?],
             )
             .await?;
         }
         for incident in past_newest_first.iter().rev() {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO alerts_past (body) VALUES ($1)",
                 &[&to_json(incident)?],
             )
             .await?;
         }
         for q in mail {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO mail_queue (body, next_attempt_ms) VALUES ($1, $2)",
                 &[
                     &to_json(q)?,
@@ -1315,7 +1342,8 @@ impl PgHub {
             )
             .await?;
         }
-        tx.execute(
+        exec(
+            &tx,
             "INSERT INTO mail_counters (name, n) VALUES ('sent', $1)",
             &[&i64::try_from(mail_sent).unwrap_or(i64::MAX)],
         )
@@ -1402,6 +1430,46 @@ fn config_url(config: &tokio_postgres::Config) -> String {
     parts.join(" ")
 }
 
+// ---- statements: prepared once per connection, then only bound and executed ----
+
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+async fn exec<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.execute(&statement, params).await
+}
+
+async fn query_rows<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.query(&statement, params).await
+}
+
+async fn query_row<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Row, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.query_one(&statement, params).await
+}
+
+async fn query_row_opt<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.query_opt(&statement, params).await
+}
+
 /// Files `id` in `by_document` under its owner and DocumentId, and an action packet also
 /// under the DocumentId it acts on (the rule of the redb backend's `index_by_document`).
 async fn file_by_document(
@@ -1415,7 +1483,8 @@ async fn file_by_document(
         filed.push(target);
     }
     for doc in filed {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO by_document (owner, document_id, packet_id) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
             &[&owner, &doc, &id.as_bytes().as_slice()],
@@ -1452,8 +1521,7 @@ async fn enqueue_mail(
     now_ms: u64,
 ) -> Result<(), HubDbError> {
     let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    let seq: i64 = tx
-        .query_one("SELECT nextval('mail_queue_seq_seq')", &[])
+    let seq: i64 = query_row(tx, "SELECT nextval('mail_queue_seq_seq')", &[])
         .await?
         .get(0);
     let queued = mail::QueuedMail {
@@ -1464,7 +1532,8 @@ async fn enqueue_mail(
         next_attempt_ms: now_ms,
         last_error: None,
     };
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO mail_queue (seq, body, next_attempt_ms) VALUES ($1, $2, $3)",
         &[&seq, &to_json(&queued)?, &now],
     )
@@ -1484,13 +1553,13 @@ impl PgMailQueue {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut client = self.hub.pool.get().await?;
         let tx = client.transaction().await?;
-        let rows = tx
-            .query(
-                "SELECT seq, body, next_attempt_ms FROM mail_queue WHERE next_attempt_ms <= $1
+        let rows = query_rows(
+            &tx,
+            "SELECT seq, body, next_attempt_ms FROM mail_queue WHERE next_attempt_ms <= $1
                  ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED",
-                &[&now, &limit],
-            )
-            .await?;
+            &[&now, &limit],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         let mut seqs: Vec<i64> = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -1502,19 +1571,20 @@ impl PgMailQueue {
             out.push((u64::try_from(seq).unwrap_or(0), q));
         }
         if !seqs.is_empty() {
-            tx.execute(
+            exec(
+                &tx,
                 "UPDATE mail_queue SET next_attempt_ms = $2 WHERE seq = ANY($1)",
                 &[&seqs, &lease],
             )
             .await?;
         }
-        let next: Option<i64> = tx
-            .query_one(
-                "SELECT min(next_attempt_ms) FROM mail_queue WHERE next_attempt_ms > $1",
-                &[&now],
-            )
-            .await?
-            .get(0);
+        let next: Option<i64> = query_row(
+            &tx,
+            "SELECT min(next_attempt_ms) FROM mail_queue WHERE next_attempt_ms > $1",
+            &[&now],
+        )
+        .await?
+        .get(0);
         tx.commit().await?;
         let next = if out.len() as i64 == limit {
             Some(now_ms)
@@ -1528,11 +1598,10 @@ impl PgMailQueue {
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         let mut client = self.hub.pool.get().await?;
         let tx = client.transaction().await?;
-        let n = tx
-            .execute("DELETE FROM mail_queue WHERE seq = $1", &[&seq])
-            .await?;
+        let n = exec(&tx, "DELETE FROM mail_queue WHERE seq = $1", &[&seq]).await?;
         if n > 0 {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO mail_counters (name, n) VALUES ('sent', 1)
                  ON CONFLICT (name) DO UPDATE SET n = mail_counters.n + 1",
                 &[],
@@ -1553,12 +1622,12 @@ impl PgMailQueue {
         let next = i64::try_from(next_attempt_ms).unwrap_or(i64::MAX);
         let mut client = self.hub.pool.get().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx
-            .query_opt(
-                "SELECT body FROM mail_queue WHERE seq = $1 FOR UPDATE",
-                &[&seq],
-            )
-            .await?
+        let Some(row) = query_row_opt(
+            &tx,
+            "SELECT body FROM mail_queue WHERE seq = $1 FOR UPDATE",
+            &[&seq],
+        )
+        .await?
         else {
             return Ok(());
         };
@@ -1566,7 +1635,8 @@ impl PgMailQueue {
         q.attempts = q.attempts.saturating_add(1);
         q.next_attempt_ms = next_attempt_ms;
         q.last_error = Some(error.chars().take(500).collect());
-        tx.execute(
+        exec(
+            &tx,
             "UPDATE mail_queue SET body = $2, next_attempt_ms = $3 WHERE seq = $1",
             &[&seq, &to_json(&q)?, &next],
         )
