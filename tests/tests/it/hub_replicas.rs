@@ -682,3 +682,73 @@ fn the_benchmark_runs_on_two_replicas_and_counts_every_delivery_once() {
         .unwrap();
     assert_eq!(left, "0");
 }
+
+#[test]
+fn any_replica_shows_the_whole_hub_and_directory_changes_reach_every_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shots = std::env::var_os("DOCAXIS_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("screenshots"));
+    std::fs::create_dir_all(&shots).unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let cluster = pgtest::Cluster::start().unwrap();
+    let hubs = replicas(tmp.path(), &pki, &cluster);
+    // G22 sends through replica 1 only; H41 has no node, so its copy waits.
+    let g22 = NodeProc::start(&tmp.path().join("g22"), &pki, G22, &hubs[0].url());
+    let doc = g22.send(&[
+        "--to",
+        H41,
+        "--subject",
+        "Báo cáo qua hai máy chủ trục",
+        "--number",
+        "21",
+        "--notation",
+        "VPCP-HA",
+    ])["document_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the document accepted", Duration::from_secs(60), || {
+        let t = g22.track(&doc);
+        (!t["recipients"][0]["accepted_at"].is_null()).then_some(())
+    });
+
+    // Replica 2's console shows what replica 1 accepted.
+    let base = format!("http://{}", hubs[1].admin_addr());
+    let token = hubs[1].admin_token();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let b = docaxis_e2e::browser::Browser::start().await;
+        b.goto(&format!("{base}/login")).await;
+        b.fill("#token", &token).await;
+        b.click("button[type=submit]").await;
+        assert_eq!(b.path().await, "/");
+        assert_eq!(b.text("#docs-today").await, "1");
+        assert_eq!(b.text("#pending").await, "1");
+        b.screenshot(&shots.join("replica-2-overview.png")).await;
+        b.goto(&format!("{base}/search?q=21%2FVPCP-HA")).await;
+        assert_eq!(
+            b.text("#results .subject").await,
+            "Báo cáo qua hai máy chủ trục"
+        );
+        b.click("#results tbody a").await;
+        assert_eq!(b.path().await, "/document");
+        b.screenshot(&shots.join("replica-2-document.png")).await;
+        b.close().await;
+    });
+
+    // Suspending H14 through replica 2 reaches replica 1 at once: H14 can no longer submit
+    // there.
+    let out = hubs[1].admin(&["agency", "suspend", "--code", H14]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let packet = pki.sign_as(H14, &unsigned_document(H14, &[G22], "31", None));
+    let (status, body) = wait_for(
+        "replica 1 to refuse the suspended agency",
+        Duration::from_secs(10),
+        || {
+            let (status, body) = hubs[0].submit_as(&pki, H14, packet.clone());
+            (status == 403).then_some((status, body))
+        },
+    );
+    assert!(body.contains("suspended"), "{status} {body}");
+}
