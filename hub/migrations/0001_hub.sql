@@ -78,6 +78,14 @@ CREATE TABLE agency_polls (
     last_ms bigint NOT NULL
 );
 
+-- The CRLs each replica read from its files, shared so that a revocation published at one
+-- machine applies at every replica (each keeps the newest CRL of every issuer).
+CREATE TABLE crls (
+    sha256 bytea PRIMARY KEY CHECK (length(sha256) = 32),
+    pem bytea NOT NULL,
+    added_ms bigint NOT NULL
+);
+
 -- Operator incidents, and the mail that reports them (written in one transaction).
 CREATE TABLE alerts_open (
     key text PRIMARY KEY,

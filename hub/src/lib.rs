@@ -158,6 +158,11 @@ pub async fn start(config: &HubConfig) -> anyhow::Result<RunningHub> {
             trust_stop.subscribe(),
         ));
         tokio::spawn(share_polls(Arc::clone(&hub), trust_stop.subscribe()));
+        tokio::spawn(share_crls(
+            Arc::clone(&hub),
+            std::time::Duration::from_secs(config.trust_reload_secs.max(1)),
+            trust_stop.subscribe(),
+        ));
     }
 
     let admin_token = net::token::load_or_create(&config.admin_token_path())?;
@@ -232,6 +237,37 @@ async fn share_polls(hub: Arc<Hub>, mut stop: tokio::sync::watch::Receiver<bool>
         }
         tokio::select! {
             () = tokio::time::sleep(SHARE_POLLS_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Every `every` until `stop`: shares the CRLs this replica read from its files through
+/// PostgreSQL and takes in the others', so a revocation published at one replica's machine
+/// applies at all of them (the trust keeps the newest CRL of each issuer).
+async fn share_crls(
+    hub: Arc<Hub>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(pg) = hub.db.as_postgres().cloned() else {
+        return;
+    };
+    loop {
+        match pg.share_crls(hub.trust().file_crls()).await {
+            Ok(all) => {
+                let (changed, bad) = hub.trust().set_shared_crls(all);
+                for e in bad {
+                    tracing::warn!(error = %e, "a CRL shared by another replica is unreadable; left out");
+                }
+                if changed {
+                    hub.trust().reload_soon();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot share CRLs with the other replicas"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
     }

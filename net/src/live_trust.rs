@@ -12,6 +12,10 @@
 //!   good store stays in force and the failure is reported; the next reload tries again.
 //! - Readers always see a whole store, old or new; never a mix.
 //! - The generation grows by one with every swap, so callers can cache verdicts per generation.
+//! - CRLs given by [`LiveTrust::set_shared_crls`] (the hub replicas' shared copies) join the
+//!   files' at the next reload; of each issuer's CRLs only the newest counts
+//!   ([`TrustStore::keep_newest_crls`]), so a replica whose file is older follows the others.
+//!   A shared CRL that does not parse is left out, never allowed to stop reloads.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -40,6 +44,8 @@ struct State {
 pub struct LiveTrust {
     anchors: Vec<PathBuf>,
     crls: Vec<PathBuf>,
+    /// CRLs (PEM) from elsewhere than the files, added at every reload.
+    shared: RwLock<Vec<Vec<u8>>>,
     state: RwLock<State>,
     /// Woken to reload at once.
     now: Notify,
@@ -63,6 +69,7 @@ impl LiveTrust {
         Ok(LiveTrust {
             anchors: anchors.to_vec(),
             crls: crls.to_vec(),
+            shared: RwLock::new(Vec::new()),
             state: RwLock::new(State {
                 store: Arc::new(store),
                 generation: 1,
@@ -77,6 +84,7 @@ impl LiveTrust {
         LiveTrust {
             anchors: Vec::new(),
             crls: Vec::new(),
+            shared: RwLock::new(Vec::new()),
             state: RwLock::new(State {
                 store: Arc::new(store),
                 generation: 1,
@@ -101,12 +109,49 @@ impl LiveTrust {
         self.anchors.iter().chain(&self.crls).map(PathBuf::as_path)
     }
 
-    /// Reads the files again and swaps in a new store when they changed (blocking reads).
+    /// The CRL files' bytes as last read (what this process can share with others).
+    pub fn file_crls(&self) -> Vec<Vec<u8>> {
+        let state = self.read();
+        state
+            .fingerprint
+            .iter()
+            .skip(self.anchors.len())
+            .take(self.crls.len())
+            .cloned()
+            .collect()
+    }
+
+    /// CRLs (PEM) to add to the files' from the next reload on; those that do not parse are
+    /// left out and returned as errors. Returns whether the set differs from the last one.
+    pub fn set_shared_crls(&self, crls: Vec<Vec<u8>>) -> (bool, Vec<TrustStoreError>) {
+        let mut good = Vec::with_capacity(crls.len());
+        let mut bad = Vec::new();
+        for pem in crls {
+            match TrustStore::new().add_crl_pem(&pem) {
+                Ok(_) => good.push(pem),
+                Err(e) => bad.push(e),
+            }
+        }
+        let mut shared = self.shared.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *shared != good;
+        *shared = good;
+        (changed, bad)
+    }
+
+    /// Reads the files again and swaps in a new store when they (or the shared CRLs) changed
+    /// (blocking reads).
     pub fn reload(&self) -> Result<Reloaded, TrustStoreError> {
         if self.anchors.is_empty() && self.crls.is_empty() {
             return Ok(Reloaded::Unchanged);
         }
-        let fresh = read_all(&self.anchors, &self.crls)?;
+        let mut fresh = read_all(&self.anchors, &self.crls)?;
+        fresh.extend(
+            self.shared
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
         if fresh == self.read().fingerprint {
             return Ok(Reloaded::Unchanged);
         }
@@ -143,12 +188,15 @@ fn read_all(anchors: &[PathBuf], crls: &[PathBuf]) -> Result<Vec<Vec<u8>>, Trust
         .collect()
 }
 
-/// The store from the files' bytes: the first `anchors` are trust anchors, the rest CRLs.
+/// The store from the files' bytes: the first `anchors` are trust anchors, the rest CRLs (the
+/// files' and the shared ones), of which the newest of each issuer counts.
 fn build(files: &[Vec<u8>], anchors: usize) -> Result<TrustStore, TrustStoreError> {
     let (a, c) = files.split_at(anchors);
     let a: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
     let c: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
-    TrustStore::from_pem(&a, &c)
+    let mut store = TrustStore::from_pem(&a, &c)?;
+    store.keep_newest_crls();
+    Ok(store)
 }
 
 /// How a process reloads: [`LiveTrust::reload`] plus whatever must follow a swap (the TLS
@@ -213,5 +261,32 @@ mod tests {
         std::fs::remove_file(&crl).unwrap();
         assert!(live.reload().is_err());
         assert_eq!(live.generation(), 2);
+    }
+
+    #[test]
+    fn a_newer_shared_crl_applies_and_an_unreadable_one_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, crl) = pki(dir.path());
+        let live = LiveTrust::load(std::slice::from_ref(&ca), std::slice::from_ref(&crl)).unwrap();
+        let agency = &dsig::pki::development_agencies()[0].code;
+        let pem = std::fs::read(dir.path().join(format!("agencies/{agency}.pem"))).unwrap();
+        let cert = dsig::pem::blocks(&pem, "CERTIFICATE").unwrap().remove(0);
+        let now = time::OffsetDateTime::now_utc();
+        live.current().check_not_revoked(&cert, now).unwrap();
+        // Another replica's file has the revocation; this one's file does not.
+        let old = std::fs::read(&crl).unwrap();
+        dsig::pki::revoke(dir.path(), agency).unwrap();
+        let newer = std::fs::read(&crl).unwrap();
+        std::fs::write(&crl, &old).unwrap();
+        assert_eq!(live.file_crls(), vec![old.clone()]);
+
+        let (changed, bad) = live.set_shared_crls(vec![newer.clone(), b"garbage".to_vec()]);
+        assert!(changed && bad.len() == 1, "{bad:?}");
+        assert_eq!(live.reload().unwrap(), Reloaded::Changed { generation: 2 });
+        let err = live.current().check_not_revoked(&cert, now).unwrap_err();
+        assert!(matches!(err, dsig::TrustError::Revoked { .. }), "{err:?}");
+        // The same set again changes nothing.
+        assert!(!live.set_shared_crls(vec![newer]).0);
+        assert_eq!(live.reload().unwrap(), Reloaded::Unchanged);
     }
 }

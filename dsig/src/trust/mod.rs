@@ -274,6 +274,36 @@ impl TrustStore {
         Ok(())
     }
 
+    /// Keeps, of the CRLs of each issuer, only the newest (latest `thisUpdate`; on a tie, the
+    /// one listing more revocations): a complete CRL supersedes its predecessors, and an older
+    /// copy that has passed its `nextUpdate` must not fail checks the newer one answers. Used
+    /// when CRLs come from several places (files and the hub replicas' shared copies).
+    pub fn keep_newest_crls(&mut self) {
+        let mut newest: Vec<usize> = Vec::new();
+        for (i, crl) in self.crls.iter().enumerate() {
+            match newest
+                .iter_mut()
+                .find(|j| self.crls[**j].issuer_raw == crl.issuer_raw)
+            {
+                None => newest.push(i),
+                Some(j) => {
+                    let kept = &self.crls[*j];
+                    if (crl.this_update, crl.revoked.len()) > (kept.this_update, kept.revoked.len())
+                    {
+                        *j = i;
+                    }
+                }
+            }
+        }
+        newest.sort_unstable();
+        let mut i = 0;
+        self.crls.retain(|_| {
+            let keep = newest.binary_search(&i).is_ok();
+            i += 1;
+            keep
+        });
+    }
+
     /// Number of configured trust anchors.
     pub fn anchor_count(&self) -> usize {
         self.anchors.len()
@@ -663,6 +693,43 @@ mod tests {
             panic!("expected Revoked, got {err:?}");
         };
         assert!(subject.contains("Agency CA"), "{subject}");
+    }
+
+    #[test]
+    fn the_newest_crl_of_an_issuer_wins_over_older_and_expired_copies() {
+        let root = Ca::root("Root");
+        let other = Ca::root("Other Root");
+        let leaf = root.leaf("000.00.00.G22", "Leaf", KeyKind::EcP256);
+        // An old CRL, expired an hour ago, revoking nothing; a new one revoking the leaf.
+        let old = root.crl(
+            &[],
+            now() - Duration::days(3),
+            now() - Duration::days(3),
+            now() - Duration::hours(1),
+        );
+        let new = root.crl(
+            &[&leaf.serial],
+            now() - Duration::hours(1),
+            now() - Duration::hours(1),
+            now() + Duration::days(1),
+        );
+        let foreign = other.crl(
+            &[],
+            now() - Duration::hours(2),
+            now() - Duration::hours(2),
+            now() + Duration::days(1),
+        );
+        let anchors = [root.cert_pem.as_bytes(), other.cert_pem.as_bytes()];
+        let crls = [old.as_bytes(), foreign.as_bytes(), new.as_bytes()];
+        let mut s = TrustStore::from_pem(&anchors, &crls).unwrap();
+        assert_eq!(s.crl_count(), 3);
+        // Both of the root's CRLs count while both are kept: the expired one fails the check.
+        let err = s.check_not_revoked(&leaf.cert_der, now()).unwrap_err();
+        assert!(matches!(err, TrustError::CrlInvalid { .. }), "{err:?}");
+        s.keep_newest_crls();
+        assert_eq!(s.crl_count(), 2, "one per issuer");
+        let err = s.check_not_revoked(&leaf.cert_der, now()).unwrap_err();
+        assert!(matches!(err, TrustError::Revoked { .. }), "{err:?}");
     }
 
     #[test]

@@ -64,6 +64,9 @@ const ALERT_LOCK: i64 = 0x0064_6f63_6178_6974;
 /// How long a mail handed to a sender stays reserved for it.
 pub const MAIL_LEASE_MS: u64 = 5 * 60 * 1000;
 
+/// Most shared CRLs a replica takes in (the newest; every replica keeps its own files too).
+pub const SHARED_CRLS: i64 = 50;
+
 /// Most connections one replica opens.
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
@@ -1057,6 +1060,30 @@ impl PgHub {
                 (r.get(0), u64::try_from(ms).unwrap_or(0))
             })
             .collect())
+    }
+
+    /// Shares the CRLs this replica read from its files (PEM) and returns the most recently
+    /// shared ones of every replica ([`SHARED_CRLS`] at most), its own included.
+    pub async fn share_crls(&self, own: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, HubDbError> {
+        let now = i64::try_from(exchange::clock::now_ms()).unwrap_or(i64::MAX);
+        let client = self.pool.get().await?;
+        for pem in &own {
+            exec(
+                &client,
+                "INSERT INTO crls (sha256, pem, added_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (sha256) DO NOTHING",
+                &[&PacketId::of(pem).as_bytes().as_slice(), pem, &now],
+            )
+            .await?;
+        }
+        let limit = SHARED_CRLS;
+        let rows = query_rows(
+            &client,
+            "SELECT pem FROM crls ORDER BY added_ms DESC, sha256 LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     // ---- alerts ----

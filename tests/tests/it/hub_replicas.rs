@@ -752,3 +752,50 @@ fn any_replica_shows_the_whole_hub_and_directory_changes_reach_every_replica() {
     );
     assert!(body.contains("suspended"), "{status} {body}");
 }
+
+#[test]
+fn a_revocation_published_at_one_replica_applies_at_every_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let cluster = pgtest::Cluster::start().unwrap();
+    let url = cluster.database("hub").unwrap();
+    let store = format!("trust_reload_secs = 1\n[store]\npostgres = \"{url}\"\n");
+    let first = HubProc::start(&tmp.path().join("hub-1"), &pki, &store);
+    // Replica 2 runs on another machine: its CRL file is its own copy, which nobody updates.
+    let mut second = HubProc::replica(&tmp.path().join("hub-2"), &pki, &store);
+    let own_crl = tmp.path().join("hub-2/crl.pem");
+    std::fs::copy(pki.crl(), &own_crl).unwrap();
+    let toml = std::fs::read_to_string(&second.config)
+        .unwrap()
+        .replace(s(&pki.crl()), s(&own_crl));
+    std::fs::write(&second.config, toml).unwrap();
+    second.restart();
+
+    let packet = |n: &str| pki.sign_as(H14, &unsigned_document(H14, &[G22], n, None));
+    let (status, body) = second.submit_as(&pki, H14, packet("41"));
+    assert_eq!(status, 200, "{body}");
+
+    // The CA revokes H14; only replica 1's machine gets the new CRL file.
+    run_ok(&["pki", "revoke", "--dir", s(&pki.dir), "--code", H14]);
+    let mut number = 42;
+    let (status, body) = wait_for(
+        "replica 2 to refuse the revoked agency",
+        Duration::from_secs(20),
+        || {
+            number += 1;
+            let (status, body) = second.submit_as(&pki, H14, packet(&number.to_string()));
+            (status != 200).then_some((status, body))
+        },
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("revoked") || body.contains("no longer trusted"),
+        "{body}"
+    );
+    assert_ne!(
+        std::fs::read(&own_crl).unwrap(),
+        std::fs::read(pki.crl()).unwrap(),
+        "replica 2's file is still the old copy: the revocation came through PostgreSQL"
+    );
+    drop(first);
+}
