@@ -54,6 +54,14 @@ pub(crate) struct DemoArgs {
     /// SMTP), e.g. `python3 -m aiosmtpd -n -l 127.0.0.1:2525`.
     #[arg(long, value_name = "HOST:PORT")]
     pub smtp: Option<String>,
+    /// Keep the hub's state in this PostgreSQL database (an empty one, or the one an earlier
+    /// demo in the same --dir used) instead of the embedded file.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Run the hub as this many replicas on that database; the nodes list them all, each in
+    /// its own order, and move to the next when one does not answer. Needs --postgres above 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
+    pub hub_replicas: u64,
 }
 
 /// Who receives the operators' alerts in the demo.
@@ -73,6 +81,12 @@ fn step(text: &str) {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.hub_replicas > 1 && args.postgres.is_none() {
+        bail!(
+            "--hub-replicas {} needs --postgres URL: replicas share their state in PostgreSQL",
+            args.hub_replicas
+        );
+    }
     let dir = match &args.dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
@@ -98,16 +112,36 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    step("starting the hub (mutual TLS, HTTP/2) on a free loopback port");
-    let hub_config_path = dir.join("hub.toml");
-    std::fs::write(
-        &hub_config_path,
-        format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"hub\"\ncertificate = \"{pki}/hub.pem\"\nprivate_key = \"{pki}/hub.key.pem\"\ntrust = [\"{pki}/ca.pem\"]\ncrl = [\"{pki}/crl.pem\"]\n{alerts}",
-            pki = pki_dir.display(),
-            alerts = alert_config(args.smtp.as_deref()),
-        ),
-    )?;
+    match &args.postgres {
+        None => step("starting the hub (mutual TLS, HTTP/2) on a free loopback port"),
+        Some(_) => step(&format!(
+            "starting the hub as {} replica(s) on PostgreSQL (mutual TLS, HTTP/2), free loopback ports",
+            args.hub_replicas
+        )),
+    }
+    // Replica i (from 1) has hub.toml (the first) or hub-i.toml, and its own data_dir.
+    let hub_config_of = |i: u64| -> anyhow::Result<PathBuf> {
+        let (file, data) = if i == 1 {
+            ("hub.toml".to_string(), "hub".to_string())
+        } else {
+            (format!("hub-{i}.toml"), format!("hub-{i}"))
+        };
+        let path = dir.join(file);
+        let store = match &args.postgres {
+            Some(url) => format!("\n[store]\npostgres = {url:?}\n"),
+            None => String::new(),
+        };
+        std::fs::write(
+            &path,
+            format!(
+                "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ncertificate = \"{pki}/hub.pem\"\nprivate_key = \"{pki}/hub.key.pem\"\ntrust = [\"{pki}/ca.pem\"]\ncrl = [\"{pki}/crl.pem\"]\n{alerts}{store}",
+                pki = pki_dir.display(),
+                alerts = alert_config(args.smtp.as_deref()),
+            ),
+        )?;
+        Ok(path)
+    };
+    let hub_config_path = hub_config_of(1)?;
     let hub_config = HubConfig::load(&hub_config_path)?;
     let running_hub = hub::start(&hub_config).await?;
     for (code, name) in AGENCIES {
@@ -132,18 +166,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         running_hub.addr,
         AGENCIES.len()
     );
+    // Further replicas read the directory just registered from the shared database.
+    let mut replicas: Vec<(PathBuf, hub::RunningHub)> = Vec::new();
+    for i in 2..=args.hub_replicas {
+        let path = hub_config_of(i)?;
+        let running = hub::start(&HubConfig::load(&path)?).await?;
+        println!("    replica {i} at https://{}", running.addr);
+        replicas.push((path, running));
+    }
+    let hub_urls: Vec<String> = std::iter::once(&running_hub)
+        .chain(replicas.iter().map(|(_, r)| r))
+        .map(|h| format!("https://{}", h.addr))
+        .collect();
 
     step("starting three agency nodes");
     let mut nodes = Vec::new();
-    for (code, name) in AGENCIES {
+    for (n, &(code, name)) in AGENCIES.iter().enumerate() {
+        // Each node starts at another replica (all of them listed), so documents cross.
+        let mut urls = hub_urls.clone();
+        urls.rotate_left(n % hub_urls.len());
         let node_dir = dir.join(code);
         std::fs::create_dir_all(&node_dir)?;
         let path = node_dir.join("node.toml");
         std::fs::write(
             &path,
             format!(
-                "agency = \"{code}\"\nagency_name = \"{name}\"\nhub_url = \"https://{hub}\"\ndata_dir = \"data\"\ncertificate = \"{pki}/agencies/{code}.pem\"\nprivate_key = \"{pki}/agencies/{code}.key.pem\"\ntrust = [\"{pki}/ca.pem\"]\ncrl = [\"{pki}/crl.pem\"]\nhub_certificate = \"{pki}/hub.pem\"\napi_listen = \"127.0.0.1:0\"\npoll_wait_secs = 20\n",
-                hub = running_hub.addr,
+                "agency = \"{code}\"\nagency_name = \"{name}\"\nhub_url = {urls:?}\ndata_dir = \"data\"\ncertificate = \"{pki}/agencies/{code}.pem\"\nprivate_key = \"{pki}/agencies/{code}.key.pem\"\ntrust = [\"{pki}/ca.pem\"]\ncrl = [\"{pki}/crl.pem\"]\nhub_certificate = \"{pki}/hub.pem\"\napi_listen = \"127.0.0.1:0\"\npoll_wait_secs = 20\n",
                 pki = pki_dir.display()
             ),
         )?;
@@ -498,7 +546,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     step("where everything lives");
-    println!("    hub database     {}", hub_config.db_path().display());
+    match running_hub.hub.db.backend_name() {
+        "postgresql" => println!(
+            "    hub database     PostgreSQL ([store] in {}), {} replica(s)",
+            hub_config_path.display(),
+            args.hub_replicas
+        ),
+        _ => println!("    hub database     {}", hub_config.db_path().display()),
+    }
     for (code, path, running, _, _, _) in &nodes {
         let cfg = NodeConfig::load(path)?;
         println!(
@@ -516,6 +571,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             smtp: args.smtp.as_deref(),
             hub_config: &hub_config_path,
             hub: &running_hub,
+            replicas: &replicas,
             token_file: &hub_config.admin_token_path(),
             nodes: &nodes,
             sent: &sent,
@@ -541,6 +597,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 None => String::new(),
             }
         );
+        for (i, (config, running)) in replicas.iter().enumerate() {
+            println!(
+                "    replica {} console  {}  (token in {})",
+                i + 2,
+                running.console_url,
+                HubConfig::load(config)?.admin_token_path().display()
+            );
+        }
         step("clerks (văn thư), in a browser");
         for (code, _, running, (user, password), _, _) in &nodes {
             println!(
@@ -579,6 +643,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .shutdown()
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    for (_, running) in replicas {
+        running.shutdown().await?;
     }
     running_hub.shutdown().await?;
     if args.keep_running {
@@ -645,6 +712,8 @@ struct DemoFacts<'a> {
     smtp: Option<&'a str>,
     hub_config: &'a std::path::Path,
     hub: &'a hub::RunningHub,
+    /// Further hub replicas (PostgreSQL): their configuration and running hub.
+    replicas: &'a [(PathBuf, hub::RunningHub)],
     token_file: &'a std::path::Path,
     nodes: &'a [DemoNode<'a>],
     sent: &'a node::views::Sent,
@@ -744,6 +813,28 @@ fn demo_json_value(f: &DemoFacts<'_>) -> anyhow::Result<serde_json::Value> {
     });
     if f.smtp.is_some() {
         hub["operator_email"] = OPERATOR_EMAIL.into();
+    }
+    if f.hub.hub.db.backend_name() == "postgresql" {
+        hub["store"] = "postgresql".into();
+        let mut all = vec![serde_json::json!({
+            "url": hub["url"].clone(),
+            "config": hub["config"].clone(),
+            "admin": hub["admin"].clone(),
+            "console": hub["console"].clone(),
+        })];
+        for (config, running) in f.replicas {
+            let admin = format!("http://{}", running.admin_addr);
+            let token = HubConfig::load(config)?.admin_token_path();
+            all.push(serde_json::json!({
+                "url": format!("https://{}", running.addr),
+                "config": abs(config)?,
+                "admin": admin,
+                "console": running.console_url,
+                "metrics": format!("{admin}/metrics"),
+                "operator_token_file": abs(&token)?,
+            }));
+        }
+        hub["replicas"] = all.into();
     }
     let mut nodes = Vec::new();
     for (

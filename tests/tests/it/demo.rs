@@ -302,3 +302,64 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
     assert!(status.success(), "{status}");
     assert!(!json_path.exists(), "demo.json left behind");
 }
+
+/// `docaxis demo --postgres URL --hub-replicas 2 --keep-running`: the same demo with the hub as
+/// two replicas on PostgreSQL; `demo.json` lists both (`hub.store`, `hub.replicas`), each
+/// replica answers, and each node lists both replicas in its `hub_url`.
+#[test]
+fn the_demo_runs_on_two_hub_replicas_on_postgresql() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let cluster = pgtest::Cluster::start().unwrap();
+    let url = cluster.database("demo").unwrap();
+    let log_path = tmp.path().join("demo.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = docaxis()
+        .args(["demo", "--keep-running", "--dir", s(&dir)])
+        .args(["--postgres", &url, "--hub-replicas", "2"])
+        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let json_path = dir.join("demo.json");
+    let json: serde_json::Value =
+        wait_for("demo.json", std::time::Duration::from_secs(120), || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the demo exited ({status}):\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            std::fs::read(&json_path)
+                .ok()
+                .map(|b| serde_json::from_slice(&b).expect("demo.json is JSON"))
+        });
+    let hub = &json["hub"];
+    assert_eq!(hub["store"], "postgresql", "{json:#}");
+    let replicas = hub["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2, "{json:#}");
+    assert_eq!(replicas[0]["url"], hub["url"]);
+    let second = &replicas[1];
+    let token = std::fs::read_to_string(second["operator_token_file"].as_str().unwrap()).unwrap();
+    let (status, metrics) = http_get(second["metrics"].as_str().unwrap(), &token);
+    assert_eq!(status, 200, "{metrics}");
+    // The second replica knows the three agencies the first registered, from the database.
+    assert!(
+        metrics.contains("docaxis_hub_agencies{state=\"active\"} 3"),
+        "{metrics}"
+    );
+    for n in json["nodes"].as_array().unwrap() {
+        let config = std::fs::read_to_string(n["config"].as_str().unwrap()).unwrap();
+        for r in replicas {
+            assert!(
+                config.contains(r["url"].as_str().unwrap()),
+                "{} lists every replica:\n{config}",
+                n["agency"]
+            );
+        }
+    }
+    let printed = std::fs::read_to_string(&log_path).unwrap();
+    assert!(printed.contains("2 replica(s) on PostgreSQL"), "{printed}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
