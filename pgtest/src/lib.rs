@@ -77,11 +77,31 @@ fn find_bin() -> Result<PathBuf, ClusterError> {
     ))
 }
 
+/// A free loopback port below the kernel's ephemeral range (32768–60999 on Linux), so that no
+/// outgoing connection takes it before the server binds; 16000–19999, apart from the ports
+/// the end-to-end harness hands out.
 fn free_port() -> Result<u16, ClusterError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| err(format!("no free port: {e}")))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| err(format!("no free port: {e}")))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 16_000;
+    const SPAN: u32 = 4_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(LOW + n % SPAN).map_err(|e| err(e.to_string()))?;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(err(format!(
+        "no free loopback port between {LOW} and {}",
+        LOW + SPAN
+    )))
 }
 
 fn is_root() -> bool {

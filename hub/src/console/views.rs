@@ -276,6 +276,8 @@ struct OverviewPage {
     last24_documents: String,
     last24_deliveries: String,
     as_of: String,
+    /// Where the hub's state lives, for an operator who may be on one of several replicas.
+    store: &'static str,
 }
 
 pub(super) async fn overview(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
@@ -319,6 +321,12 @@ pub(super) async fn overview(State(c): State<Arc<Console>>, headers: HeaderMap) 
         last24_deliveries: display::count(hours.iter().map(|h| h.deliveries).sum()),
         chart: super::chart::throughput(&hours),
         as_of: t(now_ts),
+        store: match c.hub.db.backend_name() {
+            "postgresql" => {
+                "dữ liệu chung PostgreSQL, mọi bản sao trục đều thấy / shared PostgreSQL, every replica sees the same"
+            }
+            _ => "cơ sở dữ liệu nhúng / embedded database",
+        },
     };
     render(StatusCode::OK, &page)
 }

@@ -310,14 +310,16 @@ fn two_replicas_one_killed_over_and_over_lose_and_duplicate_nothing() {
 
     // Now 500 more while one replica or the other is killed and restarted at random moments.
     let hubs = Arc::new(Mutex::new(hubs));
-    let pace = Duration::from_millis(10);
+    // Paced so that sending lasts a few seconds (about 60 packets per sender, 40 ms apart):
+    // long enough for several kills while packets are on their way.
+    let pace = Duration::from_millis(40);
     let (receipts, seen, kills) = stream(&pki, &urls, packets(&pki, N, 1000), pace, |done| {
         let hubs = Arc::clone(&hubs);
         std::thread::spawn(move || {
             let mut rng = CrashRng::announce(module_path!());
             let (mut kills, mut after) = (0, 0);
             while after < 3 {
-                std::thread::sleep(rng.between_ms(150, 500));
+                std::thread::sleep(rng.between_ms(100, 300));
                 let victim = (rng.next_u64() % 2) as usize;
                 let mut hubs = hubs.lock().unwrap();
                 hubs[victim].kill();
@@ -327,7 +329,7 @@ fn two_replicas_one_killed_over_and_over_lose_and_duplicate_nothing() {
                     kills += 1;
                 }
                 // Down for a moment: the other replica carries everything meanwhile.
-                std::thread::sleep(rng.between_ms(50, 400));
+                std::thread::sleep(rng.between_ms(50, 250));
                 hubs[victim].restart();
             }
             kills
@@ -725,6 +727,7 @@ fn any_replica_shows_the_whole_hub_and_directory_changes_reach_every_replica() {
         assert_eq!(b.path().await, "/");
         assert_eq!(b.text("#docs-today").await, "1");
         assert_eq!(b.text("#pending").await, "1");
+        assert!(b.text("#store").await.contains("PostgreSQL"));
         b.screenshot(&shots.join("replica-2-overview.png")).await;
         b.goto(&format!("{base}/search?q=21%2FVPCP-HA")).await;
         assert_eq!(
