@@ -503,3 +503,101 @@ fn recipient_killed_between_commit_and_acknowledgement_stores_nothing_twice() {
          proves little ({w:?})"
     );
 }
+
+/// 3. The hub as two replicas on PostgreSQL: one replica or the other is SIGKILLed and
+///    restarted at random moments while 500 documents go from G22 to H41 through the real
+///    nodes, which list both replicas (each in its own order) and move to the other when one
+///    does not answer. Every document acknowledged to the clerk is delivered exactly once,
+///    answered exactly once with status 01 and tracked as such, whichever replica took what.
+#[test]
+fn hub_replicas_killed_repeatedly_every_acknowledged_document_is_delivered_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let cluster = pgtest::Cluster::start().unwrap();
+    let store = format!(
+        "[store]\npostgres = \"{}\"\n",
+        cluster.database("hub").unwrap()
+    );
+    let one = HubProc::start(&tmp.path().join("hub-1"), &pki, &store);
+    let mut two = HubProc::replica(&tmp.path().join("hub-2"), &pki, &store);
+    two.restart();
+    let (a, b) = (one.url(), two.url());
+    let g22 = NodeProc::start(
+        &tmp.path().join("g22"),
+        &pki,
+        G22,
+        &format!("[\"{a}\", \"{b}\"]"),
+    );
+    let h41 = NodeProc::start(
+        &tmp.path().join("h41"),
+        &pki,
+        H41,
+        &format!("[\"{b}\", \"{a}\"]"),
+    );
+    let (sender, recipient) = (g22.api(), h41.api());
+    let hubs = Arc::new(Mutex::new(vec![one, two]));
+
+    // One replica down at a time, for a moment, while documents are sent and delivered; three
+    // more kills after the last one was acknowledged to the clerk; then both are left up.
+    let sending_done = Arc::new(AtomicBool::new(false));
+    let complete = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (hubs, sending_done, complete) = (
+            Arc::clone(&hubs),
+            Arc::clone(&sending_done),
+            Arc::clone(&complete),
+        );
+        std::thread::spawn(move || {
+            let mut rng = CrashRng::announce(module_path!());
+            let (mut kills, mut after_sending) = (0, 0);
+            while after_sending < 3 {
+                std::thread::sleep(rng.between_ms(150, 700));
+                if complete.load(Ordering::SeqCst) {
+                    break;
+                }
+                let victim = (rng.next_u64() % 2) as usize;
+                let mut hubs = hubs.lock().unwrap();
+                hubs[victim].kill();
+                kills += 1;
+                if sending_done.load(Ordering::SeqCst) {
+                    after_sending += 1;
+                }
+                std::thread::sleep(rng.between_ms(50, 400));
+                hubs[victim].restart();
+            }
+            kills
+        })
+    };
+
+    let started = Instant::now();
+    let acked = runtime().block_on(async {
+        let acked = stream(&sender, H41, DOCUMENTS, |_| true).await;
+        sending_done.store(true, Ordering::SeqCst);
+        wait_all_answered(&sender, &acked, "hub replicas killed repeatedly").await;
+        complete.store(true, Ordering::SeqCst);
+        acked
+    });
+    let kills = killer.join().unwrap();
+    eprintln!(
+        "{} documents through two replicas, {kills} kills, all delivered and answered 01 after {:?}",
+        acked.len(),
+        started.elapsed()
+    );
+    assert_eq!(acked.len(), DOCUMENTS, "every send was acknowledged");
+    assert!(
+        kills >= 3,
+        "replicas were killed only {kills} times while documents were on their way: the test \
+         proves little"
+    );
+    runtime().block_on(assert_exactly_once(&sender, &recipient, H41, &acked));
+    // At the hub: one delivery row per document and per status 01, each with one receipt.
+    let count = |sql: &str| cluster.psql("hub", sql).unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM deliveries"),
+        (2 * DOCUMENTS).to_string()
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM deliveries WHERE receipt IS NOT NULL"),
+        (2 * DOCUMENTS).to_string()
+    );
+}
