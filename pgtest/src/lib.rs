@@ -77,31 +77,37 @@ fn find_bin() -> Result<PathBuf, ClusterError> {
     ))
 }
 
-/// A free loopback port below the kernel's ephemeral range (32768–60999 on Linux), so that no
-/// outgoing connection takes it before the server binds; 16000–19999, apart from the ports
-/// the end-to-end harness hands out.
-fn free_port() -> Result<u16, ClusterError> {
+/// A free loopback port in `low .. low + span`, for a server started a moment later; `None`
+/// when every port there is taken.
+///
+/// Choose the range below the kernel's ephemeral range (32768–60999 on Linux): a port the
+/// kernel hands out (`bind(:0)`, or the local end of an outgoing connection — HTTP clients,
+/// database pools) could be taken by a connection between this check and the server's own
+/// bind. A counter shared by the whole process gives each port once; its start differs per
+/// process.
+pub fn free_port_in(low: u16, span: u16) -> Option<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
-    const LOW: u32 = 16_000;
-    const SPAN: u32 = 4_000;
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     let _ = NEXT.compare_exchange(
         u32::MAX,
-        std::process::id().wrapping_mul(7_919) % SPAN,
+        std::process::id().wrapping_mul(7_919) % 65_536,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
-    for _ in 0..SPAN {
+    let span32 = u32::from(span.max(1));
+    for _ in 0..span32 {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = u16::try_from(LOW + n % SPAN).map_err(|e| err(e.to_string()))?;
+        let port = low.checked_add(u16::try_from(n % span32).ok()?)?;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
+            return Some(port);
         }
     }
-    Err(err(format!(
-        "no free loopback port between {LOW} and {}",
-        LOW + SPAN
-    )))
+    None
+}
+
+/// The clusters' ports: 16000–19999, apart from what other test helpers hand out.
+fn free_port() -> Result<u16, ClusterError> {
+    free_port_in(16_000, 4_000).ok_or_else(|| err("no free loopback port between 16000 and 19999"))
 }
 
 fn is_root() -> bool {

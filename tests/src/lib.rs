@@ -16,7 +16,7 @@ pub mod smtp;
 pub mod vdxp;
 pub use smtp::{ReceivedMail, SmtpServer};
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -94,32 +94,10 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// A free loopback port for a server a test starts later (bound and released).
-///
-/// Taken below the kernel's ephemeral range (32768–60999 on Linux): a port the kernel hands
-/// out (`bind(:0)`, or the local end of an outgoing connection — HTTP clients, PostgreSQL
-/// pools) could be taken by a connection between this check and the server's own bind, and the
-/// server would fail with "address already in use". A counter shared by this process's tests
-/// gives each port once; the start differs per process.
+/// A free loopback port for a server a test starts later: 20000–31999, below the kernel's
+/// ephemeral range, each handed out once per process (see [`pgtest::free_port_in`]).
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(7_919) % SPAN,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = u16::try_from(LOW + n % SPAN).expect("ports below 32768");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
+    pgtest::free_port_in(20_000, 12_000).expect("a free loopback port between 20000 and 31999")
 }
 
 /// `GET url` (plain HTTP on loopback) with a bearer token: status and body.
