@@ -256,7 +256,16 @@ async fn share_crls(
     loop {
         match pg.share_crls(hub.trust().file_crls()).await {
             Ok(all) => {
-                let (changed, bad) = hub.trust().set_shared_crls(all);
+                // Parsing the CRLs is blocking work: off the executor.
+                let trust = Arc::clone(hub.trust());
+                let (changed, bad) =
+                    match tokio::task::spawn_blocking(move || trust.set_shared_crls(all)).await {
+                        Ok(done) => done,
+                        Err(e) => {
+                            tracing::error!(error = %e, "taking in the shared CRLs failed");
+                            (false, Vec::new())
+                        }
+                    };
                 for e in bad {
                     tracing::warn!(error = %e, "a CRL shared by another replica is unreadable; left out");
                 }

@@ -271,6 +271,23 @@ impl HubProc {
         HubProc::configure(dir, pki, extra_config)
     }
 
+    /// Two running replicas of one hub on database `hub` of `cluster` (folders `dir/hub-1`
+    /// and `dir/hub-2`, the three sample agencies registered), with `extra_config` added to
+    /// both.
+    pub fn replicas_on(
+        dir: &Path,
+        pki: &Pki,
+        cluster: &pgtest::Cluster,
+        extra_config: &str,
+    ) -> Vec<HubProc> {
+        let url = cluster.database("hub").expect("a database for the hub");
+        let store = format!("{extra_config}\n[store]\npostgres = \"{url}\"\npool_size = 8\n");
+        let first = HubProc::start(&dir.join("hub-1"), pki, &store);
+        let mut second = HubProc::replica(&dir.join("hub-2"), pki, &store);
+        second.restart();
+        vec![first, second]
+    }
+
     /// Writes `dir/hub.toml` with fresh loopback ports.
     fn configure(dir: &Path, pki: &Pki, extra_config: &str) -> HubProc {
         std::fs::create_dir_all(dir).unwrap();

@@ -101,6 +101,7 @@ pub(crate) fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match args.command {
         None => rt.block_on(serve(config)),
+        Some(HubCommand::Migrate { to }) => rt.block_on(migrate(&config, &to)),
         Some(cmd) => rt.block_on(manage(&config, cmd)),
     }
 }
@@ -273,12 +274,14 @@ fn hub_err(e: hub::service::HubError) -> anyhow::Error {
 }
 
 async fn manage(config: &HubConfig, cmd: HubCommand) -> anyhow::Result<ExitCode> {
-    let admin = match &cmd {
-        HubCommand::Migrate { to } => return migrate(config, to).await,
-        _ => connect(config).await?,
-    };
+    let admin = connect(config).await?;
     match cmd {
-        HubCommand::Migrate { .. } => bail!("migrate runs without the admin API"),
+        // `run` sends migrate straight to `migrate` (it needs the redb file, not the admin
+        // API); here the database opened for the directory commands is closed first.
+        HubCommand::Migrate { to } => {
+            drop(admin);
+            return migrate(config, &to).await;
+        }
         HubCommand::Reload => {
             let Admin::Api {
                 client,

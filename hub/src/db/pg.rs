@@ -246,10 +246,6 @@ fn db_ms(t: Timestamp) -> i64 {
     i64::try_from(t.unix_ms()).unwrap_or(i64::MAX)
 }
 
-fn kind_str(kind: PacketKind) -> &'static str {
-    kind.as_str()
-}
-
 /// A delivery row from the columns (packet_id, queued_ms, rank, seq, delivered_ms, receipt)
 /// starting at `at`.
 fn delivery(row: &Row, at: usize) -> Delivery {
@@ -518,7 +514,7 @@ impl PgHub {
                 &id.as_bytes().as_slice(),
                 &packet.bytes.as_slice(),
                 &meta_json,
-                &kind_str(meta.kind),
+                &meta.kind.as_str(),
                 &meta.from,
                 &accepted,
             ],
@@ -1244,7 +1240,7 @@ impl PgHub {
                     &id.as_bytes().as_slice(),
                     bytes,
                     &to_json(meta)?,
-                    &kind_str(meta.kind),
+                    &meta.kind.as_str(),
                     &meta.from,
                     &db_ms(meta.accepted_at),
                 ],

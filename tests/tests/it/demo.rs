@@ -102,33 +102,8 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
     let mut smtp = SmtpServer::new(&tmp.path().join("smtp"), smtp_port);
     smtp.start();
     let smtp_addr = format!("127.0.0.1:{smtp_port}");
-    let log = std::fs::File::create(tmp.path().join("demo.log")).unwrap();
-    let mut child = docaxis()
-        .args([
-            "demo",
-            "--keep-running",
-            "--dir",
-            s(&dir),
-            "--smtp",
-            &smtp_addr,
-        ])
-        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
-        .stderr(std::process::Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let json_path = dir.join("demo.json");
-    let json: serde_json::Value =
-        wait_for("demo.json", std::time::Duration::from_secs(120), || {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "the demo exited ({status}):\n{}",
-                    std::fs::read_to_string(tmp.path().join("demo.log")).unwrap_or_default()
-                );
-            }
-            std::fs::read(&json_path)
-                .ok()
-                .map(|b| serde_json::from_slice(&b).expect("demo.json is JSON"))
-        });
+    let (mut child, json) =
+        keep_running(&dir, &tmp.path().join("demo.log"), &["--smtp", &smtp_addr]);
     fn no_nulls(v: &serde_json::Value, at: &str) {
         match v {
             serde_json::Value::Null => panic!("null at {at}"),
@@ -300,7 +275,7 @@ fn keep_running_writes_demo_json_whose_addresses_answer() {
         child.try_wait().unwrap()
     });
     assert!(status.success(), "{status}");
-    assert!(!json_path.exists(), "demo.json left behind");
+    assert!(!dir.join("demo.json").exists(), "demo.json left behind");
 }
 
 /// `docaxis demo --postgres URL --hub-replicas 2 --keep-running`: the same demo with the hub as
@@ -313,27 +288,11 @@ fn the_demo_runs_on_two_hub_replicas_on_postgresql() {
     let cluster = pgtest::Cluster::start().unwrap();
     let url = cluster.database("demo").unwrap();
     let log_path = tmp.path().join("demo.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = docaxis()
-        .args(["demo", "--keep-running", "--dir", s(&dir)])
-        .args(["--postgres", &url, "--hub-replicas", "2"])
-        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
-        .stderr(std::process::Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let json_path = dir.join("demo.json");
-    let json: serde_json::Value =
-        wait_for("demo.json", std::time::Duration::from_secs(120), || {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "the demo exited ({status}):\n{}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                );
-            }
-            std::fs::read(&json_path)
-                .ok()
-                .map(|b| serde_json::from_slice(&b).expect("demo.json is JSON"))
-        });
+    let (mut child, json) = keep_running(
+        &dir,
+        &log_path,
+        &["--postgres", &url, "--hub-replicas", "2"],
+    );
     let hub = &json["hub"];
     assert_eq!(hub["store"], "postgresql", "{json:#}");
     let replicas = hub["replicas"].as_array().unwrap();
@@ -362,4 +321,34 @@ fn the_demo_runs_on_two_hub_replicas_on_postgresql() {
     assert!(printed.contains("2 replica(s) on PostgreSQL"), "{printed}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Starts `docaxis demo --keep-running --dir DIR ARGS…` (output to `log`) and waits for its
+/// `demo.json`; panics with the output if the demo exits first.
+fn keep_running(
+    dir: &std::path::Path,
+    log: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, serde_json::Value) {
+    let out = std::fs::File::create(log).unwrap();
+    let mut child = docaxis()
+        .args(["demo", "--keep-running", "--dir", s(dir)])
+        .args(args)
+        .stdout(std::process::Stdio::from(out.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(out))
+        .spawn()
+        .unwrap();
+    let json_path = dir.join("demo.json");
+    let json = wait_for("demo.json", std::time::Duration::from_secs(120), || {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the demo exited ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::fs::read(&json_path)
+            .ok()
+            .map(|b| serde_json::from_slice(&b).expect("demo.json is JSON"))
+    });
+    (child, json)
 }

@@ -514,14 +514,8 @@ fn hub_replicas_killed_repeatedly_every_acknowledged_document_is_delivered_exact
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let cluster = pgtest::Cluster::start().unwrap();
-    let store = format!(
-        "[store]\npostgres = \"{}\"\n",
-        cluster.database("hub").unwrap()
-    );
-    let one = HubProc::start(&tmp.path().join("hub-1"), &pki, &store);
-    let mut two = HubProc::replica(&tmp.path().join("hub-2"), &pki, &store);
-    two.restart();
-    let (a, b) = (one.url(), two.url());
+    let hubs = HubProc::replicas_on(tmp.path(), &pki, &cluster, "");
+    let (a, b) = (hubs[0].url(), hubs[1].url());
     let g22 = NodeProc::start(
         &tmp.path().join("g22"),
         &pki,
@@ -535,7 +529,7 @@ fn hub_replicas_killed_repeatedly_every_acknowledged_document_is_delivered_exact
         &format!("[\"{b}\", \"{a}\"]"),
     );
     let (sender, recipient) = (g22.api(), h41.api());
-    let hubs = Arc::new(Mutex::new(vec![one, two]));
+    let hubs = Arc::new(Mutex::new(hubs));
 
     // One replica down at a time, for a moment, while documents are sent and delivered; three
     // more kills after the last one was acknowledged to the clerk; then both are left up.

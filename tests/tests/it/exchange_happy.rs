@@ -57,14 +57,8 @@ fn the_same_round_trip_through_two_hub_replicas_on_postgresql() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let cluster = pgtest::Cluster::start().unwrap();
-    let store = format!(
-        "[store]\npostgres = \"{}\"\n",
-        cluster.database("hub").unwrap()
-    );
-    let one = HubProc::start(&tmp.path().join("hub-1"), &pki, &store);
-    let mut two = HubProc::replica(&tmp.path().join("hub-2"), &pki, &store);
-    two.restart();
-    let (a, b) = (one.url(), two.url());
+    let hubs = HubProc::replicas_on(tmp.path(), &pki, &cluster, "");
+    let (a, b) = (hubs[0].url(), hubs[1].url());
     round_trip(
         tmp.path(),
         &pki,

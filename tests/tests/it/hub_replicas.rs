@@ -14,12 +14,7 @@ use serde_json::Value;
 
 /// Two replicas of one hub, the state in database `hub` of `cluster`.
 fn replicas(tmp: &std::path::Path, pki: &Pki, cluster: &pgtest::Cluster) -> Vec<HubProc> {
-    let url = cluster.database("hub").unwrap();
-    let store = format!("[store]\npostgres = \"{url}\"\npool_size = 8\n");
-    let first = HubProc::start(&tmp.join("hub-1"), pki, &store);
-    let mut second = HubProc::replica(&tmp.join("hub-2"), pki, &store);
-    second.restart();
-    vec![first, second]
+    HubProc::replicas_on(tmp, pki, cluster, "")
 }
 
 /// Submits `packet` to the replicas in turn, starting with `first`, until one answers with a
