@@ -121,7 +121,9 @@ pub fn build(input: &Input) -> Result<Vec<u8>, BuildError> {
     let mut files: Vec<(FileEntry, Vec<u8>)> = Vec::new();
     let mut certs: BTreeMap<String, (Vec<u8>, String)> = BTreeMap::new();
     let mut remember_certs = |bytes: &[u8], signer_of: &str| {
-        if let Ok(list) = signature_certificates(bytes) {
+        // A batch-signed receipt's certificates are in its batch's signed tree head.
+        let signed = dsig::batch::signed_part(bytes);
+        if let Ok(list) = signature_certificates(&signed) {
             for der in list {
                 let fp = sha256_hex(&der);
                 let path = format!("certs/{}.cer", &fp[..16]);

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dsig::evidence::{CrlFacts, crl_facts, names_of, verify_root_trusted};
+use dsig::evidence::{CrlFacts, crl_facts, names_of};
 use dsig::receipt::{HubReceipt, ReceiptKind};
 use dsig::{TrustStore, Verdict as SigVerdict, VerifyPolicy, check_sender, verify_packet};
 use edxml::{Packet, ReadOptions};
@@ -601,8 +601,8 @@ fn check_receipt(
         return None;
     }
     let trust = c.trust_at(r.hub_time);
-    match verify_root_trusted(rbytes, &trust, r.hub_time) {
-        Ok(chain) => {
+    match dsig::batch::verify_receipt_trusted(rbytes, &trust, r.hub_time) {
+        Ok((_, chain)) => {
             c.signatures += 1;
             if let Some(code) = chain.agency_code() {
                 c.problem(

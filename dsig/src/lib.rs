@@ -24,6 +24,7 @@
 //!   `tokio::task::spawn_blocking`.
 
 pub mod algorithms;
+pub mod batch;
 mod certs;
 pub mod evidence;
 pub mod pem;

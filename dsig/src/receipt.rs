@@ -1,8 +1,9 @@
 //! Hub receipts: the hub's signed statements that it accepted a packet, or delivered it.
 //!
 //! A receipt is a small XML document in its own namespace ([`RECEIPT_NS`]), validated by
-//! `schemas/hub-receipt.xsd`, and signed by the hub with an enveloped `ds:Signature` as the last
-//! child of the root. Records systems keep receipts beside the packets as legal evidence of
+//! `schemas/hub-receipt.xsd`, and signed by the hub: with an enveloped `ds:Signature` as the
+//! last child of the root, or, since batch signing, with a `<Batch>` proof there instead
+//! ([`crate::batch`]). Records systems keep receipts beside the packets as legal evidence of
 //! transport, so a receipt names the packet by the SHA-256 of its signed bytes and says who,
 //! what and when without needing the packet itself.
 //!
@@ -150,8 +151,9 @@ impl HubReceipt {
         Ok(())
     }
 
-    /// Reads a receipt (signed or not). Signature verification is the caller's job and must
-    /// happen before the values are trusted.
+    /// Reads a receipt (signed, batch-signed or not). Signature verification is the caller's
+    /// job and must happen before the values are trusted ([`crate::batch::verify_receipt`]
+    /// checks and reads in one step).
     pub fn parse(xml: &[u8]) -> Result<HubReceipt, ReceiptError> {
         let mut r = NsReader::from_reader(xml);
         let mut path: Vec<String> = Vec::new();
@@ -178,9 +180,13 @@ impl HubReceipt {
                             return Err(ReceiptError::WrongRoot);
                         }
                         saw_root = true;
-                    } else if ns.as_deref() == Some(DSIG_NS) && local == "Signature" {
+                    } else if (ns.as_deref() == Some(DSIG_NS) && local == "Signature")
+                        || (ns.as_deref() == Some(RECEIPT_NS) && local == "Batch")
+                    {
+                        // The signature, or the batch proof (`crate::batch`): checked by the
+                        // verifier, never read as receipt data.
                         if path.len() != 1 {
-                            return Err(ReceiptError::Unexpected("ds:Signature".into()));
+                            return Err(ReceiptError::Unexpected(local));
                         }
                         in_sig = 1;
                         continue;

@@ -1,8 +1,11 @@
 //! Fuzz target: the strict hub-receipt reader on arbitrary bytes. It must never panic, hang
 //! or blow up memory; whatever it accepts must write back to a receipt that reads the same
-//! (the canonical writer and the strict reader agree).
+//! (the canonical writer and the strict reader agree). The batch-proof reader and the tree-head
+//! reader (`dsig::batch`) take the same bytes: nothing panics, and a batch taken apart gives
+//! back bytes without a batch.
 #![no_main]
 
+use dsig::batch::{Form, TreeHead, form};
 use dsig::receipt::HubReceipt;
 use libfuzzer_sys::fuzz_target;
 
@@ -12,4 +15,10 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("the canonical writer's receipt is refused: {e}"));
         assert_eq!(again, receipt);
     }
+    if let Ok(Form::Batched(b)) = form(data) {
+        assert!(b.unsigned.len() < data.len());
+        assert!(matches!(form(&b.unsigned), Ok(Form::Enveloped)));
+        let _ = TreeHead::parse(&b.head);
+    }
+    let _ = TreeHead::parse(data);
 });

@@ -23,6 +23,7 @@ pub mod db;
 pub mod ledger;
 pub mod metrics;
 pub mod service;
+pub mod signer;
 pub mod track;
 
 use std::net::SocketAddr;

@@ -95,6 +95,7 @@ pub struct HubMetrics {
     store_commits: Counter,
     store_jobs: Counter,
     store_batch: Histogram,
+    receipt_batch: Histogram,
     pending: Family<AgencyLabel, Gauge>,
     oldest_pending: Family<AgencyLabel, FloatGauge>,
     agencies: Family<StateLabel, Gauge>,
@@ -112,6 +113,9 @@ pub struct HubMetrics {
     /// Store totals already added to the counters.
     seen_commits: AtomicU64,
     seen_jobs: AtomicU64,
+    /// Hub signatures over receipt batches, and the receipts they covered, since the start.
+    receipt_signatures: AtomicU64,
+    receipts_signed: AtomicU64,
     /// Serialises scrapes: gauge families are rebuilt while encoding.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -181,6 +185,12 @@ impl HubMetrics {
             "Write jobs sharing one transaction of the hub's store",
             store_batch.clone(),
         );
+        let receipt_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register(
+            "receipt_batch_receipts",
+            "Receipts signed with one hub signature (one batch, its tree head signed once)",
+            receipt_batch.clone(),
+        );
         let pending = Family::<AgencyLabel, Gauge>::default();
         registry.register(
             "pending_deliveries",
@@ -247,6 +257,7 @@ impl HubMetrics {
             store_commits,
             store_jobs,
             store_batch,
+            receipt_batch,
             pending,
             oldest_pending,
             agencies,
@@ -258,6 +269,8 @@ impl HubMetrics {
             refused: AtomicU64::new(0),
             seen_commits: AtomicU64::new(0),
             seen_jobs: AtomicU64::new(0),
+            receipt_signatures: AtomicU64::new(0),
+            receipts_signed: AtomicU64::new(0),
             scrape: tokio::sync::Mutex::new(()),
         }
     }
@@ -294,6 +307,22 @@ impl HubMetrics {
     /// Observes one store batch.
     pub fn store_batch(&self, jobs: usize) {
         self.store_batch.observe(jobs as f64);
+    }
+
+    /// Observes one signature over a batch of `receipts` receipts.
+    pub fn receipt_batch(&self, receipts: usize) {
+        self.receipt_batch.observe(receipts as f64);
+        self.receipt_signatures.fetch_add(1, Ordering::Relaxed);
+        self.receipts_signed
+            .fetch_add(receipts as u64, Ordering::Relaxed);
+    }
+
+    /// Hub signatures over receipt batches since the start, and the receipts they covered.
+    pub fn receipt_signing(&self) -> (u64, u64) {
+        (
+            self.receipt_signatures.load(Ordering::Relaxed),
+            self.receipts_signed.load(Ordering::Relaxed),
+        )
     }
 
     /// Submissions refused since the hub started.
@@ -500,6 +529,7 @@ mod tests {
         m.receipt("submission");
         m.delivered(1.5);
         m.store_batch(3);
+        m.receipt_batch(5);
         let text = m
             .render(Snapshot {
                 pending: vec![("B".into(), 2, 30.0), ("GHOST".into(), 9, 1.0)],
@@ -530,6 +560,8 @@ mod tests {
             "docaxis_hub_crl_next_update_seconds{issuer=\"CN=Test CA\"} 3600.0",
             "docaxis_hub_submission_duration_seconds_count 3",
             "docaxis_hub_store_batch_jobs_count 1",
+            "docaxis_hub_receipt_batch_receipts_count 1",
+            "docaxis_hub_receipt_batch_receipts_sum 5.0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

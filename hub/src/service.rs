@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 
 use crate::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, Submitted};
 use crate::metrics::HubMetrics;
+use crate::signer::ReceiptSigner;
 use dsig::receipt::{HubReceipt, ReceiptKind, RefusedRecipient};
 use dsig::{self, SigningIdentity, TrustStoreError, Verdict, VerifyPolicy};
 use edxml::schema::{self, SchemaKind};
@@ -128,6 +129,8 @@ pub struct Hub {
     /// Rebuilds the TLS server configuration after the trust changed (set by [`crate::start`]).
     tls_refresh: OnceLock<TlsRefresh>,
     identity: Arc<SigningIdentity>,
+    /// Signs receipts in batches, one signature per batch.
+    signer: ReceiptSigner,
     directory: RwLock<HashMap<String, Agency>>,
     /// Woken when packets are queued for an agency.
     pub inbox_signal: Notifier,
@@ -164,6 +167,7 @@ impl Hub {
         identity: SigningIdentity,
         max_packet_bytes: usize,
     ) -> Result<Arc<Hub>, HubError> {
+        let identity = Arc::new(identity);
         let agencies = db.agencies().await?;
         let directory = agencies.into_iter().map(|a| (a.code.clone(), a)).collect();
         let metrics = Arc::new(HubMetrics::new());
@@ -174,7 +178,8 @@ impl Hub {
             trust,
             unrevoked: RwLock::new(HashMap::new()),
             tls_refresh: OnceLock::new(),
-            identity: Arc::new(identity),
+            signer: ReceiptSigner::start(Arc::clone(&identity), Arc::clone(&metrics)),
+            identity,
             directory: RwLock::new(directory),
             inbox_signal: Notifier::default(),
             receipt_signal: Notifier::default(),
@@ -440,13 +445,19 @@ impl Hub {
         bytes: Vec<u8>,
     ) -> Result<(String, bool), HubError> {
         let hub = Arc::clone(self);
-        let (checked, bytes, receipt) = tokio::task::spawn_blocking(move || {
+        let (checked, bytes) = tokio::task::spawn_blocking(move || {
             let checked = hub.check_submission(&caller, &bytes)?;
-            let receipt = hub.submission_receipt(&checked)?;
-            Ok::<_, HubError>((checked, bytes, receipt))
+            Ok::<_, HubError>((checked, bytes))
         })
         .await
         .map_err(HubError::internal)??;
+        let receipt = self
+            .sign_receipts(vec![submission_receipt(&checked)])
+            .await?;
+        let receipt = receipt
+            .into_iter()
+            .next()
+            .ok_or_else(|| HubError::internal("the receipt signer returned no receipt"))?;
         let mut meta = checked.meta;
         meta.receipt = receipt;
         let recipients = meta.recipients.clone();
@@ -609,33 +620,9 @@ impl Hub {
         Ok(Checked { id, meta })
     }
 
-    fn submission_receipt(&self, checked: &Checked) -> Result<String, HubError> {
-        let m = &checked.meta;
-        let receipt = HubReceipt {
-            kind: ReceiptKind::Submission,
-            packet_id: checked.id.to_hex(),
-            packet_kind: m.kind.as_str().to_string(),
-            from: m.from.clone(),
-            document_id: m.document_id.clone(),
-            hub_time: m.accepted_at.to_offset_date_time(),
-            accepted: m.recipients.clone(),
-            refused: m
-                .refused
-                .iter()
-                .map(|(code, reason)| RefusedRecipient {
-                    code: code.clone(),
-                    reason: reason.clone(),
-                })
-                .collect(),
-            delivered_to: None,
-        };
-        self.sign_receipt(&receipt)
-    }
-
-    fn sign_receipt(&self, receipt: &HubReceipt) -> Result<String, HubError> {
-        let signed = dsig::sign_root(&receipt.to_xml(), &self.identity)
-            .map_err(|e| HubError::internal(format!("cannot sign a receipt: {e}")))?;
-        String::from_utf8(signed).map_err(HubError::internal)
+    /// Signs receipts, batched with those asked for at the same time (`crate::signer`).
+    async fn sign_receipts(&self, receipts: Vec<HubReceipt>) -> Result<Vec<String>, HubError> {
+        self.signer.sign(receipts).await.map_err(HubError::internal)
     }
 
     /// Records that `caller` durably stored these packets; returns a signed delivery receipt
@@ -658,29 +645,7 @@ impl Hub {
             .collect();
         let accepted_at: HashMap<PacketId, Timestamp> =
             todo.iter().map(|(id, m, _)| (*id, m.accepted_at)).collect();
-        // Sign the new receipts on every CPU: one blocking task per share.
-        let share = todo
-            .len()
-            .div_ceil(std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1);
-        let mut shares = Vec::new();
-        let mut rest = todo;
-        while !rest.is_empty() {
-            let tail = rest.split_off(share.min(rest.len()));
-            shares.push(std::mem::replace(&mut rest, tail));
-        }
-        let mut tasks = Vec::with_capacity(shares.len());
-        for share in shares {
-            let hub = Arc::clone(self);
-            let agency = caller.agency.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                hub.delivery_receipts(&agency, share)
-            }));
-        }
-        let mut signed = Vec::new();
-        for task in tasks {
-            signed.extend(task.await.map_err(HubError::internal)??);
-        }
+        let signed = self.delivery_receipts(&caller.agency, todo).await?;
         // A receipt signed now that the database kept is a delivery completed now (one signed
         // concurrently by a retry loses to the first and is not counted).
         let fresh: HashMap<PacketId, (String, Timestamp)> = signed
@@ -719,13 +684,14 @@ impl Hub {
     }
 
     /// Signed delivery receipts to `agency` for these packets (a packet delivered before keeps
-    /// its stored receipt). Blocking.
-    fn delivery_receipts(
+    /// its stored receipt); the new ones signed as one batch.
+    async fn delivery_receipts(
         &self,
         agency: &str,
         todo: Vec<(PacketId, PacketMeta, crate::db::Delivery)>,
     ) -> Result<Vec<(PacketId, Timestamp, String)>, HubError> {
         let mut out = Vec::with_capacity(todo.len());
+        let mut fresh = Vec::new();
         for (id, meta, delivery) in todo {
             if let Some(existing) = delivery.receipt {
                 // Delivered before: the stored receipt stands (the database keeps it).
@@ -738,19 +704,33 @@ impl Hub {
                 continue;
             }
             let at = now();
-            let receipt = HubReceipt {
-                kind: ReceiptKind::Delivery,
-                packet_id: id.to_hex(),
-                packet_kind: meta.kind.as_str().to_string(),
-                from: meta.from.clone(),
-                document_id: meta.document_id.clone(),
-                hub_time: at.to_offset_date_time(),
-                accepted: Vec::new(),
-                refused: Vec::new(),
-                delivered_to: Some(agency.to_string()),
-            };
-            out.push((id, at, self.sign_receipt(&receipt)?));
+            fresh.push((
+                id,
+                at,
+                HubReceipt {
+                    kind: ReceiptKind::Delivery,
+                    packet_id: id.to_hex(),
+                    packet_kind: meta.kind.as_str().to_string(),
+                    from: meta.from.clone(),
+                    document_id: meta.document_id.clone(),
+                    hub_time: at.to_offset_date_time(),
+                    accepted: Vec::new(),
+                    refused: Vec::new(),
+                    delivered_to: Some(agency.to_string()),
+                },
+            ));
         }
+        let (keys, receipts): (Vec<(PacketId, Timestamp)>, Vec<HubReceipt>) =
+            fresh.into_iter().map(|(id, at, r)| ((id, at), r)).unzip();
+        let signed = self.sign_receipts(receipts).await?;
+        if signed.len() != keys.len() {
+            return Err(HubError::internal("the receipt signer lost receipts"));
+        }
+        out.extend(
+            keys.into_iter()
+                .zip(signed)
+                .map(|((id, at), r)| (id, at, r)),
+        );
         Ok(out)
     }
 
@@ -794,4 +774,26 @@ impl Hub {
 /// Now, to the millisecond (the precision of receipts' `HubTime`).
 pub fn now() -> Timestamp {
     Timestamp::from_unix_ms(exchange::clock::now_ms())
+}
+/// The submission receipt of a checked packet, unsigned.
+fn submission_receipt(checked: &Checked) -> HubReceipt {
+    let m = &checked.meta;
+    HubReceipt {
+        kind: ReceiptKind::Submission,
+        packet_id: checked.id.to_hex(),
+        packet_kind: m.kind.as_str().to_string(),
+        from: m.from.clone(),
+        document_id: m.document_id.clone(),
+        hub_time: m.accepted_at.to_offset_date_time(),
+        accepted: m.recipients.clone(),
+        refused: m
+            .refused
+            .iter()
+            .map(|(code, reason)| RefusedRecipient {
+                code: code.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        delivered_to: None,
+    }
 }

@@ -147,6 +147,8 @@ pub struct Node {
     pub trust: Arc<LiveTrust>,
     /// The pinned hub certificate (DER) receipts must verify with.
     pub hub_cert_der: Arc<Vec<u8>>,
+    /// Batch-signed receipts' tree heads already verified with `hub_cert_der`.
+    pub receipt_heads: Arc<dsig::batch::HeadCache>,
     pub hub: HubApi,
     /// This agency as it appears in `From`.
     pub me: Organization,
@@ -261,6 +263,7 @@ impl Node {
             identity,
             trust: Arc::new(trust),
             hub_cert_der: Arc::new(hub_cert_der),
+            receipt_heads: Arc::new(dsig::batch::HeadCache::default()),
             hub,
             outbox_wake: Notify::new(),
             token,

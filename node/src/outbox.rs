@@ -22,8 +22,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use dsig::batch::verify_receipt;
 use dsig::receipt::{HubReceipt, ReceiptKind};
-use dsig::verify_root;
 use exchange::packet_id::PacketId;
 
 use super::Shared;
@@ -198,9 +198,10 @@ async fn check_receipt(
     receipt: Vec<u8>,
 ) -> Result<(HubReceipt, String), String> {
     let hub = node.hub_cert_der.clone();
+    let heads = std::sync::Arc::clone(&node.receipt_heads);
     let parsed = tokio::task::spawn_blocking(move || {
-        verify_root(&receipt, &hub).map_err(|e| format!("its signature: {e}"))?;
-        let parsed = HubReceipt::parse(&receipt).map_err(|e| e.to_string())?;
+        let parsed =
+            verify_receipt(&receipt, &hub, &heads).map_err(|e| format!("its signature: {e}"))?;
         let xml = String::from_utf8(receipt).map_err(|_| "it is not UTF-8".to_string())?;
         Ok::<_, String>((parsed, xml))
     })

@@ -23,8 +23,8 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use dsig::receipt::{HubReceipt, ReceiptKind};
-use dsig::verify_root;
+use dsig::batch::{HeadCache, verify_receipt};
+use dsig::receipt::ReceiptKind;
 use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::ReceiptItem;
@@ -136,13 +136,14 @@ async fn record_all(
     for part in items.chunks(share) {
         let part = part.to_vec();
         let hub = node.hub_cert_der.clone();
+        let heads = std::sync::Arc::clone(&node.receipt_heads);
         let me = node.config.agency.clone();
         checks.spawn_blocking(move || {
             part.into_iter()
                 .map(|item| {
                     // One bad receipt must not take its share down with it.
                     let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        check(&hub, &me, &item)
+                        check(&hub, &heads, &me, &item)
                     }))
                     .unwrap_or_else(|_| {
                         Err(Problem::Refused(
@@ -263,14 +264,14 @@ struct Checked {
 
 /// Verifies a listed receipt against the pinned hub certificate `hub` and checks it says what
 /// the listing says, about a packet from `me`. Blocking.
-fn check(hub: &[u8], me: &str, item: &ReceiptItem) -> Result<Checked, Problem> {
+fn check(hub: &[u8], heads: &HeadCache, me: &str, item: &ReceiptItem) -> Result<Checked, Problem> {
     let id: PacketId = item
         .packet_id
         .parse()
         .map_err(|e| Problem::Refused(format!("the listing names no valid packet: {e}")))?;
     let xml = item.receipt.as_bytes();
-    verify_root(xml, hub).map_err(|e| Problem::Refused(format!("its signature: {e}")))?;
-    let r = HubReceipt::parse(xml).map_err(|e| Problem::Refused(e.to_string()))?;
+    let r = verify_receipt(xml, hub, heads)
+        .map_err(|e| Problem::Refused(format!("its signature: {e}")))?;
     if r.kind != ReceiptKind::Delivery {
         return Err(Problem::Refused("it is not a delivery receipt".into()));
     }

@@ -181,6 +181,10 @@ pub(crate) struct BenchReport {
     /// Deliveries of documents the hub recorded (with their receipts) in its own database
     /// after the run: equals `count` when nothing was lost or delivered twice.
     pub delivered: u64,
+    /// Hub receipts signed during the whole run (setup included), and the hub signatures that
+    /// covered them (one per batch, `dsig::batch`), summed over the replicas.
+    pub hub_receipts: u64,
+    pub hub_receipt_signatures: u64,
     /// `redb` or `postgresql`.
     pub hub_store: &'static str,
     /// Hub replicas that served the run.
@@ -578,7 +582,14 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let (hub_receipt_signatures, hub_receipts) = exchange
+        .hubs
+        .iter()
+        .map(|h| h.hub.metrics.receipt_signing())
+        .fold((0, 0), |(s, r), (s2, r2)| (s + s2, r + r2));
     Ok(BenchReport {
+        hub_receipts,
+        hub_receipt_signatures,
         delivered,
         hub_store: hub.db.backend_name(),
         hub_replicas: exchange.hubs.len(),

@@ -230,6 +230,13 @@ pub(crate) fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> st
             rss as f64 / r.packet_bytes.max(1) as f64
         )?;
     }
+    writeln!(
+        out,
+        "hub receipts:  {} signed with {} hub signatures ({:.1} receipts per signature)",
+        r.hub_receipts,
+        r.hub_receipt_signatures,
+        r.hub_receipts as f64 / r.hub_receipt_signatures.max(1) as f64
+    )?;
     for c in &r.commits {
         writeln!(
             out,

@@ -252,3 +252,82 @@ fn a_large_packet_interoperates() {
     let by_xmlsec = xmlsec_sign(dir.path(), &p, &unsigned, SignatureAlgorithm::EcdsaSha256);
     verify_packet(&by_xmlsec, &trust(&p), &VerifyPolicy::default()).unwrap();
 }
+
+/// A batch-signed hub receipt checks out without DocAxis: Debian's `xmllint` validates it and
+/// its tree head against `schemas/hub-receipt.xsd`, `scripts/check-receipt-proof.py` (Python's
+/// standard library, the documented rule) checks its inclusion proof, and `xmlsec1` verifies
+/// the tree head's signature given only the CA. A changed field fails the proof.
+#[test]
+fn batch_signed_receipts_verify_with_xmlsec1_xmllint_and_the_documented_rule() {
+    use docaxis_dsig::batch::sign_batch;
+    use docaxis_dsig::receipt::{HubReceipt, ReceiptKind};
+    require_xmlsec1();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let certs = format!("{root}/certs");
+    let hub = SigningIdentity::from_pem(
+        &std::fs::read(format!("{certs}/hub.key.pem")).unwrap(),
+        &std::fs::read(format!("{certs}/hub.pem")).unwrap(),
+    )
+    .unwrap();
+    let receipts: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            HubReceipt {
+                kind: ReceiptKind::Submission,
+                packet_id: format!("{i:064x}"),
+                packet_kind: "document".into(),
+                from: "000.00.00.G22".into(),
+                document_id: format!("000.00.00.G22,2026/12/07,{i}/VPCP-TTĐT"),
+                hub_time: time::OffsetDateTime::now_utc(),
+                accepted: vec!["000.00.00.H41".into()],
+                refused: Vec::new(),
+                delivered_to: None,
+            }
+            .to_xml()
+        })
+        .collect();
+    let signed = sign_batch(&receipts, &hub, time::OffsetDateTime::now_utc()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |bytes: &[u8], name: &str| {
+        let file = dir.path().join(format!("{name}.xml"));
+        let head = dir.path().join(format!("{name}.head.xml"));
+        std::fs::write(&file, bytes).unwrap();
+        let out = Command::new("/usr/bin/python3")
+            .arg(format!("{root}/scripts/check-receipt-proof.py"))
+            .arg(&file)
+            .arg(&head)
+            .output()
+            .expect("/usr/bin/python3 runs the proof check");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), said, file, head)
+    };
+    for (i, r) in signed.iter().enumerate() {
+        let (ok, said, file, head) = check(r, &format!("r{i}"));
+        assert!(ok, "receipt {i}: {said}");
+        let schema = format!("{root}/schemas/hub-receipt.xsd");
+        for doc in [&file, &head] {
+            let lint = Command::new("xmllint")
+                .args(["--noout", "--schema", &schema])
+                .arg(doc)
+                .output()
+                .expect("xmllint is required: apt-get install libxml2-utils");
+            assert!(
+                lint.status.success(),
+                "xmllint refused {}: {}",
+                doc.display(),
+                String::from_utf8_lossy(&lint.stderr)
+            );
+        }
+        let (ok, out) = xmlsec_verify(
+            dir.path(),
+            &std::fs::read_to_string(format!("{certs}/ca.pem")).unwrap(),
+            &std::fs::read(&head).unwrap(),
+        );
+        assert!(ok, "receipt {i}: xmlsec1 refused the tree head:\n{out}");
+    }
+    let changed = String::from_utf8(signed[3].clone())
+        .unwrap()
+        .replace("000.00.00.H41", "000.00.00.H14");
+    let (ok, said, _, _) = check(changed.as_bytes(), "changed");
+    assert!(!ok, "a changed receipt passed the proof check: {said}");
+    assert!(said.contains("proof FAILS"), "{said}");
+}

@@ -88,7 +88,11 @@ fn sender_binding_visibility_routing_limits_and_duplicates() {
         assert_eq!(parsed.refused[0].code, "000.00.00.X99");
         assert!(parsed.refused[0].reason.contains("not a registered agency"));
         let hub_der = dsig::pki::load_cert_pem(&pki.dir.join("hub.pem")).unwrap();
-        dsig::verify_root(receipt.as_bytes(), hub_der.as_ref()).expect("receipt signed by the hub");
+        let heads = dsig::batch::HeadCache::default();
+        let checked = dsig::batch::verify_receipt(receipt.as_bytes(), hub_der.as_ref(), &heads)
+            .expect("receipt signed by the hub");
+        assert_eq!(checked, parsed);
+        assert!(receipt.contains("<Batch>"), "the hub signs receipts in batches: {receipt}");
         let id = parsed.packet_id.clone();
 
         // Only unknown recipients: refused.
@@ -124,7 +128,8 @@ fn sender_binding_visibility_routing_limits_and_duplicates() {
         assert_eq!(bytes.as_ref(), good.as_slice(), "the hub forwards the signed bytes unchanged");
         let acked: Value = h41.post(format!("{}/v1/acks", hub.url())).json(&serde_json::json!({"packet_ids": [id]})).send().await.unwrap().json().await.unwrap();
         let delivery = acked["acked"][0]["receipt"].as_str().unwrap();
-        let d = dsig::receipt::HubReceipt::parse(delivery.as_bytes()).unwrap();
+        let d = dsig::batch::verify_receipt(delivery.as_bytes(), hub_der.as_ref(), &heads)
+            .expect("delivery receipt signed by the hub");
         assert_eq!(d.delivered_to.as_deref(), Some(H41));
         // And G22 collects that delivery receipt; H14 does not see it.
         let theirs: Value = h14.get(format!("{}/v1/receipts?wait=0", hub.url())).send().await.unwrap().json().await.unwrap();
