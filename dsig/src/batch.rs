@@ -31,8 +31,8 @@
 //!
 //! Blocking and CPU-bound: call from a blocking thread.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -411,6 +411,14 @@ pub fn form(xml: &[u8]) -> Result<Form, BatchError> {
             "the receipt carries both a ds:Signature and a batch proof".into(),
         ));
     }
+    // Where the hub puts it: the last child of the root, so that it cannot change how the
+    // rest of the receipt reads.
+    let after = text[end..].trim_start();
+    if !after.starts_with(RECEIPT_CLOSE) || !after[RECEIPT_CLOSE.len()..].trim().is_empty() {
+        return Err(BatchError::Malformed(
+            "<Batch> is not the last child of HubReceipt".into(),
+        ));
+    }
     let (index, path, head) = read_batch(&text[start..end])?;
     let mut unsigned = Vec::with_capacity(xml.len() - (end - start));
     unsigned.extend_from_slice(&xml[..start]);
@@ -530,11 +538,22 @@ fn read_batch(fragment: &str) -> Result<(u64, Vec<Hash>, Vec<u8>), BatchError> {
     ))
 }
 
-/// Tree heads whose signature this process has verified, keyed by the SHA-256 of the head's
-/// bytes and of the certificate it verified with. Bounded; the oldest are forgotten first.
+/// Tree heads whose signature this process has verified, by the SHA-256 of the head's bytes
+/// and of the certificate it verified with, with what they say. Bounded; the oldest are
+/// forgotten first. Receipts of one batch checked at the same time on several threads wait
+/// for one verification of their head rather than each making its own.
 pub struct HeadCache {
-    inner: Mutex<(HashSet<Hash>, VecDeque<Hash>)>,
+    inner: Mutex<Heads>,
     capacity: usize,
+}
+
+/// A head's verification: done once, by the first thread to need it.
+type Verified = Arc<OnceLock<Option<TreeHead>>>;
+
+#[derive(Default)]
+struct Heads {
+    by_key: HashMap<Hash, Verified>,
+    order: VecDeque<Hash>,
 }
 
 impl std::fmt::Debug for HeadCache {
@@ -556,7 +575,7 @@ impl HeadCache {
     /// A cache remembering up to `capacity` tree heads.
     pub fn new(capacity: usize) -> HeadCache {
         HeadCache {
-            inner: Mutex::new((HashSet::new(), VecDeque::new())),
+            inner: Mutex::new(Heads::default()),
             capacity: capacity.max(1),
         }
     }
@@ -568,26 +587,38 @@ impl HeadCache {
         to_hash(ctx.finish())
     }
 
-    fn contains(&self, key: &Hash) -> bool {
-        self.inner.lock().is_ok_and(|g| g.0.contains(key))
+    /// The verification cell of `key`, made (and the oldest forgotten) when new.
+    fn cell(&self, key: Hash) -> Verified {
+        let Ok(mut g) = self.inner.lock() else {
+            // A thread panicked holding the lock: verify without remembering.
+            return Arc::new(OnceLock::new());
+        };
+        if let Some(cell) = g.by_key.get(&key) {
+            return Arc::clone(cell);
+        }
+        let cell: Verified = Arc::new(OnceLock::new());
+        g.by_key.insert(key, Arc::clone(&cell));
+        g.order.push_back(key);
+        if g.order.len() > self.capacity
+            && let Some(old) = g.order.pop_front()
+        {
+            g.by_key.remove(&old);
+        }
+        cell
     }
 
-    fn insert(&self, key: Hash) {
+    /// Forgets a head that did not verify (its cell holds `None`).
+    fn forget(&self, key: &Hash) {
         if let Ok(mut g) = self.inner.lock()
-            && g.0.insert(key)
+            && g.by_key.remove(key).is_some()
         {
-            g.1.push_back(key);
-            if g.1.len() > self.capacity
-                && let Some(old) = g.1.pop_front()
-            {
-                g.0.remove(&old);
-            }
+            g.order.retain(|k| k != key);
         }
     }
 
     /// Heads remembered now.
     pub fn len(&self) -> usize {
-        self.inner.lock().map_or(0, |g| g.1.len())
+        self.inner.lock().map_or(0, |g| g.by_key.len())
     }
 
     /// Whether none is remembered.
@@ -610,11 +641,31 @@ pub fn verify_receipt(
         }
         Form::Batched(b) => {
             let key = HeadCache::key(&b.head, hub_cert_der);
-            if !cache.contains(&key) {
-                verify_root(&b.head, hub_cert_der)?;
-                cache.insert(key);
+            let cell = cache.cell(key);
+            let mut refused = None;
+            let head = cell.get_or_init(|| {
+                let checked = verify_root(&b.head, hub_cert_der)
+                    .map_err(BatchError::from)
+                    .and_then(|()| TreeHead::parse(&b.head));
+                checked.map_err(|e| refused = Some(e)).ok()
+            });
+            match head {
+                Some(head) => included(head, &b),
+                None => {
+                    cache.forget(&key);
+                    // Another thread found it bad: find out why, for this caller's message.
+                    Err(match refused {
+                        Some(e) => e,
+                        None => verify_root(&b.head, hub_cert_der)
+                            .map_err(BatchError::from)
+                            .and_then(|()| TreeHead::parse(&b.head).map(|_| ()))
+                            .err()
+                            .unwrap_or(BatchError::Malformed(
+                                "its tree head could not be verified".into(),
+                            )),
+                    })
+                }
             }
-            included(xml, &b)
         }
     }
 }
@@ -633,27 +684,22 @@ pub fn verify_receipt_trusted(
         }
         Form::Batched(b) => {
             let chain = verify_root_trusted(&b.head, trust, at)?;
-            Ok((included(xml, &b)?, chain))
+            let head = TreeHead::parse(&b.head)?;
+            Ok((included(&head, &b)?, chain))
         }
     }
 }
 
-/// The fields of a batched receipt whose head's signature was verified, once its inclusion
-/// path leads to the signed root.
-fn included(xml: &[u8], b: &Batched) -> Result<HubReceipt, BatchError> {
-    let head = TreeHead::parse(&b.head)?;
+/// The fields of a batched receipt, once its inclusion path leads to the root of `head`, a
+/// verified tree head. They are read from the hashed bytes; the `<Batch>` element, the last
+/// child (see [`form`]), cannot change them.
+fn included(head: &TreeHead, b: &Batched) -> Result<HubReceipt, BatchError> {
     let root = root_from_path(b.index, head.size, leaf_hash(&b.unsigned), &b.path)
         .ok_or(BatchError::NotIncluded)?;
     if root != head.root {
         return Err(BatchError::NotIncluded);
     }
-    let signed = HubReceipt::parse(&b.unsigned)?;
-    if HubReceipt::parse(xml)? != signed {
-        return Err(BatchError::Malformed(
-            "the receipt reads differently with and without its batch proof".into(),
-        ));
-    }
-    Ok(signed)
+    Ok(HubReceipt::parse(&b.unsigned)?)
 }
 
 #[cfg(test)]
@@ -783,6 +829,17 @@ mod tests {
             verify_receipt(twice.as_bytes(), &der, &cache),
             Err(BatchError::Malformed(_))
         ));
+        // Moved up among the fields: not where the hub puts it.
+        let whole = &text[text.find(BATCH_OPEN).unwrap()..text.find(BATCH_CLOSE).unwrap() + 8];
+        let moved = text
+            .replace(whole, "")
+            .replace("<Kind>", &format!("{whole}<Kind>"));
+        assert_eq!(
+            verify_receipt(moved.as_bytes(), &der, &cache),
+            Err(BatchError::Malformed(
+                "<Batch> is not the last child of HubReceipt".into()
+            ))
+        );
         let attr = text.replace("<Index>", "<Index a=\"1\">");
         assert!(matches!(
             verify_receipt(attr.as_bytes(), &der, &cache),
@@ -794,10 +851,18 @@ mod tests {
         let cert = std::fs::read(format!("{certs}/000.00.00.G22.pem")).unwrap();
         let agency = SigningIdentity::from_pem(&key, &cert).unwrap();
         let forged = sign_batch(&unsigned, &agency, OffsetDateTime::now_utc()).unwrap();
-        assert!(matches!(
-            verify_receipt(&forged[0], &der, &cache),
-            Err(BatchError::Signature(_))
-        ));
+        let known = cache.len();
+        for _ in 0..2 {
+            assert!(matches!(
+                verify_receipt(&forged[0], &der, &cache),
+                Err(BatchError::Signature(_))
+            ));
+        }
+        assert_eq!(
+            cache.len(),
+            known,
+            "a head that did not verify is not remembered"
+        );
     }
 
     #[test]
@@ -810,12 +875,17 @@ mod tests {
     }
 
     #[test]
-    fn the_head_cache_forgets_the_oldest() {
+    fn the_head_cache_forgets_the_oldest_and_what_did_not_verify() {
         let c = HeadCache::new(2);
         for i in 0..3u8 {
-            c.insert(h(i));
+            let _ = c.cell(h(i));
         }
         assert_eq!(c.len(), 2);
-        assert!(!c.contains(&h(0)) && c.contains(&h(1)) && c.contains(&h(2)));
+        let g = c.inner.lock().unwrap();
+        assert!(!g.by_key.contains_key(&h(0)) && g.by_key.contains_key(&h(2)));
+        drop(g);
+        c.forget(&h(2));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.inner.lock().unwrap().order, vec![h(1)]);
     }
 }
