@@ -602,6 +602,15 @@ fn check_receipt(
     }
     let trust = c.trust_at(r.hub_time);
     match dsig::batch::verify_receipt_trusted(rbytes, &trust, r.hub_time) {
+        Ok((signed, _)) if signed != r => {
+            // The fields checked above must be the ones the signature covers.
+            c.problem(
+                Verdict::Invalid,
+                Some(rpath),
+                "its fields read differently from what the hub signed".to_string(),
+            );
+            None
+        }
         Ok((_, chain)) => {
             c.signatures += 1;
             if let Some(code) = chain.agency_code() {

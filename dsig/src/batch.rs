@@ -43,7 +43,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::DSIG_NS;
 use super::evidence::verify_root_trusted;
-use super::receipt::{HubReceipt, RECEIPT_NS, ReceiptError};
+use super::receipt::{HubReceipt, Parts, RECEIPT_NS, ReceiptError};
 use super::sign::{SignError, SigningIdentity};
 use super::trust::{TrustStore, ValidatedChain};
 use super::verify::Refusal;
@@ -272,6 +272,15 @@ impl TreeHead {
                     let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                     return Err(bad(format!("empty element {local}")));
                 }
+                // The signature covers CDATA as text and entities resolved; the hub writes
+                // neither, nor comments: refused rather than read differently.
+                Event::CData(_) | Event::Comment(_) | Event::PI(_) | Event::GeneralRef(_)
+                    if in_sig == 0 =>
+                {
+                    return Err(bad(
+                        "a CDATA section, reference, comment or processing instruction".into(),
+                    ));
+                }
                 Event::Eof => break,
                 _ => {}
             }
@@ -320,7 +329,9 @@ pub fn sign_batch(
         let text = std::str::from_utf8(u).map_err(|_| SignError::NotSignable {
             what: "a receipt is not UTF-8".into(),
         })?;
-        if text.contains(DSIG_NS) || text.contains(BATCH_OPEN) {
+        // `to_xml` escapes `<` in every field, so no field can hold this: a receipt that does
+        // was not written by it. (Field text may well contain the XML-DSig namespace name.)
+        if text.contains(BATCH_OPEN) {
             return Err(SignError::AlreadySigned);
         }
         closes.push(
@@ -404,11 +415,6 @@ pub fn form(xml: &[u8]) -> Result<Form, BatchError> {
     if end <= start {
         return Err(BatchError::Malformed(
             "</Batch> comes before <Batch>".into(),
-        ));
-    }
-    if text.contains(DSIG_NS) {
-        return Err(BatchError::Malformed(
-            "the receipt carries both a ds:Signature and a batch proof".into(),
         ));
     }
     // Where the hub puts it: the last child of the root, so that it cannot change how the
@@ -699,7 +705,13 @@ fn included(head: &TreeHead, b: &Batched) -> Result<HubReceipt, BatchError> {
     if root != head.root {
         return Err(BatchError::NotIncluded);
     }
-    Ok(HubReceipt::parse(&b.unsigned)?)
+    let (receipt, parts) = HubReceipt::parse_parts(&b.unsigned)?;
+    if parts != Parts::default() {
+        return Err(BatchError::Malformed(
+            "the receipt carries a ds:Signature as well as its batch proof".into(),
+        ));
+    }
+    Ok(receipt)
 }
 
 #[cfg(test)]
@@ -863,6 +875,51 @@ mod tests {
             known,
             "a head that did not verify is not remembered"
         );
+    }
+
+    #[test]
+    fn field_text_naming_the_xmldsig_namespace_signs_and_verifies() {
+        let (id, der) = hub();
+        let mut r = receipt(1);
+        r.document_id = format!("{DSIG_NS} <Batch></Batch> ]]> <!-- -->");
+        let signed = sign_batch(&[r.to_xml()], &id, OffsetDateTime::now_utc()).unwrap();
+        let cache = HeadCache::default();
+        assert_eq!(verify_receipt(&signed[0], &der, &cache).unwrap(), r);
+    }
+
+    /// What the signature covers but a reader could see differently (a comment before the real
+    /// fields of the head, CDATA splitting a field) is refused, in heads and receipts.
+    #[test]
+    fn comments_and_cdata_that_the_signature_ignores_are_refused() {
+        let (id, der) = hub();
+        let unsigned: Vec<Vec<u8>> = (0..3).map(|i| receipt(i).to_xml()).collect();
+        let signed = sign_batch(&unsigned, &id, OffsetDateTime::now_utc()).unwrap();
+        let text = String::from_utf8(signed[0].clone()).unwrap();
+        let Form::Batched(b) = form(&signed[0]).unwrap() else {
+            panic!("not batched")
+        };
+        let head = String::from_utf8(b.head.clone()).unwrap();
+        let forged_head = head.replace(
+            "<Size>",
+            &format!(
+                "<!--<Size>1</Size><Root>{}</Root>--><Size>",
+                "ab".repeat(32)
+            ),
+        );
+        // The comment is outside what exclusive C14N signs: the signature still verifies.
+        verify_root(forged_head.as_bytes(), &der).unwrap();
+        let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
+        let swapped = text.replace(&b64(&head), &b64(&forged_head));
+        assert!(matches!(
+            verify_receipt(swapped.as_bytes(), &der, &HeadCache::default()),
+            Err(BatchError::Malformed(m)) if m.contains("comment")
+        ));
+        // A receipt signed alone, one character of a field moved into CDATA: the signature
+        // holds (C14N reads CDATA as text), the reader refuses it.
+        let alone = String::from_utf8(sign_root(&receipt(5).to_xml(), &id).unwrap()).unwrap();
+        let cdata = alone.replace("000.00.00.H41", "000.00.00.H<![CDATA[4]]>1");
+        verify_root(cdata.as_bytes(), &der).unwrap();
+        assert!(verify_receipt(cdata.as_bytes(), &der, &HeadCache::default()).is_err());
     }
 
     #[test]

@@ -155,6 +155,12 @@ impl HubReceipt {
     /// job and must happen before the values are trusted ([`crate::batch::verify_receipt`]
     /// checks and reads in one step).
     pub fn parse(xml: &[u8]) -> Result<HubReceipt, ReceiptError> {
+        Self::parse_parts(xml).map(|(r, _)| r)
+    }
+
+    /// [`HubReceipt::parse`], also counting the signature and batch-proof elements it skipped.
+    pub fn parse_parts(xml: &[u8]) -> Result<(HubReceipt, Parts), ReceiptError> {
+        let mut parts = Parts::default();
         let mut r = NsReader::from_reader(xml);
         let mut path: Vec<String> = Vec::new();
         let mut text = String::new();
@@ -187,6 +193,11 @@ impl HubReceipt {
                         // verifier, never read as receipt data.
                         if path.len() != 1 {
                             return Err(ReceiptError::Unexpected(local));
+                        }
+                        if local == "Batch" {
+                            parts.batches += 1;
+                        } else {
+                            parts.signatures += 1;
                         }
                         in_sig = 1;
                         continue;
@@ -253,12 +264,29 @@ impl HubReceipt {
                     let value = std::mem::take(&mut text).trim().to_string();
                     fields.take(parent, &local, value, &mut refused_code)?;
                 }
+                // What a signature covers but this reader would not see as the canonical
+                // form does (CDATA is text there), and what the hub never writes.
+                Event::CData(_) | Event::Comment(_) | Event::PI(_) if in_sig == 0 => {
+                    return Err(ReceiptError::Unexpected(
+                        "a CDATA section, comment or processing instruction".into(),
+                    ));
+                }
                 Event::Eof => break,
                 _ => {}
             }
         }
-        fields.finish()
+        let receipt = fields.finish()?;
+        Ok((receipt, parts))
     }
+}
+
+/// The signature and batch-proof elements a receipt holds (each skipped by the reader).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// `ds:Signature` children of the root.
+    pub signatures: usize,
+    /// `Batch` children of the root.
+    pub batches: usize,
 }
 
 fn namespace(res: &ResolveResult<'_>) -> Option<String> {

@@ -365,6 +365,8 @@ mod tests {
             arrived: 2,
             statuses_back: 2,
             delivered: 2,
+            hub_receipts: 8,
+            hub_receipt_signatures: 3,
             hub_store: "postgresql",
             hub_replicas: 2,
             cpus: 2,
@@ -387,6 +389,10 @@ mod tests {
         assert!(text.contains("rsa keys"), "{text}");
         assert!(
             text.contains("2 replica(s) on postgresql; 2 document deliveries recorded"),
+            "{text}"
+        );
+        assert!(
+            text.contains("8 signed with 3 hub signatures (2.7 receipts per signature)"),
             "{text}"
         );
         assert!(text.contains("load average was 6.5"), "{text}");

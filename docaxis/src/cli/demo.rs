@@ -691,7 +691,10 @@ async fn archive_demo_document(
         ..archive::VerifyOptions::default()
     };
     let bytes = export.bytes;
-    let report = tokio::task::spawn_blocking(move || archive::verify(&bytes, &opts)).await?;
+    let (report, batches) = tokio::task::spawn_blocking(move || {
+        (archive::verify(&bytes, &opts), receipt_batches(&bytes))
+    })
+    .await?;
     {
         let mut out = std::io::stdout().lock();
         crate::cli::archive::print_report(&mut out, "    ", &file.display().to_string(), &report)?;
@@ -702,7 +705,55 @@ async fn archive_demo_document(
             report.problems
         );
     }
+    println!("    the hub signed its receipts in batches, one signature per batch:");
+    for line in batches {
+        println!("      {line}");
+    }
+    println!(
+        "    any one checks out without DocAxis: unzip it, then scripts/check-receipt-proof.py \
+         --hub {pki}/hub.pem RECEIPT.xml head.xml && xmlsec1 --verify --trusted-pem {pki}/ca.pem \
+         --enabled-key-data x509 head.xml",
+        pki = pki.display()
+    );
     Ok(file)
+}
+
+/// How the receipts in a container were signed: how many, under how many hub signatures, and
+/// where a few of those signed with others sit in their batch.
+fn receipt_batches(container: &[u8]) -> Vec<String> {
+    let Ok(entries) = archive::container::read(container, &Default::default()) else {
+        return vec!["(the container could not be read)".into()];
+    };
+    let mut heads = std::collections::HashSet::new();
+    let (mut receipts, mut alone, mut shared) = (0, 0, Vec::new());
+    for (name, bytes) in entries.iter().filter(|(n, _)| n.starts_with("receipts/")) {
+        receipts += 1;
+        match dsig::batch::form(bytes) {
+            Ok(dsig::batch::Form::Batched(b)) => {
+                let size = dsig::batch::TreeHead::parse(&b.head).map_or(0, |h| h.size);
+                heads.insert(b.head);
+                if size > 1 {
+                    shared.push(format!(
+                        "{name}: receipt {} of {size} under one signature, {} hash(es) to its root",
+                        b.index + 1,
+                        b.path.len()
+                    ));
+                }
+            }
+            _ => alone += 1,
+        }
+    }
+    let mut lines = vec![format!(
+        "{receipts} receipts under {} hub signatures{}",
+        heads.len() + alone,
+        if alone > 0 {
+            format!(" ({alone} signed alone)")
+        } else {
+            String::new()
+        }
+    )];
+    lines.extend(shared.into_iter().take(3));
+    lines
 }
 
 /// What `demo.json` is made of.

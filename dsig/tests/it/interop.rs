@@ -293,11 +293,17 @@ fn batch_signed_receipts_verify_with_xmlsec1_xmllint_and_the_documented_rule() {
         std::fs::write(&file, bytes).unwrap();
         let out = Command::new("/usr/bin/python3")
             .arg(format!("{root}/scripts/check-receipt-proof.py"))
+            .arg("--hub")
+            .arg(format!("{certs}/hub.pem"))
             .arg(&file)
             .arg(&head)
             .output()
             .expect("/usr/bin/python3 runs the proof check");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), said, file, head)
     };
     for (i, r) in signed.iter().enumerate() {
@@ -330,4 +336,31 @@ fn batch_signed_receipts_verify_with_xmlsec1_xmllint_and_the_documented_rule() {
     let (ok, said, _, _) = check(changed.as_bytes(), "changed");
     assert!(!ok, "a changed receipt passed the proof check: {said}");
     assert!(said.contains("proof FAILS"), "{said}");
+
+    // A forged leaf under a comment in the head (which the signature does not cover): the
+    // head's signature still verifies, the check refuses the comment.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text = String::from_utf8(signed[0].clone()).unwrap();
+    let head_b64 = &text[text.find("<Head>").unwrap() + 6..text.find("</Head>").unwrap()];
+    let head = String::from_utf8(b64.decode(head_b64).unwrap()).unwrap();
+    let forged = head.replace("<Size>", "<!--<Size>1</Size>--><Size>");
+    let forged_receipt = text.replace(head_b64, &b64.encode(&forged));
+    let (ok, said, _, _) = check(forged_receipt.as_bytes(), "comment");
+    assert!(!ok && said.contains("comment"), "{said}");
+    // The fields moved into the batch element: refused.
+    let moved = text.replace("<Batch>", "<Batch><Kind>delivery</Kind>");
+    let (ok, said, _, _) = check(moved.as_bytes(), "moved");
+    assert!(!ok, "{said}");
+    // A batch signed by an agency, chained to the same CA: xmlsec1 would accept the head, the
+    // check refuses it for not carrying the hub certificate.
+    let agencies = format!("{certs}/agencies");
+    let agency = SigningIdentity::from_pem(
+        &std::fs::read(format!("{agencies}/000.00.00.G22.key.pem")).unwrap(),
+        &std::fs::read(format!("{agencies}/000.00.00.G22.pem")).unwrap(),
+    )
+    .unwrap();
+    let by_agency = sign_batch(&receipts, &agency, time::OffsetDateTime::now_utc()).unwrap();
+    let (ok, said, _, _) = check(&by_agency[0], "agency");
+    assert!(!ok && said.contains("hub certificate"), "{said}");
 }

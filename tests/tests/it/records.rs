@@ -281,6 +281,8 @@ fn a_documents_whole_story_is_exported_and_proved_offline() {
                     env!("CARGO_MANIFEST_DIR"),
                     "/../scripts/check-receipt-proof.py"
                 ))
+                .arg("--hub")
+                .arg(pki.dir.join("hub.pem"))
                 .arg(&file)
                 .arg(&head)
                 .output()
