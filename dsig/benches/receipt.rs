@@ -1,11 +1,14 @@
 //! What one hub receipt costs: signing it (`sign_root`) and verifying it against the pinned
 //! hub certificate (`verify_root`), the step every node takes for every receipt, and the parts
-//! of a verification measured alone (reading the certificate, parsing the XML). Single thread,
+//! of a verification measured alone (reading the certificate, parsing the XML); then the same
+//! with receipts signed in batches (`dsig::batch`): signing a batch of 8, and a node's check of
+//! a receipt whose batch's signature it has already verified. Single thread,
 //! ECDSA P-256 (the development hub key in `certs/`). Plain `main` printing a table; about ten
 //! seconds. Run with `cargo bench -p docaxis-dsig --bench receipt`.
 
 use std::time::{Duration, Instant};
 
+use docaxis_dsig::batch::{HeadCache, sign_batch, verify_receipt};
 use docaxis_dsig::receipt::{HubReceipt, ReceiptKind};
 use docaxis_dsig::{SigningIdentity, sign_root, verify_root};
 
@@ -45,6 +48,17 @@ fn main() {
     let xml = receipt.to_xml();
     let signed = sign_root(&xml, &hub).expect("sign");
     let text = std::str::from_utf8(&signed).expect("UTF-8");
+    let eight: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let mut r = receipt.clone();
+            r.packet_id = format!("{i:064x}");
+            r.to_xml()
+        })
+        .collect();
+    let now = time::OffsetDateTime::now_utc();
+    let batch = sign_batch(&eight, &hub, now).expect("sign a batch");
+    let heads = HeadCache::default();
+    verify_receipt(&batch[3], &hub_der, &heads).expect("verify a batched receipt");
 
     let rows = [
         (
@@ -75,6 +89,24 @@ fn main() {
                 HubReceipt::parse(&signed).expect("fields");
             }),
         ),
+        (
+            "sign_batch of 8 receipts, per receipt",
+            measure(|| {
+                sign_batch(&eight, &hub, now).expect("sign a batch");
+            }) / 8.0,
+        ),
+        (
+            "verify_receipt, its batch's head already verified",
+            measure(|| {
+                verify_receipt(&batch[5], &hub_der, &heads).expect("verify");
+            }),
+        ),
+        (
+            "verify_receipt, first of its batch (head verified)",
+            measure(|| {
+                verify_receipt(&batch[5], &hub_der, &HeadCache::default()).expect("verify");
+            }),
+        ),
     ];
     println!();
     println!(
@@ -82,9 +114,9 @@ fn main() {
         signed.len()
     );
     println!();
-    println!("| {:<46} | {:>10} |", "operation", "µs");
-    println!("|{}|{}|", "-".repeat(48), "-".repeat(12));
+    println!("| {:<52} | {:>10} |", "operation", "µs");
+    println!("|{}|{}|", "-".repeat(54), "-".repeat(12));
     for (what, us) in rows {
-        println!("| {what:<46} | {us:>10.1} |");
+        println!("| {what:<52} | {us:>10.1} |");
     }
 }
