@@ -409,3 +409,63 @@ fn a_verifier_trusting_another_ca_refuses() {
     );
     assert_eq!(r.verdict, Verdict::Invalid, "{:#?}", r.problems);
 }
+
+/// The same story with its receipts signed as one batch, as hubs sign them now: valid, the
+/// hub's certificate taken from the batch's tree head; a receipt edited afterwards (its
+/// manifest digest updated too) no longer reaches the signed root, and one carrying another
+/// receipt's proof neither.
+#[test]
+fn batch_signed_receipts_verify_and_an_edited_one_is_refused() {
+    let s = story();
+    let mut inp = input(&s, vec![crl(&[])]);
+    let mut all: Vec<Vec<u8>> = Vec::new();
+    for p in &inp.packets {
+        all.extend(p.submission_receipt.iter().cloned());
+        all.extend(p.delivery_receipts.iter().cloned());
+    }
+    let unsigned: Vec<Vec<u8>> = all
+        .iter()
+        .map(|r| HubReceipt::parse(r).unwrap().to_xml())
+        .collect();
+    let mut batched = dsig::batch::sign_batch(&unsigned, &hub(), s.hub_time)
+        .unwrap()
+        .into_iter();
+    for p in &mut inp.packets {
+        if let Some(r) = &mut p.submission_receipt {
+            *r = batched.next().unwrap();
+        }
+        for r in &mut p.delivery_receipts {
+            *r = batched.next().unwrap();
+        }
+    }
+    let bytes = archive::build(&inp).unwrap();
+    let r = archive::verify(&bytes, &opts());
+    assert_eq!(r.verdict, Verdict::Valid, "{:#?}", r.problems);
+    let entries = container::read(&bytes, &Default::default()).unwrap();
+    assert!(
+        entries.keys().any(|k| k.starts_with("certs/")),
+        "the hub's certificate, carried by the tree head, is in the container"
+    );
+
+    let delivery = "receipts/01-document.delivery-000.00.00.H41.xml";
+    let edited = rewrite(&bytes, true, |e, _| {
+        let r = e.get_mut(delivery).unwrap();
+        let text = String::from_utf8(r.clone()).unwrap();
+        *r = text.replace("2015/09/30", "2015/09/29").into_bytes();
+    });
+    assert_refused(&edited, Verdict::Invalid, delivery, "not part of the batch");
+    let other_proof = rewrite(&bytes, true, |e, _| {
+        let donor = String::from_utf8(e["receipts/01-document.submission.xml"].clone()).unwrap();
+        let proof = &donor[donor.find("<Batch>").unwrap()..donor.find("</Batch>").unwrap()];
+        let r = e.get_mut(delivery).unwrap();
+        let text = String::from_utf8(r.clone()).unwrap();
+        let mine = &text[text.find("<Batch>").unwrap()..text.find("</Batch>").unwrap()];
+        *r = text.replace(mine, proof).into_bytes();
+    });
+    assert_refused(
+        &other_proof,
+        Verdict::Invalid,
+        delivery,
+        "not part of the batch",
+    );
+}
