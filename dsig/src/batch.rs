@@ -718,15 +718,7 @@ fn included(head: &TreeHead, b: &Batched) -> Result<HubReceipt, BatchError> {
 mod tests {
     use super::*;
     use crate::receipt::ReceiptKind;
-
-    fn hub() -> (SigningIdentity, Vec<u8>) {
-        let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs");
-        let key = std::fs::read(format!("{certs}/hub.key.pem")).unwrap();
-        let cert = std::fs::read(format!("{certs}/hub.pem")).unwrap();
-        let id = SigningIdentity::from_pem(&key, &cert).unwrap();
-        let der = id.chain()[0].clone();
-        (id, der)
-    }
+    use crate::rootsig::tests::hub_identity as hub;
 
     fn receipt(i: usize) -> HubReceipt {
         HubReceipt {

@@ -79,10 +79,11 @@ fn signature_under_root(doc: &uppsala::Document<'_>, sig: uppsala::NodeId) -> Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn hub_identity() -> (SigningIdentity, Vec<u8>) {
+    /// The development hub (`certs/hub.pem`) and its certificate's DER.
+    pub(crate) fn hub_identity() -> (SigningIdentity, Vec<u8>) {
         let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs");
         let key = std::fs::read(format!("{certs}/hub.key.pem")).unwrap();
         let cert = std::fs::read(format!("{certs}/hub.pem")).unwrap();

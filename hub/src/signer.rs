@@ -85,16 +85,16 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (sizes, replies): (Vec<usize>, Vec<Reply>) = jobs
-            .iter_mut()
-            .map(|j| {
-                (
-                    j.receipts.len(),
-                    std::mem::replace(&mut j.reply, oneshot::channel().0),
-                )
-            })
-            .unzip();
-        let receipts: Vec<HubReceipt> = jobs.into_iter().flat_map(|j| j.receipts).collect();
+        let (mut sizes, mut replies, mut receipts) = (Vec::new(), Vec::new(), Vec::new());
+        for Job {
+            receipts: mine,
+            reply,
+        } in jobs
+        {
+            sizes.push(mine.len());
+            replies.push(reply);
+            receipts.extend(mine);
+        }
         let identity = Arc::clone(&identity);
         let signed = tokio::task::spawn_blocking(move || {
             let unsigned: Vec<Vec<u8>> = receipts.iter().map(HubReceipt::to_xml).collect();
@@ -132,10 +132,10 @@ mod tests {
     use dsig::receipt::ReceiptKind;
 
     fn identity() -> (Arc<SigningIdentity>, Vec<u8>) {
-        let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs");
-        let key = std::fs::read(format!("{certs}/hub.key.pem")).unwrap();
-        let cert = std::fs::read(format!("{certs}/hub.pem")).unwrap();
-        let id = SigningIdentity::from_pem(&key, &cert).unwrap();
+        let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs");
+        let id =
+            SigningIdentity::from_pem_files(&certs.join("hub.key.pem"), &certs.join("hub.pem"))
+                .unwrap();
         let der = id.chain()[0].clone();
         (Arc::new(id), der)
     }

@@ -451,33 +451,26 @@ async fn acknowledge(node: &Shared, ids: Vec<String>) {
     // Verify the receipts in one blocking task: the hub signs an acknowledgement's receipts as
     // one batch, so the first check verifies the batch's signature and the rest are hashes.
     let acked = answer.acked;
-    let share = acked.len().max(1);
-    let mut checks: JoinSet<Vec<CheckedReceipt>> = JoinSet::new();
-    for part in acked.chunks(share) {
-        let part = part.to_vec();
-        let hub = node.hub_cert_der.clone();
-        let heads = std::sync::Arc::clone(&node.receipt_heads);
-        let me = node.config.agency.clone();
-        checks.spawn_blocking(move || {
-            part.into_iter()
-                .map(|a| {
-                    // One bad receipt must not take its share down with it.
-                    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        check_delivery_receipt(&hub, &heads, &me, &a)
-                    }))
-                    .unwrap_or_else(|_| Err("checking it failed unexpectedly (a bug)".into()));
-                    (a, checked)
-                })
-                .collect()
-        });
-    }
-    let mut checked_all = Vec::new();
-    while let Some(done) = checks.join_next().await {
-        match done {
-            Ok(part) => checked_all.extend(part),
-            Err(e) => tracing::error!(error = %e, "inbox: a receipt check failed"),
-        }
-    }
+    let hub = node.hub_cert_der.clone();
+    let heads = std::sync::Arc::clone(&node.receipt_heads);
+    let me = node.config.agency.clone();
+    let checks = tokio::task::spawn_blocking(move || {
+        acked
+            .into_iter()
+            .map(|a| {
+                // One bad receipt must not take the others down with it.
+                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    check_delivery_receipt(&hub, &heads, &me, &a)
+                }))
+                .unwrap_or_else(|_| Err("checking it failed unexpectedly (a bug)".into()));
+                (a, checked)
+            })
+            .collect::<Vec<CheckedReceipt>>()
+    });
+    let checked_all = checks.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "inbox: the receipt check failed");
+        Vec::new()
+    });
     let mut good = Vec::new();
     for (acked, checked) in checked_all {
         match checked {

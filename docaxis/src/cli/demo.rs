@@ -730,7 +730,13 @@ fn receipt_batches(container: &[u8]) -> Vec<String> {
         receipts += 1;
         match dsig::batch::form(bytes) {
             Ok(dsig::batch::Form::Batched(b)) => {
-                let size = dsig::batch::TreeHead::parse(&b.head).map_or(0, |h| h.size);
+                let size = match dsig::batch::TreeHead::parse(&b.head) {
+                    Ok(head) => head.size,
+                    Err(e) => {
+                        shared.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
                 heads.insert(b.head);
                 if size > 1 {
                     shared.push(format!(
