@@ -22,7 +22,12 @@
 //!   [`StoreError::Unavailable`], and [`Store::health`] says why; when space is back, the next
 //!   write works. Nothing acknowledged is lost either way.
 //! - The file is readable by its owner only (0600): it holds documents and keys to business.
+//! - Large values (signed packets) live in the append-only blob file beside the database
+//!   ([`blobs`]): the writer syncs it after a batch's jobs ran and before the commit, and rolls
+//!   it back when the batch is not committed, so a committed reference always points at
+//!   durable bytes. A failing append counts as the storage failing (the database reopens).
 
+pub mod blobs;
 pub mod codec;
 
 use std::any::Any;
@@ -32,6 +37,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+pub use blobs::Blobs;
 
 /// Errors of the storage layer itself.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +57,12 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("database commit failed (nothing from this batch was acknowledged): {0}")]
     Commit(String),
+    #[error("cannot use the blob file {path}: {source}")]
+    Blob {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
     #[error(
@@ -251,6 +264,7 @@ pub struct Store {
     jobs: mpsc::SyncSender<Job>,
     path: Arc<PathBuf>,
     counters: Arc<Counters>,
+    blobs: Blobs,
 }
 
 impl std::fmt::Debug for Store {
@@ -266,6 +280,15 @@ impl Store {
         path: &Path,
         init: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
     ) -> Result<Store, StoreError> {
+        Store::open_with(path, |txn, _| init(txn))
+    }
+
+    /// Like [`Store::open`], with the blob file at hand for `init` (upgrades that read or move
+    /// large values).
+    pub fn open_with(
+        path: &Path,
+        init: impl FnOnce(&WriteTransaction, &Blobs) -> Result<(), StoreError>,
+    ) -> Result<Store, StoreError> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
@@ -276,8 +299,10 @@ impl Store {
             source,
         })?;
         owner_only(path);
+        let blobs = Blobs::open(path)?;
         let txn = db.begin_write()?;
-        init(&txn)?;
+        init(&txn, &blobs)?;
+        blobs.sync()?;
         txn.commit()?;
         let handle = Arc::new(Handle {
             path: path.to_owned(),
@@ -291,16 +316,24 @@ impl Store {
         let writer_handle = Arc::clone(&handle);
         let counters = Arc::new(Counters::default());
         let writer_counters = Arc::clone(&counters);
+        let writer_blobs = blobs.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_handle, &rx, &writer_counters))
+            .spawn(move || writer_loop(&writer_handle, &rx, &writer_counters, &writer_blobs))
             .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             handle,
             jobs: tx,
             path: Arc::new(path.to_owned()),
             counters,
+            blobs,
         })
+    }
+
+    /// The blob file beside the database, for large values (signed packets): jobs
+    /// [`Blobs::put`] them, reads [`Blobs::load`] them.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
     }
 
     /// Where the database file lives.
@@ -419,7 +452,7 @@ fn unbox_outcome<R: 'static, E: From<StoreError> + 'static>(outcome: JobOutcome)
     }
 }
 
-fn writer_loop(handle: &Handle, rx: &mpsc::Receiver<Job>, counters: &Counters) {
+fn writer_loop(handle: &Handle, rx: &mpsc::Receiver<Job>, counters: &Counters, blobs: &Blobs) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -450,7 +483,7 @@ fn writer_loop(handle: &Handle, rx: &mpsc::Receiver<Job>, counters: &Counters) {
         // A panic inside redb (it asserts on some states after I/O errors) must not end the
         // writer: the batch's callers see their reply dropped, and the database is reopened.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_batch(&db, batch, counters, handle)
+            run_batch(&db, blobs, batch, counters, handle)
         }));
         if !matches!(ran, Ok(Ok(()))) {
             if ran.is_err() {
@@ -470,13 +503,14 @@ struct Poisoned;
 /// Runs a batch in one transaction; falls back to one transaction per job if any job fails.
 fn run_batch(
     db: &Database,
+    blobs: &Blobs,
     mut batch: Vec<Job>,
     counters: &Counters,
     handle: &Handle,
 ) -> Result<(), Poisoned> {
     if batch.len() > 1 {
         counters.commits.fetch_add(1, Ordering::Relaxed);
-        match try_together(db, &mut batch) {
+        match try_together(db, blobs, &mut batch) {
             Ok(results) => {
                 handle.committed();
                 for (job, result) in batch.into_iter().zip(results) {
@@ -497,7 +531,7 @@ fn run_batch(
             continue;
         }
         counters.commits.fetch_add(1, Ordering::Relaxed);
-        let outcome = run_alone(db, &mut job);
+        let outcome = run_alone(db, blobs, &mut job);
         match &outcome {
             JobOutcome::Store(e) => {
                 handle.failed("a commit failed", e);
@@ -515,7 +549,8 @@ fn run_batch(
     if poisoned { Err(Poisoned) } else { Ok(()) }
 }
 
-fn try_together(db: &Database, batch: &mut [Job]) -> Result<Vec<AnyBox>, ()> {
+fn try_together(db: &Database, blobs: &Blobs, batch: &mut [Job]) -> Result<Vec<AnyBox>, ()> {
+    let mark = blobs.mark();
     let txn = db.begin_write().map_err(|_| ())?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
@@ -525,28 +560,51 @@ fn try_together(db: &Database, batch: &mut [Job]) -> Result<Vec<AnyBox>, ()> {
                 // Dropped, not `abort()`ed: after a storage failure redb's explicit abort
                 // asserts (panics); its Drop knows to skip the rollback.
                 drop(txn);
+                blobs.roll_back(mark);
+                // Each job runs again alone, and meets the blob file's failure itself.
+                let _ = blobs.take_failure();
                 return Err(());
             }
         }
     }
+    if blobs.sync().is_err() {
+        drop(txn);
+        blobs.roll_back(mark);
+        let _ = blobs.take_failure();
+        return Err(());
+    }
+    // A failed commit is not rolled back in the blob file: it may have been durable after all.
     txn.commit().map_err(|_| ())?;
     Ok(results)
 }
 
-fn run_alone(db: &Database, job: &mut Job) -> JobOutcome {
+fn run_alone(db: &Database, blobs: &Blobs, job: &mut Job) -> JobOutcome {
+    let mark = blobs.mark();
     let txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => return JobOutcome::Store(e.into()),
     };
     match (job.run)(&txn) {
-        Ok(r) => match txn.commit() {
-            Ok(()) => JobOutcome::Ok(r),
-            Err(e) => JobOutcome::Store(e.into()),
-        },
+        Ok(r) => {
+            if let Err(e) = blobs.sync() {
+                drop(txn);
+                blobs.roll_back(mark);
+                let _ = blobs.take_failure();
+                return JobOutcome::Store(e);
+            }
+            match txn.commit() {
+                Ok(()) => JobOutcome::Ok(r),
+                Err(e) => JobOutcome::Store(e.into()),
+            }
+        }
         Err((e, text)) => {
             drop(txn); // see try_together: never abort() a transaction that may have failed I/O
+            blobs.roll_back(mark);
             // A job fails for its own reasons (a refusal) or because the storage failed under
-            // it; in the second case the database refuses the next transaction.
+            // it: the blob file says so, or the database refuses the next transaction.
+            if let Some(failure) = blobs.take_failure() {
+                return JobOutcome::StorageFailed(e, failure);
+            }
             match db.begin_write() {
                 Ok(probe) => {
                     drop(probe);
@@ -647,6 +705,172 @@ mod tests {
         for k in refused {
             assert!(!present.contains(&k), "refused job {k} left a write behind");
         }
+    }
+
+    const P: TableDefinition<u64, &[u8]> = TableDefinition::new("p");
+
+    fn open_p(dir: &Path) -> Store {
+        Store::open(&dir.join("p.redb"), |txn| {
+            txn.open_table(P)?;
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    fn put(store: &Store, key: u64, bytes: Vec<u8>, refuse: bool) -> Result<(), TestError> {
+        let blobs = store.blobs().clone();
+        store.write_blocking(move |txn| -> Result<(), TestError> {
+            let value = blobs.put(txn, &bytes)?;
+            txn.open_table(P).db()?.insert(key, value.as_slice()).db()?;
+            if refuse {
+                return Err(TestError::Refused(key.to_string()));
+            }
+            Ok(())
+        })
+    }
+
+    fn get(store: &Store, key: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let blobs = store.blobs().clone();
+        let txn = store.handle.current()?.begin_read()?;
+        let t = txn.open_table(P)?;
+        t.get(key)?.map(|v| blobs.load(v.value())).transpose()
+    }
+
+    /// Waits until the dropped store's writer released the file, then opens it again.
+    fn reopen_p(dir: &Path) -> Store {
+        for _ in 0..200 {
+            match Store::open(&dir.join("p.redb"), |txn| {
+                txn.open_table(P)?;
+                Ok(())
+            }) {
+                Ok(s) => return s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        panic!("the store was not released");
+    }
+
+    #[test]
+    fn blobs_round_trip_across_reopen_with_inline_values_of_earlier_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        {
+            let store = open_p(dir.path());
+            put(&store, 1, b"<edXML>one</edXML>".to_vec(), false).unwrap();
+            put(&store, 2, big.clone(), false).unwrap();
+            // A value stored inline, as earlier versions did.
+            store
+                .write_blocking(|txn| -> Result<(), StoreError> {
+                    txn.open_table(P)?
+                        .insert(3, b"<edXML>inline</edXML>".as_slice())?;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(get(&store, 2).unwrap().unwrap(), big);
+        }
+        let blob_file = dir.path().join("p.redb.blobs");
+        let meta = std::fs::metadata(&blob_file).unwrap();
+        assert_eq!(meta.len(), 18 + big.len() as u64);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let store = reopen_p(dir.path());
+        assert_eq!(get(&store, 1).unwrap().unwrap(), b"<edXML>one</edXML>");
+        assert_eq!(get(&store, 2).unwrap().unwrap(), big);
+        assert_eq!(get(&store, 3).unwrap().unwrap(), b"<edXML>inline</edXML>");
+        put(&store, 4, b"after reopen".to_vec(), false).unwrap();
+        assert_eq!(get(&store, 4).unwrap().unwrap(), b"after reopen");
+        assert_eq!(
+            std::fs::metadata(&blob_file).unwrap().len(),
+            18 + big.len() as u64 + 12,
+            "appended after what was there"
+        );
+    }
+
+    #[test]
+    fn a_refused_job_leaves_no_bytes_behind_and_its_space_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_p(dir.path());
+        put(&store, 1, vec![b'a'; 1000], false).unwrap();
+        let refused = put(&store, 2, vec![b'b'; 5000], true);
+        assert!(matches!(refused, Err(TestError::Refused(_))), "{refused:?}");
+        assert_eq!(get(&store, 2).unwrap(), None);
+        put(&store, 3, vec![b'c'; 10], false).unwrap();
+        let value = {
+            let txn = store.handle.current().unwrap().begin_read().unwrap();
+            let t = txn.open_table(P).unwrap();
+            t.get(3u64).unwrap().unwrap().value().to_vec()
+        };
+        let r = blobs::BlobRef::decode(&value).unwrap();
+        assert_eq!(r.offset, 1000, "written where the refused bytes were");
+        assert_eq!(get(&store, 1).unwrap().unwrap(), vec![b'a'; 1000]);
+        assert_eq!(get(&store, 3).unwrap().unwrap(), vec![b'c'; 10]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_puts_in_shared_batches_each_read_back_their_own_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_p(dir.path());
+        let largest = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&largest);
+        store.observe_batches(Box::new(move |n| {
+            seen.fetch_max(n as u64, Ordering::Relaxed);
+        }));
+        let mut handles = Vec::new();
+        for i in 0..300u64 {
+            let s = store.clone();
+            handles.push(tokio::spawn(async move {
+                let blobs = s.blobs().clone();
+                let bytes = vec![(i % 256) as u8; 100 + i as usize * 37];
+                s.write(move |txn| -> Result<(), TestError> {
+                    let value = blobs.put(txn, &bytes)?;
+                    txn.open_table(P).db()?.insert(i, value.as_slice()).db()?;
+                    if i % 40 == 3 {
+                        return Err(TestError::Refused(i.to_string()));
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        for h in handles {
+            let _ = h.await.unwrap();
+        }
+        assert!(largest.load(Ordering::Relaxed) > 1, "batches were shared");
+        for i in 0..300u64 {
+            let got = get(&store, i).unwrap();
+            if i % 40 == 3 {
+                assert_eq!(got, None, "refused {i}");
+            } else {
+                assert_eq!(
+                    got.unwrap(),
+                    vec![(i % 256) as u8; 100 + i as usize * 37],
+                    "{i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_changed_on_disk_or_cut_short_are_named_not_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open_p(dir.path());
+            put(&store, 1, vec![b'x'; 4096], false).unwrap();
+            put(&store, 2, vec![b'y'; 4096], false).unwrap();
+        }
+        let blob_file = dir.path().join("p.redb.blobs");
+        let mut bytes = std::fs::read(&blob_file).unwrap();
+        bytes[100] = b'z';
+        bytes.truncate(6000);
+        std::fs::write(&blob_file, &bytes).unwrap();
+        let store = reopen_p(dir.path());
+        let changed = get(&store, 1).unwrap_err().to_string();
+        assert!(
+            changed.contains("p.redb.blobs") && changed.contains("checksum"),
+            "{changed}"
+        );
+        let short = get(&store, 2).unwrap_err().to_string();
+        assert!(short.contains("holds only 6000 bytes"), "{short}");
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn copy(
     let mut packets = 0u64;
     loop {
         let start = after;
+        let blobs = from.store().blobs().clone();
         let chunk: Vec<Row> = from
             .store()
             .read(move |t| {
@@ -152,7 +153,7 @@ pub async fn copy(
                     }
                     out.push(Row {
                         id,
-                        bytes: v.value().to_vec(),
+                        bytes: blobs.load(v.value())?,
                         meta,
                         deliveries: rows,
                     });

@@ -42,7 +42,7 @@ use exchange::clock::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::PacketKind;
 use store::codec::{decode, encode};
-use store::{DbResult, Store, StoreError, WriterStats};
+use store::{Blobs, DbResult, Store, StoreError, WriterStats};
 
 use super::{
     Agency, AlertsView, Delivery, DocumentHistory, HubDbError, NewPacket, PacketMeta,
@@ -82,7 +82,7 @@ pub struct RedbHub {
 impl RedbHub {
     /// Opens or creates the hub database file.
     pub fn open(path: &std::path::Path) -> Result<RedbHub, StoreError> {
-        let store = Store::open(path, |txn| {
+        let store = Store::open_with(path, |txn, blobs| {
             txn.open_table(AGENCIES).db()?;
             txn.open_table(PACKETS).db()?;
             txn.open_table(PACKET_META).db()?;
@@ -95,7 +95,7 @@ impl RedbHub {
             crate::alerts::create_tables(txn)?;
             mail::queue::create_tables(txn)?;
             crate::ledger::create_tables(txn)?;
-            upgrade_layout(txn)
+            upgrade_layout(txn, blobs)
         })?;
         Ok(RedbHub { store })
     }
@@ -265,6 +265,7 @@ impl RedbHub {
 
     /// Commits a verified packet with its receipt and one delivery row per accepted recipient.
     pub async fn submit(&self, packet: NewPacket) -> Result<Submitted, HubDbError> {
+        let blobs = self.store.blobs().clone();
         self.store
             .write(move |txn| {
                 let id = packet.id;
@@ -291,9 +292,10 @@ impl RedbHub {
                     }
                     keys.insert(key.as_str(), id.as_bytes()).db()?;
                 }
+                let stored = blobs.put(txn, &packet.bytes)?;
                 txn.open_table(PACKETS)
                     .db()?
-                    .insert(id.as_bytes(), packet.bytes.as_slice())
+                    .insert(id.as_bytes(), stored.as_slice())
                     .db()?;
                 txn.open_table(PACKET_META)
                     .db()?
@@ -404,6 +406,7 @@ impl RedbHub {
 
     /// A stored packet, exactly as received, with its meta (for operators).
     pub async fn packet(&self, id: PacketId) -> Result<Option<(Vec<u8>, PacketMeta)>, HubDbError> {
+        let blobs = self.store.blobs().clone();
         self.store
             .read(move |txn| {
                 let packets = txn.open_table(PACKETS).db()?;
@@ -414,7 +417,7 @@ impl RedbHub {
                 ) else {
                     return Ok(None);
                 };
-                Ok(Some((b.value().to_vec(), decode(m.value())?)))
+                Ok(Some((blobs.load(b.value())?, decode(m.value())?)))
             })
             .await
     }
@@ -426,6 +429,7 @@ impl RedbHub {
         id: PacketId,
     ) -> Result<Option<Vec<u8>>, HubDbError> {
         let recipient = recipient.to_string();
+        let blobs = self.store.blobs().clone();
         self.store
             .read(move |txn| {
                 let deliveries = txn.open_table(DELIVERIES).db()?;
@@ -437,7 +441,11 @@ impl RedbHub {
                     return Ok(None);
                 }
                 let packets = txn.open_table(PACKETS).db()?;
-                Ok(packets.get(id.as_bytes()).db()?.map(|v| v.value().to_vec()))
+                Ok(packets
+                    .get(id.as_bytes())
+                    .db()?
+                    .map(|v| blobs.load(v.value()))
+                    .transpose()?)
             })
             .await
     }
@@ -671,7 +679,7 @@ pub const LAYOUT_VERSION: u64 = 3;
 /// opening transaction: re-reads the stored bytes of status and action packets to fill in
 /// what their metas lack, and re-files them in `by_document`. Bytes that cannot be read again
 /// leave those fields empty (tracking then falls back to the hub's times).
-fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
+fn upgrade_layout(txn: &WriteTransaction, blobs: &Blobs) -> Result<(), StoreError> {
     let version = txn
         .open_table(COUNTERS)
         .db()?
@@ -682,9 +690,9 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
         return Ok(());
     }
     if version < 2 {
-        upgrade_to_2(txn)?;
+        upgrade_to_2(txn, blobs)?;
     }
-    upgrade_to_3(txn)?;
+    upgrade_to_3(txn, blobs)?;
     txn.open_table(COUNTERS)
         .db()?
         .insert("layout", LAYOUT_VERSION)
@@ -693,13 +701,18 @@ fn upgrade_layout(txn: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 /// Reads a stored packet again, with limits wide enough for what the hub accepted.
-fn reread(txn: &WriteTransaction, id: PacketId) -> Result<Option<Packet>, StoreError> {
+fn reread(
+    txn: &WriteTransaction,
+    blobs: &Blobs,
+    id: PacketId,
+) -> Result<Option<Packet>, StoreError> {
     let bytes = txn
         .open_table(PACKETS)
         .db()?
         .get(id.as_bytes())
         .db()?
-        .map(|v| v.value().to_vec());
+        .map(|v| blobs.load(v.value()))
+        .transpose()?;
     let Some(bytes) = bytes else {
         return Ok(None);
     };
@@ -718,7 +731,7 @@ fn reread(txn: &WriteTransaction, id: PacketId) -> Result<Option<Packet>, StoreE
 
 /// Version 3: subjects and numbers in document metas; the ledger's time index and hourly
 /// counts rebuilt from the packets and deliveries already stored.
-fn upgrade_to_3(txn: &WriteTransaction) -> Result<(), StoreError> {
+fn upgrade_to_3(txn: &WriteTransaction, blobs: &Blobs) -> Result<(), StoreError> {
     let mut docs: Vec<(PacketId, PacketMeta)> = Vec::new();
     {
         let metas = txn.open_table(PACKET_META).db()?;
@@ -731,7 +744,7 @@ fn upgrade_to_3(txn: &WriteTransaction) -> Result<(), StoreError> {
         }
     }
     for (id, mut meta) in docs {
-        if let Some(packet) = reread(txn, id)? {
+        if let Some(packet) = reread(txn, blobs, id)? {
             meta.record_business(&packet);
             txn.open_table(PACKET_META)
                 .db()?
@@ -761,7 +774,7 @@ fn upgrade_to_3(txn: &WriteTransaction) -> Result<(), StoreError> {
 
 /// Version 2: status metas gain their timestamp, staff and reason, actions their target;
 /// both are filed again in `by_document`.
-fn upgrade_to_2(txn: &WriteTransaction) -> Result<(), StoreError> {
+fn upgrade_to_2(txn: &WriteTransaction, blobs: &Blobs) -> Result<(), StoreError> {
     let mut todo: Vec<(PacketId, PacketMeta)> = Vec::new();
     {
         let metas = txn.open_table(PACKET_META).db()?;
@@ -779,7 +792,7 @@ fn upgrade_to_2(txn: &WriteTransaction) -> Result<(), StoreError> {
         } else {
             meta.from.clone()
         };
-        if let Some(packet) = reread(txn, id)? {
+        if let Some(packet) = reread(txn, blobs, id)? {
             meta.record_business(&packet);
         }
         txn.open_table(BY_DOCUMENT)
@@ -969,7 +982,13 @@ mod tests {
             .await
             .unwrap();
         assert!(read(Search::default()).await.rows.is_empty());
-        db.store().write(upgrade_layout).await.unwrap();
+        {
+            let blobs = db.store().blobs().clone();
+            db.store()
+                .write(move |txn| upgrade_layout(txn, &blobs))
+                .await
+                .unwrap();
+        }
         assert_eq!(read(Search::default()).await.rows.len(), 4);
         assert_eq!(hours(db.clone()).await, before);
         let since = db
@@ -1021,7 +1040,13 @@ mod tests {
             .unwrap();
         assert_eq!(db.document_history(H41, "d").await.unwrap().len(), 1);
 
-        db.store().write(upgrade_layout).await.unwrap();
+        {
+            let blobs = db.store().blobs().clone();
+            db.store()
+                .write(move |txn| upgrade_layout(txn, &blobs))
+                .await
+                .unwrap();
+        }
         assert!(
             db.document_history(H41, "d").await.unwrap().is_empty(),
             "the 13 is no longer filed under its addressee"
@@ -1050,7 +1075,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(version, Some(LAYOUT_VERSION));
-        db.store().write(upgrade_layout).await.unwrap();
+        {
+            let blobs = db.store().blobs().clone();
+            db.store()
+                .write(move |txn| upgrade_layout(txn, &blobs))
+                .await
+                .unwrap();
+        }
         assert_eq!(db.document_history(G22, "d").await.unwrap().len(), 2);
     }
 

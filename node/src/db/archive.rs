@@ -23,7 +23,7 @@ use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use exchange::protocol::PacketKind;
 use store::codec::{decode, encode};
-use store::{DbResult, StoreError};
+use store::{Blobs, DbResult, StoreError};
 
 use super::{
     INBOX, INBOX_BY_FROM, INBOX_BY_TIME, InboxEntry, NodeDb, NodeDbError, OUTBOX_BY_TIME, PACKETS,
@@ -251,18 +251,23 @@ pub(super) fn sent_finished(rows: &[(String, super::Tracking)]) -> Option<String
     Some(reasons.join(","))
 }
 
-fn packet_bytes(txn: &ReadTransaction, id: &PacketId) -> Result<Vec<u8>, NodeDbError> {
-    txn.open_table(PACKETS)
-        .db()?
+fn packet_bytes(
+    txn: &ReadTransaction,
+    blobs: &Blobs,
+    id: &PacketId,
+) -> Result<Vec<u8>, NodeDbError> {
+    let table = txn.open_table(PACKETS).db()?;
+    let value = table
         .get(id.as_bytes())
         .db()?
-        .map(|v| v.value().to_vec())
-        .ok_or_else(|| corrupt(format!("packet {id} has no bytes")))
+        .ok_or_else(|| corrupt(format!("packet {id} has no bytes")))?;
+    Ok(blobs.load(value.value())?)
 }
 
 /// One packet's evidence, from the outbox (sent by this node) or the inbox (received).
 fn packet_evidence(
     txn: &ReadTransaction,
+    blobs: &Blobs,
     id: &PacketId,
     role: EvidenceRole,
 ) -> Result<Option<(EvidencePacket, Vec<String>)>, NodeDbError> {
@@ -280,7 +285,7 @@ fn packet_evidence(
             EvidencePacket {
                 role,
                 id: *id,
-                bytes: packet_bytes(txn, id)?,
+                bytes: packet_bytes(txn, blobs, id)?,
                 submission_receipt: entry.receipt,
                 delivery_receipts,
             },
@@ -293,7 +298,7 @@ fn packet_evidence(
             EvidencePacket {
                 role,
                 id: *id,
-                bytes: packet_bytes(txn, id)?,
+                bytes: packet_bytes(txn, blobs, id)?,
                 submission_receipt: entry.submission_receipt,
                 delivery_receipts: entry.delivery_receipt.into_iter().collect(),
             },
@@ -306,6 +311,7 @@ fn packet_evidence(
 /// Adds `id` and, recursively, the statuses recorded about it (each packet once).
 fn collect(
     txn: &ReadTransaction,
+    blobs: &Blobs,
     id: &PacketId,
     role: EvidenceRole,
     out: &mut Vec<EvidencePacket>,
@@ -313,13 +319,13 @@ fn collect(
     if out.iter().any(|p| p.id == *id) {
         return Ok(());
     }
-    let Some((packet, statuses)) = packet_evidence(txn, id, role)? else {
+    let Some((packet, statuses)) = packet_evidence(txn, blobs, id, role)? else {
         return Ok(());
     };
     out.push(packet);
     for s in statuses {
         if let Ok(sid) = s.parse::<PacketId>() {
-            collect(txn, &sid, EvidenceRole::Status, out)?;
+            collect(txn, blobs, &sid, EvidenceRole::Status, out)?;
         }
     }
     Ok(())
@@ -366,7 +372,8 @@ impl NodeDb {
     /// Everything this node holds about the business document `key`: a document id this
     /// node sent or received, or a document packet's id (64 hex digits).
     pub async fn archive_bundle(&self, key: String) -> Result<Option<Bundle>, NodeDbError> {
-        self.store.read(move |txn| bundle(txn, &key)).await
+        let blobs = self.store.blobs().clone();
+        self.store.read(move |txn| bundle(txn, &blobs, &key)).await
     }
 
     /// Feed entries after `after`, at most `limit`, and the digest of the entry at `after`
@@ -483,7 +490,7 @@ impl NodeDb {
     }
 }
 
-fn bundle(txn: &ReadTransaction, key: &str) -> Result<Option<Bundle>, NodeDbError> {
+fn bundle(txn: &ReadTransaction, blobs: &Blobs, key: &str) -> Result<Option<Bundle>, NodeDbError> {
     let by_id = key.parse::<PacketId>().ok();
     // Sent by this node?
     let sent_id = match by_id {
@@ -503,9 +510,9 @@ fn bundle(txn: &ReadTransaction, key: &str) -> Result<Option<Bundle>, NodeDbErro
             return Ok(None);
         }
         let mut packets = Vec::new();
-        collect(txn, &id, EvidenceRole::Document, &mut packets)?;
+        collect(txn, blobs, &id, EvidenceRole::Document, &mut packets)?;
         for request in requests_sent(txn, &entry.document_id)? {
-            collect(txn, &request, EvidenceRole::Request, &mut packets)?;
+            collect(txn, blobs, &request, EvidenceRole::Request, &mut packets)?;
         }
         let rows = tracking_rows(txn, &id)?;
         let state = sent_finished(&rows).unwrap_or_else(|| "open".into());
@@ -540,9 +547,9 @@ fn bundle(txn: &ReadTransaction, key: &str) -> Result<Option<Bundle>, NodeDbErro
         return Ok(None);
     }
     let mut packets = Vec::new();
-    collect(txn, &id, EvidenceRole::Document, &mut packets)?;
+    collect(txn, blobs, &id, EvidenceRole::Document, &mut packets)?;
     for request in requests_received(txn, &entry.from, &entry.document_id)? {
-        collect(txn, &request, EvidenceRole::Request, &mut packets)?;
+        collect(txn, blobs, &request, EvidenceRole::Request, &mut packets)?;
     }
     let state = received_finished(&entry).unwrap_or_else(|| "open".into());
     let register_number = register_number(

@@ -64,6 +64,7 @@ impl NodeDb {
         me: String,
         st: OutgoingStatus,
     ) -> Result<StatusCommit, NodeDbError> {
+        let blobs = self.store.blobs().clone();
         self.store
             .write(move |txn| {
                 let mut entry = {
@@ -89,7 +90,7 @@ impl NodeDb {
                 if let Some(why) = closed_by_mark(entry.mark.as_ref(), code.as_str()) {
                     return Err(NodeDbError::Closed(why));
                 }
-                insert_outgoing(txn, &st.out)?;
+                insert_outgoing(txn, &blobs, &st.out)?;
                 entry.statuses.push(st.event.clone());
                 let after = entry.replay().lifecycle;
                 let after_state = entry.business_state().0;
@@ -136,6 +137,7 @@ impl NodeDb {
         recipient: String,
         st: OutgoingStatus,
     ) -> Result<StatusCommit, NodeDbError> {
+        let blobs = self.store.blobs().clone();
         self.store
             .write(move |txn| {
                 let sent = txn
@@ -172,7 +174,7 @@ impl NodeDb {
                 if let Some(why) = closed_by_mark(row.mark.as_ref(), code.as_str()) {
                     return Err(NodeDbError::Closed(why));
                 }
-                insert_outgoing(txn, &st.out)?;
+                insert_outgoing(txn, &blobs, &st.out)?;
                 row.statuses.push(st.event.clone());
                 txn.open_table(TRACKING)
                     .db()?

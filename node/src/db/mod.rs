@@ -56,7 +56,7 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use exchange::Timestamp;
 use exchange::packet_id::PacketId;
 use store::codec::{decode, encode};
-use store::{DbResult, Store, StoreError};
+use store::{Blobs, DbResult, Store, StoreError};
 
 const PACKETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packets");
 const OUTBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("outbox");
@@ -159,7 +159,11 @@ fn put_outbox(txn: &WriteTransaction, id: &PacketId, e: &OutboxEntry) -> Result<
     Ok(())
 }
 
-fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbError> {
+fn insert_outgoing(
+    txn: &WriteTransaction,
+    blobs: &Blobs,
+    out: &Outgoing,
+) -> Result<(), NodeDbError> {
     let id = out.id.as_bytes();
     let e = &out.entry;
     if e.kind == PacketKind::Document {
@@ -181,9 +185,10 @@ fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbE
         }
         sent.insert(e.document_id.as_str(), id).db()?;
     }
+    let stored = blobs.put(txn, &out.bytes)?;
     txn.open_table(PACKETS)
         .db()?
-        .insert(id, out.bytes.as_slice())
+        .insert(id, stored.as_slice())
         .db()?;
     put_outbox(txn, &out.id, e)?;
     if e.state == OutboxState::Queued {
@@ -218,12 +223,17 @@ fn insert_outgoing(txn: &WriteTransaction, out: &Outgoing) -> Result<(), NodeDbE
 
 fn insert_inbox(
     txn: &WriteTransaction,
+    blobs: &Blobs,
     id: &PacketId,
     bytes: &[u8],
     e: &InboxEntry,
 ) -> Result<(), StoreError> {
     let key = id.as_bytes();
-    txn.open_table(PACKETS).db()?.insert(key, bytes).db()?;
+    let stored = blobs.put(txn, bytes)?;
+    txn.open_table(PACKETS)
+        .db()?
+        .insert(key, stored.as_slice())
+        .db()?;
     txn.open_table(INBOX)
         .db()?
         .insert(key, encode(e)?.as_slice())

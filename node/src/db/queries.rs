@@ -183,19 +183,18 @@ impl NodeDb {
         &self,
         id: PacketId,
     ) -> Result<Option<(InboxEntry, Vec<u8>)>, NodeDbError> {
+        let blobs = self.store.blobs().clone();
         self.store
             .read(move |txn| {
                 let Some(e) = read_inbox(txn, &id)? else {
                     return Ok(None);
                 };
-                let bytes = txn
-                    .open_table(PACKETS)
-                    .db()?
+                let table = txn.open_table(PACKETS).db()?;
+                let value = table
                     .get(id.as_bytes())
                     .db()?
-                    .map(|v| v.value().to_vec())
                     .ok_or_else(|| corrupt(format!("inbox packet {id} has no bytes")))?;
-                Ok(Some((e, bytes)))
+                Ok(Some((e, blobs.load(value.value())?)))
             })
             .await
     }

@@ -23,6 +23,7 @@ impl NodeDb {
     /// Commits a verified document with the signed status 01 answering it, in one transaction.
     pub async fn receive_document(&self, inc: IncomingDocument) -> Result<Received, NodeDbError> {
         let notices = self.notices.clone();
+        let blobs = self.store.blobs().clone();
         let r = self
             .store
             .write(move |txn| -> Result<_, NodeDbError> {
@@ -31,8 +32,8 @@ impl NodeDb {
                 }
                 let mut entry = inc.entry.clone();
                 entry.answered_with = Some(inc.answer.id.to_hex());
-                insert_inbox(txn, &inc.id, &inc.bytes, &entry)?;
-                insert_outgoing(txn, &inc.answer)?;
+                insert_inbox(txn, &blobs, &inc.id, &inc.bytes, &entry)?;
+                insert_outgoing(txn, &blobs, &inc.answer)?;
                 if entry.state == InboxState::New {
                     bump(txn, INBOX_NEW, 1)?;
                 }
@@ -71,6 +72,7 @@ impl NodeDb {
     /// recipient it is about; an unmatched status is stored as such and recorded as an anomaly.
     pub async fn receive_status(&self, inc: IncomingStatus) -> Result<Received, NodeDbError> {
         let notices = self.notices.clone();
+        let blobs = self.store.blobs().clone();
         let r = self
             .store
             .write(move |txn| -> Result<_, NodeDbError> {
@@ -107,7 +109,7 @@ impl NodeDb {
                         reason,
                     )?;
                 }
-                insert_inbox(txn, &inc.id, &inc.bytes, &entry)?;
+                insert_inbox(txn, &blobs, &inc.id, &inc.bytes, &entry)?;
                 Ok(Received::New {
                     matched: problem.is_none(),
                 })

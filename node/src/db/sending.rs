@@ -14,8 +14,9 @@ impl NodeDb {
     /// Commits a packet to send (packet, outbox row, queue key, `sent` index for documents,
     /// tracking rows). Refuses a document id this node already sent, unless that packet failed.
     pub async fn commit_outgoing(&self, out: Outgoing) -> Result<(), NodeDbError> {
+        let blobs = self.store.blobs().clone();
         self.store
-            .write(move |txn| insert_outgoing(txn, &out))
+            .write(move |txn| insert_outgoing(txn, &blobs, &out))
             .await
     }
 
@@ -53,10 +54,14 @@ impl NodeDb {
 
     /// The stored bytes of a packet (sent or received).
     pub async fn packet(&self, id: PacketId) -> Result<Option<Vec<u8>>, NodeDbError> {
+        let blobs = self.store.blobs().clone();
         self.store
             .read(move |txn| {
                 let t = txn.open_table(PACKETS).db()?;
-                Ok(t.get(id.as_bytes()).db()?.map(|v| v.value().to_vec()))
+                Ok(t.get(id.as_bytes())
+                    .db()?
+                    .map(|v| blobs.load(v.value()))
+                    .transpose()?)
             })
             .await
     }

@@ -474,6 +474,15 @@ fn a_full_disk_is_refused_reported_and_recovered_from_without_a_restart() {
 
     let db = g22.data_dir().join("node.redb");
     let size = std::fs::metadata(&db).unwrap().len();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let blobs = g22.data_dir().join("node.redb.blobs");
+        let mode = std::fs::metadata(&blobs).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "the packets' file is the owner's only: {mode:o}"
+        );
+    }
     limit_file_size(g22.pid(), Some(size));
     let mut refusal = None;
     for n in 2..40 {
