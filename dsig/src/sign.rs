@@ -335,6 +335,34 @@ fn load_private_key(pem: &[u8]) -> Result<bergshamra::Key, SignError> {
 ///
 /// Blocking and CPU-bound (digest over the whole packet, one private-key operation).
 pub fn sign_packet(unsigned: &[u8], id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+    sign_inner(Input::Borrowed(unsigned), id)
+}
+
+/// [`sign_packet`] taking the unsigned bytes, which it frees as soon as the signature
+/// template is in place: a big packet is then held once less while it is signed.
+pub fn sign_packet_owned(unsigned: Vec<u8>, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+    sign_inner(Input::Owned(unsigned), id)
+}
+
+/// The unsigned bytes, lent or given.
+enum Input<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+fn sign_inner(input: Input<'_>, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+    let doc = with_template(&input, id)?;
+    drop(input);
+    sign_with_template(doc, id)
+}
+
+/// The unsigned packet with the empty signature template inserted as the last child of
+/// `edXMLHeader`, after the profile scan of the unsigned bytes.
+fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<String, SignError> {
+    let unsigned: &[u8] = match input {
+        Input::Borrowed(b) => b,
+        Input::Owned(v) => v,
+    };
     let limits = Limits::default();
     if unsigned.len() > limits.max_bytes {
         return Err(SignError::NotSignable {
@@ -378,7 +406,12 @@ pub fn sign_packet(unsigned: &[u8], id: &SigningIdentity) -> Result<Vec<u8>, Sig
         doc.push_str(&template);
     }
     doc.push_str(&text[layout.header_end..]);
+    Ok(doc)
+}
 
+/// Signs the templated packet with bergshamra and checks the output with the verifier's scan.
+fn sign_with_template(doc: String, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+    let limits = Limits::default();
     let mut keys = KeysManager::new();
     keys.add_key(id.key.clone());
     let ctx = DsigContext::new(keys);

@@ -499,12 +499,19 @@ impl Hub {
         }
         let mut opts = ReadOptions::default();
         opts.limits.max_bytes = self.max_packet_bytes;
-        let outcome = edxml::read(bytes, &opts).map_err(|e| {
+        let mut outcome = edxml::read(bytes, &opts).map_err(|e| {
             HubError::new(
                 ErrorCode::Malformed,
                 format!("not an acceptable edXML packet: {e}"),
             )
         })?;
+        // The hub routes by the header and stores the bytes as received: the attachments'
+        // text (most of a big packet) is not kept while the schema and signature are checked.
+        if let Packet::Document(d) = &mut outcome.packet {
+            for a in &mut d.attachments {
+                drop(std::mem::take(&mut a.payload));
+            }
+        }
         let kind = match outcome.packet {
             Packet::Document(_) => SchemaKind::Document,
             Packet::Status(_) => SchemaKind::Status,

@@ -337,6 +337,8 @@ async fn post_document(State(node): State<Shared>, body: Bytes) -> Response {
                 .into_response();
         }
     };
+    // A big document is held once at a time: the parsed request replaces the body.
+    drop(body);
     match send_document(&node, req).await {
         Ok(sent) => json(StatusCode::CREATED, &sent),
         Err(e) => ApiError::from(e).into_response(),

@@ -12,7 +12,7 @@
 use base64::Engine;
 use serde::Deserialize;
 
-use dsig::{SignError, SigningIdentity, sign_packet};
+use dsig::{SignError, SigningIdentity, sign_packet_owned};
 use edxml::compose::{
     CodeSpec, ComposeError, DocumentSpec, DocumentTypeSpec, OrgSpec, PromulgationSpec, SignerSpec,
     StaffSpec, guess_content_type, known_agency_name,
@@ -222,7 +222,7 @@ pub fn sign_within(
             max,
         });
     }
-    let signed = sign_packet(&unsigned, identity)?;
+    let signed = sign_packet_owned(unsigned, identity)?;
     let kind = match packet {
         Packet::Document(_) => SchemaKind::Document,
         Packet::Status(_) => SchemaKind::Status,

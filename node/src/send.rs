@@ -133,6 +133,8 @@ pub async fn send_document(node: &Shared, req: SendDocument) -> Result<Sent, Sen
     let max = node.config.max_packet_bytes;
     let out = tokio::task::spawn_blocking(move || {
         let doc = compose_document_named(&req, &me, &|c| n.agency_name(c))?;
+        // The composed document holds the attachments now; the request's copy goes.
+        drop(req);
         let packet = Packet::Document(doc);
         let bytes = crate::outgoing::sign_within(&packet, &identity, max)?;
         Ok::<_, OutgoingError>(outgoing(&packet, bytes, clock::now_ms()))

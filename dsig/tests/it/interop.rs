@@ -155,6 +155,25 @@ fn docaxis_signed_packets_verify_with_xmlsec1_given_only_the_ca() {
         let (ok, out) = xmlsec_verify(dir.path(), &p.root.cert_pem, &signed);
         assert!(ok, "{kind:?}: xmlsec1 refused a DocAxis signature:\n{out}");
         assert!(out.contains("OK"), "{out}");
+        // The signer that takes (and frees early) the unsigned bytes signs the same way.
+        let owned = docaxis_dsig::sign_packet_owned(
+            small_packet("000.00.00.G22").into_bytes(),
+            &identity(&p),
+        )
+        .unwrap();
+        let (ok, out) = xmlsec_verify(dir.path(), &p.root.cert_pem, &owned);
+        assert!(ok, "{kind:?}: xmlsec1 refused sign_packet_owned:\n{out}");
+        let without_values = |b: &[u8]| {
+            let t = String::from_utf8(b.to_vec()).unwrap();
+            let start = t.find("<ds:SignatureValue>").unwrap();
+            let end = t.find("</ds:SignatureValue>").unwrap();
+            format!("{}{}", &t[..start], &t[end..])
+        };
+        assert_eq!(
+            without_values(&signed),
+            without_values(&owned),
+            "{kind:?}: same bytes but for the (randomised) signature value"
+        );
     }
 }
 
