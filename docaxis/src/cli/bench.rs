@@ -42,7 +42,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
     /// Most threads of the runtime's blocking pool (signing, verification, database reads);
-    /// default: tokio's (512).
+    /// default: what hub and node use, four per core.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub blocking_threads: Option<u64>,
     /// Keep the hub's state in PostgreSQL: the URL of a database on the server to use (e.g.
@@ -102,19 +102,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .map(|r| format!(", paced at {r}/s"))
             .unwrap_or_default()
     );
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Some(n) = args.blocking_threads {
-        builder
-            .max_blocking_threads(usize::try_from(n).context("--blocking-threads is too large")?);
-    }
-    let rt = builder.build().context("cannot start the async runtime")?;
+    let blocking_threads = match args.blocking_threads {
+        Some(n) => usize::try_from(n).context("--blocking-threads is too large")?,
+        None => super::server_rt::default_blocking_threads(),
+    };
+    let rt = super::server_rt::build(Some(blocking_threads))?;
     let mut last = (Duration::ZERO, 0usize);
     let mut report = rt.block_on(bench::run(&opts, |p| {
         eprintln!("{}", progress_line(p, last));
         last = (p.elapsed, p.arrived);
     }))?;
-    report.blocking_threads = args.blocking_threads.and_then(|n| usize::try_from(n).ok());
+    report.blocking_threads = Some(blocking_threads);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &report)?;
@@ -179,7 +177,7 @@ pub(crate) fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> st
         )?;
     }
     if let Some(n) = r.blocking_threads {
-        writeln!(out, "runtime: blocking pool limited to {n} threads")?;
+        writeln!(out, "runtime:       blocking pool of at most {n} threads")?;
     }
     writeln!(
         out,
@@ -396,7 +394,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("load average was 6.5"), "{text}");
-        assert!(text.contains("limited to 16 threads"), "{text}");
+        assert!(
+            text.contains("blocking pool of at most 16 threads"),
+            "{text}"
+        );
         assert!(
             text.contains("peak RSS 90.0 MB for hub and both nodes (5000.0 × the signed packet)"),
             "{text}"

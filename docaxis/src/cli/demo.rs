@@ -72,7 +72,7 @@ const ALERT_PENDING_AFTER_SECS: u64 = 20;
 
 /// Runs the demo.
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let rt = super::server_rt::build(None)?;
     rt.block_on(demo(args))
 }
 

@@ -98,7 +98,7 @@ pub(crate) fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .context("--config hub.toml is required (or set DOCAXIS_HUB_CONFIG)")?;
     let config = HubConfig::load(&config_path)?;
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let rt = super::server_rt::build(None)?;
     match args.command {
         None => rt.block_on(serve(config)),
         Some(HubCommand::Migrate { to }) => rt.block_on(migrate(&config, &to)),

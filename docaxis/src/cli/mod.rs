@@ -12,5 +12,6 @@ mod extract;
 pub(crate) mod hub;
 pub(crate) mod node;
 pub(crate) mod pki;
+pub(crate) mod server_rt;
 pub(crate) mod signals;
 pub(crate) mod users;

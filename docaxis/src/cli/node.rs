@@ -289,10 +289,7 @@ pub(crate) fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("`docaxis node` needs --config node.toml (or DOCAXIS_NODE_CONFIG)");
     };
     let config = config.load()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = super::server_rt::build(None)?;
     rt.block_on(async move {
         super::signals::survive_file_size_limit();
         let node = start(config).await?;
