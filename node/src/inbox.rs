@@ -264,18 +264,26 @@ async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
     };
     let trust = node.trust.current();
     let me = node.config.agency.clone();
-    let checked = {
-        let bytes = bytes.clone();
-        tokio::task::spawn_blocking(move || verify_incoming(&bytes, &id, &trust, &me)).await
-    };
-    let verified = match checked {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return anomaly(e.to_string()).await,
+    // The bytes go to the check and come back with its verdict: a big packet is not copied.
+    let checked = tokio::task::spawn_blocking(move || {
+        let verdict = verify_incoming(&bytes, &id, &trust, &me);
+        (bytes, verdict)
+    })
+    .await;
+    let (bytes, mut verified) = match checked {
+        Ok((bytes, Ok(v))) => (bytes, v),
+        Ok((_, Err(e))) => return anomaly(e.to_string()).await,
         Err(e) => {
             tracing::error!(packet = %id, error = %e, "inbox: verification task failed");
             return Outcome::Later;
         }
     };
+    // The inbox entry and the answer need the header; the attachments stay in the stored bytes.
+    if let Packet::Document(d) = &mut verified.packet {
+        for a in &mut d.attachments {
+            drop(std::mem::take(&mut a.payload));
+        }
+    }
     let stored = match &verified.packet {
         Packet::Document(_) => store_document(node, id, bytes, verified).await,
         Packet::Status(_) => store_status(node, id, bytes, verified).await,

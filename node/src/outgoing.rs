@@ -215,6 +215,34 @@ pub fn sign_within(
     max: usize,
 ) -> Result<Vec<u8>, OutgoingError> {
     let unsigned = write(packet)?;
+    sign_written(packet, unsigned, identity, max)
+}
+
+/// [`sign_within`] for a packet the caller hands over: once the unsigned packet is written,
+/// the attachments' text is freed, so a big document is held once less while it is signed.
+/// Returns the packet (its attachments without their text: names and types only) and the
+/// signed bytes.
+pub fn sign_within_owned(
+    mut packet: Packet,
+    identity: &SigningIdentity,
+    max: usize,
+) -> Result<(Packet, Vec<u8>), OutgoingError> {
+    let unsigned = write(&packet)?;
+    if let Packet::Document(d) = &mut packet {
+        for a in &mut d.attachments {
+            drop(std::mem::take(&mut a.payload));
+        }
+    }
+    let signed = sign_written(&packet, unsigned, identity, max)?;
+    Ok((packet, signed))
+}
+
+fn sign_written(
+    packet: &Packet,
+    unsigned: Vec<u8>,
+    identity: &SigningIdentity,
+    max: usize,
+) -> Result<Vec<u8>, OutgoingError> {
     // The signature adds a few kilobytes (the signer's chain): count them against the limit.
     if unsigned.len().saturating_add(8 * 1024) > max {
         return Err(OutgoingError::TooLarge {

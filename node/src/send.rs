@@ -135,8 +135,8 @@ pub async fn send_document(node: &Shared, req: SendDocument) -> Result<Sent, Sen
         let doc = compose_document_named(&req, &me, &|c| n.agency_name(c))?;
         // The composed document holds the attachments now; the request's copy goes.
         drop(req);
-        let packet = Packet::Document(doc);
-        let bytes = crate::outgoing::sign_within(&packet, &identity, max)?;
+        let (packet, bytes) =
+            crate::outgoing::sign_within_owned(Packet::Document(doc), &identity, max)?;
         Ok::<_, OutgoingError>(outgoing(&packet, bytes, clock::now_ms()))
     })
     .await

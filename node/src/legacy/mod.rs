@@ -399,8 +399,8 @@ async fn send_document(
     let max = node.config.max_packet_bytes;
     let packet = Packet::Document(d);
     let mut out = tokio::task::spawn_blocking(move || {
-        crate::outgoing::sign_within(&packet, &identity, max)
-            .map(|bytes| crate::outgoing::outgoing(&packet, bytes, clock::now_ms()))
+        crate::outgoing::sign_within_owned(packet, &identity, max)
+            .map(|(packet, bytes)| crate::outgoing::outgoing(&packet, bytes, clock::now_ms()))
     })
     .await
     .map_err(|e| (code::INTERNAL, format!("signing failed: {e}")))?
