@@ -276,6 +276,23 @@ impl Attachment {
         }
     }
 
+    /// Builds an attachment from base64 text already validated as a [`Payload`] (no decoding
+    /// and encoding again: a big file is held once less).
+    pub fn from_payload(
+        content_id: impl AsRef<str>,
+        name: impl Into<String>,
+        content_type: impl Into<String>,
+        payload: Payload,
+    ) -> Self {
+        Self {
+            content_id: normalize_content_id(content_id.as_ref()).to_owned(),
+            name: name.into(),
+            description: None,
+            content_type: content_type.into(),
+            payload,
+        }
+    }
+
     pub fn decoded(&self) -> Result<Vec<u8>, AttachmentError> {
         self.payload.decoded()
     }

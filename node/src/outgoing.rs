@@ -9,7 +9,6 @@
 //! - Signing is blocking and CPU-bound: async callers run [`sign`] in `spawn_blocking`.
 //! - Nothing here touches storage; the caller commits what is returned.
 
-use base64::Engine;
 use serde::Deserialize;
 
 use dsig::{SignError, SigningIdentity, sign_packet_owned};
@@ -19,7 +18,8 @@ use edxml::compose::{
 };
 use edxml::schema::SchemaKind;
 use edxml::{
-    Attachment, DocumentPacket, EdxmlDateTime, Organization, Packet, TraceHeader, WriteError, write,
+    Attachment, DocumentPacket, EdxmlDateTime, Organization, Packet, Payload, TraceHeader,
+    WriteError, write,
 };
 use exchange::packet_id::PacketId;
 
@@ -177,8 +177,7 @@ pub fn compose_document_named(
         if name.is_empty() {
             return Err(fail("the name is empty".into()));
         }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(a.data.trim())
+        let payload = strict_payload(a.data.trim())
             .map_err(|e| fail(format!("data is not valid base64: {e}")))?;
         let content_type = a
             .content_type
@@ -186,7 +185,7 @@ pub fn compose_document_named(
             .filter(|c| !c.trim().is_empty())
             .unwrap_or_else(|| guess_content_type(name).to_string());
         let mut attachment =
-            Attachment::from_bytes(index.to_string(), name.to_string(), content_type, &bytes);
+            Attachment::from_payload(index.to_string(), name.to_string(), content_type, payload);
         attachment.description = a.description.clone().filter(|d| !d.trim().is_empty());
         doc.add_attachment(attachment);
     }
@@ -195,6 +194,26 @@ pub fn compose_document_named(
         timestamp: EdxmlDateTime::now(),
     }];
     Ok(doc)
+}
+
+/// Base64 from a request as the packet's payload, checked as strictly as decoding it with the
+/// standard padded alphabet would (canonical padding and trailing bits), but in 64 KiB pieces:
+/// a big file is never decoded whole, nor encoded again.
+fn strict_payload(text: &str) -> Result<Payload, String> {
+    use base64::Engine as _;
+    const PIECE: usize = 64 * 1024; // a multiple of 4: only the last piece may carry padding
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut buf = vec![0u8; PIECE / 4 * 3];
+    for piece in text.as_bytes().chunks(PIECE) {
+        if engine.decode_slice(piece, &mut buf).is_err() {
+            // Decode the whole once more, only to name the fault with its true offset.
+            return Err(match engine.decode(text) {
+                Err(e) => e.to_string(),
+                Ok(_) => "invalid base64".to_string(),
+            });
+        }
+    }
+    Payload::from_base64(text).map_err(|e| e.to_string())
 }
 
 /// The agency codes a request sends to.
@@ -291,6 +310,39 @@ mod tests {
     use super::*;
     use edxml::{AgencyCode, ReadOptions, StatusCode, read};
     use exchange::status::status_received;
+
+    #[test]
+    fn request_base64_is_checked_as_strictly_as_a_whole_decode_without_one() {
+        use base64::Engine as _;
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let text = base64::engine::general_purpose::STANDARD.encode(&big);
+        let payload = strict_payload(&text).unwrap();
+        assert_eq!(payload.decoded().unwrap(), big, "several 64 KiB pieces");
+        assert_eq!(strict_payload("QQ==").unwrap().decoded().unwrap(), b"A");
+        for (bad, why) in [
+            ("QR==", "trailing bits"),
+            ("QQ", "missing padding"),
+            ("QQ=", "short padding"),
+            ("Q Q==", "whitespace"),
+            ("QQ==QQ==", "padding in the middle"),
+            ("QQ*=", "a character outside the alphabet"),
+        ] {
+            let e = strict_payload(bad).unwrap_err();
+            assert_eq!(
+                Some(e.as_str()),
+                base64::engine::general_purpose::STANDARD
+                    .decode(bad)
+                    .err()
+                    .map(|e| e.to_string())
+                    .as_deref(),
+                "{why}: the whole decode's message"
+            );
+        }
+        let mut late = text.clone();
+        late.replace_range(150_000..150_001, "*");
+        let e = strict_payload(&late).unwrap_err();
+        assert!(e.contains("150000"), "the true offset, not a piece's: {e}");
+    }
 
     fn me() -> Organization {
         Organization::new(
