@@ -37,8 +37,18 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     parse_hwm(&status)
 }
 
+/// The resident memory of this process now (`VmRSS`), in bytes.
+pub(crate) fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_kb_field(&status, "VmRSS:")
+}
+
 fn parse_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    parse_kb_field(status, "VmHWM:")
+}
+
+fn parse_kb_field(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kb.checked_mul(1024)
 }

@@ -160,6 +160,9 @@ pub(crate) struct BenchReport {
     /// The most resident memory the whole process (hub and both nodes) held during the run,
     /// when the system tells (Linux `VmHWM`).
     pub peak_rss_bytes: Option<u64>,
+    /// Resident memory when the first document was sent (hub and both nodes running, idle):
+    /// what the peak adds to it is what the documents cost.
+    pub rss_before_bytes: Option<u64>,
     pub concurrency: usize,
     pub rate: Option<f64>,
     /// Clerk API answers per second over the sending phase.
@@ -409,6 +412,7 @@ async fn drive(
     ];
     let stats_before = stores.each_ref().map(|(_, stats)| stats());
     let cpu_before = cpu::process_cpu_time();
+    let rss_before = cpu::rss_bytes();
     let t0 = Instant::now();
     let mut workers: JoinSet<Result<Vec<SentDoc>, BenchError>> = JoinSet::new();
     for _ in 0..opts.concurrency.min(count) {
@@ -601,6 +605,7 @@ async fn drive(
         key: opts.key,
         packet_bytes,
         peak_rss_bytes: cpu::peak_rss_bytes(),
+        rss_before_bytes: rss_before,
         concurrency: opts.concurrency,
         rate: opts.rate,
         clerk_calls_per_second: per_second(count, send),

@@ -221,11 +221,32 @@ pub(crate) fn print_report(out: &mut impl std::io::Write, r: &BenchReport) -> st
         )?;
     }
     if let Some(rss) = r.peak_rss_bytes {
+        let packet = r.packet_bytes.max(1) as f64;
+        let before = r
+            .rss_before_bytes
+            .map(|b| {
+                let added = rss.saturating_sub(b) as f64;
+                // Ratios to the packet only say something for packets of a megabyte or more.
+                let per_packet = if r.packet_bytes >= 1 << 20 {
+                    format!(", {:.1} × the signed packet", added / packet)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "; {:.1} MB more than before the first document{per_packet}",
+                    added / 1e6
+                )
+            })
+            .unwrap_or_default();
+        let whole = if r.packet_bytes >= 1 << 20 {
+            format!(" ({:.1} × the signed packet)", rss as f64 / packet)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "memory:        peak RSS {:.1} MB for hub and both nodes ({:.1} × the signed packet)",
+            "memory:        peak RSS {:.1} MB for hub and both nodes{whole}{before}",
             rss as f64 / 1e6,
-            rss as f64 / r.packet_bytes.max(1) as f64
         )?;
     }
     writeln!(
@@ -345,6 +366,7 @@ mod tests {
             key: BenchKey::Rsa,
             packet_bytes: 18_000,
             peak_rss_bytes: Some(90_000_000),
+            rss_before_bytes: Some(60_000_000),
             concurrency: 32,
             rate: None,
             clerk_calls_per_second: 400.0,
@@ -399,7 +421,24 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("peak RSS 90.0 MB for hub and both nodes (5000.0 × the signed packet)"),
+            text.contains(
+                "peak RSS 90.0 MB for hub and both nodes; 30.0 MB more than before the first \
+                 document\n"
+            ),
+            "an 18 KB packet gets no ratio: {text}"
+        );
+        let big = BenchReport {
+            packet_bytes: 10_000_000,
+            ..report
+        };
+        let mut out = Vec::new();
+        print_report(&mut out, &big).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "peak RSS 90.0 MB for hub and both nodes (9.0 × the signed packet); 30.0 MB more \
+                 than before the first document, 3.0 × the signed packet"
+            ),
             "{text}"
         );
     }
