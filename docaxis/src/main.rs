@@ -19,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc's `mi_option_purge_delay` (the same place in the option enum of mimalloc 2 and 3).
 const MI_OPTION_PURGE_DELAY: i32 = 15;
 /// How long freed memory stays mapped before mimalloc returns it to the system, in ms.
-const PURGE_DELAY_MS: std::ffi::c_long = 10;
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
 unsafe extern "C" {
     fn mi_option_set(option: i32, value: std::ffi::c_long);
@@ -27,11 +27,16 @@ unsafe extern "C" {
     fn mi_option_get(option: i32) -> std::ffi::c_long;
 }
 
-/// mimalloc 3 keeps freed memory for a second before it returns it (mimalloc 2: 10 ms). A big
-/// packet's buffers, freed by one party's thread while another party allocates its own, then
-/// add up: two 53 MB documents at once peaked at 15 × the packet instead of 9 ×. Back to
-/// mimalloc 2's 10 ms; the 10 KB benchmark's figures do not move (README, "Big documents").
+/// mimalloc 3 keeps freed memory for a second before it returns it. A big packet's buffers,
+/// freed by one party's thread while another party allocates its own, then add up: two 53 MB
+/// documents at once peaked at 14–15 × the packet. At 100 ms they peak at 10 × and one alone
+/// at 4.6 × instead of 5 ×, for about 3 % of the 10 KB benchmark's documents per second (10 ms
+/// cost 5–10 %). `MIMALLOC_PURGE_DELAY` set by the operator wins (README, "Big documents").
 fn return_freed_memory_sooner() {
+    // An operator's own setting (mimalloc reads it at start) stays.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: both are plain functions of the linked mimalloc taking and returning integers;
     // setting an option is thread-safe and valid at any time.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
