@@ -391,6 +391,17 @@ pub enum Packet {
 }
 
 impl Packet {
+    /// Frees the attachments' base64 text, keeping their names, types and descriptions: for
+    /// code that needs only the header of a packet whose bytes are kept elsewhere, so that a
+    /// big packet is not held twice. The packet can no longer be written out whole.
+    pub fn drop_attachment_text(&mut self) {
+        if let Packet::Document(d) = self {
+            for a in &mut d.attachments {
+                drop(std::mem::take(&mut a.payload));
+            }
+        }
+    }
+
     pub fn kind(&self) -> PacketKind {
         match self {
             Packet::Document(_) => PacketKind::Document,

@@ -507,11 +507,7 @@ impl Hub {
         })?;
         // The hub routes by the header and stores the bytes as received: the attachments'
         // text (most of a big packet) is not kept while the schema and signature are checked.
-        if let Packet::Document(d) = &mut outcome.packet {
-            for a in &mut d.attachments {
-                drop(std::mem::take(&mut a.payload));
-            }
-        }
+        outcome.packet.drop_attachment_text();
         let kind = match outcome.packet {
             Packet::Document(_) => SchemaKind::Document,
             Packet::Status(_) => SchemaKind::Status,

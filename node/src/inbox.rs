@@ -279,11 +279,7 @@ async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
         }
     };
     // The inbox entry and the answer need the header; the attachments stay in the stored bytes.
-    if let Packet::Document(d) = &mut verified.packet {
-        for a in &mut d.attachments {
-            drop(std::mem::take(&mut a.payload));
-        }
-    }
+    verified.packet.drop_attachment_text();
     let stored = match &verified.packet {
         Packet::Document(_) => store_document(node, id, bytes, verified).await,
         Packet::Status(_) => store_status(node, id, bytes, verified).await,

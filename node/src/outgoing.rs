@@ -247,11 +247,7 @@ pub fn sign_within_owned(
     max: usize,
 ) -> Result<(Packet, Vec<u8>), OutgoingError> {
     let unsigned = write(&packet)?;
-    if let Packet::Document(d) = &mut packet {
-        for a in &mut d.attachments {
-            drop(std::mem::take(&mut a.payload));
-        }
-    }
+    packet.drop_attachment_text();
     let signed = sign_written(&packet, unsigned, identity, max)?;
     Ok((packet, signed))
 }

@@ -411,3 +411,35 @@ fn a_trace_point_without_organ_id_is_read_leniently_and_refused_strictly() {
     let err = read(gateway.as_bytes(), &ReadOptions::strict()).unwrap_err();
     assert!(err.to_string().contains("no OrganId"), "{err}");
 }
+
+/// `drop_attachment_text` keeps what the header of a big packet is needed for (sender,
+/// recipients, document id, attachment names and types) and frees only the base64 text;
+/// a status packet is left as it was.
+#[test]
+fn dropping_attachment_text_keeps_the_header_and_the_names() {
+    let dir = &conformance_dirs()[0];
+    let bytes = std::fs::read(dir.join("document_new.edxml")).unwrap();
+    let read_one = || read(&bytes, &ReadOptions::default()).unwrap().packet;
+    let whole = read_one();
+    let mut light = read_one();
+    light.drop_attachment_text();
+    let (Packet::Document(w), Packet::Document(l)) = (&whole, &light) else {
+        panic!("document_new.edxml is a document");
+    };
+    assert!(!w.attachments.is_empty(), "the sample carries attachments");
+    assert_eq!(w.attachments.len(), l.attachments.len());
+    for (a, b) in w.attachments.iter().zip(&l.attachments) {
+        assert!(a.payload.encoded_len() > 0);
+        assert_eq!(b.payload.encoded_len(), 0, "{}", b.name);
+        assert_eq!((&a.name, &a.content_type), (&b.name, &b.content_type));
+    }
+    assert_eq!(whole.from(), light.from());
+    assert_eq!(whole.to(), light.to());
+    assert_eq!(whole.document_id(), light.document_id());
+
+    let status = std::fs::read(dir.join("status_01_received.edxml")).unwrap();
+    let before = read(&status, &ReadOptions::default()).unwrap().packet;
+    let mut after = before.clone();
+    after.drop_attachment_text();
+    assert_eq!(before, after);
+}
