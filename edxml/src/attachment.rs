@@ -267,13 +267,7 @@ impl Attachment {
         content_type: impl Into<String>,
         bytes: &[u8],
     ) -> Self {
-        Self {
-            content_id: normalize_content_id(content_id.as_ref()).to_owned(),
-            name: name.into(),
-            description: None,
-            content_type: content_type.into(),
-            payload: Payload::encode(bytes),
-        }
+        Self::from_payload(content_id, name, content_type, Payload::encode(bytes))
     }
 
     /// Builds an attachment from base64 text already validated as a [`Payload`] (no decoding

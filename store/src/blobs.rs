@@ -172,11 +172,6 @@ impl Blobs {
         }
     }
 
-    /// The length of the bytes a table value stands for, without reading them.
-    pub fn len_of(value: &[u8]) -> u64 {
-        BlobRef::decode(value).map_or(value.len() as u64, |r| r.len)
-    }
-
     fn read(&self, r: BlobRef) -> Result<Vec<u8>, StoreError> {
         let corrupt = |why: String| {
             StoreError::Corrupt(format!(
@@ -246,51 +241,48 @@ impl Blobs {
     }
 
     fn file_for_read(&self) -> Result<Option<&File>, StoreError> {
-        if let Some(f) = self.inner.file.get() {
-            return Ok(Some(f));
-        }
-        let _guard = self.inner.create.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = self.inner.file.get() {
-            return Ok(Some(f));
-        }
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.inner.path)
-        {
-            Ok(f) => Ok(Some(self.inner.file.get_or_init(|| f))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(&self.inner.path, e)),
-        }
+        self.file(false)
     }
 
     fn file_for_append(&self) -> Result<&File, StoreError> {
+        // `create` never answers `None`.
+        self.file(true)?
+            .ok_or_else(|| self.failed(std::io::ErrorKind::NotFound.into()))
+    }
+
+    /// The open file; opened on first use, and created (its name made durable) when `create`.
+    /// `None` when it does not exist and `create` is false.
+    fn file(&self, create: bool) -> Result<Option<&File>, StoreError> {
         if let Some(f) = self.inner.file.get() {
-            return Ok(f);
+            return Ok(Some(f));
         }
         let _guard = self.inner.create.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = self.inner.file.get() {
-            return Ok(f);
+            return Ok(Some(f));
         }
         let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true);
+        options.read(true).write(true).create(create);
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let f = options.open(&self.inner.path).map_err(|e| self.failed(e))?;
-        // The new file's name must be durable before anything in it is referenced.
-        if let Some(dir) = self.inner.path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
+        let f = match options.open(&self.inner.path) {
+            Ok(f) => f,
+            Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if create => return Err(self.failed(e)),
+            Err(e) => return Err(io_error(&self.inner.path, e)),
+        };
+        if create {
+            // The new file's name must be durable before anything in it is referenced.
+            let dir = match self.inner.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
             };
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| self.failed(e))?;
         }
-        Ok(self.inner.file.get_or_init(|| f))
+        Ok(Some(self.inner.file.get_or_init(|| f)))
     }
 }
 
@@ -316,7 +308,5 @@ mod tests {
         assert_eq!(BlobRef::decode(b"<?xml version=\"1.0\"?><edXML/>"), None);
         // An inline value of exactly the reference's length is still inline unless tagged.
         assert_eq!(BlobRef::decode(&[b'<'; REF_LEN]), None);
-        assert_eq!(Blobs::len_of(&r.encode()), 53 * 1024 * 1024);
-        assert_eq!(Blobs::len_of(b"<a/>"), 4);
     }
 }

@@ -717,16 +717,26 @@ mod tests {
         .unwrap()
     }
 
-    fn put(store: &Store, key: u64, bytes: Vec<u8>, refuse: bool) -> Result<(), TestError> {
+    /// A job that puts `bytes` in the blob file under `key`, then refuses when told to.
+    fn put_job(
+        store: &Store,
+        key: u64,
+        bytes: Vec<u8>,
+        refuse: bool,
+    ) -> impl FnMut(&WriteTransaction) -> Result<(), TestError> + Send + 'static {
         let blobs = store.blobs().clone();
-        store.write_blocking(move |txn| -> Result<(), TestError> {
+        move |txn| {
             let value = blobs.put(txn, &bytes)?;
             txn.open_table(P).db()?.insert(key, value.as_slice()).db()?;
             if refuse {
                 return Err(TestError::Refused(key.to_string()));
             }
             Ok(())
-        })
+        }
+    }
+
+    fn put(store: &Store, key: u64, bytes: Vec<u8>, refuse: bool) -> Result<(), TestError> {
+        store.write_blocking(put_job(store, key, bytes, refuse))
     }
 
     fn get(store: &Store, key: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -819,17 +829,8 @@ mod tests {
         for i in 0..300u64 {
             let s = store.clone();
             handles.push(tokio::spawn(async move {
-                let blobs = s.blobs().clone();
                 let bytes = vec![(i % 256) as u8; 100 + i as usize * 37];
-                s.write(move |txn| -> Result<(), TestError> {
-                    let value = blobs.put(txn, &bytes)?;
-                    txn.open_table(P).db()?.insert(i, value.as_slice()).db()?;
-                    if i % 40 == 3 {
-                        return Err(TestError::Refused(i.to_string()));
-                    }
-                    Ok(())
-                })
-                .await
+                s.write(put_job(&s, i, bytes, i % 40 == 3)).await
             }));
         }
         for h in handles {
