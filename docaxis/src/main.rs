@@ -13,6 +13,9 @@ mod cli;
 /// benchmark's CPU (README, "Where a document's time goes"). Built with `no_thp`: mimalloc
 /// otherwise asks for transparent huge pages, and every fresh 2 MiB page it then touches is
 /// zeroed by the kernel — a quarter of the benchmark's CPU went to `clear_page_erms`.
+/// The `system-allocator` feature leaves glibc's malloc in place, for heap profilers that
+/// watch malloc (heaptrack); it is not for production.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

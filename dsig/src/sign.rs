@@ -356,6 +356,12 @@ fn sign_inner(input: Input<'_>, id: &SigningIdentity) -> Result<Vec<u8>, SignErr
     sign_with_template(doc, id)
 }
 
+/// Spare capacity left in the templated packet for what signing writes into it in place
+/// (`DigestValue`, `SignatureValue`, indentation). bergshamra reserves 4 KiB before filling
+/// the values; without this slack that reserve reallocates a big packet to twice its size
+/// and copies it, holding it twice more at the peak.
+const SIGNING_SLACK: usize = 8192;
+
 /// The unsigned packet with the empty signature template inserted as the last child of
 /// `edXMLHeader`, after the profile scan of the unsigned bytes.
 fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<String, SignError> {
@@ -395,7 +401,7 @@ fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<String, Sign
     let line_start = last_newline.map_or(0, |i| i + 1);
     let indent = &before[line_start..];
     let own_line = line_start > 0 && indent.bytes().all(|b| b == b' ' || b == b'\t');
-    let mut doc = String::with_capacity(text.len() + template.len() + 64);
+    let mut doc = String::with_capacity(text.len() + template.len() + SIGNING_SLACK);
     doc.push_str(before);
     if own_line {
         doc.push_str("  ");
