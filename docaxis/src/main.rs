@@ -5,46 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod alloc;
 mod bench;
 mod cli;
 
-/// mimalloc instead of the system allocator: the exchange allocates and frees many small
-/// buffers per document on several threads, where glibc's malloc showed up as ~15 % of the
-/// benchmark's CPU (README, "Where a document's time goes"). Built with `no_thp`: mimalloc
-/// otherwise asks for transparent huge pages, and every fresh 2 MiB page it then touches is
-/// zeroed by the kernel — a quarter of the benchmark's CPU went to `clear_page_erms`.
-/// The `system-allocator` feature leaves glibc's malloc in place, for heap profilers that
-/// watch malloc (heaptrack); it is not for production.
+/// mimalloc for ordinary blocks, the kernel directly for big ones (`alloc`). The
+/// `system-allocator` feature leaves glibc's malloc in place, for heap profilers that watch
+/// malloc (heaptrack); it is not for production.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `mi_option_purge_delay` (the same place in the option enum of mimalloc 2 and 3).
-const MI_OPTION_PURGE_DELAY: i32 = 15;
-/// How long freed memory stays mapped before mimalloc returns it to the system, in ms.
-const PURGE_DELAY_MS: std::ffi::c_long = 100;
-
-unsafe extern "C" {
-    fn mi_option_set(option: i32, value: std::ffi::c_long);
-    #[cfg(test)]
-    fn mi_option_get(option: i32) -> std::ffi::c_long;
-}
-
-/// mimalloc 3 keeps freed memory for a second before it returns it. A big packet's buffers,
-/// freed by one party's thread while another party allocates its own, then add up: two 53 MB
-/// documents at once peaked at 14–15 × the packet. At 100 ms they peak at 10 × and one alone
-/// at 4.6 × instead of 5 ×, for about 3 % of the 10 KB benchmark's documents per second (10 ms
-/// cost 5–10 %). `MIMALLOC_PURGE_DELAY` set by the operator wins (README, "Big documents").
-fn return_freed_memory_sooner() {
-    // An operator's own setting (mimalloc reads it at start) stays.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    // SAFETY: both are plain functions of the linked mimalloc taking and returning integers;
-    // setting an option is thread-safe and valid at any time.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-}
-
+static GLOBAL: alloc::Allocator = alloc::Allocator;
 /// DocAxis — inter-agency electronic document exchange (edXML, QCVN 102:2016).
 ///
 /// One binary plays every role: the national hub, an agency node, and the tools clerks and
@@ -103,7 +73,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    return_freed_memory_sooner();
+    alloc::return_freed_memory_sooner();
     let cli = Cli::parse();
     // The demo and the benchmark narrate on stdout; its components' logs stay quiet unless asked for.
     init_logging(
@@ -150,19 +120,4 @@ fn init_logging(default: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-#[cfg(test)]
-mod allocator_tests {
-    use super::*;
-
-    #[test]
-    fn the_purge_delay_is_set_on_the_linked_mimalloc() {
-        return_freed_memory_sooner();
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // SAFETY: see `return_freed_memory_sooner`.
-            let set = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
-            assert_eq!(set, PURGE_DELAY_MS);
-        }
-    }
 }

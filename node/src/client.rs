@@ -177,6 +177,18 @@ impl ApiClient {
             .await
     }
 
+    /// `POST /api/v1/documents` with a request already serialised as JSON: the bytes are
+    /// handed to the connection without another copy (the benchmark's big documents).
+    pub async fn send_body(&self, json: Vec<u8>) -> Result<Sent, ClientError> {
+        self.call(
+            self.http
+                .post(self.url("/api/v1/documents"))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json),
+        )
+        .await
+    }
+
     /// `GET /api/v1/outbox`.
     pub async fn outbox(
         &self,

@@ -426,16 +426,19 @@ async fn drive(
                 if index >= count {
                     return Ok(out);
                 }
-                let request = workload.request(index);
+                let request = workload.request_body(index);
                 if let Some(rate) = rate {
                     let at = t0 + Duration::from_secs_f64(index as f64 / rate);
                     tokio::time::sleep_until(at.into()).await;
                 }
                 let start = Instant::now();
-                let answer = clerk.send(&request).await.map_err(|e| BenchError::Send {
-                    index: index + 1,
-                    message: e.to_string(),
-                })?;
+                let answer = clerk
+                    .send_body(request)
+                    .await
+                    .map_err(|e| BenchError::Send {
+                        index: index + 1,
+                        message: e.to_string(),
+                    })?;
                 let answered = Instant::now();
                 let id = answer.packet_id.parse().map_err(|e| BenchError::Send {
                     index: index + 1,
