@@ -4,8 +4,9 @@
 //! child of `edXMLHeader`, with exclusive C14N, one `Reference URI=""` whose transforms are
 //! exactly enveloped-signature then exclusive C14N, a SHA-256 digest, RSA-SHA256 or
 //! ECDSA-SHA256 chosen from the key, and the signer's certificate chain (leaf first, then
-//! intermediates) in `KeyInfo/X509Data`. bergshamra computes the digest and the signature
-//! value from that template.
+//! intermediates) in `KeyInfo/X509Data`. The digest is bergshamra's exclusive C14N of the
+//! packet streamed into SHA-256, and the signature value aws-lc's over bergshamra's canonical
+//! `SignedInfo`, from one parse of the packet.
 //!
 //! Invariants:
 //! - The input bytes are kept as they are; the only change is the inserted signature (plus
@@ -26,8 +27,14 @@
 use std::fmt;
 use std::path::Path;
 
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, RsaKeyPair};
 use base64::Engine as _;
-use bergshamra::{DsigContext, KeysManager};
+use bergshamra::c14n::{self, C14nMode};
+use bergshamra::xml::nodeset::NodeSet;
 use time::OffsetDateTime;
 
 use super::algorithms::{DigestAlgorithm, SignatureAlgorithm};
@@ -115,6 +122,7 @@ pub enum SignError {
 #[derive(Clone)]
 pub struct SigningIdentity {
     key: bergshamra::Key,
+    signer: Arc<PacketSigner>,
     chain: Vec<Vec<u8>>,
     algorithm: SignatureAlgorithm,
     subject: String,
@@ -148,7 +156,7 @@ impl SigningIdentity {
     /// or without digitalSignature/nonRepudiation usage, and keys other than RSA ≥ 2048 bits
     /// or EC P-256.
     pub fn from_pem(key_pem: &[u8], chain_pem: &[u8]) -> Result<Self, SignError> {
-        let key = load_private_key(key_pem)?;
+        let (key, pkcs8) = load_private_key(key_pem)?;
         let chain = pem_blocks(chain_pem, "CERTIFICATE")
             .map_err(|reason| SignError::Certificate { reason })?;
         if chain.is_empty() {
@@ -232,8 +240,10 @@ impl SigningIdentity {
                 ),
             });
         }
+        let signer = Arc::new(PacketSigner::from_pkcs8(&pkcs8, algorithm)?);
         Ok(SigningIdentity {
             key,
+            signer,
             algorithm,
             subject: leaf.subject.clone(),
             agency_code: leaf.agency_code.clone(),
@@ -281,7 +291,8 @@ impl SigningIdentity {
     }
 }
 
-fn load_private_key(pem: &[u8]) -> Result<bergshamra::Key, SignError> {
+/// The engine's key and the PKCS#8 DER it was read from.
+fn load_private_key(pem: &[u8]) -> Result<(bergshamra::Key, Vec<u8>), SignError> {
     let blocks = crate::pem::private_keys(pem).map_err(|e| SignError::Key {
         reason: e.to_string(),
     })?;
@@ -328,7 +339,7 @@ fn load_private_key(pem: &[u8]) -> Result<bergshamra::Key, SignError> {
     }
     // The chain is written into the template by DocAxis, not by bergshamra.
     key.x509_chain.clear();
-    Ok(key)
+    Ok((key, block.der.clone()))
 }
 
 /// Signs an unsigned edXML packet and returns the final signed bytes.
@@ -357,14 +368,13 @@ fn sign_inner(input: Input<'_>, id: &SigningIdentity) -> Result<Vec<u8>, SignErr
 }
 
 /// Spare capacity left in the templated packet for what signing writes into it in place
-/// (`DigestValue`, `SignatureValue`, indentation). bergshamra reserves 4 KiB before filling
-/// the values; without this slack that reserve reallocates a big packet to twice its size
-/// and copies it, holding it twice more at the peak.
+/// (`DigestValue` and `SignatureValue`): without it, filling them would reallocate a big
+/// packet and hold it twice at the peak.
 const SIGNING_SLACK: usize = 8192;
 
 /// The unsigned packet with the empty signature template inserted as the last child of
 /// `edXMLHeader`, after the profile scan of the unsigned bytes.
-fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<String, SignError> {
+fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<Templated, SignError> {
     let unsigned: &[u8] = match input {
         Input::Borrowed(b) => b,
         Input::Owned(v) => v,
@@ -405,6 +415,9 @@ fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<String, Sign
     doc.push_str(before);
     if own_line {
         doc.push_str("  ");
+    }
+    let template_at = doc.len();
+    if own_line {
         doc.push_str(&template);
         doc.push_str(newline);
         doc.push_str(indent);
@@ -412,18 +425,94 @@ fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<String, Sign
         doc.push_str(&template);
     }
     doc.push_str(&text[layout.header_end..]);
-    Ok(doc)
+    Ok(Templated { doc, template_at })
 }
 
-/// Signs the templated packet with bergshamra and checks the output with the verifier's scan.
-fn sign_with_template(doc: String, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+/// A packet with the empty signature template in it.
+struct Templated {
+    doc: String,
+    /// Byte offset of the template's `<ds:Signature`.
+    template_at: usize,
+}
+
+/// Where the template leaves the two values empty.
+const EMPTY_DIGEST: &str = "<ds:DigestValue></ds:DigestValue>";
+const EMPTY_SIGNATURE: &str = "<ds:SignatureValue></ds:SignatureValue>";
+
+/// Fills the template and checks the output with the verifier's scan.
+///
+/// One parse of the packet (uppsala, the engine's parser): the reference digest is
+/// bergshamra's exclusive C14N of the whole packet without the signature, streamed into
+/// SHA-256; `SignedInfo` is canonicalised by bergshamra too, with the digest in it; the
+/// signature value is aws-lc's. bergshamra's own `sign_owned` parses a packet four times
+/// (ARCHITECTURE decision 28); the output is the same packet, and `xmlsec1` checks it in the
+/// tests.
+fn sign_with_template(templated: Templated, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
     let limits = Limits::default();
-    let mut keys = KeysManager::new();
-    keys.add_key(id.key.clone());
-    let ctx = DsigContext::new(keys);
-    let signed = bergshamra::dsig::sign::sign_owned(&ctx, doc).map_err(|e| SignError::Engine {
+    let Templated {
+        mut doc,
+        template_at,
+    } = templated;
+
+    let engine = |e: &dyn fmt::Display| SignError::Engine {
         reason: e.to_string(),
-    })?;
+    };
+    let (digest, canonical_signed_info) = {
+        let parsed = uppsala::parse(&doc).map_err(|e| engine(&e))?;
+        let signature = parsed
+            .descendants(parsed.root())
+            .into_iter()
+            .find(|&n| {
+                parsed
+                    .element(n)
+                    .is_some_and(|e| e.matches_name_ns(DSIG_NS, "Signature"))
+            })
+            .ok_or_else(|| engine(&"the template's ds:Signature is missing"))?;
+        let signed_info = parsed
+            .children(signature)
+            .into_iter()
+            .find(|&n| {
+                parsed
+                    .element(n)
+                    .is_some_and(|e| e.matches_name_ns(DSIG_NS, "SignedInfo"))
+            })
+            .ok_or_else(|| engine(&"the template's ds:SignedInfo is missing"))?;
+        // The reference: the whole packet without comments (it has none) and, by the
+        // enveloped-signature transform, without the signature element.
+        let mut whole = NodeSet::all_without_comments(&parsed);
+        let mut stack = vec![signature];
+        while let Some(n) = stack.pop() {
+            whole.remove_id(n);
+            stack.extend(parsed.children(n));
+        }
+        let mut sink = DigestSink(digest::Context::new(&digest::SHA256));
+        c14n::canonicalize_doc_to(
+            &parsed,
+            C14nMode::Exclusive,
+            Some(&whole),
+            &[] as &[&str],
+            &mut sink,
+        )
+        .map_err(|e| engine(&e))?;
+        let info = NodeSet::tree_without_comments(signed_info, &parsed);
+        let canonical =
+            c14n::canonicalize_doc(&parsed, C14nMode::Exclusive, Some(&info), &[] as &[&str])
+                .map_err(|e| engine(&e))?;
+        (sink.0.finish(), canonical)
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let digest = b64.encode(digest.as_ref());
+    // The canonical SignedInfo holds the template's empty DigestValue as written (exclusive
+    // C14N keeps an empty element's start and end tags and adds no namespace there), and
+    // base64 text canonicalises to itself.
+    let mut canonical_signed_info = String::from_utf8(canonical_signed_info)
+        .map_err(|_| engine(&"the canonical SignedInfo is not UTF-8"))?;
+    fill(&mut canonical_signed_info, 0, EMPTY_DIGEST, &digest)?;
+    let value = id.signer.sign(canonical_signed_info.as_bytes())?;
+    // In place: the slack left by `with_template` holds both values without a reallocation.
+    fill(&mut doc, template_at, EMPTY_DIGEST, &digest)?;
+    fill(&mut doc, template_at, EMPTY_SIGNATURE, &b64.encode(value))?;
+    let signed = doc;
 
     // Self-check with the verifier's profile scan.
     let out = scan::scan(&signed, limits.scan_limits()).map_err(|e| SignError::OutputCheck {
@@ -468,6 +557,78 @@ fn scan_to_sign_error(e: ScanError) -> SignError {
     match e {
         ScanError::Malformed(what) => SignError::Malformed { what },
         ScanError::Profile(what) => SignError::NotSignable { what },
+    }
+}
+
+/// Writes `value` into the first `empty` element at or after `from`.
+fn fill(text: &mut String, from: usize, empty: &str, value: &str) -> Result<(), SignError> {
+    let at = text
+        .get(from..)
+        .and_then(|rest| rest.find(empty))
+        .ok_or_else(|| SignError::Engine {
+            reason: format!("the signature template has no {empty}"),
+        })?;
+    // Between the start and the end tag: after the first '>'.
+    let open_end = empty.find('>').map_or(0, |i| i + 1);
+    text.insert_str(from + at + open_end, value);
+    Ok(())
+}
+
+/// SHA-256 fed by the canonicaliser, so the canonical packet is never held in memory.
+struct DigestSink(digest::Context);
+
+impl c14n::C14nSink for DigestSink {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// The private key in aws-lc's form, for the one operation signing needs.
+pub(crate) enum PacketSigner {
+    /// ECDSA P-256 with SHA-256; XML-DSig wants the value as r ‖ s.
+    EcdsaP256(EcdsaKeyPair),
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    Rsa(RsaKeyPair),
+}
+
+impl PacketSigner {
+    fn from_pkcs8(der: &[u8], algorithm: SignatureAlgorithm) -> Result<Self, SignError> {
+        let refused = |e: &dyn fmt::Display| SignError::Key {
+            reason: format!("the PKCS#8 key cannot be loaded for signing: {e}"),
+        };
+        match algorithm {
+            SignatureAlgorithm::EcdsaSha256 => {
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map(PacketSigner::EcdsaP256)
+                    .map_err(|e| refused(&e))
+            }
+            SignatureAlgorithm::RsaSha256 => RsaKeyPair::from_pkcs8(der)
+                .map(PacketSigner::Rsa)
+                .map_err(|e| refused(&e)),
+            other => Err(SignError::Key {
+                reason: format!("{other} is not a signing algorithm of DocAxis"),
+            }),
+        }
+    }
+
+    /// The signature value over `message` (the canonical `SignedInfo`).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let rng = SystemRandom::new();
+        let failed = |what: &str| SignError::Engine {
+            reason: format!("the {what} signature failed"),
+        };
+        match self {
+            PacketSigner::EcdsaP256(key) => key
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| failed("ECDSA")),
+            PacketSigner::Rsa(key) => {
+                let mut value = vec![0u8; key.public_modulus_len()];
+                key.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut value)
+                    .map_err(|_| failed("RSA"))?;
+                Ok(value)
+            }
+        }
     }
 }
 
@@ -525,6 +686,79 @@ mod tests {
     fn id(leaf: &Leaf, inter: &Ca) -> SigningIdentity {
         SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.chain_pem(&[inter]).as_bytes())
             .unwrap()
+    }
+
+    /// What bergshamra's own signer makes of the same template: the reference this module's
+    /// one-parse signer is held to.
+    fn signed_by_bergshamra(unsigned: &[u8], id: &SigningIdentity) -> Vec<u8> {
+        let templated = with_template(&Input::Borrowed(unsigned), id).unwrap();
+        let mut keys = bergshamra::KeysManager::new();
+        keys.add_key(id.key.clone());
+        let ctx = bergshamra::DsigContext::new(keys);
+        bergshamra::dsig::sign::sign_owned(&ctx, templated.doc)
+            .unwrap()
+            .into_bytes()
+    }
+
+    /// Unsigned packets of several shapes: DocAxis's own, and field packets with CRLF line
+    /// ends, a default namespace and a prefixed one, and non-ASCII text.
+    fn packets() -> Vec<(String, Vec<u8>)> {
+        let mut out = vec![(
+            "small".to_string(),
+            small_packet("000.00.00.G22").into_bytes(),
+        )];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/conformance");
+        for name in [
+            "status_01_received.edxml",
+            "status_03_accepted.edxml",
+            "status_13_takeback.edxml",
+        ] {
+            out.push((name.to_string(), std::fs::read(dir.join(name)).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn rsa_signatures_are_byte_for_byte_bergshamras() {
+        // RSA PKCS#1 v1.5 is deterministic: the whole packet must come out the same.
+        let root = Ca::root("Sign Test Root");
+        let inter = root.intermediate("Sign Test CA");
+        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
+        let id = id(&leaf, &inter);
+        for (name, unsigned) in packets() {
+            let ours = sign_packet(&unsigned, &id).unwrap();
+            let theirs = signed_by_bergshamra(&unsigned, &id);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn ecdsa_signatures_differ_from_bergshamras_only_in_the_random_value() {
+        let (root, inter, leaf) = pki();
+        let id = id(&leaf, &inter);
+        let trust = TrustStore::from_pem(&[root.cert_pem.as_bytes()], &[]).unwrap();
+        let without_value = |signed: &[u8]| {
+            let text = String::from_utf8(signed.to_vec()).unwrap();
+            let start = text.find("<ds:SignatureValue>").unwrap();
+            let end = text.find("</ds:SignatureValue>").unwrap();
+            format!("{}{}", &text[..start], &text[end..])
+        };
+        for (name, unsigned) in packets() {
+            let ours = sign_packet(&unsigned, &id).unwrap();
+            let theirs = signed_by_bergshamra(&unsigned, &id);
+            assert_eq!(without_value(&ours), without_value(&theirs), "{name}");
+            assert!(
+                matches!(
+                    verify_packet(&ours, &trust, &VerifyPolicy::default()),
+                    Ok(Verdict::Signed(_))
+                ),
+                "{name}"
+            );
+        }
     }
 
     #[test]
