@@ -10,10 +10,10 @@
 //!
 //! Blocking and CPU-bound: call from a blocking thread.
 
-use bergshamra::{DsigContext, KeysManager};
-
 use super::DSIG_NS;
-use super::sign::{SignError, SigningIdentity, signature_template};
+use super::sign::{
+    SIGNING_SLACK, SignError, SigningIdentity, Templated, fill_template, signature_template,
+};
 use super::verify::{Refusal, crypto_check_with};
 
 /// Signs `xml` (UTF-8, no existing `ds:Signature`) by inserting the signature before the
@@ -29,17 +29,14 @@ pub fn sign_root(xml: &[u8], id: &SigningIdentity) -> Result<Vec<u8>, SignError>
     let close = trimmed.rfind("</").ok_or_else(|| SignError::NotSignable {
         what: "no end tag for the document element".into(),
     })?;
-    let mut doc = String::with_capacity(text.len() + 2048);
+    let template = signature_template(id, "\n");
+    let mut doc = String::with_capacity(text.len() + template.len() + SIGNING_SLACK);
     doc.push_str(&text[..close]);
-    doc.push_str(&signature_template(id, "\n"));
+    let template_at = doc.len();
+    doc.push_str(&template);
     doc.push('\n');
     doc.push_str(&text[close..]);
-    let mut keys = KeysManager::new();
-    keys.add_key(id.engine_key().clone());
-    let ctx = DsigContext::new(keys);
-    let signed = bergshamra::dsig::sign::sign_owned(&ctx, doc).map_err(|e| SignError::Engine {
-        reason: e.to_string(),
-    })?;
+    let signed = fill_template(Templated { doc, template_at }, id)?;
     Ok(signed.into_bytes())
 }
 

@@ -121,7 +121,6 @@ pub enum SignError {
 /// Cheap to clone; shareable between threads.
 #[derive(Clone)]
 pub struct SigningIdentity {
-    key: bergshamra::Key,
     signer: Arc<PacketSigner>,
     chain: Vec<Vec<u8>>,
     algorithm: SignatureAlgorithm,
@@ -143,11 +142,6 @@ impl fmt::Debug for SigningIdentity {
 }
 
 impl SigningIdentity {
-    /// The engine key (for the other signature shapes of this module).
-    pub(crate) fn engine_key(&self) -> &bergshamra::Key {
-        &self.key
-    }
-
     /// Loads an identity from a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`) and a
     /// PEM certificate chain: the signer's certificate first, then its intermediate CAs.
     ///
@@ -242,7 +236,6 @@ impl SigningIdentity {
         }
         let signer = Arc::new(PacketSigner::from_pkcs8(&pkcs8, algorithm)?);
         Ok(SigningIdentity {
-            key,
             signer,
             algorithm,
             subject: leaf.subject.clone(),
@@ -370,7 +363,7 @@ fn sign_inner(input: Input<'_>, id: &SigningIdentity) -> Result<Vec<u8>, SignErr
 /// Spare capacity left in the templated packet for what signing writes into it in place
 /// (`DigestValue` and `SignatureValue`): without it, filling them would reallocate a big
 /// packet and hold it twice at the peak.
-const SIGNING_SLACK: usize = 8192;
+pub(crate) const SIGNING_SLACK: usize = 8192;
 
 /// The unsigned packet with the empty signature template inserted as the last child of
 /// `edXMLHeader`, after the profile scan of the unsigned bytes.
@@ -428,27 +421,81 @@ fn with_template(input: &Input<'_>, id: &SigningIdentity) -> Result<Templated, S
     Ok(Templated { doc, template_at })
 }
 
-/// A packet with the empty signature template in it.
-struct Templated {
-    doc: String,
+/// A document with the empty signature template in it.
+pub(crate) struct Templated {
+    pub(crate) doc: String,
     /// Byte offset of the template's `<ds:Signature`.
-    template_at: usize,
+    pub(crate) template_at: usize,
 }
 
 /// Where the template leaves the two values empty.
 const EMPTY_DIGEST: &str = "<ds:DigestValue></ds:DigestValue>";
 const EMPTY_SIGNATURE: &str = "<ds:SignatureValue></ds:SignatureValue>";
 
-/// Fills the template and checks the output with the verifier's scan.
-///
-/// One parse of the packet (uppsala, the engine's parser): the reference digest is
-/// bergshamra's exclusive C14N of the whole packet without the signature, streamed into
-/// SHA-256; `SignedInfo` is canonicalised by bergshamra too, with the digest in it; the
-/// signature value is aws-lc's. bergshamra's own `sign_owned` parses a packet four times
-/// (ARCHITECTURE decision 28); the output is the same packet, and `xmlsec1` checks it in the
-/// tests.
+/// Fills the template ([`fill_template`]) and checks the output with the verifier's scan.
 fn sign_with_template(templated: Templated, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
     let limits = Limits::default();
+    let signed = fill_template(templated, id)?;
+
+    // Self-check with the verifier's profile scan.
+    let out = scan::scan(&signed, limits.scan_limits()).map_err(|e| SignError::OutputCheck {
+        what: match e {
+            ScanError::Malformed(w) | ScanError::Profile(w) => w,
+        },
+    })?;
+    match out.signature {
+        SignatureState::Signed(model) => {
+            if !model.values_present {
+                return Err(SignError::OutputCheck {
+                    what: "DigestValue or SignatureValue was left empty".into(),
+                });
+            }
+            if model.certificates != id.chain {
+                return Err(SignError::OutputCheck {
+                    what: format!(
+                        "KeyInfo carries {} certificate(s) instead of the {} of the chain",
+                        model.certificates.len(),
+                        id.chain.len()
+                    ),
+                });
+            }
+            if model.signature_algorithm != id.algorithm
+                || model.digest_algorithm != DigestAlgorithm::Sha256
+            {
+                return Err(SignError::OutputCheck {
+                    what: "unexpected algorithms in the signed output".into(),
+                });
+            }
+        }
+        _ => {
+            return Err(SignError::OutputCheck {
+                what: "the output carries no ds:Signature".into(),
+            });
+        }
+    }
+    Ok(signed.into_bytes())
+}
+
+fn scan_to_sign_error(e: ScanError) -> SignError {
+    match e {
+        ScanError::Malformed(what) => SignError::Malformed { what },
+        ScanError::Profile(what) => SignError::NotSignable { what },
+    }
+}
+
+/// Fills the `DigestValue` and `SignatureValue` of the template (the only `ds:Signature` of
+/// the document); the document's shape is the caller's to check.
+///
+/// One parse of the document (uppsala, the engine's parser): the reference digest is
+/// bergshamra's exclusive C14N of the whole document without the signature, streamed into
+/// SHA-256; `SignedInfo` is canonicalised by bergshamra too, with the digest in it; the
+/// signature value is aws-lc's. bergshamra's own `sign_owned` parses a document four times
+/// (ARCHITECTURE decision 28); the output is the same document, and `xmlsec1` checks it in
+/// the tests.
+pub(crate) fn fill_template(
+    templated: Templated,
+    id: &SigningIdentity,
+) -> Result<String, SignError> {
     let Templated {
         mut doc,
         template_at,
@@ -512,52 +559,7 @@ fn sign_with_template(templated: Templated, id: &SigningIdentity) -> Result<Vec<
     // In place: the slack left by `with_template` holds both values without a reallocation.
     fill(&mut doc, template_at, EMPTY_DIGEST, &digest)?;
     fill(&mut doc, template_at, EMPTY_SIGNATURE, &b64.encode(value))?;
-    let signed = doc;
-
-    // Self-check with the verifier's profile scan.
-    let out = scan::scan(&signed, limits.scan_limits()).map_err(|e| SignError::OutputCheck {
-        what: match e {
-            ScanError::Malformed(w) | ScanError::Profile(w) => w,
-        },
-    })?;
-    match out.signature {
-        SignatureState::Signed(model) => {
-            if !model.values_present {
-                return Err(SignError::OutputCheck {
-                    what: "DigestValue or SignatureValue was left empty".into(),
-                });
-            }
-            if model.certificates != id.chain {
-                return Err(SignError::OutputCheck {
-                    what: format!(
-                        "KeyInfo carries {} certificate(s) instead of the {} of the chain",
-                        model.certificates.len(),
-                        id.chain.len()
-                    ),
-                });
-            }
-            if model.signature_algorithm != id.algorithm
-                || model.digest_algorithm != DigestAlgorithm::Sha256
-            {
-                return Err(SignError::OutputCheck {
-                    what: "unexpected algorithms in the signed output".into(),
-                });
-            }
-        }
-        _ => {
-            return Err(SignError::OutputCheck {
-                what: "the output carries no ds:Signature".into(),
-            });
-        }
-    }
-    Ok(signed.into_bytes())
-}
-
-fn scan_to_sign_error(e: ScanError) -> SignError {
-    match e {
-        ScanError::Malformed(what) => SignError::Malformed { what },
-        ScanError::Profile(what) => SignError::NotSignable { what },
-    }
+    Ok(doc)
 }
 
 /// Writes `value` into the first `empty` element at or after `from`.
@@ -690,10 +692,10 @@ mod tests {
 
     /// What bergshamra's own signer makes of the same template: the reference this module's
     /// one-parse signer is held to.
-    fn signed_by_bergshamra(unsigned: &[u8], id: &SigningIdentity) -> Vec<u8> {
+    fn signed_by_bergshamra(unsigned: &[u8], id: &SigningIdentity, key_pem: &str) -> Vec<u8> {
         let templated = with_template(&Input::Borrowed(unsigned), id).unwrap();
         let mut keys = bergshamra::KeysManager::new();
-        keys.add_key(id.key.clone());
+        keys.add_key(load_private_key(key_pem.as_bytes()).unwrap().0);
         let ctx = bergshamra::DsigContext::new(keys);
         bergshamra::dsig::sign::sign_owned(&ctx, templated.doc)
             .unwrap()
@@ -727,13 +729,37 @@ mod tests {
         let id = id(&leaf, &inter);
         for (name, unsigned) in packets() {
             let ours = sign_packet(&unsigned, &id).unwrap();
-            let theirs = signed_by_bergshamra(&unsigned, &id);
+            let theirs = signed_by_bergshamra(&unsigned, &id, &leaf.key_pem);
             assert_eq!(
                 String::from_utf8(ours).unwrap(),
                 String::from_utf8(theirs).unwrap(),
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn root_signatures_are_byte_for_byte_bergshamras_with_rsa() {
+        let root = Ca::root("Sign Test Root");
+        let inter = root.intermediate("Sign Test CA");
+        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
+        let id = id(&leaf, &inter);
+        let xml = "<HubReceipt xmlns=\"urn:docaxis:receipt\" v=\"1\">\n  <Seq>7</Seq>\n  \
+                   <Note>Đã nhận &amp; lưu</Note>\n</HubReceipt>\n";
+        let ours = crate::sign_root(xml.as_bytes(), &id).unwrap();
+        let close = xml.trim_end().rfind("</").unwrap();
+        let templated = format!(
+            "{}{}\n{}",
+            &xml[..close],
+            signature_template(&id, "\n"),
+            &xml[close..]
+        );
+        let mut keys = bergshamra::KeysManager::new();
+        keys.add_key(load_private_key(leaf.key_pem.as_bytes()).unwrap().0);
+        let ctx = bergshamra::DsigContext::new(keys);
+        let theirs = bergshamra::dsig::sign::sign_owned(&ctx, templated).unwrap();
+        assert_eq!(String::from_utf8(ours.clone()).unwrap(), theirs);
+        crate::verify_root(&ours, &leaf.cert_der).unwrap();
     }
 
     #[test]
@@ -749,7 +775,7 @@ mod tests {
         };
         for (name, unsigned) in packets() {
             let ours = sign_packet(&unsigned, &id).unwrap();
-            let theirs = signed_by_bergshamra(&unsigned, &id);
+            let theirs = signed_by_bergshamra(&unsigned, &id, &leaf.key_pem);
             assert_eq!(without_value(&ours), without_value(&theirs), "{name}");
             assert!(
                 matches!(
