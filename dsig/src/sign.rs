@@ -506,24 +506,8 @@ pub(crate) fn fill_template(
     };
     let (digest, canonical_signed_info) = {
         let parsed = uppsala::parse(&doc).map_err(|e| engine(&e))?;
-        let signature = parsed
-            .descendants(parsed.root())
-            .into_iter()
-            .find(|&n| {
-                parsed
-                    .element(n)
-                    .is_some_and(|e| e.matches_name_ns(DSIG_NS, "Signature"))
-            })
-            .ok_or_else(|| engine(&"the template's ds:Signature is missing"))?;
-        let signed_info = parsed
-            .children(signature)
-            .into_iter()
-            .find(|&n| {
-                parsed
-                    .element(n)
-                    .is_some_and(|e| e.matches_name_ns(DSIG_NS, "SignedInfo"))
-            })
-            .ok_or_else(|| engine(&"the template's ds:SignedInfo is missing"))?;
+        let signature = dsig_element(&parsed, parsed.descendants(parsed.root()), "Signature")?;
+        let signed_info = dsig_element(&parsed, parsed.children(signature), "SignedInfo")?;
         // The reference: the whole packet without comments (it has none) and, by the
         // enveloped-signature transform, without the signature element.
         let mut whole = NodeSet::all_without_comments(&parsed);
@@ -560,6 +544,24 @@ pub(crate) fn fill_template(
     fill(&mut doc, template_at, EMPTY_DIGEST, &digest)?;
     fill(&mut doc, template_at, EMPTY_SIGNATURE, &b64.encode(value))?;
     Ok(doc)
+}
+
+/// The first of `nodes` that is the XML-DSig element `local` of the template.
+fn dsig_element(
+    parsed: &uppsala::Document<'_>,
+    nodes: Vec<uppsala::NodeId>,
+    local: &str,
+) -> Result<uppsala::NodeId, SignError> {
+    nodes
+        .into_iter()
+        .find(|&n| {
+            parsed
+                .element(n)
+                .is_some_and(|e| e.matches_name_ns(DSIG_NS, local))
+        })
+        .ok_or_else(|| SignError::Engine {
+            reason: format!("the template's ds:{local} is missing"),
+        })
 }
 
 /// Writes `value` into the first `empty` element at or after `from`.

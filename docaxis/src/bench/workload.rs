@@ -46,9 +46,9 @@ impl Workload {
             "code": {"number": number.to_string(), "notation": self.notation},
             "priority": 0,
         });
-        let mut body = head.to_string().into_bytes();
+        let mut body = head.to_string();
         if self.size == 0 {
-            return body;
+            return body.into_bytes();
         }
         let attachment = json!({
             "name": format!("tai-lieu-{number}.bin"),
@@ -57,13 +57,12 @@ impl Workload {
         .to_string();
         // `{…}` becomes `{…,"attachments":[{…,"data":"<base64>"}]}`.
         let encoded_len = self.size.div_ceil(3) * 4;
-        let tail = "\"}]}";
         body.pop();
-        let mut out = Vec::with_capacity(body.len() + attachment.len() + encoded_len + 64);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(b",\"attachments\":[");
-        out.extend_from_slice(&attachment.as_bytes()[..attachment.len() - 1]);
-        out.extend_from_slice(b",\"data\":\"");
+        let mut out = String::with_capacity(body.len() + attachment.len() + encoded_len + 64);
+        out.push_str(&body);
+        out.push_str(",\"attachments\":[");
+        out.push_str(&attachment[..attachment.len() - 1]);
+        out.push_str(",\"data\":\"");
         let mut stream = SplitMix64::new(self.seed ^ (index as u64));
         // Whole groups of three bytes per chunk, so the chunks' encodings concatenate.
         let mut chunk = vec![0u8; 3 * 16 * 1024];
@@ -71,16 +70,11 @@ impl Workload {
         while left > 0 {
             let n = left.min(chunk.len());
             stream.fill(&mut chunk[..n]);
-            let at = out.len();
-            out.resize(at + n.div_ceil(3) * 4, 0);
-            let written = base64::engine::general_purpose::STANDARD
-                .encode_slice(&chunk[..n], &mut out[at..])
-                .unwrap_or(0);
-            out.truncate(at + written);
+            base64::engine::general_purpose::STANDARD.encode_string(&chunk[..n], &mut out);
             left -= n;
         }
-        out.extend_from_slice(tail.as_bytes());
-        out
+        out.push_str("\"}]}");
+        out.into_bytes()
     }
 }
 
