@@ -26,6 +26,7 @@
 pub mod algorithms;
 pub mod batch;
 mod certs;
+mod engine_keys;
 pub mod evidence;
 pub mod pem;
 pub mod pki;

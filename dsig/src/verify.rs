@@ -26,7 +26,7 @@ use bergshamra::{DsigContext, KeysManager, VerifyResult};
 use time::OffsetDateTime;
 
 use super::algorithms::{DigestAlgorithm, SignatureAlgorithm};
-use super::certs::CertInfo;
+use super::engine_keys;
 use super::scan::{self, ScanError, ScanLimits, SignatureState};
 use super::trust::{TrustError, TrustStore};
 use super::{DSIG_NS, QCVN_NS};
@@ -246,20 +246,14 @@ pub fn verify_packet(
     // Trust: the KeyInfo certificates are only candidates until the chain validates.
     let at = policy.at.unwrap_or_else(OffsetDateTime::now_utc);
     let chain = trust.validate_signer(&model.certificates, at)?;
-    let leaf = CertInfo::parse(chain.leaf_der()).map_err(|reason| {
-        Refusal::Trust(TrustError::BadCertificate {
-            subject: chain.subject().to_owned(),
-            reason,
-        })
-    })?;
     let needed = model.signature_algorithm.key_family();
-    if leaf.key.family() != Some(needed) {
+    if chain.leaf_key_family() != Some(needed) {
         return Err(Refusal::WrongProfile {
             what: format!(
                 "SignatureMethod {} needs an {needed} key, but the signer's certificate holds \
                  an {} key",
                 model.signature_algorithm,
-                leaf.key.describe()
+                chain.leaf_key_description()
             ),
         });
     }
@@ -294,15 +288,12 @@ pub(crate) fn crypto_check_with(
     leaf_der: &[u8],
     confirm: PositionCheck,
 ) -> Result<(), Refusal> {
-    let mut key = bergshamra::keys::loader::load_x509_cert_der(leaf_der).map_err(|e| {
+    let key = engine_keys::public_key_of(leaf_der).map_err(|reason| {
         Refusal::Trust(TrustError::BadCertificate {
             subject: "signer certificate".into(),
-            reason: format!("its public key cannot be loaded: {e}"),
+            reason,
         })
     })?;
-    // Chain validation is done by DocAxis; bergshamra gets a bare public key so it neither
-    // re-validates nor consults anything else.
-    key.x509_chain.clear();
     let mut keys = KeysManager::new();
     keys.add_key(key);
     let mut ctx = DsigContext::new(keys);

@@ -7,7 +7,7 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | POST | `/v1/packets` | signed edXML (`application/xml`) | 200 signed submission receipt (`application/xml`), or [`ErrorBody`] |
-//! | GET | `/v1/inbox?wait=S&limit=N` | – | [`PendingList`]: packets waiting for the caller, most urgent first; long-polls up to `S` seconds |
+//! | GET | `/v1/inbox?wait=S&limit=N` | – | [`PendingList`]: packets waiting for the caller, most urgent first, small ones inline ([`PendingItem::packet`]); long-polls up to `S` seconds |
 //! | GET | `/v1/packets/{id}` | – | the packet's signed bytes, if it is queued for or was delivered to the caller; else 404 |
 //! | POST | `/v1/acks` | [`AckRequest`] | [`AckResponse`]: one signed delivery receipt per acknowledged packet |
 //! | GET | `/v1/receipts?wait=S&limit=N` | – | [`ReceiptList`]: delivery receipts for packets the caller sent |
@@ -46,6 +46,15 @@ pub fn packet_path(packet_id: &str) -> String {
 pub const MAX_WAIT_SECS: u64 = 60;
 /// Most items one list answer carries.
 pub const MAX_LIST: usize = 500;
+
+/// Largest packet the hub carries inline in an inbox listing; larger ones are fetched.
+pub const INLINE_PACKET_BYTES: u64 = 64 * 1024;
+/// Most packet bytes one inbox listing carries inline; the items past it are fetched.
+pub const INLINE_LISTING_BYTES: u64 = 2 * 1024 * 1024;
+/// Largest inbox listing a node reads: the inline packets (JSON escapes at most double a
+/// packet's text: `"`, `\`, tab, CR and LF are the only characters an XML packet can hold
+/// that JSON escapes) and every item's fields.
+pub const MAX_LISTING_BYTES: u64 = 2 * INLINE_LISTING_BYTES + MAX_LIST as u64 * 2048;
 
 /// Machine-readable error codes, with the HTTP status the hub uses for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +176,12 @@ pub struct PendingItem {
     pub size: u64,
     /// When the hub accepted it.
     pub queued_at: crate::clock::Timestamp,
+    /// The packet's exact bytes (UTF-8 XML) when small enough to come with the listing
+    /// ([`INLINE_PACKET_BYTES`], [`INLINE_LISTING_BYTES`]): one request less per packet. The
+    /// node checks them exactly as fetched bytes, starting with their SHA-256 against
+    /// `packet_id`. Absent: fetch `GET /v1/packets/{id}`. Older nodes ignore the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<String>,
 }
 
 /// Answer of `GET /v1/inbox`.

@@ -3,7 +3,8 @@
 //! Every route first authorises the TLS peer as an agency ([`Hub::authorize`]). Objects of
 //! other agencies are answered exactly like unknown ones (404 `not_found`). Bodies larger than
 //! the configured packet limit are refused with 413 before being read in full, bodies that
-//! arrive too slowly with 408 ([`net::limits`]); every error answer is JSON.
+//! arrive too slowly with 408 ([`net::limits`]); every error answer is JSON. Inbox listings
+//! carry small packets inline ([`INLINE`]): fetching stays available for every packet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,15 @@ use exchange::protocol::{
     ReceiptAckRequest, ReceiptItem, ReceiptList,
 };
 use net::peer::PeerIdentity;
+
+use crate::db::InlineBudget;
+
+/// What an inbox listing carries inline: small packets (documents of a few attachments,
+/// every status packet) come with the listing, so their recipient fetches nothing.
+const INLINE: InlineBudget = InlineBudget {
+    packet_bytes: protocol::INLINE_PACKET_BYTES,
+    listing_bytes: protocol::INLINE_LISTING_BYTES,
+};
 
 /// Builds the router for the node-facing API.
 pub fn router(hub: Arc<Hub>) -> axum::Router {
@@ -189,18 +199,21 @@ async fn inbox(
     let items = long_poll(signal, params.wait(), || async {
         let pending = hub
             .db
-            .pending(&caller.agency, params.limit())
+            .pending_inline(&caller.agency, params.limit(), INLINE)
             .await
             .map_err(HubError::from)?;
         Ok(pending
             .into_iter()
-            .map(|(id, m)| PendingItem {
-                packet_id: id.to_hex(),
-                from: m.from,
-                kind: m.kind,
-                priority: m.priority,
-                size: m.size,
-                queued_at: m.accepted_at,
+            .map(|p| PendingItem {
+                packet_id: p.id.to_hex(),
+                from: p.meta.from,
+                kind: p.meta.kind,
+                priority: p.meta.priority,
+                size: p.meta.size,
+                queued_at: p.meta.accepted_at,
+                // Accepted packets are UTF-8 (the strict profile checks it); anything else
+                // is left to the fetch.
+                packet: p.bytes.and_then(|b| String::from_utf8(b).ok()),
             })
             .collect())
     })

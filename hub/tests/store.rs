@@ -13,7 +13,7 @@ use exchange::packet_id::PacketId;
 use exchange::protocol::PacketKind;
 use hub::alerts::{AlertKind, Condition};
 use hub::db::pg::PgTls;
-use hub::db::{Agency, HubDb, HubDbError, NewPacket, PacketMeta, PgHub, Submitted};
+use hub::db::{Agency, HubDb, HubDbError, InlineBudget, NewPacket, PacketMeta, PgHub, Submitted};
 use hub::ledger::{DeliveryState, Search, StateFilter};
 
 fn ts(s: &str) -> Timestamp {
@@ -366,9 +366,58 @@ async fn agencies_are_registered_once_and_changed(db: HubDb) {
     assert_eq!(db.agencies().await.unwrap().len(), 1);
 }
 
+async fn small_packets_come_inline_within_the_budget(db: HubDb) {
+    // In listing order (all priority 0, oldest first): 40, 300, 50, 30, 20 bytes.
+    let sizes = [40usize, 300, 50, 30, 20];
+    let mut ids = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let bytes = vec![b'a' + i as u8; *size];
+        let mut m = meta("A", &format!("i{i}"), &["B"], 0, T0);
+        m.size = *size as u64;
+        m.accepted_at = ts(&format!("2026-11-23T00:10:0{i}Z"));
+        db.submit(packet(&bytes, m)).await.unwrap();
+        ids.push((PacketId::of(&bytes), bytes));
+    }
+    let budget = InlineBudget {
+        packet_bytes: 100,
+        listing_bytes: 120,
+    };
+    let listed = db.pending_inline("B", 10, budget).await.unwrap();
+    let order: Vec<PacketId> = listed.iter().map(|p| p.id).collect();
+    let expected: Vec<PacketId> = ids.iter().map(|(id, _)| *id).collect();
+    assert_eq!(order, expected, "the listing's order is unchanged");
+    // 40 fits (40), 300 is too big for inline, 50 fits (90), 30 would make 120: fits, 20
+    // would make 140: past the listing's budget, so it is fetched.
+    let inline: Vec<bool> = listed.iter().map(|p| p.bytes.is_some()).collect();
+    assert_eq!(inline, [true, false, true, true, false]);
+    for (p, (_, bytes)) in listed.iter().zip(&ids) {
+        if let Some(b) = &p.bytes {
+            assert_eq!(b, bytes, "inline bytes are the packet's");
+        }
+    }
+    // Nothing inline without a budget, and another recipient sees nothing.
+    let none = db
+        .pending_inline("B", 10, InlineBudget::NONE)
+        .await
+        .unwrap();
+    assert!(none.iter().all(|p| p.bytes.is_none()));
+    assert!(db.pending_inline("C", 10, budget).await.unwrap().is_empty());
+    // Delivered packets leave the listing.
+    db.record_deliveries(
+        "B",
+        vec![(ids[0].0, ts("2026-11-23T00:11:00Z"), "r".into())],
+    )
+    .await
+    .unwrap();
+    let after = db.pending_inline("B", 10, budget).await.unwrap();
+    assert_eq!(after.len(), 4);
+    assert_eq!(after[0].id, ids[1].0);
+}
+
 async fn every_rule(mut backend: Backend<'_>) {
     submissions_are_idempotent_and_business_keys_unique(backend.fresh().await).await;
     urgent_first_and_only_own_packets(backend.fresh().await).await;
+    small_packets_come_inline_within_the_budget(backend.fresh().await).await;
     deliveries_are_recorded_once_and_receipts_collected(backend.fresh().await).await;
     statuses_are_filed_under_the_issuer(backend.fresh().await).await;
     the_ledger_counts_and_finds(backend.fresh().await).await;

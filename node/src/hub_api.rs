@@ -40,8 +40,8 @@ use serde::de::DeserializeOwned;
 
 use exchange::protocol::{
     ACKS, AckRequest, AckResponse, DIRECTORY, DIRECTORY_SIGNATURE_HEADER, ErrorBody, ErrorCode,
-    INBOX, PACKETS, PendingList, RECEIPTS, RECEIPTS_ACK, ReceiptAckRequest, ReceiptList,
-    packet_path,
+    INBOX, MAX_LISTING_BYTES, PACKETS, PendingList, RECEIPTS, RECEIPTS_ACK, ReceiptAckRequest,
+    ReceiptList, packet_path,
 };
 
 /// Largest packet the node fetches (the packet limit of the reader and verifier).
@@ -49,6 +49,33 @@ pub const MAX_PACKET_BYTES: u64 = edxml::reader::DEFAULT_MAX_BYTES as u64;
 
 /// Largest directory the node reads (tens of thousands of agencies fit easily).
 const MAX_DIRECTORY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes into one buffer (sized from `Content-Length` when the
+/// hub gives it), refusing a larger one as soon as it is announced or has arrived.
+async fn read_bounded(
+    mut resp: reqwest::Response,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>, HubCallError> {
+    let too_large =
+        || HubCallError::BadAnswer(format!("{what} is larger than the {limit} byte limit"));
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(usize::try_from(announced.unwrap_or(0)).unwrap_or(0));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| HubCallError::Transport(describe(&e)))?
+    {
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
 
 /// Margin added to a long poll's wait before the request times out.
 const POLL_MARGIN: Duration = Duration::from_secs(15);
@@ -300,7 +327,8 @@ impl HubApi {
         .await
     }
 
-    /// `GET /v1/inbox`: packets waiting for this node.
+    /// `GET /v1/inbox`: packets waiting for this node, the small ones inline. A listing
+    /// larger than [`MAX_LISTING_BYTES`] is refused as a bad answer before it is read whole.
     pub async fn pending(&self, wait_secs: u64, limit: usize) -> Result<PendingList, HubCallError> {
         self.call(|base| async move {
             let req = self
@@ -311,7 +339,9 @@ impl HubApi {
                     ("limit", limit.to_string()),
                 ])
                 .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
-            Self::json(self.send(req).await?).await
+            let resp = self.send(req).await?;
+            let bytes = read_bounded(resp, MAX_LISTING_BYTES, "the inbox listing").await?;
+            serde_json::from_slice(&bytes).map_err(|e| HubCallError::BadAnswer(e.to_string()))
         })
         .await
     }
@@ -327,21 +357,8 @@ impl HubApi {
                 Err(HubCallError::Refused { status: 404, .. }) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            if resp.content_length().is_some_and(|n| n > MAX_PACKET_BYTES) {
-                return Err(HubCallError::BadAnswer(format!(
-                    "packet {packet_id} is larger than the {MAX_PACKET_BYTES} byte limit"
-                )));
-            }
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| HubCallError::Transport(describe(&e)))?;
-            if bytes.len() as u64 > MAX_PACKET_BYTES {
-                return Err(HubCallError::BadAnswer(format!(
-                    "packet {packet_id} is larger than the {MAX_PACKET_BYTES} byte limit"
-                )));
-            }
-            Ok(Some(bytes.to_vec()))
+            let what = format!("packet {packet_id}");
+            read_bounded(resp, MAX_PACKET_BYTES, &what).await.map(Some)
         })
         .await
     }

@@ -1,5 +1,6 @@
 //! The inbox poller: long-polls the hub for packets addressed to this agency, fetches and
-//! verifies each one, commits it, and only then acknowledges it.
+//! verifies each one (small packets come with the listing and are not fetched), commits it,
+//! and only then acknowledges it.
 //!
 //! For a document, the signed status 01 answering it is composed and signed first, then
 //! committed in the same transaction as the inbox entry, and the outbox worker is woken. For a
@@ -218,7 +219,8 @@ async fn collect(
     }
 }
 
-async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
+async fn handle_item(node: &Shared, mut item: PendingItem) -> Outcome {
+    let inline = item.packet.take();
     let key = item.packet_id.clone();
     let anomaly = |reason: String| {
         let from = item.from.clone();
@@ -251,7 +253,13 @@ async fn handle_item(node: &Shared, item: PendingItem) -> Outcome {
             return Outcome::Later;
         }
     }
-    let bytes = match node.hub.fetch(&key).await {
+    // A small packet came with the listing; it is checked exactly as a fetched one (its
+    // SHA-256 against the listed id first).
+    let fetched = match inline {
+        Some(text) => Ok(Some(text.into_bytes())),
+        None => node.hub.fetch(&key).await,
+    };
+    let bytes = match fetched {
         Ok(Some(b)) => b,
         Ok(None) => {
             tracing::warn!(packet = %id, "inbox: listed by the hub but not found when fetched");

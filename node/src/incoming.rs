@@ -27,7 +27,7 @@ pub struct Verified {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum IncomingError {
     #[error(
-        "the bytes fetched do not match the packet id: the hub listed {expected}, the bytes hash \
+        "the bytes received from the hub do not match the packet id: it listed {expected}, the bytes hash \
          to {actual}"
     )]
     IdMismatch { expected: String, actual: String },

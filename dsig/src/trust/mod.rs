@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
+use super::algorithms::KeyFamily;
 use super::certs::{CertInfo, CrlInfo, fmt_time, pem_blocks};
 
 /// A configuration problem while loading anchors, intermediates or CRLs.
@@ -164,6 +165,10 @@ pub struct ValidatedChain {
     certs: Vec<Vec<u8>>,
     subject: String,
     agency_code: Option<String>,
+    /// The signer key's family (`None`: a key DocAxis cannot use) and its description for
+    /// messages, read when the chain was validated so that a verification need not parse the
+    /// signer's certificate again.
+    leaf_key: (Option<KeyFamily>, String),
 }
 
 impl ValidatedChain {
@@ -185,6 +190,16 @@ impl ValidatedChain {
     /// The agency code from the signer certificate's subject UID attribute, if exactly one.
     pub fn agency_code(&self) -> Option<&str> {
         self.agency_code.as_deref()
+    }
+
+    /// The signer key's family, if DocAxis can use the key at all.
+    pub(crate) fn leaf_key_family(&self) -> Option<KeyFamily> {
+        self.leaf_key.0
+    }
+
+    /// The signer key in words ("EC P-256", "RSA-2048"), for messages.
+    pub(crate) fn leaf_key_description(&self) -> &str {
+        &self.leaf_key.1
     }
 }
 
@@ -429,6 +444,7 @@ impl TrustStore {
                 certs: chain.iter().map(|c| c.der.clone()).collect(),
                 subject: leaf.subject.clone(),
                 agency_code: leaf.agency_code.clone(),
+                leaf_key: (leaf.key.family(), leaf.key.describe()),
             },
             window,
         ))

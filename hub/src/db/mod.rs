@@ -166,6 +166,43 @@ pub struct PendingSummary {
     pub oldest_queued_at: Option<Timestamp>,
 }
 
+/// How many packet bytes an inbox listing may carry inline (see [`HubDb::pending_inline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineBudget {
+    /// Largest packet carried inline.
+    pub packet_bytes: u64,
+    /// Most bytes of the listing's inline packets together.
+    pub listing_bytes: u64,
+}
+
+impl InlineBudget {
+    /// No packet inline.
+    pub const NONE: InlineBudget = InlineBudget {
+        packet_bytes: 0,
+        listing_bytes: 0,
+    };
+
+    /// Whether a packet of `size` bytes goes inline when `used` bytes of the small packets
+    /// before it (in listing order, inline or not) have been counted; returns the new count.
+    /// Once the small packets add up past the budget, none after them goes inline, so a
+    /// listing's inline packets are always a prefix of its small ones.
+    pub fn take(&self, used: &mut u64, size: u64) -> bool {
+        if size == 0 || size > self.packet_bytes {
+            return false;
+        }
+        *used = used.saturating_add(size);
+        *used <= self.listing_bytes
+    }
+}
+
+/// A packet waiting for its recipient, with its bytes when they come inline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPacket {
+    pub id: PacketId,
+    pub meta: PacketMeta,
+    pub bytes: Option<Vec<u8>>,
+}
+
 /// A verified submission ready to be committed.
 #[derive(Debug, Clone)]
 pub struct NewPacket {
@@ -376,7 +413,23 @@ impl HubDb {
         recipient: &str,
         limit: usize,
     ) -> Result<Vec<(PacketId, PacketMeta)>, HubDbError> {
-        on_backend!(self, db => db.pending(recipient, limit).await)
+        Ok(self
+            .pending_inline(recipient, limit, InlineBudget::NONE)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.meta))
+            .collect())
+    }
+
+    /// [`HubDb::pending`], with the bytes of the small packets within `budget` (their size
+    /// as stored), read in the same snapshot.
+    pub async fn pending_inline(
+        &self,
+        recipient: &str,
+        limit: usize,
+        budget: InlineBudget,
+    ) -> Result<Vec<PendingPacket>, HubDbError> {
+        on_backend!(self, db => db.pending(recipient, limit, budget).await)
     }
 
     /// Per recipient with anything pending: how many deliveries wait and when the oldest was

@@ -47,8 +47,8 @@ use exchange::protocol::PacketKind;
 use store::WriterStats;
 
 use super::{
-    Agency, AlertsView, Delivery, DocumentHistory, HubDbError, NewPacket, PacketMeta,
-    PendingSummary, Submitted, Traffic, business_key, document_owner, urgency_rank,
+    Agency, AlertsView, Delivery, DocumentHistory, HubDbError, InlineBudget, NewPacket, PacketMeta,
+    PendingPacket, PendingSummary, Submitted, Traffic, business_key, document_owner, urgency_rank,
 };
 use crate::alerts::{Changes, Condition, Incident};
 use crate::ledger::{Found, MS_PER_HOUR, Matcher, SCAN_LIMIT, Search};
@@ -596,19 +596,39 @@ impl PgHub {
         &self,
         recipient: &str,
         limit: usize,
-    ) -> Result<Vec<(PacketId, PacketMeta)>, HubDbError> {
+        budget: InlineBudget,
+    ) -> Result<Vec<PendingPacket>, HubDbError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let packet_max = i32::try_from(budget.packet_bytes).unwrap_or(i32::MAX);
         let client = self.pool.get().await?;
+        // Only packets small enough to go inline bring their bytes; the listing's budget is
+        // then applied in order, as on the embedded store.
         let rows = query_rows(
             &client,
-            "SELECT d.packet_id, p.meta FROM deliveries d JOIN packets p ON p.id = d.packet_id
+            "SELECT d.packet_id, p.meta,
+                    CASE WHEN octet_length(p.bytes) <= $3 THEN p.bytes END
+                 FROM deliveries d JOIN packets p ON p.id = d.packet_id
                  WHERE d.recipient = $1 AND d.delivered_ms IS NULL
                  ORDER BY d.rank, d.seq LIMIT $2",
-            &[&recipient, &limit],
+            &[&recipient, &limit, &packet_max],
         )
         .await?;
+        let mut used = 0u64;
         rows.iter()
-            .map(|r| Ok((packet_id(r.get(0))?, from_json(r.get(1))?)))
+            .map(|r| {
+                let meta: PacketMeta = from_json(r.get(1))?;
+                let bytes: Option<Vec<u8>> = r.get(2);
+                let bytes = if budget.take(&mut used, meta.size) {
+                    bytes.filter(|b| b.len() as u64 == meta.size)
+                } else {
+                    None
+                };
+                Ok(PendingPacket {
+                    id: packet_id(r.get(0))?,
+                    meta,
+                    bytes,
+                })
+            })
             .collect()
     }
 

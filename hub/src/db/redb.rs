@@ -45,8 +45,8 @@ use store::codec::{decode, encode};
 use store::{Blobs, DbResult, Store, StoreError, WriterStats};
 
 use super::{
-    Agency, AlertsView, Delivery, DocumentHistory, HubDbError, NewPacket, PacketMeta,
-    PendingSummary, Submitted, Traffic, business_key, document_owner, urgency_rank,
+    Agency, AlertsView, Delivery, DocumentHistory, HubDbError, InlineBudget, NewPacket, PacketMeta,
+    PendingPacket, PendingSummary, Submitted, Traffic, business_key, document_owner, urgency_rank,
 };
 use crate::alerts::{Changes, Condition, Incident};
 use crate::ledger::{Found, Search};
@@ -332,24 +332,29 @@ impl RedbHub {
 
     // ---- delivery ----
 
-    /// Packets waiting for `recipient`, most urgent first, then oldest first.
+    /// Packets waiting for `recipient`, most urgent first, then oldest first, the small ones
+    /// within `budget` with their bytes.
     pub async fn pending(
         &self,
         recipient: &str,
         limit: usize,
-    ) -> Result<Vec<(PacketId, PacketMeta)>, HubDbError> {
+        budget: InlineBudget,
+    ) -> Result<Vec<PendingPacket>, HubDbError> {
         let recipient = recipient.to_string();
+        let blobs = self.store.blobs().clone();
         self.store
             .read(move |txn| {
                 let queue = txn.open_table(QUEUE).db()?;
                 let metas = txn.open_table(PACKET_META).db()?;
+                let packets = txn.open_table(PACKETS).db()?;
                 let mut out = Vec::new();
+                let mut used = 0u64;
                 let range =
                     (recipient.as_str(), 0u8, 0u64)..=(recipient.as_str(), u8::MAX, u64::MAX);
                 for row in queue.range(range).db()? {
                     let (_, v) = row.db()?;
                     let id = PacketId(*v.value());
-                    let meta = match metas.get(id.as_bytes()).db()? {
+                    let meta: PacketMeta = match metas.get(id.as_bytes()).db()? {
                         Some(m) => decode(m.value())?,
                         None => {
                             return Err(HubDbError::Store(StoreError::Corrupt(format!(
@@ -357,7 +362,18 @@ impl RedbHub {
                             ))));
                         }
                     };
-                    out.push((id, meta));
+                    let bytes = if budget.take(&mut used, meta.size) {
+                        packets
+                            .get(id.as_bytes())
+                            .db()?
+                            .map(|r| blobs.load(r.value()))
+                            .transpose()?
+                            // Listed sizes are the stored sizes; a disagreement is fetched.
+                            .filter(|b| b.len() as u64 == meta.size)
+                    } else {
+                        None
+                    };
+                    out.push(PendingPacket { id, meta, bytes });
                     if out.len() >= limit {
                         break;
                     }

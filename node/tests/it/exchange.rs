@@ -80,6 +80,11 @@ struct HubState {
     submissions: Vec<String>,
     /// Every acknowledgement received (packet ids).
     acks: Vec<String>,
+    /// Text listed inline with a pending packet (as the real hub does for small packets;
+    /// here only for the packets given one, and it may differ from the packet).
+    inline: HashMap<String, String>,
+    /// Every `GET /v1/packets/{id}` received (packet ids).
+    fetches: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -309,6 +314,7 @@ async fn inbox(State(hub): State<FakeHub>, peer: PeerIdentity, Query(q): Query<W
                     priority: 0,
                     size: p.bytes.len() as u64,
                     queued_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+                    packet: s.inline.get(id).cloned(),
                 })
             })
             .collect()
@@ -323,7 +329,8 @@ async fn fetch(
     UrlPath(id): UrlPath<String>,
 ) -> Response {
     let me = caller(&peer);
-    let s = hub.state.lock().unwrap();
+    let mut s = hub.state.lock().unwrap();
+    s.fetches.push(id.clone());
     match s.packets.get(&id) {
         Some(p) if p.recipients.contains(&me) => {
             ([(header::CONTENT_TYPE, "application/xml")], p.bytes.clone()).into_response()
@@ -778,6 +785,58 @@ async fn duplicates_are_stored_once_and_forgeries_are_never_acknowledged() {
     let health = h41.client.health().await.unwrap();
     assert_eq!(health.counts.as_ref().expect("counts").anomalies, 1);
     assert_eq!(health.counts.as_ref().expect("counts").inbox_new, 1);
+
+    h41.running.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_listed_inline_are_not_fetched_and_are_checked_like_fetched_ones() {
+    let hub = FakeHub::new();
+    let server = hub.serve().await;
+    let h41 = start_node(H41, server.local_addr()).await;
+    let db = h41.running.node().db.clone();
+
+    // Listed with its own bytes: stored and acknowledged without a fetch.
+    let good = signed_document(G22, G22, H41, "20");
+    let good_text = String::from_utf8(good.clone()).unwrap();
+    let good_id = hub.inject(H41, good, G22);
+    hub.with(|s| s.inline.insert(good_id.clone(), good_text.clone()));
+    // Listed with other bytes than its id's (a hub gone wrong): refused as the same bytes
+    // fetched would be, never acknowledged, and not fetched behind the listing's back.
+    let other = signed_document(G22, G22, H41, "21");
+    let other_id = hub.inject(H41, other, G22);
+    let swapped = good_text.replace(">20<", ">22<");
+    assert_ne!(swapped, good_text, "the test changes the packet");
+    hub.with(|s| s.inline.insert(other_id.clone(), swapped));
+
+    eventually("the inline packet stored and acknowledged", || async {
+        let acked = hub.with(|s| s.acks.contains(&good_id));
+        let stored = db.has_inbox(good_id.parse().unwrap()).await.unwrap();
+        (acked && stored).then_some(())
+    })
+    .await;
+    let anomaly = eventually("the wrong inline bytes recorded as an anomaly", || async {
+        db.anomalies(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.subject == other_id)
+    })
+    .await;
+    assert!(
+        anomaly
+            .reason
+            .contains("do not match the packet id: it listed"),
+        "{}",
+        anomaly.reason
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.with(|s| {
+        assert!(s.fetches.is_empty(), "nothing fetched: {:?}", s.fetches);
+        assert!(!s.acks.contains(&other_id), "never acknowledged");
+    });
+    assert!(!db.has_inbox(other_id.parse().unwrap()).await.unwrap());
 
     h41.running.shutdown().await.unwrap();
     server.shutdown().await.unwrap();
