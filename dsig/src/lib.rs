@@ -41,7 +41,7 @@ pub mod verify;
 pub use algorithms::{DigestAlgorithm, SignatureAlgorithm};
 pub use rootsig::{sign_root, verify_root};
 pub use sender::sender_organ_id;
-pub use sign::{SignError, SigningIdentity, sign_packet, sign_packet_owned};
+pub use sign::{SignError, SigningIdentity, sign_packet, sign_packet_checked, sign_packet_owned};
 pub use trust::{TrustError, TrustStore, TrustStoreError, ValidatedChain};
 pub use verify::{
     Limits, Refusal, SignedPacket, Verdict, VerifyPolicy, check_sender, verify_packet,

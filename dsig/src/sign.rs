@@ -339,13 +339,31 @@ fn load_private_key(pem: &[u8]) -> Result<(bergshamra::Key, Vec<u8>), SignError>
 ///
 /// Blocking and CPU-bound (digest over the whole packet, one private-key operation).
 pub fn sign_packet(unsigned: &[u8], id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
-    sign_inner(Input::Borrowed(unsigned), id)
+    sign_inner(Input::Borrowed(unsigned), id, no_check)
 }
 
 /// [`sign_packet`] taking the unsigned bytes, which it frees as soon as the signature
 /// template is in place: a big packet is then held once less while it is signed.
 pub fn sign_packet_owned(unsigned: Vec<u8>, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
-    sign_inner(Input::Owned(unsigned), id)
+    sign_inner(Input::Owned(unsigned), id, no_check)
+}
+
+/// [`sign_packet_owned`] that hands the packet's one parse to `check` before the private key
+/// is used: the text (the packet with its empty signature template, no byte-order mark) and
+/// the uppsala tree of it, for a check that would otherwise parse the packet again (the
+/// strict schema: `edxml::schema::validate_parsed`). A refusal by `check` is returned as is
+/// and nothing is signed.
+pub fn sign_packet_checked<E: From<SignError>>(
+    unsigned: Vec<u8>,
+    id: &SigningIdentity,
+    check: impl FnOnce(&str, uppsala::Document<'_>) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    sign_inner(Input::Owned(unsigned), id, check)
+}
+
+/// The check of [`sign_packet`] and [`sign_packet_owned`]: none.
+fn no_check(_: &str, _: uppsala::Document<'_>) -> Result<(), SignError> {
+    Ok(())
 }
 
 /// The unsigned bytes, lent or given.
@@ -354,10 +372,15 @@ enum Input<'a> {
     Owned(Vec<u8>),
 }
 
-fn sign_inner(input: Input<'_>, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+fn sign_inner<E: From<SignError>>(
+    input: Input<'_>,
+    id: &SigningIdentity,
+    check: impl FnOnce(&str, uppsala::Document<'_>) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
     let doc = with_template(&input, id)?;
     drop(input);
-    sign_with_template(doc, id)
+    let signed = fill_template_checked(doc, id, check)?;
+    Ok(check_output(signed, id)?)
 }
 
 /// Spare capacity left in the templated packet for what signing writes into it in place
@@ -432,10 +455,9 @@ pub(crate) struct Templated {
 const EMPTY_DIGEST: &str = "<ds:DigestValue></ds:DigestValue>";
 const EMPTY_SIGNATURE: &str = "<ds:SignatureValue></ds:SignatureValue>";
 
-/// Fills the template ([`fill_template`]) and checks the output with the verifier's scan.
-fn sign_with_template(templated: Templated, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
+/// Checks a filled template with the verifier's profile scan.
+fn check_output(signed: String, id: &SigningIdentity) -> Result<Vec<u8>, SignError> {
     let limits = Limits::default();
-    let signed = fill_template(templated, id)?;
 
     // Self-check with the verifier's profile scan.
     let out = scan::scan(&signed, limits.scan_limits()).map_err(|e| SignError::OutputCheck {
@@ -496,6 +518,16 @@ pub(crate) fn fill_template(
     templated: Templated,
     id: &SigningIdentity,
 ) -> Result<String, SignError> {
+    fill_template_checked(templated, id, no_check)
+}
+
+/// [`fill_template`], handing its parse to `check` once the digests are taken and before the
+/// private key is used (see [`sign_packet_checked`]).
+fn fill_template_checked<E: From<SignError>>(
+    templated: Templated,
+    id: &SigningIdentity,
+    check: impl FnOnce(&str, uppsala::Document<'_>) -> Result<(), E>,
+) -> Result<String, E> {
     let Templated {
         mut doc,
         template_at,
@@ -529,7 +561,10 @@ pub(crate) fn fill_template(
         let canonical =
             c14n::canonicalize_doc(&parsed, C14nMode::Exclusive, Some(&info), &[] as &[&str])
                 .map_err(|e| engine(&e))?;
-        (sink.0.finish(), canonical)
+        let digest = sink.0.finish();
+        drop((whole, info));
+        check(&doc, parsed)?;
+        (digest, canonical)
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     let digest = b64.encode(digest.as_ref());
@@ -738,6 +773,59 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_check_sees_the_signing_parse_and_its_refusal_signs_nothing() {
+        let root = Ca::root("Sign Test Root");
+        let inter = root.intermediate("Sign Test CA");
+        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
+        let id = id(&leaf, &inter);
+        for (name, unsigned) in packets() {
+            let mut seen = None;
+            let checked = sign_packet_checked(unsigned.clone(), &id, |text, doc| {
+                let signatures = doc
+                    .descendants(doc.root())
+                    .into_iter()
+                    .filter(|&n| {
+                        doc.element(n)
+                            .is_some_and(|e| e.matches_name_ns(crate::DSIG_NS, "Signature"))
+                    })
+                    .count();
+                seen = Some((text.to_owned(), signatures));
+                Ok::<(), SignError>(())
+            })
+            .unwrap();
+            // The same bytes as without a check (RSA is deterministic) ...
+            assert_eq!(checked, sign_packet(&unsigned, &id).unwrap(), "{name}");
+            // ... and the check saw that packet with its template, values still empty.
+            let (text, signatures) = seen.expect("the check ran");
+            assert_eq!(signatures, 1, "{name}");
+            assert!(text.contains(EMPTY_DIGEST) && text.contains(EMPTY_SIGNATURE));
+            let signed = String::from_utf8(checked).unwrap();
+            let start = signed.find("<ds:DigestValue>").unwrap();
+            assert_eq!(text[..start], signed[..start], "{name}");
+        }
+
+        #[derive(Debug, PartialEq)]
+        enum Refused {
+            Check,
+            Sign,
+        }
+        impl From<SignError> for Refused {
+            fn from(_: SignError) -> Self {
+                Refused::Sign
+            }
+        }
+        let unsigned = small_packet("000.00.00.G22").into_bytes();
+        let refused = sign_packet_checked(unsigned, &id, |_, _| Err(Refused::Check));
+        assert_eq!(refused, Err(Refused::Check));
+        let not_xml = sign_packet_checked(b"<edXML".to_vec(), &id, |_, _| Err(Refused::Check));
+        assert_eq!(
+            not_xml,
+            Err(Refused::Sign),
+            "signing errors come through From"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 
-use dsig::{SignError, SigningIdentity, sign_packet_owned};
+use dsig::{SignError, SigningIdentity, sign_packet_checked};
 use edxml::compose::{
     CodeSpec, ComposeError, DocumentSpec, DocumentTypeSpec, OrgSpec, PromulgationSpec, SignerSpec,
     StaffSpec, guess_content_type, known_agency_name,
@@ -265,13 +265,15 @@ fn sign_written(
             max,
         });
     }
-    let signed = sign_packet_owned(unsigned, identity)?;
     let kind = match packet {
         Packet::Document(_) => SchemaKind::Document,
         Packet::Status(_) => SchemaKind::Status,
     };
-    edxml::schema::validate(kind, &signed)?;
-    Ok(signed)
+    // The strict schema judges the packet on the signer's own parse of it, before the key is
+    // used: what it would refuse is never signed.
+    sign_packet_checked(unsigned, identity, |text, doc| {
+        Ok(edxml::schema::validate_parsed(kind, text, doc)?)
+    })
 }
 
 /// The outbox entry for a signed packet, queued now.

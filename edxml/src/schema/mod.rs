@@ -162,17 +162,45 @@ pub enum SchemaError {
 pub fn validate(kind: SchemaKind, xml: &[u8]) -> Result<(), SchemaError> {
     let compiled = compiled(kind)?;
     let text = utf8(kind, xml)?;
+    bounded(kind, text)?;
+    let doc = Parser::new()
+        .with_forbid_dtd(true)
+        .parse(text)
+        .map_err(|e| report::not_well_formed(kind, &e))?;
+    validate_tree(kind, compiled, text, doc)
+}
+
+/// [`validate`] for a document already parsed with uppsala from `text` (without a byte-order
+/// mark) by a caller that parses it anyway: the signer, whose one parse of a packet then
+/// serves the digest and the schema (the verdict ignores the content of `ds:Signature`, so a
+/// packet with its signature template validates as the signed packet will).
+///
+/// The caller's parse must refuse a DOCTYPE, as [`validate`]'s does; the element bound is
+/// checked on `text` here, after the fact.
+pub fn validate_parsed(kind: SchemaKind, text: &str, doc: Document<'_>) -> Result<(), SchemaError> {
+    let compiled = compiled(kind)?;
+    bounded(kind, text)?;
+    validate_tree(kind, compiled, text, doc)
+}
+
+/// Refuses more than [`MAX_ELEMENTS`] start tags.
+fn bounded(kind: SchemaKind, text: &str) -> Result<(), SchemaError> {
     if start_tags_exceed(text.as_bytes(), MAX_ELEMENTS) {
         return Err(SchemaError::TooManyElements {
             kind,
             limit: MAX_ELEMENTS,
         });
     }
-    let mut doc = Parser::new()
-        .with_forbid_dtd(true)
-        .parse(text)
-        .map_err(|e| report::not_well_formed(kind, &e))?;
+    Ok(())
+}
 
+/// Steps 3 to 5 of the module documentation on `doc`, parsed from `text`.
+fn validate_tree(
+    kind: SchemaKind,
+    compiled: &Compiled,
+    text: &str,
+    mut doc: Document<'_>,
+) -> Result<(), SchemaError> {
     let payloads = native_elements(&doc, compiled);
     let native_failures: Vec<(NodeId, String)> = payloads
         .iter()
@@ -368,6 +396,29 @@ mod tests {
                 .any(|v| v.element.as_deref() == Some("ResponseFor")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_parsed_document_gets_the_same_verdict() {
+        fn parse(text: &str) -> Document<'_> {
+            Parser::new().with_forbid_dtd(true).parse(text).unwrap()
+        }
+        let wrong_kind = STATUS.replacen("</StatusCode>", "</StatusCode><Extra/>", 1);
+        for (kind, text) in [
+            (SchemaKind::Status, STATUS.to_string()),
+            (SchemaKind::Document, STATUS.to_string()),
+            (SchemaKind::Status, wrong_kind),
+        ] {
+            let whole = validate(kind, text.as_bytes()).map_err(|e| e.to_string());
+            let parsed = validate_parsed(kind, &text, parse(&text)).map_err(|e| e.to_string());
+            assert_eq!(whole, parsed, "{kind}");
+        }
+        assert!(validate_parsed(SchemaKind::Status, STATUS, parse(STATUS)).is_ok());
+        let many = format!("{}{}", STATUS, "<a/>".repeat(MAX_ELEMENTS));
+        assert!(matches!(
+            validate_parsed(SchemaKind::Status, &many, parse(STATUS)),
+            Err(SchemaError::TooManyElements { .. })
+        ));
     }
 
     #[test]
