@@ -44,7 +44,8 @@ pub use sender::sender_organ_id;
 pub use sign::{SignError, SigningIdentity, sign_packet, sign_packet_checked, sign_packet_owned};
 pub use trust::{TrustError, TrustStore, TrustStoreError, ValidatedChain};
 pub use verify::{
-    Limits, Refusal, SignedPacket, Verdict, VerifyPolicy, check_sender, verify_packet,
+    Limits, ParsedPacket, Refusal, SignedPacket, Verdict, VerifyPolicy, check_sender,
+    verify_packet, verify_parsed,
 };
 
 /// QCVN 102:2016 edXML namespace.

@@ -1087,6 +1087,23 @@ fn skip_key_value(s: &mut Scanner<'_>, empty: bool) -> Result<(), ScanError> {
     Ok(())
 }
 
+/// Whether `xml` may hold more than `limit` elements: counts every `<` followed by a name's
+/// first character, so it never counts too few (a `<` in a comment or CDATA section counts).
+pub(crate) fn more_elements_than(xml: &str, limit: usize) -> bool {
+    let bytes = xml.as_bytes();
+    let mut count = 0usize;
+    for pair in bytes.windows(2).filter(|w| w[0] == b'<') {
+        let b = pair[1];
+        if b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80 {
+            count += 1;
+            if count > limit {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The packet as UTF-8 text, without a leading byte-order mark.
 pub(crate) fn as_utf8(bytes: &[u8]) -> Result<&str, ScanError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);

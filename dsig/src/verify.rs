@@ -216,6 +216,73 @@ pub fn verify_packet(
     trust: &TrustStore,
     policy: &VerifyPolicy,
 ) -> Result<Verdict, Refusal> {
+    verify_inner(bytes, trust, policy, None)
+}
+
+/// A packet parsed once for every check that needs its tree: a caller that judges the tree
+/// itself (the hub's strict schema) hands the same parse to [`verify_parsed`] instead of the
+/// signature check parsing the packet again.
+///
+/// The tree is uppsala's parse of the packet's text (its bytes without a byte-order mark),
+/// with DTDs refused, made here so that it cannot belong to other bytes than those verified.
+pub struct ParsedPacket<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    doc: uppsala::Document<'a>,
+}
+
+impl<'a> ParsedPacket<'a> {
+    /// Parses `bytes` within `limits` (size, UTF-8, number of start tags, nesting depth).
+    pub fn parse(bytes: &'a [u8], limits: &Limits) -> Result<Self, Refusal> {
+        if bytes.len() > limits.max_bytes {
+            return Err(Refusal::TooLarge {
+                size: bytes.len(),
+                limit: limits.max_bytes,
+            });
+        }
+        let text = scan::as_utf8(bytes).map_err(scan_refusal)?;
+        if scan::more_elements_than(text, limits.max_elements) {
+            return Err(Refusal::Malformed {
+                what: format!("more than {} elements", limits.max_elements),
+            });
+        }
+        let doc = uppsala::Parser::new()
+            .with_forbid_dtd(true)
+            .with_max_depth(u32::try_from(limits.max_depth).unwrap_or(u32::MAX))
+            .parse(text)
+            .map_err(|e| Refusal::Malformed {
+                what: format!("the XML-DSig engine's parser refused it: {e}"),
+            })?;
+        Ok(ParsedPacket { bytes, text, doc })
+    }
+
+    /// The packet's text (without a byte-order mark).
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The tree.
+    pub fn doc(&self) -> &uppsala::Document<'a> {
+        &self.doc
+    }
+}
+
+/// [`verify_packet`] on a packet parsed with [`ParsedPacket::parse`]: the same checks in the
+/// same order, the cryptography on that parse.
+pub fn verify_parsed(
+    parsed: &ParsedPacket<'_>,
+    trust: &TrustStore,
+    policy: &VerifyPolicy,
+) -> Result<Verdict, Refusal> {
+    verify_inner(parsed.bytes, trust, policy, Some(&parsed.doc))
+}
+
+fn verify_inner(
+    bytes: &[u8],
+    trust: &TrustStore,
+    policy: &VerifyPolicy,
+    parsed: Option<&uppsala::Document<'_>>,
+) -> Result<Verdict, Refusal> {
     let limits = &policy.limits;
     if bytes.len() > limits.max_bytes {
         return Err(Refusal::TooLarge {
@@ -259,7 +326,10 @@ pub fn verify_packet(
     }
 
     // Cryptography, with only the validated leaf's public key available.
-    crypto_check(text, chain.leaf_der())?;
+    match parsed {
+        Some(doc) => crypto_check_doc(text, doc, chain.leaf_der(), confirm_position)?,
+        None => crypto_check(text, chain.leaf_der())?,
+    }
 
     Ok(Verdict::Signed(SignedPacket {
         signer_cert_der: chain.leaf_der().to_vec(),
@@ -288,12 +358,15 @@ pub(crate) fn crypto_check_with(
     leaf_der: &[u8],
     confirm: PositionCheck,
 ) -> Result<(), Refusal> {
-    let key = engine_keys::public_key_of(leaf_der).map_err(|reason| {
-        Refusal::Trust(TrustError::BadCertificate {
-            subject: "signer certificate".into(),
-            reason,
-        })
+    let doc = uppsala::parse(text).map_err(|e| Refusal::Malformed {
+        what: format!("the XML-DSig engine's parser refused it: {e}"),
     })?;
+    crypto_check_doc(text, &doc, leaf_der, confirm)
+}
+
+/// The engine's context: `key` is the only key it may use, and nothing it finds in the
+/// document is trusted or followed.
+fn engine_context(key: bergshamra::keys::Key) -> DsigContext {
     let mut keys = KeysManager::new();
     keys.add_key(key);
     let mut ctx = DsigContext::new(keys);
@@ -304,11 +377,24 @@ pub(crate) fn crypto_check_with(
     ctx.verify_keys = false;
     ctx.enabled_key_data_x509 = false;
     ctx.allow_raw_inline_keyinfo_with_trust_anchors = false;
+    ctx
+}
 
-    let doc = uppsala::parse(text).map_err(|e| Refusal::Malformed {
-        what: format!("the XML-DSig engine's parser refused it: {e}"),
+/// [`crypto_check_with`] on `doc`, uppsala's parse of `text`.
+fn crypto_check_doc(
+    text: &str,
+    doc: &uppsala::Document<'_>,
+    leaf_der: &[u8],
+    confirm: PositionCheck,
+) -> Result<(), Refusal> {
+    let key = engine_keys::public_key_of(leaf_der).map_err(|reason| {
+        Refusal::Trust(TrustError::BadCertificate {
+            subject: "signer certificate".into(),
+            reason,
+        })
     })?;
-    let result = bergshamra::dsig::verify::verify_document_with_source(&ctx, &doc, Some(text))
+    let ctx = engine_context(key);
+    let result = bergshamra::dsig::verify::verify_document_with_source(&ctx, doc, Some(text))
         .map_err(|e| engine_refusal(&e))?;
     match result {
         VerifyResult::Invalid { reason } => {
@@ -336,7 +422,7 @@ pub(crate) fn crypto_check_with(
                     what: "the verified signature does not cover the whole packet".into(),
                 });
             }
-            confirm(&doc, signature_node)
+            confirm(doc, signature_node)
         }
     }
 }
@@ -447,6 +533,31 @@ mod tests {
             assert_eq!(p.chain.len(), 3);
             assert_eq!(p.signer_cert_der, id.chain()[0]);
         }
+    }
+
+    #[test]
+    fn the_shared_parse_is_bounded_and_refuses_dtds() {
+        let limits = Limits {
+            max_bytes: 4096,
+            max_depth: 8,
+            max_elements: 20,
+            max_certificates: 8,
+        };
+        let refused = |xml: &[u8]| match ParsedPacket::parse(xml, &limits) {
+            Ok(_) => panic!("parsed: {}", String::from_utf8_lossy(xml)),
+            Err(e) => e.to_string(),
+        };
+        assert!(refused(&[b'a'; 5000]).contains("4096"));
+        assert!(refused(b"<a>\xff</a>").contains("UTF-8"));
+        let many = format!("<a>{}</a>", "<b/>".repeat(20));
+        assert!(refused(many.as_bytes()).contains("more than 20 elements"));
+        let deep = format!("{}{}", "<a>".repeat(9), "</a>".repeat(9));
+        assert!(!refused(deep.as_bytes()).is_empty());
+        let dtd = b"<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>";
+        assert!(!refused(dtd).is_empty());
+        let ok = ParsedPacket::parse("\u{feff}<a><b/></a>".as_bytes(), &limits).unwrap();
+        assert_eq!(ok.text(), "<a><b/></a>", "without its byte-order mark");
+        assert!(ok.doc().document_element().is_some());
     }
 
     #[test]

@@ -512,16 +512,23 @@ impl Hub {
             Packet::Document(_) => SchemaKind::Document,
             Packet::Status(_) => SchemaKind::Status,
         };
-        schema::validate(kind, bytes).map_err(|e| {
+        // One parse of the packet serves the schema and the signature check.
+        let policy = VerifyPolicy::default();
+        let parsed = dsig::ParsedPacket::parse(bytes, &policy.limits).map_err(|e| {
+            HubError::new(
+                ErrorCode::Malformed,
+                format!("not an acceptable edXML packet: {e}"),
+            )
+        })?;
+        schema::validate_parsed(kind, parsed.text(), parsed.doc()).map_err(|e| {
             HubError::new(
                 ErrorCode::Schema,
                 format!("the packet does not follow the strict edXML schema: {e}"),
             )
         })?;
-        let verdict = dsig::verify_packet(bytes, &self.trust.current(), &VerifyPolicy::default())
-            .map_err(|e| {
-            HubError::new(ErrorCode::Signature, format!("signature refused: {e}"))
-        })?;
+        let verdict = dsig::verify_parsed(&parsed, &self.trust.current(), &policy)
+            .map_err(|e| HubError::new(ErrorCode::Signature, format!("signature refused: {e}")))?;
+        drop(parsed);
         let Verdict::Signed(signed) = verdict else {
             return Err(HubError::new(
                 ErrorCode::Signature,

@@ -272,7 +272,7 @@ fn sign_written(
     // The strict schema judges the packet on the signer's own parse of it, before the key is
     // used: what it would refuse is never signed.
     sign_packet_checked(unsigned, identity, |text, doc| {
-        Ok(edxml::schema::validate_parsed(kind, text, doc)?)
+        Ok(edxml::schema::validate_parsed(kind, text, &doc)?)
     })
 }
 

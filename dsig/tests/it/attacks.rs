@@ -1,12 +1,14 @@
 //! Attacks on the signed edXML envelope. Each must be refused with a specific reason, and
 //! nothing the attacker injected may reach the caller: `verify_packet` returns only the
 //! refusal, whose message never quotes injected business content (checked with a marker).
+//! Every attack is also put to `verify_parsed` (the hub's path, one parse shared with the
+//! schema): it must be refused there too, for the same reason, or already by the parse.
 
 use crate::support;
 
 use docaxis_dsig::{
-    Refusal, SigningIdentity, TrustError, TrustStore, Verdict, VerifyPolicy, check_sender,
-    sender_organ_id, sign_packet, verify_packet,
+    ParsedPacket, Refusal, SigningIdentity, TrustError, TrustStore, Verdict, VerifyPolicy,
+    check_sender, sender_organ_id, sign_packet, verify_packet, verify_parsed,
 };
 use support::{Ca, KeyKind, Leaf, document_packet, small_packet};
 use time::{Duration, OffsetDateTime};
@@ -72,7 +74,7 @@ fn refuse(w: &World, bytes: &[u8]) -> Refusal {
 }
 
 fn refuse_with(trust: &TrustStore, bytes: &[u8], policy: &VerifyPolicy) -> Refusal {
-    match verify_packet(bytes, trust, policy) {
+    let refusal = match verify_packet(bytes, trust, policy) {
         Ok(v) => panic!("attack accepted: {v:?}"),
         Err(e) => {
             assert!(
@@ -81,7 +83,15 @@ fn refuse_with(trust: &TrustStore, bytes: &[u8], policy: &VerifyPolicy) -> Refus
             );
             e
         }
+    };
+    match ParsedPacket::parse(bytes, &policy.limits) {
+        Ok(parsed) => match verify_parsed(&parsed, trust, policy) {
+            Ok(v) => panic!("attack accepted on the shared parse: {v:?}"),
+            Err(e) => assert_eq!(e.to_string(), refusal.to_string(), "same reason both ways"),
+        },
+        Err(e) => assert!(!e.to_string().contains(MARK), "{e}"),
     }
+    refusal
 }
 
 fn assert_profile(r: &Refusal, needle: &str) {
@@ -108,6 +118,12 @@ fn baseline_the_untouched_packet_verifies_and_names_its_sender() {
     else {
         panic!("not signed");
     };
+    let policy = VerifyPolicy::default();
+    let parsed = ParsedPacket::parse(&w.signed, &policy.limits).unwrap();
+    let Verdict::Signed(shared) = verify_parsed(&parsed, &w.trust, &policy).unwrap() else {
+        panic!("not signed on the shared parse");
+    };
+    assert_eq!(shared, s);
     let from = sender_organ_id(&w.signed).unwrap();
     assert_eq!(from, "000.00.00.G22");
     check_sender(&s, &from).unwrap();

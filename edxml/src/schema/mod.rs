@@ -173,14 +173,21 @@ pub fn validate(kind: SchemaKind, xml: &[u8]) -> Result<(), SchemaError> {
 /// [`validate`] for a document already parsed with uppsala from `text` (without a byte-order
 /// mark) by a caller that parses it anyway: the signer, whose one parse of a packet then
 /// serves the digest and the schema (the verdict ignores the content of `ds:Signature`, so a
-/// packet with its signature template validates as the signed packet will).
+/// packet with its signature template validates as the signed packet will), and the hub,
+/// whose one parse serves the schema and the signature check.
 ///
 /// The caller's parse must refuse a DOCTYPE, as [`validate`]'s does; the element bound is
 /// checked on `text` here, after the fact.
-pub fn validate_parsed(kind: SchemaKind, text: &str, doc: Document<'_>) -> Result<(), SchemaError> {
+pub fn validate_parsed(
+    kind: SchemaKind,
+    text: &str,
+    doc: &Document<'_>,
+) -> Result<(), SchemaError> {
     let compiled = compiled(kind)?;
     bounded(kind, text)?;
-    validate_tree(kind, compiled, text, doc)
+    // The payload texts are blanked in a copy: the caller's tree stays as parsed (the hub
+    // verifies the signature on it next). The copy shares the text it borrows from `text`.
+    validate_tree(kind, compiled, text, doc.clone())
 }
 
 /// Refuses more than [`MAX_ELEMENTS`] start tags.
@@ -410,13 +417,13 @@ mod tests {
             (SchemaKind::Status, wrong_kind),
         ] {
             let whole = validate(kind, text.as_bytes()).map_err(|e| e.to_string());
-            let parsed = validate_parsed(kind, &text, parse(&text)).map_err(|e| e.to_string());
+            let parsed = validate_parsed(kind, &text, &parse(&text)).map_err(|e| e.to_string());
             assert_eq!(whole, parsed, "{kind}");
         }
-        assert!(validate_parsed(SchemaKind::Status, STATUS, parse(STATUS)).is_ok());
+        assert!(validate_parsed(SchemaKind::Status, STATUS, &parse(STATUS)).is_ok());
         let many = format!("{}{}", STATUS, "<a/>".repeat(MAX_ELEMENTS));
         assert!(matches!(
-            validate_parsed(SchemaKind::Status, &many, parse(STATUS)),
+            validate_parsed(SchemaKind::Status, &many, &parse(STATUS)),
             Err(SchemaError::TooManyElements { .. })
         ));
     }
