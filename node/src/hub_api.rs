@@ -7,7 +7,9 @@
 //!   [`ErrorBody`]. Only a 4xx answer carrying an `ErrorBody`, other than 408 and 429, is
 //!   permanent ([`HubCallError::is_permanent`]).
 //! - Long polls get their own timeout: the wait granted plus a margin.
-//! - A fetched packet larger than the packet limit is not read into memory.
+//! - Every answer is read with a bound (a fetched packet: the packet limit; an inbox listing:
+//!   [`MAX_LISTING_BYTES`]; other JSON answers, receipts, error answers and the directory: limits
+//!   of their own), streaming: past it the answer is refused as a bad answer, not read on.
 //! - Every answer (or its absence) updates [`HubHealth`].
 //! - Failover: the node may know several URLs of the hub (`hub_url` as a list). Every call goes
 //!   to the URL in use, which starts as the first. A call that gets no answer
@@ -49,6 +51,16 @@ pub const MAX_PACKET_BYTES: u64 = edxml::reader::DEFAULT_MAX_BYTES as u64;
 
 /// Largest directory the node reads (tens of thousands of agencies fit easily).
 const MAX_DIRECTORY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Largest JSON answer the node reads apart from inbox listings (an acknowledgement of the
+/// most packets one call may name, each with two receipts of a few kilobytes, fits easily).
+const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Largest submission receipt the node reads (one receipt with its batch proof: kilobytes).
+const MAX_RECEIPT_BYTES: u64 = 1024 * 1024;
+
+/// Largest error answer the node reads.
+const MAX_ERROR_BYTES: u64 = 64 * 1024;
 
 /// Reads a body of at most `limit` bytes into one buffer (sized from `Content-Length` when the
 /// hub gives it), refusing a larger one as soon as it is announced or has arrived.
@@ -301,11 +313,11 @@ impl HubApi {
         }
     }
 
-    async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, HubCallError> {
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| HubCallError::Transport(describe(&e)))?;
+    async fn json<T: DeserializeOwned>(
+        resp: reqwest::Response,
+        what: &str,
+    ) -> Result<T, HubCallError> {
+        let bytes = read_bounded(resp, MAX_ANSWER_BYTES, what).await?;
         serde_json::from_slice(&bytes).map_err(|e| HubCallError::BadAnswer(e.to_string()))
     }
 
@@ -318,11 +330,7 @@ impl HubApi {
                 .header(CONTENT_TYPE, "application/xml")
                 .body(bytes);
             let resp = self.send(req).await?;
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| HubCallError::Transport(describe(&e)))?;
-            Ok(body.to_vec())
+            read_bounded(resp, MAX_RECEIPT_BYTES, "the hub's receipt").await
         })
         .await
     }
@@ -375,24 +383,8 @@ impl HubApi {
                 .get(DIRECTORY_SIGNATURE_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            if resp
-                .content_length()
-                .is_some_and(|n| n > MAX_DIRECTORY_BYTES)
-            {
-                return Err(HubCallError::BadAnswer(format!(
-                    "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
-                )));
-            }
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| HubCallError::Transport(describe(&e)))?;
-            if bytes.len() as u64 > MAX_DIRECTORY_BYTES {
-                return Err(HubCallError::BadAnswer(format!(
-                    "the directory is larger than {MAX_DIRECTORY_BYTES} bytes"
-                )));
-            }
-            Ok((bytes.to_vec(), signature))
+            let bytes = read_bounded(resp, MAX_DIRECTORY_BYTES, "the directory").await?;
+            Ok((bytes, signature))
         })
         .await
     }
@@ -404,7 +396,7 @@ impl HubApi {
                 .client()
                 .post(format!("{base}{ACKS}"))
                 .json(&AckRequest { packet_ids });
-            Self::json(self.send(req).await?).await
+            Self::json(self.send(req).await?, "the acknowledgement answer").await
         })
         .await
     }
@@ -427,7 +419,7 @@ impl HubApi {
                     ("after", after.to_string()),
                 ])
                 .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN);
-            Self::json(self.send(req).await?).await
+            Self::json(self.send(req).await?, "the receipt listing").await
         })
         .await
     }
@@ -447,7 +439,11 @@ impl HubApi {
 
 async fn refusal(resp: reqwest::Response) -> HubCallError {
     let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
+    // Only the start of an error answer is ever shown; a longer one is not read on.
+    let text = match read_bounded(resp, MAX_ERROR_BYTES, "the error answer").await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
     match serde_json::from_str::<ErrorBody>(&text) {
         Ok(body) => HubCallError::Refused {
             status: status.as_u16(),
@@ -757,6 +753,73 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(hub.current_url(), "");
+    }
+
+    /// A plain-HTTP stand-in that answers every request with an endless chunked body of
+    /// spaces (valid JSON whitespace, so only a bound stops the reader), counting what it wrote
+    /// until the reader hung up.
+    async fn endless() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let written = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&written);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                 transfer-encoding: chunked\r\n\r\n";
+                    if socket.write_all(head).await.is_err() {
+                        return;
+                    }
+                    let mut chunk = b"10000\r\n".to_vec();
+                    chunk.extend(std::iter::repeat_n(b' ', 0x10000));
+                    chunk.extend_from_slice(b"\r\n");
+                    // At most 256 MiB: far past every bound, short of forever.
+                    for _ in 0..4096 {
+                        if socket.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        counted.fetch_add(0x10000, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}"), written)
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_with_a_bound_and_not_on_past_it() {
+        let (url, written) = endless().await;
+        let hub = HubApi::new(plain_client(), &[url.as_str()]);
+        let listing = hub.pending(0, 10).await.unwrap_err();
+        assert!(
+            matches!(&listing, HubCallError::BadAnswer(m)
+                if m.contains("inbox listing") && m.contains(&MAX_LISTING_BYTES.to_string())),
+            "{listing:?}"
+        );
+        let fetched = hub.fetch("x").await.unwrap_err();
+        assert!(
+            matches!(&fetched, HubCallError::BadAnswer(m) if m.contains("packet x is larger")),
+            "{fetched:?}"
+        );
+        let receipt = hub.submit(b"<packet/>".to_vec()).await.unwrap_err();
+        assert!(
+            matches!(&receipt, HubCallError::BadAnswer(m) if m.contains("receipt")),
+            "{receipt:?}"
+        );
+        let acked = hub.ack(vec!["x".into()]).await.unwrap_err();
+        assert!(matches!(acked, HubCallError::BadAnswer(_)), "{acked:?}");
+        // The stand-in stopped being read soon after each bound: far less than it would send.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Read whole, the four answers would have been 1 GiB (and no bound would have fired).
+        let sent = written.load(Ordering::SeqCst) as u64;
+        let bounds = MAX_PACKET_BYTES + MAX_LISTING_BYTES + MAX_ANSWER_BYTES + MAX_RECEIPT_BYTES;
+        let buffers = 4 * 16 * 1024 * 1024;
+        assert!(sent < bounds + buffers, "{sent} bytes were sent");
     }
 
     #[test]
