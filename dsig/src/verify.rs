@@ -11,7 +11,9 @@
 //!    ([`TrustStore`]), at the verification time; `KeyInfo` alone is never trusted;
 //! 4. the signature with bergshamra, given **only the validated leaf's public key**
 //!    (`trusted_keys_only`: inline keys in the document are ignored; strict reference
-//!    positions; every reference digest computed locally), parsed once with uppsala;
+//!    positions; every reference digest computed locally), parsed once with uppsala (or on the
+//!    caller's parse, [`ParsedPacket`] and [`verify_parsed`], shared with its schema check);
+//!    the engine key of each signer certificate is read once and kept (`engine_keys`);
 //! 5. a cross-check on bergshamra's own DOM that the verified signature is the single
 //!    `ds:Signature` under `/edXML/edXMLEnvelope/edXMLHeader` and that its only reference is
 //!    `URI=""` with a locally verified digest, so the signature covers the whole packet
