@@ -722,6 +722,16 @@ mod tests {
         (root, inter, leaf)
     }
 
+    /// A chain like [`pki`]'s with an RSA-2048 leaf (RSA PKCS#1 v1.5 is deterministic, so
+    /// whole outputs can be compared), and its identity.
+    fn rsa_pki() -> (Ca, Ca, Leaf, SigningIdentity) {
+        let root = Ca::root("Sign Test Root");
+        let inter = root.intermediate("Sign Test CA");
+        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
+        let id = id(&leaf, &inter);
+        (root, inter, leaf, id)
+    }
+
     fn id(leaf: &Leaf, inter: &Ca) -> SigningIdentity {
         SigningIdentity::from_pem(leaf.key_pem.as_bytes(), leaf.chain_pem(&[inter]).as_bytes())
             .unwrap()
@@ -760,10 +770,7 @@ mod tests {
     #[test]
     fn rsa_signatures_are_byte_for_byte_bergshamras() {
         // RSA PKCS#1 v1.5 is deterministic: the whole packet must come out the same.
-        let root = Ca::root("Sign Test Root");
-        let inter = root.intermediate("Sign Test CA");
-        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
-        let id = id(&leaf, &inter);
+        let (_root, _inter, leaf, id) = rsa_pki();
         for (name, unsigned) in packets() {
             let ours = sign_packet(&unsigned, &id).unwrap();
             let theirs = signed_by_bergshamra(&unsigned, &id, &leaf.key_pem);
@@ -777,10 +784,7 @@ mod tests {
 
     #[test]
     fn a_check_sees_the_signing_parse_and_its_refusal_signs_nothing() {
-        let root = Ca::root("Sign Test Root");
-        let inter = root.intermediate("Sign Test CA");
-        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
-        let id = id(&leaf, &inter);
+        let (_root, _inter, _leaf, id) = rsa_pki();
         for (name, unsigned) in packets() {
             let mut seen = None;
             let checked = sign_packet_checked(unsigned.clone(), &id, |text, doc| {
@@ -830,10 +834,7 @@ mod tests {
 
     #[test]
     fn root_signatures_are_byte_for_byte_bergshamras_with_rsa() {
-        let root = Ca::root("Sign Test Root");
-        let inter = root.intermediate("Sign Test CA");
-        let leaf = inter.leaf("000.00.00.G22", "Văn phòng Chính phủ", KeyKind::Rsa2048);
-        let id = id(&leaf, &inter);
+        let (_root, _inter, leaf, id) = rsa_pki();
         let xml = "<HubReceipt xmlns=\"urn:docaxis:receipt\" v=\"1\">\n  <Seq>7</Seq>\n  \
                    <Note>Đã nhận &amp; lưu</Note>\n</HubReceipt>\n";
         let ours = crate::sign_root(xml.as_bytes(), &id).unwrap();

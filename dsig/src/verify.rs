@@ -276,14 +276,21 @@ pub fn verify_parsed(
     trust: &TrustStore,
     policy: &VerifyPolicy,
 ) -> Result<Verdict, Refusal> {
-    verify_inner(parsed.bytes, trust, policy, Some(&parsed.doc))
+    verify_inner(
+        parsed.bytes,
+        trust,
+        policy,
+        Some((parsed.text, &parsed.doc)),
+    )
 }
 
+/// The checks of [`verify_packet`]; `parsed` is the packet's text and tree when the caller
+/// parsed it already ([`ParsedPacket`]).
 fn verify_inner(
     bytes: &[u8],
     trust: &TrustStore,
     policy: &VerifyPolicy,
-    parsed: Option<&uppsala::Document<'_>>,
+    parsed: Option<(&str, &uppsala::Document<'_>)>,
 ) -> Result<Verdict, Refusal> {
     let limits = &policy.limits;
     if bytes.len() > limits.max_bytes {
@@ -293,7 +300,10 @@ fn verify_inner(
         });
     }
     let packet_sha256 = sha256(bytes);
-    let text = scan::as_utf8(bytes).map_err(scan_refusal)?;
+    let text = match parsed {
+        Some((text, _)) => text,
+        None => scan::as_utf8(bytes).map_err(scan_refusal)?,
+    };
     let layout = scan::scan(text, limits.scan_limits()).map_err(scan_refusal)?;
     let model = match layout.signature {
         SignatureState::Signed(model) => model,
@@ -329,7 +339,7 @@ fn verify_inner(
 
     // Cryptography, with only the validated leaf's public key available.
     match parsed {
-        Some(doc) => crypto_check_doc(text, doc, chain.leaf_der(), confirm_position)?,
+        Some((_, doc)) => crypto_check_doc(text, doc, chain.leaf_der(), confirm_position)?,
         None => crypto_check(text, chain.leaf_der())?,
     }
 

@@ -462,19 +462,15 @@ fn writer_loop(handle: &Handle, rx: &mpsc::Receiver<Job>, counters: &Counters, b
         let mut batch = vec![first];
         let until = Instant::now() + gather_window(last_end.map(|t| t.elapsed()));
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match rx.recv_timeout(left) {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-            }
+            // What is waiting joins at once; past the window, only what is waiting.
+            let left = until.saturating_duration_since(Instant::now());
+            let next = if left.is_zero() {
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(left).ok()
+            };
+            let Some(job) = next else { break };
+            batch.push(job);
         }
         counters
             .jobs

@@ -183,7 +183,8 @@ impl InlineBudget {
     };
 
     /// Whether a packet of `size` bytes goes inline when `used` bytes of the small packets
-    /// before it (in listing order, inline or not) have been counted; returns the new count.
+    /// before it (in listing order, inline or not) have been counted; adds it to `used` when
+    /// it is small.
     /// Once the small packets add up past the budget, none after them goes inline, so a
     /// listing's inline packets are always a prefix of its small ones.
     pub fn take(&self, used: &mut u64, size: u64) -> bool {

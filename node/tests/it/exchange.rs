@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use docaxis_node::client::{ApiClient, ClientError, InboxParams};
-use docaxis_node::db::{InboxFilter, OutboxState};
+use docaxis_node::db::{Anomaly, InboxFilter, NodeDb, OutboxState};
 use docaxis_node::outgoing::{SendDocument, compose_document, sign};
 use docaxis_node::views::{StatusRequest, TrackView};
 use docaxis_node::{NodeConfig, RunningNode, start};
@@ -515,6 +515,28 @@ where
     }
 }
 
+/// Waits until `id` is acknowledged to the hub and stored in `db`'s inbox.
+async fn stored_and_acknowledged(what: &str, hub: &FakeHub, db: &NodeDb, id: &str) {
+    eventually(what, || async {
+        let acked = hub.with(|s| s.acks.iter().any(|a| a == id));
+        let stored = db.has_inbox(id.parse().unwrap()).await.unwrap();
+        (acked && stored).then_some(())
+    })
+    .await
+}
+
+/// Waits until `db` records an anomaly about `id`, and returns it.
+async fn anomaly_about(what: &str, db: &NodeDb, id: &str) -> Anomaly {
+    eventually(what, || async {
+        db.anomalies(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.subject == id)
+    })
+    .await
+}
+
 fn document_request(number: &str) -> serde_json::Value {
     serde_json::json!({
         "to": [H41],
@@ -728,11 +750,12 @@ async fn duplicates_are_stored_once_and_forgeries_are_never_acknowledged() {
     let forged = signed_document(H14, G22, H41, "11");
     let forged_id = hub.inject(H41, forged, G22);
 
-    eventually("the good packet stored and acknowledged", || async {
-        let acked = hub.with(|s| s.acks.contains(&good_id));
-        let stored = db.has_inbox(good_id.parse().unwrap()).await.unwrap();
-        (acked && stored).then_some(())
-    })
+    stored_and_acknowledged(
+        "the good packet stored and acknowledged",
+        &hub,
+        &db,
+        &good_id,
+    )
     .await;
 
     // Listed again (the hub lost the acknowledgement): acknowledged again, stored once.
@@ -759,14 +782,7 @@ async fn duplicates_are_stored_once_and_forgeries_are_never_acknowledged() {
     .await;
 
     // The forgery: an anomaly, never acknowledged, still pending at the hub.
-    let anomaly = eventually("the forgery recorded as an anomaly", || async {
-        db.anomalies(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|a| a.subject == forged_id)
-    })
-    .await;
+    let anomaly = anomaly_about("the forgery recorded as an anomaly", &db, &forged_id).await;
     assert!(
         anomaly
             .reason
@@ -810,19 +826,18 @@ async fn packets_listed_inline_are_not_fetched_and_are_checked_like_fetched_ones
     assert_ne!(swapped, good_text, "the test changes the packet");
     hub.with(|s| s.inline.insert(other_id.clone(), swapped));
 
-    eventually("the inline packet stored and acknowledged", || async {
-        let acked = hub.with(|s| s.acks.contains(&good_id));
-        let stored = db.has_inbox(good_id.parse().unwrap()).await.unwrap();
-        (acked && stored).then_some(())
-    })
+    stored_and_acknowledged(
+        "the inline packet stored and acknowledged",
+        &hub,
+        &db,
+        &good_id,
+    )
     .await;
-    let anomaly = eventually("the wrong inline bytes recorded as an anomaly", || async {
-        db.anomalies(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|a| a.subject == other_id)
-    })
+    let anomaly = anomaly_about(
+        "the wrong inline bytes recorded as an anomaly",
+        &db,
+        &other_id,
+    )
     .await;
     assert!(
         anomaly
